@@ -1,0 +1,312 @@
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Separator divides mailbox names into a hierarchy.
+const Separator = "/"
+
+// Inbox is the name of every account's incoming mailbox.
+const Inbox = "INBOX"
+
+// Mailbox is one folder of an account.
+type Mailbox struct {
+	ID          int64
+	AccountID   int64
+	Name        string // UTF-8, Separator-delimited; "INBOX" is always spelled so
+	UIDValidity uint32
+	UIDNext     uint32
+	// ModSeq is the id of the last change to the mailbox (see Changes): it only grows,
+	// across all mailboxes, so a session that remembers it can ask what happened since.
+	ModSeq     int64
+	Subscribed bool
+	SpecialUse string // \Sent, \Drafts, ... or ""
+}
+
+// Status counts a mailbox's messages.
+type Status struct {
+	Messages uint32
+	Unseen   uint32
+	Deleted  uint32
+	Size     int64
+}
+
+// CanonicalName spells INBOX in capitals, whatever the case given, as IMAP requires,
+// and trims a trailing separator.
+func CanonicalName(name string) string {
+	name = strings.TrimSuffix(name, Separator)
+	if strings.EqualFold(name, Inbox) {
+		return Inbox
+	}
+	if len(name) > len(Inbox) && strings.EqualFold(name[:len(Inbox)+1], Inbox+Separator) {
+		return Inbox + name[len(Inbox):]
+	}
+	return name
+}
+
+func checkMailboxName(name string) error {
+	if name == "" || strings.HasPrefix(name, Separator) || strings.Contains(name, Separator+Separator) {
+		return fmt.Errorf("%w: mailbox name %q", ErrInvalid, name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '*' || r == '%' {
+			return fmt.Errorf("%w: mailbox name %q contains %q", ErrInvalid, name, r)
+		}
+	}
+	return nil
+}
+
+const mailboxCols = `id, account_id, name, uidvalidity, uidnext, modseq, subscribed, special_use`
+
+func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
+	var m Mailbox
+	err := sc.Scan(&m.ID, &m.AccountID, &m.Name, &m.UIDValidity, &m.UIDNext, &m.ModSeq, &m.Subscribed, &m.SpecialUse)
+	return m, err
+}
+
+// Mailboxes lists an account's mailboxes by name.
+func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, error) {
+	var out []Mailbox
+	err := s.read(ctx, func(db *sql.DB) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? ORDER BY name`, accountID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMailbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: mailboxes: %w", err)
+	}
+	return out, nil
+}
+
+// Mailbox returns an account's mailbox by name.
+func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (Mailbox, error) {
+	name = CanonicalName(name)
+	var m Mailbox
+	err := s.read(ctx, func(db *sql.DB) error {
+		var err error
+		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND name=?`, accountID, name))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("mailstore: mailbox %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// MailboxByID returns a mailbox by its id.
+func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
+	var m Mailbox
+	err := s.read(ctx, func(db *sql.DB) error {
+		var err error
+		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, id))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
+	}
+	return m, err
+}
+
+// SpecialMailbox returns the account's mailbox with a special-use attribute
+// (e.g. \Sent), whatever it is named.
+func (s *Store) SpecialMailbox(ctx context.Context, accountID int64, use string) (Mailbox, error) {
+	var m Mailbox
+	err := s.read(ctx, func(db *sql.DB) error {
+		var err error
+		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND special_use=? ORDER BY id LIMIT 1`, accountID, use))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Mailbox{}, fmt.Errorf("mailbox %s: %w", use, ErrNotFound)
+	}
+	return m, err
+}
+
+// MailboxStatus counts the messages of a mailbox.
+func (s *Store) MailboxStatus(ctx context.Context, mailboxID int64) (Status, error) {
+	var st Status
+	err := s.read(ctx, func(db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT COUNT(*),
+			COALESCE(SUM(instr(' '||flags||' ', ' \Seen ') = 0), 0),
+			COALESCE(SUM(instr(' '||flags||' ', ' \Deleted ') > 0), 0),
+			COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id=?`, mailboxID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+	})
+	if err != nil {
+		return Status{}, fmt.Errorf("mailstore: status: %w", err)
+	}
+	return st, nil
+}
+
+// CreateMailbox creates a mailbox, and any missing parents, for an account.
+func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name, specialUse string) (Mailbox, error) {
+	name = CanonicalName(name)
+	if err := checkMailboxName(name); err != nil {
+		return Mailbox{}, err
+	}
+	var m Mailbox
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := createParents(tx, accountID, name); err != nil {
+			return err
+		}
+		var err error
+		m, err = createMailbox(tx, accountID, name, specialUse)
+		return err
+	})
+	if isUnique(err) {
+		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrExists)
+	}
+	return m, err
+}
+
+// createParents creates the missing ancestors of name, so that LIST shows a tree.
+func createParents(tx *sql.Tx, accountID int64, name string) error {
+	parts := strings.Split(name, Separator)
+	for i := 1; i < len(parts); i++ {
+		parent := strings.Join(parts[:i], Separator)
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM mailboxes WHERE account_id=? AND name=?`, accountID, parent).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := createMailbox(tx, accountID, parent, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string) (Mailbox, error) {
+	v, err := nextUIDValidity(tx)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	r, err := tx.Exec(`INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?,?,?,?)`, accountID, name, v, specialUse)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	id, _ := r.LastInsertId()
+	return Mailbox{ID: id, AccountID: accountID, Name: name, UIDValidity: v, UIDNext: 1, Subscribed: true, SpecialUse: specialUse}, nil
+}
+
+// nextUIDValidity never repeats a value, even for a mailbox deleted and re-created
+// within the same second, so clients always notice that their cache is stale.
+func nextUIDValidity(tx *sql.Tx) (uint32, error) {
+	var v int64
+	err := tx.QueryRow(`INSERT INTO counters (name, value) VALUES ('uidvalidity', ?)
+		ON CONFLICT(name) DO UPDATE SET value = max(value + 1, excluded.value) RETURNING value`, time.Now().Unix()).Scan(&v)
+	return uint32(v), err
+}
+
+// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be deleted. Child
+// mailboxes stay.
+func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string) error {
+	name = CanonicalName(name)
+	if name == Inbox {
+		return fmt.Errorf("%w: INBOX cannot be deleted", ErrMailboxInUse)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRow(`SELECT id FROM mailboxes WHERE account_id=? AND name=?`, accountID, name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return deleteMailbox(tx, id)
+	})
+}
+
+// deleteMailbox removes a mailbox's messages (releasing their content) and the
+// mailbox itself, and records that sessions watching it must end.
+func deleteMailbox(tx *sql.Tx, id int64) error {
+	if _, err := expungeWhere(tx, id, `mailbox_id=?`, id); err != nil {
+		return err
+	}
+	if _, err := addChange(tx, id, 0, changeMailboxDeleted); err != nil {
+		return err
+	}
+	_, err := tx.Exec(`DELETE FROM mailboxes WHERE id=?`, id)
+	return err
+}
+
+// RenameMailbox renames a mailbox and its children. Renaming INBOX moves its
+// messages to a new mailbox and leaves INBOX empty (RFC 9051 6.3.6).
+func (s *Store) RenameMailbox(ctx context.Context, accountID int64, oldName, newName string) error {
+	oldName, newName = CanonicalName(oldName), CanonicalName(newName)
+	if err := checkMailboxName(newName); err != nil {
+		return err
+	}
+	if newName == Inbox || strings.HasPrefix(newName, oldName+Separator) {
+		return fmt.Errorf("%w: cannot rename %q to %q", ErrInvalid, oldName, newName)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRow(`SELECT id FROM mailboxes WHERE account_id=? AND name=?`, accountID, oldName).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %q: %w", oldName, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM mailboxes WHERE account_id=? AND name=?`, accountID, newName).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("mailbox %q: %w", newName, ErrExists)
+		}
+		if oldName == Inbox {
+			dst, err := createMailbox(tx, accountID, newName, "")
+			if err != nil {
+				return err
+			}
+			_, err = moveWhere(tx, id, dst.ID, `mailbox_id=?`, id)
+			return err
+		}
+		// substr counts characters, so lengths come from SQLite too, not len().
+		if _, err := tx.Exec(`UPDATE mailboxes SET name = ?1 || substr(name, length(?2) + 1)
+			WHERE account_id=?3 AND (name=?2 OR substr(name, 1, length(?4)) = ?4)`,
+			newName, oldName, accountID, oldName+Separator); err != nil {
+			return err
+		}
+		return createParents(tx, accountID, newName)
+	})
+	if isUnique(err) {
+		return fmt.Errorf("mailbox %q: %w", newName, ErrExists)
+	}
+	return err
+}
+
+// SetSubscribed subscribes or unsubscribes a mailbox.
+func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string, on bool) error {
+	name = CanonicalName(name)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.Exec(`UPDATE mailboxes SET subscribed=? WHERE account_id=? AND name=?`, on, accountID, name)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, "mailbox "+name)
+	})
+}

@@ -1,0 +1,709 @@
+package mailstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Message is a message's per-mailbox state.
+type Message struct {
+	UID          uint32
+	Flags        []string
+	InternalDate time.Time
+	Size         int64
+	ModSeq       int64
+}
+
+// Target is one mailbox a delivered message goes to.
+type Target struct {
+	AccountID int64
+	// Mailbox is the mailbox's name; empty means INBOX. It is created if missing.
+	Mailbox string
+	Flags   []string
+	// IgnoreQuota delivers even over quota: for server-written notices (bounces,
+	// receipts) that must reach the user whatever the quota.
+	IgnoreQuota bool
+}
+
+// Delivered says where a message landed for one target, or why it did not.
+type Delivered struct {
+	MailboxID   int64
+	UIDValidity uint32
+	UID         uint32
+	Err         error // ErrOverQuota, ErrNotFound (account gone), or nil
+}
+
+// Deliver stores one message for several targets, its content once. It returns
+// when the message is durable for every target that has no error. A target over
+// quota, or whose account has gone, gets its own error without failing the others.
+func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, targets []Target) ([]Delivered, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: no targets", ErrInvalid)
+	}
+	b := newBlob(content)
+	if date.IsZero() {
+		date = time.Now()
+	}
+	flagSets := make([]string, len(targets))
+	for i, t := range targets {
+		flagSets[i] = joinFlags(t.Flags)
+	}
+	out := make([]Delivered, len(targets))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i := range out {
+			out[i] = Delivered{}
+		}
+		blobID, err := b.insert(tx, 0)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for i, t := range targets {
+			mb, err := targetMailbox(tx, t)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			if !t.IgnoreQuota {
+				if err := checkQuota(tx, t.AccountID, int64(len(content))); err != nil {
+					out[i].Err = err
+					continue
+				}
+			}
+			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date.Unix(), int64(len(content)))
+			if err != nil {
+				return err
+			}
+			out[i] = Delivered{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, UID: uid}
+			n++
+		}
+		if n == 0 {
+			return errAllFailed
+		}
+		_, err = tx.Exec(`UPDATE blobs SET refs = refs + ? WHERE id=?`, n, blobID)
+		return err
+	})
+	if errors.Is(err, errAllFailed) {
+		// Nothing stored: the per-target errors say why; drop the orphaned blob insert.
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: deliver: %w", err)
+	}
+	return out, nil
+}
+
+// errAllFailed rolls back a delivery whose every target failed, so no blob is left
+// with no reference.
+var errAllFailed = errors.New("no target accepted the message")
+
+// Append stores a message in one mailbox (IMAP APPEND).
+func (s *Store) Append(ctx context.Context, accountID int64, mailbox string, content []byte, flags []string, date time.Time) (Delivered, error) {
+	d, err := s.Deliver(ctx, content, date, []Target{{AccountID: accountID, Mailbox: mailbox, Flags: flags}})
+	if err != nil {
+		return Delivered{}, err
+	}
+	return d[0], d[0].Err
+}
+
+func targetMailbox(tx *sql.Tx, t Target) (Mailbox, error) {
+	name := CanonicalName(t.Mailbox)
+	if name == "" {
+		name = Inbox
+	}
+	m, err := scanMailbox(tx.QueryRow(`SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND name=?`, t.AccountID, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM accounts WHERE id=?`, t.AccountID).Scan(&n); err != nil {
+			return Mailbox{}, err
+		}
+		if n == 0 {
+			return Mailbox{}, fmt.Errorf("account %d: %w", t.AccountID, ErrNotFound)
+		}
+		if err := checkMailboxName(name); err != nil {
+			return Mailbox{}, err
+		}
+		if err := createParents(tx, t.AccountID, name); err != nil {
+			return Mailbox{}, err
+		}
+		return createMailbox(tx, t.AccountID, name, "")
+	}
+	return m, err
+}
+
+func checkQuota(tx *sql.Tx, accountID, size int64) error {
+	var quota, used int64
+	if err := tx.QueryRow(`SELECT quota, used FROM accounts WHERE id=?`, accountID).Scan(&quota, &used); err != nil {
+		return err
+	}
+	if quota > 0 && used+size > quota {
+		return fmt.Errorf("%w: %d of %d bytes used, message is %d", ErrOverQuota, used, quota, size)
+	}
+	return nil
+}
+
+// insertMessage adds a message row, taking the next UID. The caller accounts for
+// the blob reference.
+func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, size int64) (uint32, error) {
+	var uid uint32
+	if err := tx.QueryRow(`UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id=? RETURNING uidnext - 1`, mb.ID).Scan(&uid); err != nil {
+		return 0, err
+	}
+	ch, err := addChange(tx, mb.ID, uid, changeNew)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, size, modseq) VALUES (?,?,?,?,?,?,?)`,
+		mb.ID, uid, blobID, flags, date, size, ch); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(`UPDATE accounts SET used = used + ? WHERE id=?`, size, mb.AccountID)
+	return uid, err
+}
+
+// blob is message content ready to insert: hashed and parsed outside the
+// transaction, so the writer goroutine spends its time only on SQL.
+type blob struct {
+	hash    [32]byte
+	content []byte
+	meta    []byte
+	text    *text
+}
+
+func newBlob(content []byte) *blob {
+	env, st, t := parse(content)
+	meta, _ := json.Marshal(metaJSON{env, st})
+	return &blob{hash: sha256.Sum256(content), content: content, meta: meta, text: t}
+}
+
+type metaJSON struct {
+	Envelope  Envelope `json:"e"`
+	Structure Part     `json:"s"`
+}
+
+// insert stores the blob unless its content is already there, adding refs
+// references, and indexes its text when new. It returns the blob's id.
+func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
+	var id int64
+	err := tx.QueryRow(`SELECT id FROM blobs WHERE hash=?`, b.hash[:]).Scan(&id)
+	if err == nil {
+		_, err = tx.Exec(`UPDATE blobs SET refs = refs + ? WHERE id=?`, refs, id)
+		return id, err
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	r, err := tx.Exec(`INSERT INTO blobs (hash, size, refs, meta, data) VALUES (?,?,?,?,?)`, b.hash[:], len(b.content), refs, b.meta, b.content)
+	if err != nil {
+		return 0, err
+	}
+	id, _ = r.LastInsertId()
+	t := b.text
+	_, err = tx.Exec(`INSERT INTO fts (docid, subject, "from", "to", cc, bcc, body) VALUES (?,?,?,?,?,?,?)`,
+		id, t.subject, t.from, t.to, t.cc, t.bcc, t.body.String())
+	return id, err
+}
+
+// releaseBlobs drops references and reclaims content nobody references any more.
+func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
+	for id, n := range counts {
+		var refs int
+		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs`, n, id).Scan(&refs); err != nil {
+			return err
+		}
+		if refs <= 0 {
+			if _, err := tx.Exec(`DELETE FROM blobs WHERE id=?`, id); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM fts WHERE docid=?`, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Messages lists a mailbox's messages by UID.
+func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
+	var out []Message
+	err := s.read(ctx, func(db *sql.DB) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, `SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: messages: %w", err)
+	}
+	return out, nil
+}
+
+func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var flags string
+	var date int64
+	err := sc.Scan(&m.UID, &flags, &date, &m.Size, &m.ModSeq)
+	m.Flags = splitFlags(flags)
+	m.InternalDate = time.Unix(date, 0)
+	return m, err
+}
+
+// Item is what Fetch returns for one message.
+type Item struct {
+	Message
+	Envelope  *Envelope // with FetchEnvelope
+	Structure *Part     // with FetchStructure
+	Content   []byte    // with FetchContent
+}
+
+// What a Fetch reads beyond the per-mailbox state.
+const (
+	FetchEnvelope = 1 << iota
+	FetchStructure
+	FetchContent
+)
+
+// Fetch calls fn for each message of a mailbox whose UID is in uids (all if uids
+// is nil), in UID order, with what the what bits ask for. It streams: content of
+// a large mailbox is never all in memory at once.
+func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what int, fn func(Item) error) error {
+	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq`
+	if what&(FetchEnvelope|FetchStructure) != 0 {
+		cols += `, b.meta`
+	}
+	if what&FetchContent != 0 {
+		cols += `, b.data`
+	}
+	cond, args := uidCond("m.uid", uids)
+	q := `SELECT ` + cols + ` FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id=? AND ` + cond + ` ORDER BY m.uid`
+	args = append([]any{mailboxID}, args...)
+	err := s.read(ctx, func(db *sql.DB) error {
+		rows, err := db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var seen uint32
+		for rows.Next() {
+			var it Item
+			var flags string
+			var date int64
+			var meta, data []byte
+			dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq}
+			if what&(FetchEnvelope|FetchStructure) != 0 {
+				dst = append(dst, &meta)
+			}
+			if what&FetchContent != 0 {
+				dst = append(dst, &data)
+			}
+			if err := rows.Scan(dst...); err != nil {
+				return err
+			}
+			if it.UID <= seen {
+				continue // already delivered to fn before a retry
+			}
+			seen = it.UID
+			it.Flags = splitFlags(flags)
+			it.InternalDate = time.Unix(date, 0)
+			it.Content = data
+			if meta != nil {
+				var mj metaJSON
+				if err := json.Unmarshal(meta, &mj); err == nil {
+					if what&FetchEnvelope != 0 {
+						it.Envelope = &mj.Envelope
+					}
+					if what&FetchStructure != 0 {
+						it.Structure = &mj.Structure
+					}
+				}
+			}
+			if err := fn(it); err != nil {
+				return &fnError{err}
+			}
+		}
+		return rows.Err()
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	if err != nil {
+		return fmt.Errorf("mailstore: fetch: %w", err)
+	}
+	return nil
+}
+
+// fnError carries a callback's error through read's retry loop untouched.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// uidCond turns a UID list (nil: all) into a compact SQL condition: ranges of consecutive
+// UIDs become BETWEENs, so "1:*" over 10,000 messages is one range, not 10,000
+// parameters.
+func uidCond(col string, uids []uint32) (string, []any) {
+	if uids == nil {
+		return "1", nil
+	}
+	if len(uids) == 0 {
+		return "0", nil
+	}
+	sorted := append([]uint32(nil), uids...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	var conds []string
+	var args []any
+	for i := 0; i < len(sorted); {
+		j := i
+		for j+1 < len(sorted) && sorted[j+1] <= sorted[j]+1 {
+			j++
+		}
+		if i == j {
+			conds = append(conds, col+`=?`)
+			args = append(args, sorted[i])
+		} else {
+			conds = append(conds, col+` BETWEEN ? AND ?`)
+			args = append(args, sorted[i], sorted[j])
+		}
+		i = j + 1
+	}
+	// SQLite allows 32766 parameters; beyond that fall back to a JSON list.
+	if len(args) > 30000 {
+		b, _ := json.Marshal(sorted)
+		return col + ` IN (SELECT value FROM json_each(?))`, []any{string(b)}
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args
+}
+
+// FlagOp says how StoreFlags combines flags.
+type FlagOp int
+
+const (
+	FlagsAdd FlagOp = iota
+	FlagsRemove
+	FlagsSet
+)
+
+// StoreFlags changes the flags of messages and returns their new state (only of
+// messages whose flags actually changed).
+func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	var out []Message
+	cond, args := uidCond("uid", uids)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(`SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
+		if err != nil {
+			return err
+		}
+		var cur []Message
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			cur = append(cur, m)
+		}
+		rows.Close()
+		for _, m := range cur {
+			nf := applyFlags(m.Flags, op, flags)
+			if joinFlags(nf) == joinFlags(m.Flags) {
+				continue
+			}
+			ch, err := addChange(tx, mailboxID, m.UID, changeFlags)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? AND uid=?`, joinFlags(nf), ch, mailboxID, m.UID); err != nil {
+				return err
+			}
+			m.Flags, m.ModSeq = nf, ch
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: store flags: %w", err)
+	}
+	return out, nil
+}
+
+// CanonicalFlag spells system flags in their standard case; keywords keep theirs.
+func CanonicalFlag(f string) string {
+	for _, sys := range []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`, `\Recent`} {
+		if strings.EqualFold(f, sys) {
+			return sys
+		}
+	}
+	return f
+}
+
+func applyFlags(cur []string, op FlagOp, flags []string) []string {
+	has := func(list []string, f string) bool {
+		for _, x := range list {
+			if strings.EqualFold(x, f) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	switch op {
+	case FlagsSet:
+		out = nil
+		for _, f := range flags {
+			if !has(out, f) {
+				out = append(out, CanonicalFlag(f))
+			}
+		}
+	case FlagsAdd:
+		out = append(out, cur...)
+		for _, f := range flags {
+			if !has(out, f) {
+				out = append(out, CanonicalFlag(f))
+			}
+		}
+	case FlagsRemove:
+		for _, f := range cur {
+			if !has(flags, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func joinFlags(flags []string) string {
+	var out []string
+	for _, f := range flags {
+		f = CanonicalFlag(strings.TrimSpace(f))
+		if f == "" || f == `\Recent` || strings.ContainsAny(f, " \t\r\n()") {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			if strings.EqualFold(o, f) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func splitFlags(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+// UIDPair maps a source UID to the UID of its copy.
+type UIDPair struct{ Src, Dst uint32 }
+
+// Copy copies messages to another mailbox of the same account, sharing content.
+// It fails with ErrOverQuota, copying nothing, if the copies do not fit.
+func (s *Store) Copy(ctx context.Context, srcID int64, uids []uint32, dstID int64) (uint32, []UIDPair, error) {
+	return s.transfer(ctx, srcID, uids, dstID, false)
+}
+
+// Move moves messages to another mailbox of the same account.
+func (s *Store) Move(ctx context.Context, srcID int64, uids []uint32, dstID int64) (uint32, []UIDPair, error) {
+	return s.transfer(ctx, srcID, uids, dstID, true)
+}
+
+func (s *Store) transfer(ctx context.Context, srcID int64, uids []uint32, dstID int64, move bool) (uint32, []UIDPair, error) {
+	var pairs []UIDPair
+	var validity uint32
+	cond, args := uidCond("uid", uids)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		pairs = pairs[:0]
+		dst, err := scanMailbox(tx.QueryRow(`SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, dstID))
+		if err != nil {
+			return fmt.Errorf("destination mailbox: %w", ErrNotFound)
+		}
+		validity = dst.UIDValidity
+		if move {
+			pairs, err = moveWhere(tx, srcID, dstID, cond, args...)
+			return err
+		}
+		rows, err := tx.Query(`SELECT uid, blob_id, flags, internal_date, size FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{srcID}, args...)...)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			uid        uint32
+			blob       int64
+			flags      string
+			date, size int64
+		}
+		var rs []row
+		var total int64
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.uid, &r.blob, &r.flags, &r.date, &r.size); err != nil {
+				rows.Close()
+				return err
+			}
+			rs = append(rs, r)
+			total += r.size
+		}
+		rows.Close()
+		if err := checkQuota(tx, dst.AccountID, total); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			uid, err := insertMessage(tx, dst, r.blob, r.flags, r.date, r.size)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`UPDATE blobs SET refs = refs + 1 WHERE id=?`, r.blob); err != nil {
+				return err
+			}
+			pairs = append(pairs, UIDPair{r.uid, uid})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("mailstore: copy: %w", err)
+	}
+	return validity, pairs, nil
+}
+
+// moveWhere moves the messages of src matching cond to dst: new UIDs in dst,
+// expunged from src, content untouched. Quota is unchanged when both mailboxes
+// belong to one account, which is the only case IMAP allows.
+func moveWhere(tx *sql.Tx, srcID, dstID int64, cond string, args ...any) ([]UIDPair, error) {
+	rows, err := tx.Query(`SELECT id, uid, size FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{srcID}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		id   int64
+		uid  uint32
+		size int64
+	}
+	var rs []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.uid, &r.size); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	var pairs []UIDPair
+	for _, r := range rs {
+		var uid uint32
+		if err := tx.QueryRow(`UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id=? RETURNING uidnext - 1`, dstID).Scan(&uid); err != nil {
+			return nil, err
+		}
+		if _, err := addChange(tx, srcID, r.uid, changeExpunge); err != nil {
+			return nil, err
+		}
+		ch, err := addChange(tx, dstID, uid, changeNew)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(`UPDATE messages SET mailbox_id=?, uid=?, modseq=? WHERE id=?`, dstID, uid, ch, r.id); err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, UIDPair{r.uid, uid})
+	}
+	return pairs, nil
+}
+
+// Expunge removes messages for good: those with UIDs in uids that carry \Deleted,
+// or every \Deleted message if uids is nil. It returns the removed UIDs.
+func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
+	c, args := uidCond("uid", uids)
+	cond := `mailbox_id=? AND instr(' '||flags||' ', ' \Deleted ') > 0 AND ` + c
+	args = append([]any{mailboxID}, args...)
+	var out []uint32
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = expungeWhere(tx, mailboxID, cond, args...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: expunge: %w", err)
+	}
+	return out, nil
+}
+
+// expungeWhere deletes the messages of a mailbox matching cond, releasing their
+// content and quota, and records the expunges.
+func expungeWhere(tx *sql.Tx, mailboxID int64, cond string, args ...any) ([]uint32, error) {
+	rows, err := tx.Query(`SELECT uid, blob_id, size FROM messages WHERE `+cond+` ORDER BY uid`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var uids []uint32
+	blobs := map[int64]int{}
+	var size int64
+	for rows.Next() {
+		var uid uint32
+		var b, sz int64
+		if err := rows.Scan(&uid, &b, &sz); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		uids = append(uids, uid)
+		blobs[b]++
+		size += sz
+	}
+	rows.Close()
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(`DELETE FROM messages WHERE `+cond, args...); err != nil {
+		return nil, err
+	}
+	for _, uid := range uids {
+		if _, err := addChange(tx, mailboxID, uid, changeExpunge); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := tx.Exec(`UPDATE accounts SET used = max(0, used - ?) WHERE id = (SELECT account_id FROM mailboxes WHERE id=?)`, size, mailboxID); err != nil {
+		return nil, err
+	}
+	return uids, releaseBlobs(tx, blobs)
+}
+
+// StorageStats describes how content is stored, for tests and the admin.
+type StorageStats struct {
+	Messages     int64 // message rows in all mailboxes
+	Blobs        int64 // distinct contents
+	Refs         int64 // sum of reference counts; equals Messages when consistent
+	ContentBytes int64 // bytes of distinct content
+}
+
+// StorageStats counts stored messages and content.
+func (s *Store) StorageStats(ctx context.Context) (StorageStats, error) {
+	var st StorageStats
+	err := s.read(ctx, func(db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages), COUNT(*), COALESCE(SUM(refs),0), COALESCE(SUM(size),0) FROM blobs`).
+			Scan(&st.Messages, &st.Blobs, &st.Refs, &st.ContentBytes)
+	})
+	return st, err
+}

@@ -1,0 +1,169 @@
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ChangeKind says what happened to a message.
+type ChangeKind int
+
+const (
+	changeNew ChangeKind = iota + 1
+	changeFlags
+	changeExpunge
+	changeMailboxDeleted
+)
+
+// Exported names of change kinds.
+const (
+	ChangeNew            = changeNew
+	ChangeFlags          = changeFlags
+	ChangeExpunge        = changeExpunge
+	ChangeMailboxDeleted = changeMailboxDeleted
+)
+
+// Change is one event in a mailbox. IDs grow across all mailboxes.
+type Change struct {
+	ID   int64
+	UID  uint32
+	Kind ChangeKind
+}
+
+// addChange records an event and makes it the mailbox's modseq.
+func addChange(tx *sql.Tx, mailboxID int64, uid uint32, kind ChangeKind) (int64, error) {
+	r, err := tx.Exec(`INSERT INTO changes (mailbox_id, uid, kind, time) VALUES (?,?,?,?)`, mailboxID, uid, kind, now())
+	if err != nil {
+		return 0, err
+	}
+	id, _ := r.LastInsertId()
+	_, err = tx.Exec(`UPDATE mailboxes SET modseq=? WHERE id=?`, id, mailboxID)
+	return id, err
+}
+
+// Changes returns a mailbox's events after the change id since, in order.
+func (s *Store) Changes(ctx context.Context, mailboxID, since int64) ([]Change, error) {
+	var out []Change
+	err := s.read(ctx, func(db *sql.DB) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, `SELECT id, uid, kind FROM changes WHERE mailbox_id=? AND id>? ORDER BY id`, mailboxID, since)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c Change
+			if err := rows.Scan(&c.ID, &c.UID, &c.Kind); err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: changes: %w", err)
+	}
+	return out, nil
+}
+
+// Watch returns a channel that receives a value whenever the mailbox changes, in
+// this process or another one, and a function to stop watching. Signals coalesce:
+// after a receive, read Changes since the last id seen.
+func (s *Store) Watch(mailboxID int64) (<-chan struct{}, func()) {
+	return s.watch.add(mailboxID)
+}
+
+type watchers struct {
+	mu   sync.Mutex
+	m    map[int64]map[chan struct{}]struct{}
+	last int64 // highest change id dispatched
+}
+
+func (w *watchers) init() { w.m = make(map[int64]map[chan struct{}]struct{}) }
+
+func (w *watchers) add(mailboxID int64) (<-chan struct{}, func()) {
+	c := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.m[mailboxID] == nil {
+		w.m[mailboxID] = make(map[chan struct{}]struct{})
+	}
+	w.m[mailboxID][c] = struct{}{}
+	w.mu.Unlock()
+	return c, func() {
+		w.mu.Lock()
+		delete(w.m[mailboxID], c)
+		if len(w.m[mailboxID]) == 0 {
+			delete(w.m, mailboxID)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *watchers) signal(mailboxID int64) {
+	w.mu.Lock()
+	for c := range w.m[mailboxID] {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (s *Store) pokeNotifier() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// notifier turns new rows of the changes table into watcher signals. Our own
+// commits poke it at once; commits of other processes (the admin command) are
+// found by polling, which costs one indexed MAX() when nothing changed.
+func (s *Store) notifier() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.poke:
+		case <-t.C:
+		}
+		s.dispatch()
+	}
+}
+
+func (s *Store) dispatch() {
+	rows, err := s.rdb.Query(`SELECT id, mailbox_id FROM changes WHERE id > ? ORDER BY id`, s.watch.last)
+	if err != nil {
+		return // next tick retries
+	}
+	defer rows.Close()
+	touched := map[int64]bool{}
+	for rows.Next() {
+		var id, mb int64
+		if rows.Scan(&id, &mb) != nil {
+			return
+		}
+		touched[mb] = true
+		s.watch.last = id
+	}
+	for mb := range touched {
+		s.watch.signal(mb)
+	}
+}
+
+// PruneChanges forgets change records older than age. Sessions that were away
+// longer than that resynchronise from the message list instead.
+func (s *Store) PruneChanges(ctx context.Context, age time.Duration) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		// Keep each mailbox's newest record: its id is the mailbox's modseq.
+		_, err := tx.Exec(`DELETE FROM changes WHERE time < ? AND id NOT IN (SELECT MAX(id) FROM changes GROUP BY mailbox_id)`, time.Now().Add(-age).Unix())
+		return err
+	})
+}

@@ -1,0 +1,275 @@
+package mailstore
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/charset"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+)
+
+// Address is a decoded mail address.
+type Address struct {
+	Name    string `json:"n,omitempty"`
+	Mailbox string `json:"m,omitempty"`
+	Host    string `json:"h,omitempty"`
+}
+
+// Envelope holds the decoded header fields clients list.
+type Envelope struct {
+	Date      time.Time `json:"d"`
+	Subject   string    `json:"s,omitempty"`
+	From      []Address `json:"f,omitempty"`
+	Sender    []Address `json:"se,omitempty"`
+	ReplyTo   []Address `json:"r,omitempty"`
+	To        []Address `json:"t,omitempty"`
+	Cc        []Address `json:"c,omitempty"`
+	Bcc       []Address `json:"b,omitempty"`
+	InReplyTo []string  `json:"i,omitempty"`
+	MessageID string    `json:"id,omitempty"`
+}
+
+// Part is one node of a message's MIME structure.
+type Part struct {
+	Type              string            `json:"t"`
+	Subtype           string            `json:"st"`
+	Params            map[string]string `json:"p,omitempty"`
+	ID                string            `json:"id,omitempty"`
+	Description       string            `json:"de,omitempty"`
+	Encoding          string            `json:"e,omitempty"`
+	Size              int64             `json:"sz"` // body octets as transmitted
+	Lines             int64             `json:"l"`  // body lines, for text/* and message/rfc822
+	Disposition       string            `json:"di,omitempty"`
+	DispositionParams map[string]string `json:"dp,omitempty"`
+	Language          []string          `json:"la,omitempty"`
+	Location          string            `json:"lo,omitempty"`
+	// Envelope and Children[0] describe an encapsulated message/rfc822.
+	Envelope *Envelope `json:"en,omitempty"`
+	Children []Part    `json:"c,omitempty"`
+}
+
+// IsMultipart reports whether the part is a multipart/*.
+func (p *Part) IsMultipart() bool { return p.Type == "multipart" }
+
+// text is the folded text of a message, for the full-text index.
+type text struct {
+	subject, from, to, cc, bcc string
+	body                       strings.Builder
+}
+
+// maxIndexedText bounds how much body text of one message is indexed; beyond a
+// megabyte it is attachments pasted as text, not words anyone searches for.
+const maxIndexedText = 1 << 20
+
+// parse extracts a message's envelope, structure and searchable text. It never
+// fails: broken MIME yields what could be understood, the content stays as is.
+func parse(raw []byte) (Envelope, Part, *text) {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, _ := textproto.ReadHeader(br)
+	env := envelope(h)
+	t := &text{
+		subject: Fold(env.Subject),
+		from:    foldAddrs(env.From, env.Sender, env.ReplyTo),
+		to:      foldAddrs(env.To),
+		cc:      foldAddrs(env.Cc),
+		bcc:     foldAddrs(env.Bcc),
+	}
+	st := structure(h, br, t, 0)
+	return env, st, t
+}
+
+func envelope(h textproto.Header) Envelope {
+	mh := mail.Header{Header: message.Header{Header: h}}
+	date, _ := mh.Date()
+	subject, err := mh.Subject()
+	if err != nil {
+		subject = h.Get("Subject")
+	}
+	inReplyTo, _ := mh.MsgIDList("In-Reply-To")
+	id, _ := mh.MessageID()
+	return Envelope{
+		Date:      date,
+		Subject:   subject,
+		From:      addrs(mh, "From"),
+		Sender:    addrs(mh, "Sender"),
+		ReplyTo:   addrs(mh, "Reply-To"),
+		To:        addrs(mh, "To"),
+		Cc:        addrs(mh, "Cc"),
+		Bcc:       addrs(mh, "Bcc"),
+		InReplyTo: inReplyTo,
+		MessageID: id,
+	}
+}
+
+func addrs(mh mail.Header, key string) []Address {
+	list, _ := mh.AddressList(key)
+	var out []Address
+	for _, a := range list {
+		mbox, host, ok := strings.Cut(a.Address, "@")
+		if !ok {
+			continue
+		}
+		out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
+	}
+	return out
+}
+
+func foldAddrs(lists ...[]Address) string {
+	var b strings.Builder
+	for _, l := range lists {
+		for _, a := range l {
+			b.WriteString(a.Name)
+			b.WriteByte(' ')
+			b.WriteString(a.Mailbox)
+			b.WriteByte('@')
+			b.WriteString(a.Host)
+			b.WriteByte(' ')
+		}
+	}
+	return Fold(b.String())
+}
+
+// maxDepth bounds MIME nesting; deeper parts are treated as opaque.
+const maxDepth = 20
+
+func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
+	mh := message.Header{Header: h}
+	mediaType, params, err := mh.ContentType()
+	if err != nil || mediaType == "" {
+		mediaType, params = "text/plain", map[string]string{"charset": "us-ascii"}
+	}
+	typ, sub, _ := strings.Cut(mediaType, "/")
+	p := Part{
+		Type:        typ,
+		Subtype:     sub,
+		Params:      params,
+		ID:          h.Get("Content-Id"),
+		Description: h.Get("Content-Description"),
+		Encoding:    h.Get("Content-Transfer-Encoding"),
+		Location:    h.Get("Content-Location"),
+	}
+	if disp, dp, err := mh.ContentDisposition(); err == nil && disp != "" {
+		p.Disposition, p.DispositionParams = disp, dp
+	}
+	if lang := h.Get("Content-Language"); lang != "" {
+		for _, l := range strings.Split(lang, ",") {
+			p.Language = append(p.Language, strings.TrimSpace(l))
+		}
+	}
+	if typ == "multipart" && params["boundary"] != "" && depth < maxDepth {
+		mr := textproto.NewMultipartReader(r, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			p.Children = append(p.Children, structure(part.Header, part, t, depth+1))
+		}
+		// Consume the epilogue so a truncated multipart does not leave the reader mid-way.
+		io.Copy(io.Discard, r)
+		return p
+	}
+	body, _ := io.ReadAll(r)
+	p.Size = int64(len(body))
+	if typ == "text" || mediaType == "message/rfc822" || mediaType == "message/global" {
+		p.Lines = int64(bytes.Count(body, []byte("\n")))
+	}
+	switch {
+	case (mediaType == "message/rfc822" || mediaType == "message/global") && depth < maxDepth:
+		br := bufio.NewReader(bytes.NewReader(body))
+		ch, _ := textproto.ReadHeader(br)
+		env := envelope(ch)
+		p.Envelope = &env
+		p.Children = []Part{structure(ch, br, t, depth+1)}
+	case typ == "text" && p.Disposition != "attachment":
+		t.addBody(decodeText(body, p.Encoding, params["charset"], sub == "html"))
+	}
+	return p
+}
+
+func (t *text) addBody(s string) {
+	if room := maxIndexedText - t.body.Len(); room > 0 {
+		if len(s) > room {
+			s = s[:room]
+		}
+		t.body.WriteString(Fold(s))
+		t.body.WriteByte(' ')
+	}
+}
+
+// decodeText undoes the transfer encoding and charset of a text part.
+func decodeText(body []byte, enc, cs string, html bool) string {
+	var r io.Reader = bytes.NewReader(body)
+	switch strings.ToLower(strings.TrimSpace(enc)) {
+	case "base64":
+		r = base64.NewDecoder(base64.StdEncoding, &lenientBase64{r: r})
+	case "quoted-printable":
+		r = quotedprintable.NewReader(r)
+	}
+	if cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+		if cr, err := charset.Reader(cs, r); err == nil {
+			r = cr
+		}
+	}
+	b, _ := io.ReadAll(io.LimitReader(r, maxIndexedText))
+	s := string(b)
+	if html {
+		s = stripTags(s)
+	}
+	return s
+}
+
+// lenientBase64 drops line breaks and other bytes outside the alphabet, as
+// real-world base64 bodies carry them.
+type lenientBase64 struct{ r io.Reader }
+
+func (l *lenientBase64) Read(p []byte) (int, error) {
+	for {
+		n, err := l.r.Read(p)
+		j := 0
+		for _, c := range p[:n] {
+			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+// stripTags turns HTML into its text well enough for indexing.
+func stripTags(s string) string {
+	var b strings.Builder
+	in := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+			b.WriteByte(' ')
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// decodeHeader decodes RFC 2047 words, falling back to the raw value.
+func decodeHeader(v string) string {
+	d := mime.WordDecoder{CharsetReader: charset.Reader}
+	if s, err := d.DecodeHeader(v); err == nil {
+		return s
+	}
+	return v
+}

@@ -1,0 +1,297 @@
+// Package mailstore holds everything sealmail keeps: domains, accounts, aliases,
+// mailboxes and messages, in one SQLite database shared by the SMTP and IMAP daemons
+// and by the admin command (which may run while the server does).
+//
+// On disk there is a single file, DIR/sealmail.db, in WAL mode with synchronous=FULL:
+// a transaction is durable once Commit returns, because the WAL is fsynced at every
+// commit. Message content lives in the database too (table blobs), addressed by its
+// SHA-256 and shared by every copy with a reference count, so one commit covers content,
+// metadata and index together and there is no second file to fsync or to leak.
+//
+// All writes of one process go through a single writer goroutine which takes every
+// operation that queued up while the previous commit was being fsynced and commits them
+// together (group commit), each in its own savepoint so one failing operation does not
+// fail the others. Other processes writing the same file wait on SQLite's busy timeout.
+//
+// Metadata a client lists often (envelope, body structure) is parsed once at delivery
+// and stored beside the content; the folded text for search lives in an FTS4 table
+// keyed by blob, so a circular to 3,000 staff is indexed once.
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Errors the store returns; test them with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrExists        = errors.New("already exists")
+	ErrOverQuota     = errors.New("over quota")
+	ErrAuthFailed    = errors.New("authentication failed")
+	ErrDisabled      = errors.New("account disabled")
+	ErrInvalid       = errors.New("invalid argument")
+	ErrClosed        = errors.New("store closed")
+	ErrNewerSchema   = errors.New("database schema is newer than this sealmail")
+	ErrMailboxInUse  = errors.New("mailbox cannot be removed")
+)
+
+// Options tune a Store. The zero value is safe for production.
+type Options struct {
+	// PasswordParams overrides the argon2id cost (tests use a cheap one).
+	PasswordParams *PasswordParams
+	// PollInterval is how often the store looks for changes made by other
+	// processes (default 200ms).
+	PollInterval time.Duration
+}
+
+// Store is an open mail store. It is safe for concurrent use.
+type Store struct {
+	path   string
+	wdb    *sql.DB // one connection: the writer goroutine's
+	rdb    *sql.DB // readers; WAL lets them run beside the writer
+	ops    chan *op
+	done   chan struct{}
+	wg     sync.WaitGroup
+	closeM sync.Once
+
+	pw        PasswordParams
+	auth      authCache
+	dummyOnce sync.Once
+	dummy     string // a hash to check unknown users against, for equal timing
+	watch watchers
+	poke  chan struct{}
+	poll  time.Duration
+}
+
+// DBFile is the database's file name inside the data directory.
+const DBFile = "sealmail.db"
+
+// Open opens (creating if needed) the store in dir and brings its schema up to date.
+func Open(dir string, opt Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mailstore: %w", err)
+	}
+	path := filepath.Join(dir, DBFile)
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "30000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	wdb, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	if err := migrate(wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("mailstore: %s: %w", path, err)
+	}
+	q.Set("mode", "ro")
+	q.Del("_txlock")
+	q.Del("_journal_mode")
+	rdb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("mailstore: open %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(16)
+	rdb.SetMaxIdleConns(16)
+	s := &Store{
+		path: path,
+		wdb:  wdb,
+		rdb:  rdb,
+		ops:  make(chan *op, 1024),
+		done: make(chan struct{}),
+		pw:   defaultPasswordParams,
+		poke: make(chan struct{}, 1),
+		poll: 200 * time.Millisecond,
+	}
+	if opt.PasswordParams != nil {
+		s.pw = *opt.PasswordParams
+	}
+	if opt.PollInterval > 0 {
+		s.poll = opt.PollInterval
+	}
+	s.watch.init()
+	if err := s.rdb.QueryRow(`SELECT COALESCE(MAX(id), 0) FROM changes`).Scan(&s.watch.last); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("mailstore: %w", err)
+	}
+	s.wg.Add(2)
+	go s.writer()
+	go s.notifier()
+	return s, nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close waits for queued writes to commit and closes the database.
+func (s *Store) Close() error {
+	s.closeM.Do(func() { close(s.done) })
+	s.wg.Wait()
+	err1 := s.rdb.Close()
+	err2 := s.wdb.Close()
+	return errors.Join(err1, err2)
+}
+
+// op is one write operation waiting for the writer goroutine.
+type op struct {
+	fn   func(tx *sql.Tx) error
+	errc chan error
+}
+
+// maxBatch bounds a group commit so one transaction stays short.
+const maxBatch = 256
+
+// write runs fn in a write transaction and returns once it is durable (or failed).
+// fn may be run more than once if the commit has to be retried, so it must only
+// touch the transaction and variables it fully overwrites.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	o := &op{fn: fn, errc: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrClosed
+	}
+	// Once queued the operation may commit; report its real outcome, not ctx's.
+	return <-o.errc
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.done:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*op{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, each op in a savepoint.
+func (s *Store) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = s.runBatch(batch, errs)
+		if err == nil || !isBusy(err) || attempt >= 20 {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	for i, o := range batch {
+		if err != nil {
+			o.errc <- fmt.Errorf("mailstore: commit: %w", err)
+		} else {
+			o.errc <- errs[i]
+		}
+	}
+	s.pokeNotifier()
+}
+
+func (s *Store) runBatch(batch []*op, errs []error) error {
+	tx, err := s.wdb.Begin()
+	if err != nil {
+		return err
+	}
+	for i, o := range batch {
+		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+			tx.Rollback()
+			return err
+		}
+		errs[i] = o.fn(tx)
+		if errs[i] != nil {
+			if isBusy(errs[i]) {
+				tx.Rollback()
+				return errs[i]
+			}
+			if _, err := tx.Exec(`ROLLBACK TO op`); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if _, err := tx.Exec(`RELEASE op`); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}
+
+// read runs fn against the read pool, retrying briefly if another process holds a
+// lock SQLite cannot wait on (rare in WAL mode: during recovery or checkpoint).
+func (s *Store) read(ctx context.Context, fn func(db *sql.DB) error) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = fn(s.rdb); err == nil || !isBusy(err) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+// normAddr lower-cases an address for lookup. Local parts are case-insensitive here
+// (RFC 5321 allows otherwise, but no agency wants Nam@ and nam@ to be two people).
+func normAddr(a string) string {
+	return strings.ToLower(strings.TrimSpace(a))
+}
+
+func now() int64 { return time.Now().Unix() }

@@ -1,0 +1,402 @@
+// Package storetest is the behaviour every mail store backend must show. A backend's
+// tests call Run with a function that opens a fresh, empty store.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"sealmail/mailstore"
+)
+
+// Opener returns a new empty store in a fresh location; cleanup is the opener's job.
+type Opener func(t *testing.T) *mailstore.Store
+
+// Run runs the suite.
+func Run(t *testing.T, open Opener) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, *mailstore.Store)
+	}{
+		{"Accounts", testAccounts},
+		{"Aliases", testAliases},
+		{"Mailboxes", testMailboxes},
+		{"DeliverFetch", testDeliverFetch},
+		{"SingleInstance", testSingleInstance},
+		{"Flags", testFlags},
+		{"Quota", testQuota},
+		{"Search", testSearch},
+		{"Watch", testWatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+// Msg builds a small RFC 5322 message.
+func Msg(from, to, subject, body string) []byte {
+	return []byte(fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: Sat, 28 Nov 2026 10:00:00 +0700\r\nMessage-ID: <%d@test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
+		from, to, subject, time.Now().UnixNano(), body))
+}
+
+// Setup adds domain example.test and accounts with password "pw".
+func Setup(t testing.TB, s *mailstore.Store, addrs ...string) []mailstore.Account {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.AddDomain(ctx, mailstore.Domain{Name: "example.test"}); err != nil && !errors.Is(err, mailstore.ErrExists) {
+		t.Fatal(err)
+	}
+	var out []mailstore.Account
+	for _, a := range addrs {
+		acct, err := s.AddAccount(ctx, mailstore.NewAccount{Address: a, Password: "pw", Name: "Nguyễn Văn " + a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, acct)
+	}
+	return out
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func testAccounts(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "Nam@Example.test")[0]
+	if a.Address != "nam@example.test" {
+		t.Errorf("address not normalised: %q", a.Address)
+	}
+	if _, err := s.AddAccount(ctx, mailstore.NewAccount{Address: "nam@example.test", Password: "x"}); !errors.Is(err, mailstore.ErrExists) {
+		t.Errorf("duplicate account: %v", err)
+	}
+	if _, err := s.AddAccount(ctx, mailstore.NewAccount{Address: "x@elsewhere.test", Password: "x"}); !errors.Is(err, mailstore.ErrNotFound) {
+		t.Errorf("account in unknown domain: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "nam@example.test", "pw"); err != nil {
+		t.Errorf("good password: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "nam@example.test", "bad"); !errors.Is(err, mailstore.ErrAuthFailed) {
+		t.Errorf("bad password: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, "nobody@example.test", "pw"); !errors.Is(err, mailstore.ErrAuthFailed) {
+		t.Errorf("unknown user: %v", err)
+	}
+	// A changed password invalidates the remembered login at once.
+	must[struct{}](t)(struct{}{}, s.SetPassword(ctx, "nam@example.test", "new"))
+	if _, err := s.Authenticate(ctx, "nam@example.test", "pw"); !errors.Is(err, mailstore.ErrAuthFailed) {
+		t.Errorf("old password after change: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.SetDisabled(ctx, "nam@example.test", true))
+	if _, err := s.Authenticate(ctx, "nam@example.test", "new"); !errors.Is(err, mailstore.ErrDisabled) {
+		t.Errorf("disabled account: %v", err)
+	}
+	// All or nothing.
+	_, err := s.AddAccounts(ctx, []mailstore.NewAccount{{Address: "a1@example.test", Password: "p"}, {Address: "nam@example.test", Password: "p"}})
+	if !errors.Is(err, mailstore.ErrExists) {
+		t.Errorf("bulk add with a duplicate: %v", err)
+	}
+	if _, err := s.Account(ctx, "a1@example.test"); !errors.Is(err, mailstore.ErrNotFound) {
+		t.Errorf("bulk add was not all-or-nothing: %v", err)
+	}
+	mbs := must[[]mailstore.Mailbox](t)(s.Mailboxes(ctx, a.ID))
+	var names []string
+	for _, m := range mbs {
+		names = append(names, m.Name)
+	}
+	for _, want := range []string{"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("default mailbox %s missing from %v", want, names)
+		}
+	}
+	must[struct{}](t)(struct{}{}, s.RemoveAccount(ctx, "nam@example.test"))
+	if _, err := s.Account(ctx, "nam@example.test"); !errors.Is(err, mailstore.ErrNotFound) {
+		t.Errorf("removed account still there: %v", err)
+	}
+}
+
+func testAliases(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	accts := Setup(t, s, "a@example.test", "b@example.test", "c@example.test")
+	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "all@example.test", []string{"a@example.test", "team@example.test"}))
+	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "team@example.test", []string{"b@example.test", "c@example.test", "all@example.test", "x@remote.test"}))
+	got, remote := func() ([]mailstore.Account, []string) {
+		a, r, err := s.Resolve(ctx, "all@example.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, r
+	}()
+	if len(got) != 3 || !slices.Equal(remote, []string{"x@remote.test"}) {
+		t.Errorf("all@ resolves to %v remote %v", got, remote)
+	}
+	if ok, _ := s.Owns(ctx, accts[1], "all@example.test"); !ok {
+		t.Error("member of a nested list cannot send as the list")
+	}
+	if ok, _ := s.Owns(ctx, accts[0], "b@example.test"); ok {
+		t.Error("a may send as b")
+	}
+	if _, _, err := s.Resolve(ctx, "nobody@example.test"); !errors.Is(err, mailstore.ErrNotFound) {
+		t.Errorf("unknown address: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "@example.test", []string{"c@example.test"}))
+	got, _, err := s.Resolve(ctx, "nobody@example.test")
+	if err != nil || len(got) != 1 || got[0].Address != "c@example.test" {
+		t.Errorf("catch-all: %v %v", got, err)
+	}
+	if ok, _ := s.Owns(ctx, accts[2], "nobody@example.test"); ok {
+		t.Error("catch-all target may send as any address")
+	}
+}
+
+func testMailboxes(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "m@example.test")[0]
+	mb := must[mailstore.Mailbox](t)(s.CreateMailbox(ctx, a.ID, "Văn bản đến/2026/Sở Tài chính", ""))
+	if mb.Name != "Văn bản đến/2026/Sở Tài chính" {
+		t.Errorf("name mangled: %q", mb.Name)
+	}
+	if _, err := s.Mailbox(ctx, a.ID, "Văn bản đến/2026"); err != nil {
+		t.Errorf("parent not created: %v", err)
+	}
+	if _, err := s.CreateMailbox(ctx, a.ID, "Văn bản đến", ""); !errors.Is(err, mailstore.ErrExists) {
+		t.Errorf("duplicate mailbox: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, s.RenameMailbox(ctx, a.ID, "Văn bản đến", "Lưu trữ/Văn bản đến"))
+	if _, err := s.Mailbox(ctx, a.ID, "Lưu trữ/Văn bản đến/2026/Sở Tài chính"); err != nil {
+		t.Errorf("child not renamed: %v", err)
+	}
+	renamed := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "Lưu trữ/Văn bản đến/2026/Sở Tài chính"))
+	if renamed.UIDValidity != mb.UIDValidity {
+		t.Error("rename changed UIDVALIDITY")
+	}
+	// INBOX rename moves the messages and leaves INBOX empty.
+	must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "m@example.test", "hi", "body"), nil, time.Time{}))
+	must[struct{}](t)(struct{}{}, s.RenameMailbox(ctx, a.ID, "inbox", "Old"))
+	old := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "Old"))
+	inbox := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	if st := must[mailstore.Status](t)(s.MailboxStatus(ctx, old.ID)); st.Messages != 1 {
+		t.Errorf("Old has %d messages", st.Messages)
+	}
+	if st := must[mailstore.Status](t)(s.MailboxStatus(ctx, inbox.ID)); st.Messages != 0 {
+		t.Errorf("INBOX has %d messages after rename", st.Messages)
+	}
+	if err := s.DeleteMailbox(ctx, a.ID, "INBOX"); err == nil {
+		t.Error("INBOX deleted")
+	}
+	must[struct{}](t)(struct{}{}, s.DeleteMailbox(ctx, a.ID, "Old"))
+	again := must[mailstore.Mailbox](t)(s.CreateMailbox(ctx, a.ID, "Old", ""))
+	if again.UIDValidity == old.UIDValidity {
+		t.Error("re-created mailbox reuses UIDVALIDITY")
+	}
+}
+
+func testDeliverFetch(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "f@example.test")[0]
+	raw := []byte("From: =?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?= <a@example.test>\r\nTo: f@example.test\r\nSubject: =?utf-8?b?" +
+		"VsSDbiBi4bqjbiB24buBIMSQw6AgTuG6tW5n?=\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nxin chào\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=cv.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n")
+	d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", raw, []string{`\seen`, "$Label1", "ÄÖ"}, time.Unix(1700000000, 0)))
+	if d.UID != 1 {
+		t.Errorf("first UID %d", d.UID)
+	}
+	var items []mailstore.Item
+	must[struct{}](t)(struct{}{}, s.Fetch(ctx, d.MailboxID, nil, mailstore.FetchEnvelope|mailstore.FetchStructure|mailstore.FetchContent, func(it mailstore.Item) error {
+		items = append(items, it)
+		return nil
+	}))
+	if len(items) != 1 {
+		t.Fatalf("fetched %d", len(items))
+	}
+	it := items[0]
+	if !bytes.Equal(it.Content, raw) {
+		t.Error("content not byte-exact")
+	}
+	if it.Envelope.Subject != "Văn bản về Đà Nẵng" || it.Envelope.From[0].Name != "Nguyễn Văn A" {
+		t.Errorf("envelope: %+v", it.Envelope)
+	}
+	if it.Structure.Type != "multipart" || len(it.Structure.Children) != 2 || it.Structure.Children[1].Disposition != "attachment" {
+		t.Errorf("structure: %+v", it.Structure)
+	}
+	if !slices.Equal(it.Flags, []string{`\Seen`, "$Label1", "ÄÖ"}) {
+		t.Errorf("flags %v", it.Flags)
+	}
+	if !it.InternalDate.Equal(time.Unix(1700000000, 0)) || it.Size != int64(len(raw)) {
+		t.Errorf("date %v size %d", it.InternalDate, it.Size)
+	}
+	// Broken MIME is stored byte-exact and does not fail delivery.
+	broken := []byte("Subject: broken\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nunterminated")
+	d2 := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", broken, nil, time.Time{}))
+	must[struct{}](t)(struct{}{}, s.Fetch(ctx, d.MailboxID, []uint32{d2.UID}, mailstore.FetchContent|mailstore.FetchStructure, func(it mailstore.Item) error {
+		if !bytes.Equal(it.Content, broken) {
+			t.Error("broken message altered")
+		}
+		return nil
+	}))
+}
+
+func testSingleInstance(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	accts := Setup(t, s, "s1@example.test", "s2@example.test", "s3@example.test")
+	body := bytes.Repeat([]byte("circular "), 100000)
+	raw := append(Msg("boss@example.test", "all@example.test", "Circular", ""), body...)
+	var targets []mailstore.Target
+	for _, a := range accts {
+		targets = append(targets, mailstore.Target{AccountID: a.ID})
+	}
+	ds := must[[]mailstore.Delivered](t)(s.Deliver(ctx, raw, time.Time{}, targets))
+	st := must[mailstore.StorageStats](t)(s.StorageStats(ctx))
+	if st.Blobs != 1 || st.Refs != 3 || st.Messages != 3 {
+		t.Fatalf("after fan-out: %+v", st)
+	}
+	if st.ContentBytes > int64(len(raw))+1024 {
+		t.Errorf("content stored more than once: %d bytes for a %d byte message", st.ContentBytes, len(raw))
+	}
+	archive := must[mailstore.Mailbox](t)(s.Mailbox(ctx, accts[0].ID, "Archive"))
+	must[uint32](t)(func() (uint32, error) { v, _, err := s.Copy(ctx, ds[0].MailboxID, []uint32{ds[0].UID}, archive.ID); return v, err }())
+	trash := must[mailstore.Mailbox](t)(s.Mailbox(ctx, accts[0].ID, "Trash"))
+	must[uint32](t)(func() (uint32, error) { v, _, err := s.Move(ctx, archive.ID, []uint32{1}, trash.ID); return v, err }())
+	st = must[mailstore.StorageStats](t)(s.StorageStats(ctx))
+	if st.Blobs != 1 || st.Refs != 4 || st.Messages != 4 {
+		t.Fatalf("after copy and move: %+v", st)
+	}
+	for i, d := range ds {
+		must[[]mailstore.Message](t)(s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID}, mailstore.FlagsAdd, []string{`\Deleted`}))
+		if got := must[[]uint32](t)(s.Expunge(ctx, d.MailboxID, nil)); len(got) != 1 {
+			t.Fatalf("expunge %d: %v", i, got)
+		}
+	}
+	st = must[mailstore.StorageStats](t)(s.StorageStats(ctx))
+	if st.Blobs != 1 || st.Refs != 1 {
+		t.Fatalf("after expunging 3 of 4: %+v", st)
+	}
+	must[[]mailstore.Message](t)(s.StoreFlags(ctx, trash.ID, nil, mailstore.FlagsAdd, []string{`\Deleted`}))
+	must[[]uint32](t)(s.Expunge(ctx, trash.ID, nil))
+	st = must[mailstore.StorageStats](t)(s.StorageStats(ctx))
+	if st.Blobs != 0 || st.Refs != 0 || st.ContentBytes != 0 {
+		t.Fatalf("content not reclaimed: %+v", st)
+	}
+	if hits := must[[]uint32](t)(s.SearchText(ctx, trash.ID, mailstore.FieldText, "circular")); len(hits) != 0 {
+		t.Errorf("index still finds reclaimed content: %v", hits)
+	}
+}
+
+func testFlags(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "fl@example.test")[0]
+	d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "fl@example.test", "s", "b"), []string{"Work"}, time.Time{}))
+	got := must[[]mailstore.Message](t)(s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID}, mailstore.FlagsAdd, []string{`\SEEN`, "work", "$Important"}))
+	if len(got) != 1 || !slices.Equal(got[0].Flags, []string{"Work", `\Seen`, "$Important"}) {
+		t.Errorf("add: %+v", got)
+	}
+	got = must[[]mailstore.Message](t)(s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID}, mailstore.FlagsRemove, []string{"WORK"}))
+	if len(got) != 1 || !slices.Equal(got[0].Flags, []string{`\Seen`, "$Important"}) {
+		t.Errorf("remove: %+v", got)
+	}
+	got = must[[]mailstore.Message](t)(s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID}, mailstore.FlagsAdd, []string{`\Seen`}))
+	if len(got) != 0 {
+		t.Errorf("no-op store reported a change: %+v", got)
+	}
+	st := must[mailstore.Status](t)(s.MailboxStatus(ctx, d.MailboxID))
+	if st.Unseen != 0 || st.Messages != 1 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+func testQuota(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	Setup(t, s)
+	a := must[mailstore.Account](t)(s.AddAccount(ctx, mailstore.NewAccount{Address: "q@example.test", Password: "pw", Quota: 1000}))
+	b := Setup(t, s, "q2@example.test")[0]
+	small := Msg("x@y", "q@example.test", "s", "b")
+	must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", small, nil, time.Time{}))
+	big := Msg("x@y", "q@example.test", "s", string(bytes.Repeat([]byte("x"), 1000)))
+	if _, err := s.Append(ctx, a.ID, "INBOX", big, nil, time.Time{}); !errors.Is(err, mailstore.ErrOverQuota) {
+		t.Errorf("append over quota: %v", err)
+	}
+	ds := must[[]mailstore.Delivered](t)(s.Deliver(ctx, big, time.Time{}, []mailstore.Target{{AccountID: a.ID}, {AccountID: b.ID}}))
+	if !errors.Is(ds[0].Err, mailstore.ErrOverQuota) || ds[1].Err != nil {
+		t.Errorf("fan-out with one over quota: %v, %v", ds[0].Err, ds[1].Err)
+	}
+	acct := must[mailstore.Account](t)(s.Account(ctx, "q@example.test"))
+	if acct.Used != int64(len(small)) {
+		t.Errorf("used %d, want %d", acct.Used, len(small))
+	}
+	ds = must[[]mailstore.Delivered](t)(s.Deliver(ctx, big, time.Time{}, []mailstore.Target{{AccountID: a.ID, IgnoreQuota: true}}))
+	if ds[0].Err != nil {
+		t.Errorf("notice ignoring quota: %v", ds[0].Err)
+	}
+}
+
+func testSearch(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "se@example.test")[0]
+	add := func(raw []byte) uint32 {
+		return must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", raw, nil, time.Time{})).UID
+	}
+	u1 := add(Msg("Trần Thị Đào <dao@example.test>", "se@example.test", "Công văn về Đà Nẵng", "Kính gửi Sở Tài chính, đề nghị xem xét."))
+	u2 := add(Msg("b@example.test", "se@example.test", "Họp giao ban", "Lịch họp tuần sau tại Hà Nội."))
+	// windows-1258 body, with its combining tone marks: "Hà Nội" as 0x48 0xE0 ... in cp1258 with 0xCC/0xD2 marks.
+	cp := []byte("From: c@example.test\r\nSubject: cp1258\r\nContent-Type: text/plain; charset=windows-1258\r\n\r\nTh\xf4ng ba\xf2o v\xea\xcc \xd0\xe0 N\xe3\xf2ng\r\n")
+	u3 := add(cp)
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	for _, c := range []struct {
+		f    mailstore.Field
+		q    string
+		want []uint32
+	}{
+		{mailstore.FieldText, "da nang", []uint32{u1, u3}},
+		{mailstore.FieldSubject, "DA NANG", []uint32{u1}},
+		{mailstore.FieldBody, "so tai chinh", []uint32{u1}},
+		{mailstore.FieldBody, "Hà Nội", []uint32{u2}},
+		{mailstore.FieldFrom, "tran thi dao", []uint32{u1}},
+		{mailstore.FieldFrom, "đào", []uint32{u1}},
+		{mailstore.FieldText, "giao ban", []uint32{u2}},
+		{mailstore.FieldText, "xyzzy", nil},
+		{mailstore.FieldTo, "se@example", []uint32{u1, u2}},
+		{mailstore.FieldText, "nang da", nil}, // words in the wrong order are not a substring
+	} {
+		got := must[[]uint32](t)(s.SearchText(ctx, mb.ID, c.f, c.q))
+		if !slices.Equal(got, c.want) {
+			t.Errorf("search %d %q = %v, want %v", c.f, c.q, got, c.want)
+		}
+	}
+	if got := must[[]uint32](t)(s.SearchHeader(ctx, mb.ID, "Subject", "giao ban")); !slices.Equal(got, []uint32{u2}) {
+		t.Errorf("header search: %v", got)
+	}
+}
+
+func testWatch(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "w@example.test")[0]
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	c, stop := s.Watch(mb.ID)
+	defer stop()
+	d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "w@example.test", "s", "b"), nil, time.Time{}))
+	select {
+	case <-c:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no signal for new message")
+	}
+	chs := must[[]mailstore.Change](t)(s.Changes(ctx, mb.ID, mb.ModSeq))
+	if len(chs) != 1 || chs[0].Kind != mailstore.ChangeNew || chs[0].UID != d.UID {
+		t.Errorf("changes: %+v", chs)
+	}
+	must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, []uint32{d.UID}, mailstore.FlagsAdd, []string{`\Deleted`}))
+	must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil))
+	<-c
+	chs = must[[]mailstore.Change](t)(s.Changes(ctx, mb.ID, chs[0].ID))
+	if len(chs) != 2 || chs[0].Kind != mailstore.ChangeFlags || chs[1].Kind != mailstore.ChangeExpunge {
+		t.Errorf("changes: %+v", chs)
+	}
+}
