@@ -1,0 +1,328 @@
+// Package config reads and writes sealmail.toml, the server's one configuration
+// file. Every key has a safe default; unknown keys and bad values are errors that
+// name the file, the key and the reason.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FileName is the configuration file's name inside the data directory.
+const FileName = "sealmail.toml"
+
+// Config is the server's configuration.
+type Config struct {
+	Hostname string `toml:"hostname"`
+	LogLevel string `toml:"log-level"`
+
+	// Listener addresses; an empty one is not started.
+	SMTPAddr        string `toml:"smtp-addr"`
+	SubmissionAddr  string `toml:"submission-addr"`
+	SubmissionsAddr string `toml:"submissions-addr"`
+	IMAPAddr        string `toml:"imap-addr"`
+	IMAPSAddr       string `toml:"imaps-addr"`
+
+	TLS    TLS    `toml:"tls"`
+	Limits Limits `toml:"limits"`
+	DNS    string `toml:"dns"` // "system", "off", or HOST:PORT of a resolver
+	Relay  Relay  `toml:"relay"`
+
+	// Dir is the data directory; relative paths in the file are relative to it.
+	Dir string `toml:"-"`
+}
+
+// TLS names the certificate files.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Limits bound what clients may do.
+type Limits struct {
+	MaxMessageSize      Size     `toml:"max-message-size"`
+	MaxRecipients       int      `toml:"max-recipients"`
+	MaxConnectionsPerIP int      `toml:"max-connections-per-ip"`
+	CommandTimeout      Duration `toml:"command-timeout"`
+	IMAPIdleTimeout     Duration `toml:"imap-idle-timeout"`
+}
+
+// Relay configures outbound delivery.
+type Relay struct {
+	GiveUpAfter  Duration `toml:"give-up-after"`
+	DelayWarning Duration `toml:"delay-warning"`
+	DMARCPolicy  string   `toml:"dmarc-policy"` // "follow", "quarantine", "none"
+}
+
+// Default returns the configuration for a production server of hostname.
+func Default(hostname string) Config {
+	return Config{
+		Hostname:        hostname,
+		LogLevel:        "info",
+		SMTPAddr:        ":25",
+		SubmissionAddr:  ":587",
+		SubmissionsAddr: ":465",
+		IMAPAddr:        ":143",
+		IMAPSAddr:       ":993",
+		TLS:             TLS{Cert: "tls/cert.pem", Key: "tls/key.pem"},
+		Limits: Limits{
+			MaxMessageSize:      50 << 20,
+			MaxRecipients:       1000,
+			MaxConnectionsPerIP: 50,
+			CommandTimeout:      Duration(5 * time.Minute),
+			IMAPIdleTimeout:     Duration(30 * time.Minute),
+		},
+		DNS: "system",
+		Relay: Relay{
+			GiveUpAfter:  Duration(5 * 24 * time.Hour),
+			DelayWarning: Duration(4 * time.Hour),
+			DMARCPolicy:  "follow",
+		},
+	}
+}
+
+// Load reads dir/sealmail.toml over the defaults and checks it.
+func Load(dir string) (*Config, error) {
+	path := filepath.Join(dir, FileName)
+	c := Default("")
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			if pe.LastKey != "" {
+				return nil, fmt.Errorf("%s: line %d: %s: %s", path, pe.Position.Line, pe.LastKey, pe.Message)
+			}
+			return nil, fmt.Errorf("%s: line %d: %s", path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %q", path, und[0].String())
+	}
+	c.Dir = dir
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Check validates values, naming the key at fault.
+func (c *Config) Check() error {
+	if c.Hostname == "" {
+		return errors.New("hostname: must be set")
+	}
+	if _, err := c.Level(); err != nil {
+		return err
+	}
+	for key, addr := range map[string]string{
+		"smtp-addr": c.SMTPAddr, "submission-addr": c.SubmissionAddr, "submissions-addr": c.SubmissionsAddr,
+		"imap-addr": c.IMAPAddr, "imaps-addr": c.IMAPSAddr,
+	} {
+		if addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			return fmt.Errorf("%s: %q is not HOST:PORT", key, addr)
+		}
+	}
+	switch {
+	case c.TLS.Cert == "" || c.TLS.Key == "":
+		return errors.New("tls: cert and key must be set")
+	case c.Limits.MaxMessageSize <= 0:
+		return errors.New("limits.max-message-size: must be positive")
+	case c.Limits.MaxRecipients <= 0:
+		return errors.New("limits.max-recipients: must be positive")
+	case c.Limits.MaxConnectionsPerIP <= 0:
+		return errors.New("limits.max-connections-per-ip: must be positive")
+	case c.Limits.CommandTimeout <= 0:
+		return errors.New("limits.command-timeout: must be positive")
+	case c.Limits.IMAPIdleTimeout < Duration(30*time.Minute):
+		return errors.New("limits.imap-idle-timeout: RFC 9051 requires at least 30m")
+	case c.Relay.GiveUpAfter <= 0:
+		return errors.New("relay.give-up-after: must be positive")
+	case c.Relay.DelayWarning <= 0:
+		return errors.New("relay.delay-warning: must be positive")
+	}
+	if err := CheckDNS(c.DNS); err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	switch c.Relay.DMARCPolicy {
+	case "follow", "quarantine", "none":
+	default:
+		return fmt.Errorf("relay.dmarc-policy: %q (want follow, quarantine or none)", c.Relay.DMARCPolicy)
+	}
+	return nil
+}
+
+// CheckDNS validates a dns setting: "system", "off" or HOST:PORT.
+func CheckDNS(v string) error {
+	if v == "system" || v == "off" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%q (want system, off or HOST:PORT)", v)
+	}
+	return nil
+}
+
+// Level returns the slog level of log-level.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("log-level: %q (want debug, info, warn or error)", c.LogLevel)
+	}
+	return l, nil
+}
+
+// Path resolves a path from the file relative to the data directory.
+func (c *Config) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Write writes c as a commented sealmail.toml in dir, fsynced. It refuses to
+// overwrite an existing file.
+func Write(dir string, c Config) error {
+	var buf bytes.Buffer
+	if err := fileTmpl.Execute(&buf, c); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	return f.Close()
+}
+
+var fileTmpl = template.Must(template.New("").Parse(`# sealmail configuration. Relative paths are relative to this file's directory.
+# After editing, restart 'sealmail serve'. Unknown keys are rejected at start.
+
+# The name this server gives itself in SMTP greetings and Received: headers,
+# and the name its TLS certificate must carry.
+hostname = "{{.Hostname}}"
+
+# debug, info, warn or error. Logs go to standard error as structured lines.
+log-level = "{{.LogLevel}}"
+
+# Listener addresses (HOST:PORT; ":25" means every interface). An empty string
+# turns a listener off. 'sealmail serve --smtp-addr ...' etc. override these.
+# smtp-addr receives mail from other servers (MX); it never relays elsewhere.
+smtp-addr = "{{.SMTPAddr}}"
+# Submission for staff mail clients: STARTTLS (587) and implicit TLS (465).
+# Authentication is refused until the connection is encrypted.
+submission-addr = "{{.SubmissionAddr}}"
+submissions-addr = "{{.SubmissionsAddr}}"
+# IMAP with STARTTLS (143) and implicit TLS (993).
+imap-addr = "{{.IMAPAddr}}"
+imaps-addr = "{{.IMAPSAddr}}"
+
+# DNS for outbound mail and SPF/DKIM/DMARC checks: "system" (the resolver in
+# /etc/resolv.conf), "off" (closed networks: only configured peers are reached,
+# checks are recorded as none), or HOST:PORT of a resolver to use.
+dns = "{{.DNS}}"
+
+[tls]
+# PEM certificate chain and private key. 'sealmail init' writes a self-signed
+# pair; replace them with ones from a real CA for production.
+cert = "{{.TLS.Cert}}"
+key = "{{.TLS.Key}}"
+
+[limits]
+# Largest message accepted over SMTP or APPEND, e.g. "50MiB".
+max-message-size = "{{.Limits.MaxMessageSize}}"
+# Most recipients of one message (all-staff circulars are real).
+max-recipients = {{.Limits.MaxRecipients}}
+# Simultaneous connections from one IP address, per protocol.
+max-connections-per-ip = {{.Limits.MaxConnectionsPerIP}}
+# How long a client may take over one SMTP command or line.
+command-timeout = "{{.Limits.CommandTimeout}}"
+# How long an IMAP client may stay silent (RFC 9051: at least 30m).
+imap-idle-timeout = "{{.Limits.IMAPIdleTimeout}}"
+
+[relay]
+# Undeliverable outbound mail is retried with backoff, then bounced.
+give-up-after = "{{.Relay.GiveUpAfter}}"
+# The sender is told of a delay after this long.
+delay-warning = "{{.Relay.DelayWarning}}"
+# Inbound DMARC failures: "follow" the sender domain's policy (reject or
+# quarantine to Junk), "quarantine" always, or "none" (only record the result).
+dmarc-policy = "{{.Relay.DMARCPolicy}}"
+`))
+
+// Size is a byte count written as "50MiB", "2GiB", "512KiB" or plain bytes.
+type Size int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+// ParseSize parses a size such as "2GiB".
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit such as MiB or GiB", s)
+	}
+	return Size(n * float64(mult)), nil
+}
+
+func (s Size) String() string {
+	for _, u := range units[:4] {
+		if s >= Size(u.mult) && int64(s)%u.mult == 0 {
+			return fmt.Sprintf("%d%s", int64(s)/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	*s = v
+	return err
+}
+
+// Duration is a time.Duration written as "5m", "4h".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want e.g. 30s, 5m or 4h", b)
+	}
+	*d = Duration(v)
+	return nil
+}

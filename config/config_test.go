@@ -1,0 +1,64 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWriteLoadRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	c := Default("mail.agency.example")
+	c.IMAPAddr = "127.0.0.1:1143"
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, c); err == nil {
+		t.Fatal("Write overwrote an existing file")
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Hostname != "mail.agency.example" || got.IMAPAddr != "127.0.0.1:1143" ||
+		got.Limits.MaxMessageSize != 50<<20 || got.Limits.MaxRecipients != 1000 ||
+		time.Duration(got.Relay.GiveUpAfter) != 120*time.Hour {
+		t.Errorf("round trip: %+v", got)
+	}
+	if got.Path("tls/cert.pem") != filepath.Join(dir, "tls/cert.pem") {
+		t.Errorf("path: %s", got.Path("tls/cert.pem"))
+	}
+}
+
+func TestRejects(t *testing.T) {
+	for _, c := range []struct{ file, want string }{
+		{"hostname = \"h\"\nsmtp-adr = \":25\"\n", `unknown key "smtp-adr"`},
+		{"hostname = \"h\"\n[limits]\nmax-message-size = \"lots\"\n", "max-message-size"},
+		{"hostname = \"h\"\n[limits]\nmax-recipients = 0\n", "limits.max-recipients"},
+		{"hostname = \"h\"\nimap-addr = \"143\"\n", "imap-addr"},
+		{"hostname = \"h\"\ndns = \"maybe\"\n", "dns"},
+		{"hostname = \"h\"\nlog-level = \"loud\"\n", "log-level"},
+		{"hostname = \n", "line 1"},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, FileName), []byte(c.file), 0o600)
+		_, err := Load(dir)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), FileName) {
+			t.Errorf("%q: error %v, want it to name %q and the file", c.file, err, c.want)
+		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	for in, want := range map[string]Size{"2GiB": 2 << 30, "50MiB": 50 << 20, "1000": 1000, "1.5KiB": 1536, "10 MB": 10e6} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if Size(50<<20).String() != "50MiB" {
+		t.Errorf("String: %s", Size(50<<20))
+	}
+}
