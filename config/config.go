@@ -200,20 +200,10 @@ func Write(dir string, c Config) error {
 	if err := fileTmpl.Execute(&buf, c); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeNew(filepath.Join(dir, FileName), buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return fmt.Errorf("config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("config: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 var fileTmpl = template.Must(template.New("").Parse(`# sealmail configuration. Relative paths are relative to this file's directory.

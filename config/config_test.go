@@ -62,3 +62,26 @@ func TestSize(t *testing.T) {
 		t.Errorf("String: %s", Size(50<<20))
 	}
 }
+
+func TestSelfSigned(t *testing.T) {
+	dir := t.TempDir()
+	c := Default("mail.test")
+	c.Dir = dir
+	if err := WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), []string{"mail.test", "localhost", "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := tc.Certificates[0].Leaf
+	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if fi, _ := os.Stat(c.Path(c.TLS.Key)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v", fi.Mode())
+	}
+	if err := WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), []string{"x"}); err == nil {
+		t.Error("overwrote existing key")
+	}
+}
