@@ -41,3 +41,24 @@ func syncFileAndDir(path string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Check runs SQLite's integrity check and the store's own invariants.
+func (s *Store) Check(ctx context.Context) error {
+	return s.read(ctx, func(db *sql.DB) error {
+		var res string
+		if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+			return err
+		}
+		if res != "ok" {
+			return fmt.Errorf("mailstore: integrity check: %s", res)
+		}
+		var bad int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs b WHERE refs != (SELECT COUNT(*) FROM messages WHERE blob_id = b.id)`).Scan(&bad); err != nil {
+			return err
+		}
+		if bad > 0 {
+			return fmt.Errorf("mailstore: %d contents have a wrong reference count", bad)
+		}
+		return nil
+	})
+}

@@ -174,13 +174,12 @@ type blob struct {
 	hash    [32]byte
 	content []byte
 	meta    []byte
-	text    *text
 }
 
 func newBlob(content []byte) *blob {
-	env, st, t := parse(content)
+	env, st := parse(content, nil)
 	meta, _ := json.Marshal(metaJSON{env, st})
-	return &blob{hash: sha256.Sum256(content), content: content, meta: meta, text: t}
+	return &blob{hash: sha256.Sum256(content), content: content, meta: meta}
 }
 
 type metaJSON struct {
@@ -189,7 +188,7 @@ type metaJSON struct {
 }
 
 // insert stores the blob unless its content is already there, adding refs
-// references, and indexes its text when new. It returns the blob's id.
+// references, and queues it for indexing when new. It returns the blob's id.
 func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
 	var id int64
 	err := tx.QueryRow(`SELECT id FROM blobs WHERE hash=?`, b.hash[:]).Scan(&id)
@@ -205,9 +204,7 @@ func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
 		return 0, err
 	}
 	id, _ = r.LastInsertId()
-	t := b.text
-	_, err = tx.Exec(`INSERT INTO fts (docid, subject, "from", "to", cc, bcc, body) VALUES (?,?,?,?,?,?,?)`,
-		id, t.subject, t.from, t.to, t.cc, t.bcc, t.body.String())
+	_, err = tx.Exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, id)
 	return id, err
 }
 
@@ -223,6 +220,9 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 				return err
 			}
 			if _, err := tx.Exec(`DELETE FROM fts WHERE docid=?`, id); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, id); err != nil {
 				return err
 			}
 		}

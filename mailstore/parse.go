@@ -3,10 +3,10 @@ package mailstore
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"encoding/base64"
 	"strings"
 	"time"
 
@@ -65,25 +65,51 @@ type text struct {
 	body                       strings.Builder
 }
 
+// field returns the text SearchText looks in for f.
+func (t *text) field(f Field) string {
+	switch f {
+	case FieldBody:
+		return t.body.String()
+	case FieldSubject:
+		return t.subject
+	case FieldFrom:
+		return t.from
+	case FieldTo:
+		return t.to
+	case FieldCc:
+		return t.cc
+	case FieldBcc:
+		return t.bcc
+	}
+	return strings.Join([]string{t.subject, t.from, t.to, t.cc, t.bcc, t.body.String()}, " ")
+}
+
 // maxIndexedText bounds how much body text of one message is indexed; beyond a
 // megabyte it is attachments pasted as text, not words anyone searches for.
 const maxIndexedText = 1 << 20
 
-// parse extracts a message's envelope, structure and searchable text. It never
-// fails: broken MIME yields what could be understood, the content stays as is.
-func parse(raw []byte) (Envelope, Part, *text) {
+// parse extracts a message's envelope and structure, and its searchable text
+// into t unless t is nil. It never fails: broken MIME yields what could be
+// understood; the content stays as it is.
+func parse(raw []byte, t *text) (Envelope, Part) {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	h, _ := textproto.ReadHeader(br)
 	env := envelope(h)
-	t := &text{
-		subject: Fold(env.Subject),
-		from:    foldAddrs(env.From, env.Sender, env.ReplyTo),
-		to:      foldAddrs(env.To),
-		cc:      foldAddrs(env.Cc),
-		bcc:     foldAddrs(env.Bcc),
+	if t != nil {
+		t.subject = Fold(env.Subject)
+		t.from = foldAddrs(env.From, env.Sender, env.ReplyTo)
+		t.to = foldAddrs(env.To)
+		t.cc = foldAddrs(env.Cc)
+		t.bcc = foldAddrs(env.Bcc)
 	}
-	st := structure(h, br, t, 0)
-	return env, st, t
+	return env, structure(h, br, t, 0)
+}
+
+// extractText returns the folded searchable text of a message.
+func extractText(raw []byte) *text {
+	t := new(text)
+	parse(raw, t)
+	return t
 }
 
 func envelope(h textproto.Header) Envelope {
@@ -177,19 +203,23 @@ func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
 		io.Copy(io.Discard, r)
 		return p
 	}
+	isMsg := mediaType == "message/rfc822" || mediaType == "message/global"
+	if typ != "text" && !isMsg {
+		// Attachments: only their size is needed; do not buffer megabytes of base64.
+		p.Size, _ = io.Copy(io.Discard, r)
+		return p
+	}
 	body, _ := io.ReadAll(r)
 	p.Size = int64(len(body))
-	if typ == "text" || mediaType == "message/rfc822" || mediaType == "message/global" {
-		p.Lines = int64(bytes.Count(body, []byte("\n")))
-	}
+	p.Lines = int64(bytes.Count(body, []byte("\n")))
 	switch {
-	case (mediaType == "message/rfc822" || mediaType == "message/global") && depth < maxDepth:
+	case isMsg && depth < maxDepth:
 		br := bufio.NewReader(bytes.NewReader(body))
 		ch, _ := textproto.ReadHeader(br)
 		env := envelope(ch)
 		p.Envelope = &env
 		p.Children = []Part{structure(ch, br, t, depth+1)}
-	case typ == "text" && p.Disposition != "attachment":
+	case t != nil && typ == "text" && p.Disposition != "attachment":
 		t.addBody(decodeText(body, p.Encoding, params["charset"], sub == "html"))
 	}
 	return p

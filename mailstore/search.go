@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -15,8 +16,8 @@ import (
 type Field int
 
 const (
-	FieldText    Field = iota // headers indexed below and body
-	FieldBody                 // decoded text parts
+	FieldText Field = iota // headers indexed below and body
+	FieldBody              // decoded text parts
 	FieldSubject
 	FieldFrom // From, Sender and Reply-To
 	FieldTo
@@ -79,12 +80,40 @@ func (s *Store) SearchText(ctx context.Context, mailboxID int64, field Field, qu
 			}
 			out = append(out, uid)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		more, err := searchUnindexed(ctx, db, mailboxID, field, strings.TrimSpace(q))
+		out = append(out, more...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: search: %w", err)
 	}
-	return out, nil
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// searchUnindexed checks the messages whose content the indexer has not reached.
+func searchUnindexed(ctx context.Context, db *sql.DB, mailboxID int64, field Field, q string) ([]uint32, error) {
+	rows, err := db.QueryContext(ctx, `SELECT m.uid, b.data FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
+		JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id=?`, mailboxID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []uint32
+	for rows.Next() {
+		var uid uint32
+		var data []byte
+		if err := rows.Scan(&uid, &data); err != nil {
+			return nil, err
+		}
+		if strings.Contains(extractText(data).field(field), q) {
+			out = append(out, uid)
+		}
+	}
+	return out, rows.Err()
 }
 
 // tokens splits folded text into words the way FTS4's simple tokenizer does:

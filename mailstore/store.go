@@ -15,7 +15,8 @@
 //
 // Metadata a client lists often (envelope, body structure) is parsed once at delivery
 // and stored beside the content; the folded text for search lives in an FTS4 table
-// keyed by blob, so a circular to 3,000 staff is indexed once.
+// keyed by blob, so a circular to 3,000 staff is indexed once. A background indexer
+// fills it in batches; searches also scan the few contents not indexed yet.
 package mailstore
 
 import (
@@ -35,15 +36,15 @@ import (
 
 // Errors the store returns; test them with errors.Is.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrExists        = errors.New("already exists")
-	ErrOverQuota     = errors.New("over quota")
-	ErrAuthFailed    = errors.New("authentication failed")
-	ErrDisabled      = errors.New("account disabled")
-	ErrInvalid       = errors.New("invalid argument")
-	ErrClosed        = errors.New("store closed")
-	ErrNewerSchema   = errors.New("database schema is newer than this sealmail")
-	ErrMailboxInUse  = errors.New("mailbox cannot be removed")
+	ErrNotFound     = errors.New("not found")
+	ErrExists       = errors.New("already exists")
+	ErrOverQuota    = errors.New("over quota")
+	ErrAuthFailed   = errors.New("authentication failed")
+	ErrDisabled     = errors.New("account disabled")
+	ErrInvalid      = errors.New("invalid argument")
+	ErrClosed       = errors.New("store closed")
+	ErrNewerSchema  = errors.New("database schema is newer than this sealmail")
+	ErrMailboxInUse = errors.New("mailbox cannot be removed")
 )
 
 // Options tune a Store. The zero value is safe for production.
@@ -57,21 +58,23 @@ type Options struct {
 
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
-	path   string
-	wdb    *sql.DB // one connection: the writer goroutine's
-	rdb    *sql.DB // readers; WAL lets them run beside the writer
-	ops    chan *op
-	done   chan struct{}
-	wg     sync.WaitGroup
-	closeM sync.Once
+	path    string
+	wdb     *sql.DB // one connection: the writer goroutine's
+	rdb     *sql.DB // readers; WAL lets them run beside the writer
+	ops     chan *op
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.RWMutex
+	closed  bool
 
 	pw        PasswordParams
 	auth      authCache
 	dummyOnce sync.Once
 	dummy     string // a hash to check unknown users against, for equal timing
-	watch watchers
-	poke  chan struct{}
-	poll  time.Duration
+	watch     watchers
+	poke      chan struct{} // wakes the notifier after a commit
+	indexPoke chan struct{} // wakes the indexer after a commit
+	poll      time.Duration
 }
 
 // DBFile is the database's file name inside the data directory.
@@ -111,14 +114,15 @@ func Open(dir string, opt Options) (*Store, error) {
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
 	s := &Store{
-		path: path,
-		wdb:  wdb,
-		rdb:  rdb,
-		ops:  make(chan *op, 1024),
-		done: make(chan struct{}),
-		pw:   defaultPasswordParams,
-		poke: make(chan struct{}, 1),
-		poll: 200 * time.Millisecond,
+		path:      path,
+		wdb:       wdb,
+		rdb:       rdb,
+		ops:       make(chan *op, 1024),
+		done:      make(chan struct{}),
+		pw:        defaultPasswordParams,
+		poke:      make(chan struct{}, 1),
+		indexPoke: make(chan struct{}, 1),
+		poll:      200 * time.Millisecond,
 	}
 	if opt.PasswordParams != nil {
 		s.pw = *opt.PasswordParams
@@ -131,9 +135,10 @@ func Open(dir string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.writer()
 	go s.notifier()
+	go s.indexer()
 	return s, nil
 }
 
@@ -142,7 +147,12 @@ func (s *Store) Path() string { return s.path }
 
 // Close waits for queued writes to commit and closes the database.
 func (s *Store) Close() error {
-	s.closeM.Do(func() { close(s.done) })
+	s.closeMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.closeMu.Unlock()
 	s.wg.Wait()
 	err1 := s.rdb.Close()
 	err2 := s.wdb.Close()
@@ -163,13 +173,20 @@ const maxBatch = 256
 // touch the transaction and variables it fully overwrites.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	o := &op{fn: fn, errc: make(chan error, 1)}
+	// The read lock orders enqueueing before Close, so the writer, which drains
+	// the queue after Close, answers every operation that got in.
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return ctx.Err()
-	case <-s.done:
-		return ErrClosed
 	}
+	s.closeMu.RUnlock()
 	// Once queued the operation may commit; report its real outcome, not ctx's.
 	return <-o.errc
 }
@@ -224,6 +241,7 @@ func (s *Store) commit(batch []*op) {
 		}
 	}
 	s.pokeNotifier()
+	s.pokeIndexer()
 }
 
 func (s *Store) runBatch(batch []*op, errs []error) error {

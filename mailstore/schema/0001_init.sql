@@ -78,6 +78,10 @@ CREATE INDEX changes_mailbox ON changes(mailbox_id, id);
 -- Folded (lower-case, diacritics removed, đ→d) text of each blob, keyed by blobs.id.
 CREATE VIRTUAL TABLE fts USING fts4(subject, "from", "to", cc, bcc, body, tokenize=simple);
 
+-- Blobs not yet in fts. Indexing runs in the background, in large batches, so that
+-- a delivery's commit does not pay for it; searches scan these few directly.
+CREATE TABLE unindexed (blob_id INTEGER PRIMARY KEY);
+
 -- Named counters that must never repeat (UIDVALIDITY); registers use their own tables.
 CREATE TABLE counters (
 	name  TEXT PRIMARY KEY,

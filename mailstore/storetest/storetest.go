@@ -263,7 +263,10 @@ func testSingleInstance(t *testing.T, s *mailstore.Store) {
 		t.Errorf("content stored more than once: %d bytes for a %d byte message", st.ContentBytes, len(raw))
 	}
 	archive := must[mailstore.Mailbox](t)(s.Mailbox(ctx, accts[0].ID, "Archive"))
-	must[uint32](t)(func() (uint32, error) { v, _, err := s.Copy(ctx, ds[0].MailboxID, []uint32{ds[0].UID}, archive.ID); return v, err }())
+	must[uint32](t)(func() (uint32, error) {
+		v, _, err := s.Copy(ctx, ds[0].MailboxID, []uint32{ds[0].UID}, archive.ID)
+		return v, err
+	}())
 	trash := must[mailstore.Mailbox](t)(s.Mailbox(ctx, accts[0].ID, "Trash"))
 	must[uint32](t)(func() (uint32, error) { v, _, err := s.Move(ctx, archive.ID, []uint32{1}, trash.ID); return v, err }())
 	st = must[mailstore.StorageStats](t)(s.StorageStats(ctx))
@@ -350,6 +353,22 @@ func testSearch(t *testing.T, s *mailstore.Store) {
 	cp := []byte("From: c@example.test\r\nSubject: cp1258\r\nContent-Type: text/plain; charset=windows-1258\r\n\r\nTh\xf4ng ba\xf2o v\xea\xcc \xd0\xe0 N\xe3\xf2ng\r\n")
 	u3 := add(cp)
 	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	check := func(stage string) {
+		t.Helper()
+		searchCases(t, s, mb.ID, stage, u1, u2, u3)
+	}
+	check("before indexing")
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed")
+	if got := must[[]uint32](t)(s.SearchHeader(ctx, mb.ID, "Subject", "giao ban")); !slices.Equal(got, []uint32{u2}) {
+		t.Errorf("header search: %v", got)
+	}
+}
+
+func searchCases(t *testing.T, s *mailstore.Store, mbID int64, stage string, u1, u2, u3 uint32) {
+	t.Helper()
 	for _, c := range []struct {
 		f    mailstore.Field
 		q    string
@@ -366,13 +385,10 @@ func testSearch(t *testing.T, s *mailstore.Store) {
 		{mailstore.FieldTo, "se@example", []uint32{u1, u2}},
 		{mailstore.FieldText, "nang da", nil}, // words in the wrong order are not a substring
 	} {
-		got := must[[]uint32](t)(s.SearchText(ctx, mb.ID, c.f, c.q))
+		got := must[[]uint32](t)(s.SearchText(context.Background(), mbID, c.f, c.q))
 		if !slices.Equal(got, c.want) {
-			t.Errorf("search %d %q = %v, want %v", c.f, c.q, got, c.want)
+			t.Errorf("%s: search %d %q = %v, want %v", stage, c.f, c.q, got, c.want)
 		}
-	}
-	if got := must[[]uint32](t)(s.SearchHeader(ctx, mb.ID, "Subject", "giao ban")); !slices.Equal(got, []uint32{u2}) {
-		t.Errorf("header search: %v", got)
 	}
 }
 

@@ -1,0 +1,239 @@
+package imapd
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"sealmail/mailstore/storetest"
+)
+
+const benchMessages = 10000
+
+// benchEnv is a server whose nam@ INBOX holds 10,000 messages of a few KB; one
+// of them has the word "xylophone".
+func benchEnv(b *testing.B) *env {
+	e := newEnv(b, func(s *Server) { s.MaxConnsPerIP = 5000 })
+	body := strings.Repeat("Kính gửi các phòng ban, đề nghị báo cáo tình hình thực hiện kế hoạch năm 2026 tại Đà Nẵng.\r\n", 20)
+	var wg sync.WaitGroup
+	const workers = 50
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < benchMessages; i += workers {
+				text := body
+				if i == benchMessages/2 {
+					text += "xylophone\r\n"
+				}
+				e.deliver(b, e.accts[0], "", storetest.Msg("Trần Văn B <b@example.test>", "nam@example.test", fmt.Sprintf("Công văn số %d", i), text))
+			}
+		}()
+	}
+	wg.Wait()
+	return e
+}
+
+func selectInbox(b *testing.B, e *env) *imapclient.Client {
+	c := e.dial(b, "nam", nil)
+	if d, err := c.Select("INBOX", nil).Wait(); err != nil || d.NumMessages != benchMessages {
+		b.Fatal(d, err)
+	}
+	return c
+}
+
+func BenchmarkLoginSelect(b *testing.B) {
+	e := benchEnv(b)
+	for b.Loop() {
+		c, err := imapclient.DialTLS(e.tls, &imapclient.Options{TLSConfig: e.client})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Login("nam@example.test", "pw").Wait(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		c.Logout().Wait()
+		c.Close()
+	}
+}
+
+func BenchmarkFetchHeaders(b *testing.B) {
+	e := benchEnv(b)
+	c := selectInbox(b, e)
+	all := imap.UIDSet{{Start: 1, Stop: 0}}
+	for b.Loop() {
+		n := drain(b, c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, Envelope: true, RFC822Size: true}))
+		if n != benchMessages {
+			b.Fatalf("%d messages", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/benchMessages, "µs/msg")
+}
+
+func BenchmarkFetchBodies(b *testing.B) {
+	e := benchEnv(b)
+	c := selectInbox(b, e)
+	all := imap.UIDSet{{Start: 1, Stop: 0}}
+	for b.Loop() {
+		n := drain(b, c.Fetch(all, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}))
+		if n != benchMessages {
+			b.Fatalf("%d messages", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/benchMessages, "µs/msg")
+}
+
+// drain reads a FETCH's responses without keeping them.
+func drain(b *testing.B, cmd *imapclient.FetchCommand) int {
+	n := 0
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		for item := m.Next(); item != nil; item = m.Next() {
+			if s, ok := item.(imapclient.FetchItemDataBodySection); ok {
+				io.Copy(io.Discard, s.Literal)
+			}
+		}
+		n++
+	}
+	if err := cmd.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func BenchmarkSearchRareWord(b *testing.B) {
+	e := benchEnv(b)
+	c := selectInbox(b, e)
+	for b.Loop() {
+		d, err := c.UIDSearch(&imap.SearchCriteria{Text: []string{"xylophone"}}, nil).Wait()
+		if err != nil || len(d.AllUIDs()) != 1 {
+			b.Fatal(d, err)
+		}
+	}
+}
+
+func BenchmarkStoreAll(b *testing.B) {
+	e := benchEnv(b)
+	c := selectInbox(b, e)
+	op := imap.StoreFlagsAdd
+	for b.Loop() {
+		if _, err := c.Store(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect(); err != nil {
+			b.Fatal(err)
+		}
+		if op == imap.StoreFlagsAdd {
+			op = imap.StoreFlagsDel
+		} else {
+			op = imap.StoreFlagsAdd
+		}
+	}
+}
+
+const idleClients = 1000
+
+// BenchmarkIdleMemory measures what the server holds for each client idling
+// on a selected INBOX over TLS. The clients run in a child process so that
+// only server memory is counted.
+func BenchmarkIdleMemory(b *testing.B) {
+	e := newEnv(b, func(s *Server) { s.MaxConnsPerIP = 2 * idleClients })
+	for i := range 20 {
+		e.deliver(b, e.accts[0], "", storetest.Msg("a@b.test", "nam@example.test", fmt.Sprintf("m%d", i), "b"))
+	}
+	for b.Loop() {
+		before := memNow()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsHelper$")
+		cmd.Env = append(os.Environ(), "IMAPD_IDLE_ADDR="+e.tls, "IMAPD_IDLE_CA="+e.certFile, "IMAPD_IDLE_N="+strconv.Itoa(idleClients))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			b.Fatalf("client farm: %q %v", line, err)
+		}
+		time.Sleep(200 * time.Millisecond) // let the last IDLE goroutines park
+		after := memNow()
+		stdin.Close()
+		cmd.Wait()
+		b.ReportMetric(float64(after.heap-before.heap)/idleClients, "heap-B/conn")
+		b.ReportMetric(float64(after.stack-before.stack)/idleClients, "stack-B/conn")
+		b.ReportMetric(float64(after.heap+after.stack-before.heap-before.stack)/idleClients, "B/conn")
+		b.ReportMetric(float64(after.goroutines-before.goroutines)/idleClients, "goroutines/conn")
+	}
+}
+
+type mem struct{ heap, stack, goroutines int64 }
+
+// memNow measures after a few collections: each may halve the stacks that
+// have grown during login and SELECT, as a long-running server's would be.
+func memNow() mem {
+	for range 5 {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return mem{int64(ms.HeapInuse), int64(ms.StackInuse), int64(runtime.NumGoroutine())}
+}
+
+// TestIdleClientsHelper is the client side of BenchmarkIdleMemory, run in a
+// child process; in a normal test run it has nothing to do.
+func TestIdleClientsHelper(t *testing.T) {
+	addr := os.Getenv("IMAPD_IDLE_ADDR")
+	if addr == "" {
+		t.Skip("client farm for BenchmarkIdleMemory")
+	}
+	n, _ := strconv.Atoi(os.Getenv("IMAPD_IDLE_N"))
+	pem, err := os.ReadFile(os.Getenv("IMAPD_IDLE_CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	conns := make([]*tls.Conn, 0, n)
+	for i := range n {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		r := bufio.NewReader(c)
+		expect := func(prefix string) {
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("client %d: %v", i, err)
+				}
+				if strings.HasPrefix(l, prefix) {
+					return
+				}
+			}
+		}
+		expect("* OK")
+		fmt.Fprintf(c, "a LOGIN nam@example.test pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
+		expect("a OK")
+		expect("b OK")
+		expect("+ ")
+		conns = append(conns, c)
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,306 @@
+package imapd
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"sealmail/mailstore"
+)
+
+// Fetch serves FETCH and UID FETCH. ENVELOPE and BODYSTRUCTURE come from what
+// the store parsed at delivery; only body sections read the content.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	sel := s.sel
+	uids, err := sel.resolve(numSet)
+	if err != nil || len(uids) == 0 {
+		return err
+	}
+	what := 0
+	if options.Envelope {
+		what |= mailstore.FetchEnvelope
+	}
+	if options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		what |= mailstore.FetchStructure // BINARY needs each part's encoding
+	}
+	if len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		what |= mailstore.FetchContent
+	}
+
+	// Reading a body without PEEK sets \Seen; the FETCH then carries the new
+	// flags, and the change log must not repeat them.
+	var seenNow map[uint32]bool
+	if !sel.readOnly && setsSeen(options) {
+		changed, err := s.srv.Store.StoreFlags(s.ctx(), sel.mb.ID, uids, mailstore.FlagsAdd, []string{string(imap.FlagSeen)})
+		if err != nil {
+			return s.fail("fetch", err)
+		}
+		sel.remember(changed)
+		seenNow = make(map[uint32]bool, len(changed))
+		for _, m := range changed {
+			seenNow[m.UID] = true
+		}
+	}
+
+	query := uids
+	if len(uids) == len(sel.uids) {
+		query = nil // all: one range scan instead of a long UID list
+	}
+	var first error
+	err = s.srv.Store.Fetch(s.ctx(), sel.mb.ID, query, what, func(it mailstore.Item) error {
+		n := sel.seq(it.UID)
+		if n == 0 {
+			return nil // delivered after the client last heard; not yet announced
+		}
+		f, err := s.prepare(&it, options)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			return nil
+		}
+		return f.write(w.CreateMessage(n), &it, options, options.Flags || seenNow[it.UID])
+	})
+	if err != nil {
+		var imapErr *imap.Error
+		if errors.As(err, &imapErr) {
+			return err
+		}
+		return s.fail("fetch", err)
+	}
+	return first
+}
+
+func setsSeen(options *imap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range options.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// fetched is what one FETCH response carries beyond the per-message state,
+// computed before the response starts: a failure then costs one message, not
+// a half-written response and the connection.
+type fetched struct {
+	envelope   *imap.Envelope
+	structure  imap.BodyStructure
+	sections   [][]byte
+	binary     [][]byte
+	binarySize []uint32
+}
+
+var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE, Text: "Cannot decode this part's transfer encoding"}
+
+func (s *session) prepare(it *mailstore.Item, options *imap.FetchOptions) (f *fetched, err error) {
+	defer s.logPanic("fetch", &err)
+	f = &fetched{}
+	if options.Envelope {
+		f.envelope = envelope(it.Envelope)
+	}
+	if options.BodyStructure != nil {
+		f.structure = bodyStructure(it.Structure)
+	}
+	for _, bs := range options.BodySection {
+		f.sections = append(f.sections, bodySection(it.Content, bs))
+	}
+	for _, bs := range options.BinarySection {
+		if !decodable(it.Structure, bs.Part) {
+			return nil, errUnknownCTE
+		}
+		f.binary = append(f.binary, imapserver.ExtractBinarySection(bytes.NewReader(it.Content), bs))
+	}
+	for _, bs := range options.BinarySectionSize {
+		if !decodable(it.Structure, bs.Part) {
+			return nil, errUnknownCTE
+		}
+		f.binarySize = append(f.binarySize, imapserver.ExtractBinarySectionSize(bytes.NewReader(it.Content), bs))
+	}
+	return f, nil
+}
+
+func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, options *imap.FetchOptions, flags bool) error {
+	// UID always: clients match responses by it, and RFC 9051 allows it.
+	w.WriteUID(imap.UID(it.UID))
+	if flags {
+		w.WriteFlags(imapFlags(it.Flags))
+	}
+	if options.InternalDate {
+		w.WriteInternalDate(it.InternalDate)
+	}
+	if options.RFC822Size {
+		w.WriteRFC822Size(it.Size)
+	}
+	if options.Envelope {
+		w.WriteEnvelope(f.envelope)
+	}
+	if options.BodyStructure != nil {
+		w.WriteBodyStructure(f.structure)
+	}
+	for i, bs := range options.BodySection {
+		if err := writeLiteral(w.WriteBodySection(bs, int64(len(f.sections[i]))), f.sections[i]); err != nil {
+			return err
+		}
+	}
+	for i, bs := range options.BinarySection {
+		if err := writeLiteral(w.WriteBinarySection(bs, int64(len(f.binary[i]))), f.binary[i]); err != nil {
+			return err
+		}
+	}
+	for i, bs := range options.BinarySectionSize {
+		w.WriteBinarySectionSize(bs, f.binarySize[i])
+	}
+	return w.Close()
+}
+
+func writeLiteral(wc interface {
+	Write([]byte) (int, error)
+	Close() error
+}, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// bodySection extracts BODY[section]<partial>. The whole message, by far the
+// most asked for, is sliced from the content without parsing.
+func bodySection(content []byte, bs *imap.FetchItemBodySection) []byte {
+	if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierNone {
+		return imapserver.ExtractBodySection(bytes.NewReader(content), bs)
+	}
+	if p := bs.Partial; p != nil {
+		if p.Offset >= int64(len(content)) {
+			return nil
+		}
+		return content[p.Offset:min(p.Offset+p.Size, int64(len(content)))]
+	}
+	return content
+}
+
+// partAt finds the part a section path names, the way IMAP numbers them: a
+// non-multipart message has the single part 1, and the parts of an attached
+// message are numbered under the attachment's number.
+func partAt(p *mailstore.Part, path []int) *mailstore.Part {
+	for i, n := range path {
+		if i > 0 && isMessage(p) && len(p.Children) > 0 {
+			p = &p.Children[0]
+		}
+		switch {
+		case p.IsMultipart():
+			if n < 1 || n > len(p.Children) {
+				return nil
+			}
+			p = &p.Children[n-1]
+		case n != 1:
+			return nil
+		}
+	}
+	return p
+}
+
+func isMessage(p *mailstore.Part) bool {
+	return strings.EqualFold(p.Type, "message") && (strings.EqualFold(p.Subtype, "rfc822") || strings.EqualFold(p.Subtype, "global"))
+}
+
+// decodable reports whether BINARY can decode the part: RFC 3516 wants
+// UNKNOWN-CTE for an encoding the server does not know.
+func decodable(root *mailstore.Part, path []int) bool {
+	if root == nil {
+		return true
+	}
+	p := partAt(root, path)
+	if p == nil {
+		return true // a missing part is empty, not an error
+	}
+	switch strings.ToLower(p.Encoding) {
+	case "", "7bit", "8bit", "binary", "base64", "quoted-printable":
+		return true
+	}
+	return false
+}
+
+func envelope(e *mailstore.Envelope) *imap.Envelope {
+	if e == nil {
+		return nil
+	}
+	return &imap.Envelope{
+		Date:      e.Date,
+		Subject:   e.Subject,
+		From:      addresses(e.From),
+		Sender:    addresses(e.Sender),
+		ReplyTo:   addresses(e.ReplyTo),
+		To:        addresses(e.To),
+		Cc:        addresses(e.Cc),
+		Bcc:       addresses(e.Bcc),
+		InReplyTo: e.InReplyTo,
+		MessageID: e.MessageID,
+	}
+}
+
+func addresses(as []mailstore.Address) []imap.Address {
+	if as == nil {
+		return nil
+	}
+	out := make([]imap.Address, len(as))
+	for i, a := range as {
+		out[i] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+	}
+	return out
+}
+
+// bodyStructure converts the stored structure. It never yields what
+// imapserver's writer would panic on: a multipart without children, a missing
+// extension block, an attached message without a body.
+func bodyStructure(p *mailstore.Part) imap.BodyStructure {
+	if p == nil {
+		return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
+	}
+	var disp *imap.BodyStructureDisposition
+	if p.Disposition != "" {
+		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispositionParams}
+	}
+	if p.IsMultipart() && len(p.Children) > 0 {
+		mp := &imap.BodyStructureMultiPart{
+			Subtype:  p.Subtype,
+			Extended: &imap.BodyStructureMultiPartExt{Params: p.Params, Disposition: disp, Language: p.Language, Location: p.Location},
+		}
+		for i := range p.Children {
+			mp.Children = append(mp.Children, bodyStructure(&p.Children[i]))
+		}
+		return mp
+	}
+	sp := &imap.BodyStructureSinglePart{
+		Type: p.Type, Subtype: p.Subtype, Params: p.Params,
+		ID: p.ID, Description: p.Description, Encoding: p.Encoding, Size: uint32(p.Size),
+		Extended: &imap.BodyStructureSinglePartExt{Disposition: disp, Language: p.Language, Location: p.Location},
+	}
+	switch {
+	case p.IsMultipart():
+		// Broken MIME: a multipart with no parts. Present it as the text it is.
+		sp.Type, sp.Subtype, sp.Params = "text", "plain", nil
+		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	case sp.Type == "":
+		sp.Type, sp.Subtype = "text", "plain"
+		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	case strings.EqualFold(p.Type, "text"):
+		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	case isMessage(p):
+		var child *mailstore.Part
+		if len(p.Children) > 0 {
+			child = &p.Children[0]
+		}
+		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: envelope(p.Envelope), BodyStructure: bodyStructure(child), NumLines: p.Lines}
+	}
+	return sp
+}

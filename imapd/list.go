@@ -1,0 +1,134 @@
+package imapd
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"sealmail/mailstore"
+)
+
+// List answers LIST (with LIST-EXTENDED selection and return options,
+// LIST-STATUS, SPECIAL-USE and CHILDREN attributes) and LSUB. imapserver turns
+// names into modified UTF-7 for clients that have not enabled UTF-8.
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 0 {
+		// LIST "" "" asks for the hierarchy delimiter.
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	mbs, err := s.srv.Store.Mailboxes(s.ctx(), s.acct.ID)
+	if err != nil {
+		return s.fail("list", err)
+	}
+	ref = inboxCase(ref)
+	for i, p := range patterns {
+		patterns[i] = inboxCase(p)
+	}
+
+	byName := make(map[string]*mailstore.Mailbox, len(mbs))
+	hasChildren := map[string]bool{}
+	subscribedChild := map[string]bool{}
+	for i := range mbs {
+		m := &mbs[i]
+		byName[m.Name] = m
+		for p := parent(m.Name); p != ""; p = parent(p) {
+			hasChildren[p] = true
+			if m.Subscribed {
+				subscribedChild[p] = true
+			}
+		}
+	}
+	// Parents that are not mailboxes themselves (their mailbox was deleted but
+	// not its children) are hierarchy levels a "%" can stop at.
+	names := make([]string, 0, len(mbs))
+	for _, m := range mbs {
+		names = append(names, m.Name)
+	}
+	for p := range hasChildren {
+		if byName[p] == nil {
+			names = append(names, p)
+		}
+	}
+	sort.Strings(names)
+
+	for _, name := range names {
+		m := byName[name]
+		if !matchAny(name, ref, patterns, m == nil) {
+			continue
+		}
+		data := imap.ListData{Delim: delim, Mailbox: name}
+		if m == nil {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+		}
+		if hasChildren[name] {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
+		} else {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
+		}
+		subscribed := m != nil && m.Subscribed
+		if subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		// Special-use attributes go out even unasked: clients that never say
+		// RETURN (SPECIAL-USE) still look for them, and RFC 6154 allows it.
+		if m != nil && m.SpecialUse != "" {
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(m.SpecialUse))
+		}
+		if options.SelectSpecialUse && (m == nil || m.SpecialUse == "") {
+			continue
+		}
+		if options.SelectSubscribed && !subscribed {
+			if !options.SelectRecursiveMatch || !subscribedChild[name] {
+				continue
+			}
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		} else if options.SelectRecursiveMatch && subscribedChild[name] {
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		if options.ReturnStatus != nil && m != nil {
+			st, err := s.status(*m, options.ReturnStatus)
+			if err != nil {
+				return err
+			}
+			data.Status = st
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parent(name string) string {
+	if i := strings.LastIndex(name, mailstore.Separator); i > 0 {
+		return name[:i]
+	}
+	return ""
+}
+
+// matchAny reports whether name matches one of the patterns. A hierarchy level
+// that is no mailbox is only shown where a pattern's "%" stops at it: "*"
+// reaches its children anyway.
+func matchAny(name, ref string, patterns []string, level bool) bool {
+	for _, p := range patterns {
+		if !imapserver.MatchList(name, delim, ref, p) {
+			continue
+		}
+		if !level || strings.Contains(p, "%") {
+			return true
+		}
+	}
+	return false
+}
+
+// inboxCase spells a leading INBOX in capitals: the name is case-insensitive,
+// and mailbox names are stored with INBOX canonical.
+func inboxCase(p string) string {
+	if len(p) >= len(mailstore.Inbox) && strings.EqualFold(p[:len(mailstore.Inbox)], mailstore.Inbox) &&
+		(len(p) == len(mailstore.Inbox) || strings.ContainsRune("/*%", rune(p[len(mailstore.Inbox)]))) {
+		return mailstore.Inbox + p[len(mailstore.Inbox):]
+	}
+	return p
+}

@@ -1,0 +1,255 @@
+// Package imapd serves the mail store to everyday mail clients over IMAP
+// (IMAP4rev1 and IMAP4rev2). It is a thin adapter: go-imap's imapserver speaks
+// the protocol, mailstore keeps the mail, and a session holds no more than the
+// UIDs its client knows, so that thousands of idle clients cost little memory.
+package imapd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"sealmail/mailstore"
+	"sealmail/throttle"
+)
+
+// ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
+var ErrServerClosed = errors.New("imapd: server closed")
+
+// Server is an IMAP server over one mail store.
+type Server struct {
+	Store     *mailstore.Store
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
+	// MaxMessageSize is the largest APPEND accepted (APPENDLIMIT); zero means 64 MiB.
+	MaxMessageSize int64
+	// IdleTimeout logs out a client silent that long. imapserver already allows
+	// 35 minutes, so only shorter values take effect; zero keeps that.
+	IdleTimeout time.Duration
+	// MaxConnsPerIP caps simultaneous connections from one address; zero means 50.
+	MaxConnsPerIP int
+	// Logins slows password guessing; share it with the SMTP server. Nil gets
+	// a private one with throttle's defaults.
+	Logins *throttle.Logins
+
+	once   sync.Once
+	srv    *imapserver.Server
+	conns  throttle.Conns
+	logins *throttle.Logins
+	log    *slog.Logger
+
+	// ctx is cancelled by Shutdown, cutting short the waits of throttled logins.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	sessions sync.WaitGroup
+}
+
+const (
+	defaultMaxMessageSize = 64 << 20
+	defaultMaxConnsPerIP  = 50
+)
+
+// caps is what the server advertises. imapserver adds by itself SASL-IR,
+// LITERAL-, STARTTLS, AUTH=PLAIN or LOGINDISABLED, and after login UNSELECT,
+// ENABLE, IDLE, UTF8=ACCEPT and APPENDLIMIT=n (from session.AppendLimit); every
+// other extension listed here is carried out by session code in this package.
+var caps = imap.CapSet{
+	imap.CapIMAP4rev1:        {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapListExtended:     {},
+	imap.CapListStatus:       {},
+	imap.CapMove:             {},
+	imap.CapStatusSize:       {},
+	imap.CapBinary:           {},
+	imap.CapChildren:         {},
+	imap.CapSpecialUse:       {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapLiteralPlus:      {},
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		s.logins = s.Logins
+		if s.logins == nil {
+			s.logins = throttle.NewLogins()
+		}
+		s.conns.Max = s.MaxConnsPerIP
+		if s.conns.Max <= 0 {
+			s.conns.Max = defaultMaxConnsPerIP
+		}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.srv = imapserver.New(&imapserver.Options{
+			NewSession: s.newSession,
+			Caps:       caps,
+			Logger:     logger{s.log},
+			TLSConfig:  s.TLSConfig,
+		})
+	})
+}
+
+// Serve accepts cleartext connections on l. Clients must STARTTLS before they
+// may log in (LOGINDISABLED is advertised until then).
+func (s *Server) Serve(l net.Listener) error {
+	if s.TLSConfig == nil {
+		return errors.New("imapd: Serve needs a TLSConfig for STARTTLS")
+	}
+	return s.serve(&listener{Listener: l, idle: s.IdleTimeout})
+}
+
+// ServeTLS accepts connections on l and speaks TLS from the first byte (port 993).
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.TLSConfig == nil {
+		return errors.New("imapd: ServeTLS needs a TLSConfig")
+	}
+	return s.serve(tls.NewListener(&listener{Listener: l, idle: s.IdleTimeout}, s.TLSConfig))
+}
+
+func (s *Server) serve(l net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		l.Close()
+		return ErrServerClosed
+	}
+	err := s.srv.Serve(l)
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err != nil {
+		return fmt.Errorf("imapd: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, closes every session and returns once
+// they have all ended, or when ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	s.mu.Unlock()
+	// imapserver's Close closes listeners and connections; an error there is a
+	// listener failing to close, which is of no consequence now.
+	s.srv.Close()
+	ended := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	ip := remoteIP(c.NetConn())
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.sessions.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	if !s.conns.Acquire(ip) {
+		s.sessions.Done()
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeLimit, Text: "Too many connections from your address"}
+	}
+	return &session{srv: s, conn: c, ip: ip}, nil, nil
+}
+
+func remoteIP(c net.Conn) string {
+	addr := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// listener hands out connections whose read deadlines never reach past the
+// idle timeout, which is how the timeout reaches inside imapserver: it sets a
+// deadline before every read, and we shorten it.
+type listener struct {
+	net.Listener
+	idle time.Duration
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return c, err
+	}
+	// imapserver sets no deadline until after the greeting, and for implicit
+	// TLS writing the greeting first reads the client's hello.
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if l.idle <= 0 {
+		return c, nil
+	}
+	return &idleConn{Conn: c, idle: l.idle}, nil
+}
+
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) SetReadDeadline(t time.Time) error {
+	if limit := time.Now().Add(c.idle); t.IsZero() || t.After(limit) {
+		t = limit
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *idleConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
+}
+
+// logger passes imapserver's messages to slog: its panics as errors, the rest
+// (clients that vanish or time out) as debug noise.
+type logger struct{ l *slog.Logger }
+
+func (l logger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if strings.HasPrefix(msg, "panic") {
+		l.l.Error("imap: " + msg)
+	} else {
+		l.l.Debug("imap: " + msg)
+	}
+}

@@ -1,0 +1,250 @@
+// Package mailauth signs outbound mail with DKIM and checks inbound mail with
+// DKIM, SPF and DMARC (RFC 6376, 7208, 7489), recording the outcome in an
+// Authentication-Results header (RFC 8601). DNS comes through a
+// resolve.Resolver, so tests inject answers and a dead resolver yields
+// temperror rather than a stalled SMTP session.
+package mailauth
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"net/mail"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+)
+
+// DefaultSelector is the DKIM selector keygen uses unless told otherwise.
+const DefaultSelector = "sealmail"
+
+// KeyPath returns where the key of domain and selector lives under dir.
+func KeyPath(dir, domain, selector string) string {
+	return filepath.Join(dir, strings.ToLower(domain)+"."+selector+".key")
+}
+
+// GenerateKey creates a 2048-bit RSA DKIM key for domain under dir (mode 0600,
+// refusing to overwrite one) and returns the DNS TXT record that publishes it:
+// its name (selector._domainkey.domain) and value.
+func GenerateKey(dir, domain, selector string) (name, value string, err error) {
+	domain = strings.ToLower(strings.TrimSpace(domain))
+	if domain == "" || strings.ContainsAny(domain, "/@ ") {
+		return "", "", fmt.Errorf("dkim: invalid domain %q", domain)
+	}
+	if selector == "" || strings.ContainsAny(selector, "./@ ") {
+		// A dot would make DOMAIN.SELECTOR.key ambiguous.
+		return "", "", fmt.Errorf("dkim: invalid selector %q (letters, digits and hyphens)", selector)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", "", fmt.Errorf("dkim: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", fmt.Errorf("dkim: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("dkim: %w", err)
+	}
+	path := KeyPath(dir, domain, selector)
+	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		return "", "", fmt.Errorf("dkim: %w", err)
+	}
+	return selector + "._domainkey." + domain, publicRecord(key.Public()), nil
+}
+
+func publicRecord(pub crypto.PublicKey) string {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
+}
+
+// ZoneRecord formats a TXT record for a zone file, splitting the value into
+// the 255-byte strings DNS allows.
+func ZoneRecord(name, value string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s. IN TXT (", name)
+	for len(value) > 0 {
+		n := min(len(value), 255)
+		fmt.Fprintf(&b, " %q", value[:n])
+		value = value[n:]
+	}
+	b.WriteString(" )")
+	return b.String()
+}
+
+func writeNew(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Signer signs outbound mail with the keys under Dir, named
+// DOMAIN.SELECTOR.key. A key added while the server runs is used from the next
+// message on; with several keys for a domain the newest file wins, so rotating
+// is: keygen a new selector, publish it, wait for DNS, remove the old file.
+type Signer struct {
+	Dir string
+
+	mu    sync.Mutex
+	cache map[string]cachedKey // by path
+}
+
+type cachedKey struct {
+	mod    time.Time
+	signer crypto.Signer
+}
+
+// signedHeaders are the fields a signature covers, those that say who wrote
+// what to whom.
+var signedHeaders = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
+	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
+
+// Sign returns msg with a DKIM-Signature for the domain of its From address,
+// or msg unchanged when there is no key for that domain.
+func (s *Signer) Sign(msg []byte) ([]byte, error) {
+	domain := fromDomain(msg)
+	if domain == "" {
+		return msg, nil
+	}
+	selector, key, err := s.key(domain)
+	if err != nil || key == nil {
+		return msg, err
+	}
+	var sig bytes.Buffer
+	opts := &dkim.SignOptions{
+		Domain:                 domain,
+		Selector:               selector,
+		Signer:                 key,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
+		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
+		HeaderKeys:             presentHeaders(msg),
+	}
+	if err := dkim.Sign(&sig, bytes.NewReader(msg), opts); err != nil {
+		return nil, fmt.Errorf("dkim: sign for %s: %w", domain, err)
+	}
+	return sig.Bytes(), nil
+}
+
+// presentHeaders picks the signed fields the message has (From always: the
+// RFC requires it).
+func presentHeaders(msg []byte) []string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	keys := []string{"From"}
+	if err != nil {
+		return keys
+	}
+	for _, k := range signedHeaders[1:] {
+		if _, ok := m.Header[textproto.CanonicalMIMEHeaderKey(k)]; ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// key finds the newest key for domain.
+func (s *Signer) key(domain string) (string, crypto.Signer, error) {
+	paths, err := filepath.Glob(filepath.Join(s.Dir, globEscape(domain)+".*.key"))
+	if err != nil {
+		return "", nil, nil
+	}
+	var best string
+	var bestMod time.Time
+	for _, p := range paths {
+		sel := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), domain+"."), ".key")
+		if strings.Contains(sel, ".") {
+			continue // a subdomain's key
+		}
+		fi, err := os.Stat(p)
+		if err == nil && (best == "" || fi.ModTime().After(bestMod)) {
+			best, bestMod = p, fi.ModTime()
+		}
+	}
+	if best == "" {
+		return "", nil, nil
+	}
+	sel := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(best), domain+"."), ".key")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.cache[best]; ok && c.mod.Equal(bestMod) {
+		return sel, c.signer, nil
+	}
+	k, err := loadKey(best)
+	if err != nil {
+		return "", nil, err
+	}
+	if s.cache == nil {
+		s.cache = map[string]cachedKey{}
+	}
+	s.cache[best] = cachedKey{bestMod, k}
+	return sel, k, nil
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+func loadKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dkim: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("dkim: %s: no PEM key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		if rk, err2 := x509.ParsePKCS1PrivateKey(blk.Bytes); err2 == nil {
+			return rk, nil
+		}
+		return nil, fmt.Errorf("dkim: %s: %w", path, err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("dkim: %s: unsupported key type %T", path, k)
+	}
+	return signer, nil
+}
+
+// fromDomain returns the lower-cased domain of the message's single From
+// address, or "" when there is not exactly one.
+func fromDomain(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil || len(m.Header["From"]) != 1 {
+		return ""
+	}
+	addrs, err := m.Header.AddressList("From")
+	if err != nil || len(addrs) != 1 {
+		return ""
+	}
+	return addrDomain(addrs[0].Address)
+}
+
+func addrDomain(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
+}

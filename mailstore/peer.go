@@ -1,0 +1,113 @@
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Peer is another mail domain reached directly rather than through public DNS:
+// typically another agency on the same closed network.
+type Peer struct {
+	Domain string
+	// Relay is the HOST:PORT to deliver to; empty means the domain's MX.
+	Relay string
+	// TLSCA holds PEM certificates the peer's certificate must chain to; empty
+	// means the system roots. TLS is required with a peer either way.
+	TLSCA     string
+	OrganID   string
+	OrganName string
+	Created   time.Time
+}
+
+const peerCols = `domain, relay, tls_ca, organ_id, organ_name, created`
+
+func scanPeer(sc interface{ Scan(...any) error }) (Peer, error) {
+	var p Peer
+	var created int64
+	err := sc.Scan(&p.Domain, &p.Relay, &p.TLSCA, &p.OrganID, &p.OrganName, &created)
+	p.Created = time.Unix(created, 0)
+	return p, err
+}
+
+// AddPeer adds a peer domain.
+func (s *Store) AddPeer(ctx context.Context, p Peer) error {
+	p.Domain = strings.ToLower(strings.TrimSpace(p.Domain))
+	if p.Domain == "" || strings.ContainsAny(p.Domain, "@ ") {
+		return fmt.Errorf("mailstore: add peer: %w: domain %q", ErrInvalid, p.Domain)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT INTO peers (`+peerCols+`) VALUES (?,?,?,?,?,?)`, p.Domain, p.Relay, p.TLSCA, p.OrganID, p.OrganName, now())
+		if isUnique(err) {
+			return ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mailstore: add peer %s: %w", p.Domain, err)
+	}
+	return nil
+}
+
+// Peer returns the peer for domain.
+func (s *Store) Peer(ctx context.Context, domain string) (Peer, error) {
+	var p Peer
+	err := s.read(ctx, func(db *sql.DB) error {
+		var err error
+		p, err = scanPeer(db.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE domain=?`, strings.ToLower(domain)))
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Peer{}, fmt.Errorf("mailstore: peer %s: %w", domain, ErrNotFound)
+	}
+	if err != nil {
+		return Peer{}, fmt.Errorf("mailstore: peer %s: %w", domain, err)
+	}
+	return p, nil
+}
+
+// Peers lists peers by domain.
+func (s *Store) Peers(ctx context.Context) ([]Peer, error) {
+	var out []Peer
+	err := s.read(ctx, func(db *sql.DB) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY domain`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p, err := scanPeer(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, p)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: peers: %w", err)
+	}
+	return out, nil
+}
+
+// RemovePeer removes a peer domain.
+func (s *Store) RemovePeer(ctx context.Context, domain string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.Exec(`DELETE FROM peers WHERE domain=?`, strings.ToLower(domain))
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mailstore: remove peer %s: %w", domain, err)
+	}
+	return nil
+}

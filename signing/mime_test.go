@@ -1,0 +1,176 @@
+package signing
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func TestSplitMultipart(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []string // nil: error
+	}{
+		{"plain", "--b\r\nA: 1\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--\r\n", []string{"A: 1\r\n\r\none", "\r\ntwo"}},
+		{"preamble and epilogue", "pre\r\n--b\r\n\r\none\r\n--b--\r\nepi", []string{"\r\none"}},
+		{"padding after delimiter", "--b  \r\n\r\none\r\n--b-- \r\n", []string{"\r\none"}},
+		{"longer boundary is content", "--b\r\n\r\n--bb\r\n--b--", []string{"\r\n--bb"}},
+		{"empty part", "--b\r\n\r\n--b\r\n\r\nx\r\n--b--", []string{"", "\r\nx"}},
+		{"no close delimiter", "--b\r\n\r\none\r\n", nil},
+		{"no parts", "--b--\r\n", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parts, err := splitMultipart([]byte(tc.body), "b")
+			if tc.want == nil {
+				if err == nil {
+					t.Errorf("parts %q, want error", parts)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range parts {
+				got = append(got, string(p))
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeBase64(t *testing.T) {
+	data := pdf(200 << 10) // spans several decoder chunks
+	enc := base64.StdEncoding.EncodeToString(data)
+	wrap := func(n int, eol string) string {
+		var b strings.Builder
+		for s := enc; len(s) > 0; {
+			k := min(n, len(s))
+			b.WriteString(s[:k] + eol)
+			s = s[k:]
+		}
+		return b.String()
+	}
+	for name, in := range map[string]string{
+		"76 CRLF":    wrap(76, "\r\n"),
+		"64 LF":      wrap(64, "\n"),
+		"73 CRLF":    wrap(73, "\r\n"), // lines that split quanta
+		"one line":   enc,
+		"no newline": strings.TrimSuffix(wrap(76, "\r\n"), "\r\n"),
+	} {
+		var out bytes.Buffer
+		if err := decodeBase64(&out, []byte(in)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		} else if !bytes.Equal(out.Bytes(), data) {
+			t.Errorf("%s: decoded %d bytes differ", name, out.Len())
+		}
+	}
+	for name, in := range map[string]string{
+		"bad character":   "QUJD\r\nR*VG\r\n",
+		"missing padding": "QUJDRA",
+		"space":           "QUJD REVG",
+	} {
+		if err := decodeBase64(&bytes.Buffer{}, []byte(in)); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+func TestWriteBase64(t *testing.T) {
+	for _, n := range []int{0, 1, 57, 58, 300 * 57, 300*57 + 5} {
+		data := pdf(n)
+		var b bytes.Buffer
+		if err := writeBase64(&b, data); err != nil {
+			t.Fatal(err)
+		}
+		ls := strings.Split(b.String(), "\r\n")
+		for i, l := range ls {
+			if len(l) > lineLen || (i < len(ls)-1 && len(l) != lineLen) {
+				t.Errorf("%d bytes: line %d has %d characters", n, i, len(l))
+			}
+		}
+		got, err := base64.StdEncoding.DecodeString(strings.Join(ls, ""))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%d bytes: round trip failed: %v", n, err)
+		}
+	}
+}
+
+func TestCRLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\nb\r\nc\n": "a\r\nb\r\nc\r\n",
+		"\n\n":        "\r\n\r\n",
+		"a\r\nb":      "a\r\nb",
+		"":            "",
+	} {
+		if got := string(crlf([]byte(in))); got != want {
+			t.Errorf("crlf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	canonical := []byte("a\r\nb\r\n")
+	if &crlf(canonical)[0] != &canonical[0] {
+		t.Error("canonical input was copied")
+	}
+}
+
+func TestShortLines(t *testing.T) {
+	for in, want := range map[string]bool{
+		"abc\r\nde":    true,
+		"abcd\r\nde":   true,
+		"abcde\r\nde":  false,
+		"ab\r\nabcdef": false,
+		"":             true,
+	} {
+		if got := shortLines([]byte(in), 4); got != want {
+			t.Errorf("shortLines(%q, 4) = %v", in, got)
+		}
+	}
+}
+
+func TestIs7bit(t *testing.T) {
+	for in, want := range map[string]bool{
+		"Dear all,\r\nsee =C3=A0\r\n":     true,
+		"":                                true,
+		"K\xc3\xadnh g\xe1\xbb\xadi\r\n":  false,
+		"nul\x00\r\n":                     false,
+		"bare\nLF":                        false,
+		"bare\rCR":                        false,
+		"trailing space \r\nx":            false,
+		"trailing tab\t":                  false,
+		strings.Repeat("x", 999):          false,
+		strings.Repeat("x", 998) + "\r\n": true,
+	} {
+		if got := is7bit([]byte(in)); got != want {
+			t.Errorf("is7bit(%.20q) = %v", in, got)
+		}
+	}
+}
+
+func TestPartAttachments(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n" +
+		"--b\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename=logo.png\r\n\r\npng\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=\"=?utf-8?q?C=C3=B4ng_v=C4=83n.pdf?=\"\r\n\r\npdf\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n\r\nbin\r\n--b--\r\n"
+	root, err := parsePart([]byte(raw), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range attachments(root.kids) {
+		names = append(names, p.filename()+":"+string(p.body))
+	}
+	if got := strings.Join(names, "|"); got != "logo.png:png|Công văn.pdf:pdf|:bin" {
+		t.Errorf("attachments %s", got)
+	}
+	deep := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	for range maxDepth {
+		deep += "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	}
+	if _, err := parsePart([]byte(deep), 0); err == nil {
+		t.Error("parsed nesting beyond maxDepth")
+	}
+}

@@ -1,0 +1,166 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is an ETSI EN 319 532 (Registered Electronic Mail) evidence event.
+type Event string
+
+const (
+	SubmissionAcceptance      Event = "SubmissionAcceptance"      // sender's server accepted the document
+	ContentConsignment        Event = "ContentConsignment"        // recipient's server put it in the mailbox
+	ContentConsignmentFailure Event = "ContentConsignmentFailure" // it could not be delivered
+)
+
+// eventTitles are the human-readable names of events, Vietnamese first.
+var eventTitles = map[Event][2]string{
+	SubmissionAcceptance:      {"Hệ thống đã nhận văn bản để chuyển đi", "accepted for delivery"},
+	ContentConsignment:        {"Văn bản đã được chuyển vào hộp thư nơi nhận", "delivered to the recipient's mailbox"},
+	ContentConsignmentFailure: {"Không chuyển được văn bản đến nơi nhận", "could not be delivered"},
+}
+
+// evidenceName is the file name of the evidence part of a receipt.
+const evidenceName = "evidence.xml"
+
+// Evidence is what a receipt attests, in the manner of PEC's daticert.xml.
+type Evidence struct {
+	XMLName    xml.Name     `xml:"Evidence" json:"-"`
+	Event      Event        `xml:"Event" json:"event"`
+	StatusCode string       `xml:"StatusCode" json:"statusCode"` // edXML status: "01" arrived, "02" refused
+	Reason     string       `xml:"Reason,omitempty" json:"reason,omitempty"`
+	DocumentID string       `xml:"DocumentId" json:"documentId"`
+	MessageID  string       `xml:"MessageId" json:"messageId"` // of the original message
+	Files      []FileDigest `xml:"Files>File" json:"files"`
+	Time       time.Time    `xml:"Time" json:"time"`
+	Server     string       `xml:"Server" json:"server"` // host name of the attesting server
+	From       string       `xml:"From" json:"from"`     // original sender, who receives the receipt
+	To         []string     `xml:"To" json:"to"`
+}
+
+// FileDigest names a file of the original document and its SHA-256.
+type FileDigest struct {
+	Name   string `xml:"Name" json:"name"`
+	SHA256 string `xml:"SHA256" json:"sha256"`
+}
+
+// Receipt returns a receipt for ev, addressed to ev.From and signed by the
+// attesting server's seal, as an S/MIME message: multipart/signed over
+// multipart/mixed{text/plain in Vietnamese and English, evidence.xml}. It
+// refers to the original message by In-Reply-To and References, and carries
+// "Official-Document-Receipt: <event>; doc=<DocumentID>" for filters.
+func Receipt(seal *Seal, ev Evidence, now time.Time) ([]byte, error) {
+	titles, ok := eventTitles[ev.Event]
+	from := ""
+	if len(seal.Cert.EmailAddresses) > 0 {
+		from = seal.Cert.EmailAddresses[0]
+	}
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("signing: receipt: unknown event %q", ev.Event)
+	case ev.MessageID == "" || ev.From == "":
+		return nil, errors.New("signing: receipt: evidence needs MessageID and From")
+	case !strings.Contains(from, "@"):
+		return nil, errors.New("signing: receipt: seal certificate has no e-mail address")
+	}
+	if ev.Time.IsZero() {
+		ev.Time = now
+	}
+	orig := "<" + strings.Trim(ev.MessageID, "<> ") + ">"
+	// mime formats the doc parameter (quoting, RFC 2231 for non-ASCII); the
+	// event keeps its ETSI spelling, which FormatMediaType would lower-case.
+	param := strings.TrimPrefix(mime.FormatMediaType("x", map[string]string{"doc": ev.DocumentID}), "x")
+	var out bytes.Buffer
+	for _, f := range [][2]string{
+		{"From", from},
+		{"To", ev.From},
+		{"Subject", encodeWord(titles[0] + " / " + titles[1] + ": " + ev.DocumentID)},
+		{"Date", now.Format(time.RFC1123Z)},
+		{"Message-Id", "<" + rand.Text() + from[strings.LastIndexByte(from, '@'):] + ">"},
+		{"In-Reply-To", orig},
+		{"References", orig},
+		{"Official-Document-Receipt", string(ev.Event) + param},
+	} {
+		if err := writeField(&out, f[0], f[1]); err != nil {
+			return nil, fmt.Errorf("signing: receipt: %w", err)
+		}
+	}
+	err := writeSigned(&out, seal, now,
+		func(w io.Writer) error { return writeTextPart(w, receiptText(ev, titles)) },
+		func(w io.Writer) error { return writeXMLPart(w, evidenceName, ev) })
+	if err != nil {
+		return nil, fmt.Errorf("signing: receipt: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+func receiptText(ev Evidence, titles [2]string) string {
+	t := ev.Time.Format("15:04:05 02/01/2006") + " (UTC" + ev.Time.Format("-07:00") + ")"
+	n := strconv.Itoa(len(ev.Files))
+	to := strings.Join(ev.To, ", ")
+	status := ev.StatusCode
+	if ev.Reason != "" {
+		status += " (" + ev.Reason + ")"
+	}
+	return "Biên nhận điện tử: " + titles[0] + ".\r\n" +
+		"Văn bản: " + ev.DocumentID + "\r\n" +
+		"Thư gốc: " + ev.MessageID + "\r\n" +
+		"Nơi gửi: " + ev.From + "; nơi nhận: " + to + "\r\n" +
+		"Thời điểm: " + t + "; máy chủ: " + ev.Server + "\r\n" +
+		"Mã trạng thái: " + status + "\r\n" +
+		"Mã băm SHA-256 của " + n + " tệp: evidence.xml. Chữ ký số S/MIME: smime.p7s.\r\n" +
+		"\r\n" +
+		"Electronic receipt: the document was " + titles[1] + ".\r\n" +
+		"Document: " + ev.DocumentID + "\r\n" +
+		"Original message: " + ev.MessageID + "\r\n" +
+		"Sender: " + ev.From + "; recipients: " + to + "\r\n" +
+		"Time: " + ev.Time.Format(time.RFC3339) + "; server: " + ev.Server + "\r\n" +
+		"Status code: " + status + "\r\n" +
+		"SHA-256 digests of the " + n + " files: evidence.xml. S/MIME signature: smime.p7s.\r\n"
+}
+
+// ParseReceipt verifies a receipt as Verify verifies a document, with the
+// evidence check in place of the manifest check, and returns its evidence.
+// The evidence is nil unless the receipt verified.
+func ParseReceipt(msg []byte, opts VerifyOptions) (*Evidence, *Result, error) {
+	var ev *Evidence
+	res, err := verify(msg, opts, CheckEvidence, func(env *envelope, _ *x509.Certificate) (string, error) {
+		root, err := parsePart(env.entity, 0)
+		if err != nil {
+			return "", fail(ReasonNoEvidence, "signed part: %v", err)
+		}
+		p, _, err := xmlPart(root, evidenceName)
+		if err != nil {
+			return "", fail(ReasonNoEvidence, "%v", err)
+		}
+		e := new(Evidence)
+		if err := decodeXML(p, e); err != nil {
+			return "", fail(ReasonBadEvidence, "%v", err)
+		}
+		if _, ok := eventTitles[e.Event]; !ok {
+			return "", fail(ReasonBadEvidence, "unknown event %q", e.Event)
+		}
+		if v := env.header.Get("Official-Document-Receipt"); v != "" {
+			_, params, err := mime.ParseMediaType(v)
+			if err != nil || params["doc"] != e.DocumentID {
+				return "", fail(ReasonDocumentIDMismatch, "Official-Document-Receipt: %q, evidence is for %q", v, e.DocumentID)
+			}
+		}
+		ev = e
+		return fmt.Sprintf("%s for %s", e.Event, e.DocumentID), nil
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	return ev, res, nil
+}

@@ -1,0 +1,375 @@
+// Package smtpd receives mail over SMTP: from other servers on the MX port (25)
+// for the domains hosted here, and from staff on the submission ports (587 with
+// STARTTLS, 465 with implicit TLS) after they authenticate. go-smtp speaks the
+// protocol; this package decides who may send what to whom and hands accepted
+// messages to the mail store (local recipients) or to the outbound queue.
+//
+// A message is acknowledged with 250 only once it is durable for every
+// recipient: Store.Deliver has committed it and Queue.Enqueue has queued it.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"sealmail/mailstore"
+	"sealmail/throttle"
+)
+
+// ErrServerClosed is returned by ServeMX and ServeSubmission after Shutdown.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// Queue takes messages for remote recipients (outbound relay).
+type Queue interface {
+	// Enqueue must return only after the message is durably queued for all rcpts.
+	Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error
+}
+
+// Verdict is what an InboundChecker decides about a message.
+type Verdict int
+
+const (
+	Accept     Verdict = iota
+	Quarantine         // deliver to the recipients' Junk mailbox
+	Reject
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Quarantine:
+		return "quarantine"
+	case Reject:
+		return "reject"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// InboundChecker judges mail arriving on the MX port (DKIM, SPF, DMARC).
+type InboundChecker interface {
+	// Check returns header lines to prepend (e.g. "Authentication-Results: ...\r\n") and a verdict.
+	Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (header string, v Verdict, reason string)
+}
+
+// Server receives mail for one store. Zero limits take the defaults below, which
+// match config.Default.
+type Server struct {
+	Store *mailstore.Store
+	// TLSConfig enables STARTTLS, and is required for submission: staff
+	// passwords never cross the network in clear.
+	TLSConfig *tls.Config
+	// Hostname names this server in the greeting and in Received: fields;
+	// empty means the system's host name.
+	Hostname string
+	Logger   *slog.Logger // nil means slog.Default()
+	// MaxMessageSize is the largest message accepted, in bytes; zero means 50 MiB.
+	MaxMessageSize int64
+	// MaxRecipients caps RCPT commands per message; zero means 1000.
+	MaxRecipients int
+	// CommandTimeout is how long the server waits for the client to send
+	// anything (a command, or the next bytes of a message) and to read a reply;
+	// zero means 5 minutes.
+	CommandTimeout time.Duration
+	// MaxConnsPerIP caps simultaneous connections from one address, over all
+	// ports of this Server; zero means 50.
+	MaxConnsPerIP int
+	// Logins slows password guessing; share it with the IMAP server. Nil gets a
+	// private one with throttle's defaults.
+	Logins *throttle.Logins
+	// Queue takes messages for remote recipients. Nil: remote recipients are
+	// refused at RCPT with a temporary error, never dropped.
+	Queue Queue
+	// Inbound, if set, checks mail arriving on the MX port.
+	Inbound InboundChecker
+
+	once   sync.Once
+	host   string
+	log    *slog.Logger
+	logins *throttle.Logins
+	conns  throttle.Conns
+
+	closed  atomic.Bool // read on every client read, so not under mu
+	mu      sync.Mutex
+	servers []*smtp.Server
+	open    map[*conn]struct{}
+}
+
+const (
+	defaultMaxMessageSize = 50 << 20
+	defaultMaxRecipients  = 1000
+	defaultCommandTimeout = 5 * time.Minute
+	defaultMaxConnsPerIP  = 50
+)
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.host = s.Hostname
+		if s.host == "" {
+			s.host, _ = os.Hostname()
+		}
+		if s.host == "" {
+			s.host = "localhost"
+		}
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		s.logins = s.Logins
+		if s.logins == nil {
+			s.logins = throttle.NewLogins()
+		}
+		s.conns.Max = s.MaxConnsPerIP
+		if s.conns.Max <= 0 {
+			s.conns.Max = defaultMaxConnsPerIP
+		}
+		s.open = make(map[*conn]struct{})
+	})
+}
+
+func (s *Server) maxMessageSize() int64 {
+	if s.MaxMessageSize > 0 {
+		return s.MaxMessageSize
+	}
+	return defaultMaxMessageSize
+}
+
+func (s *Server) commandTimeout() time.Duration {
+	if s.CommandTimeout > 0 {
+		return s.CommandTimeout
+	}
+	return defaultCommandTimeout
+}
+
+// role is the port a session came in on; it decides the rules.
+type role int
+
+const (
+	roleMX role = iota
+	roleSubmission
+)
+
+func (r role) String() string {
+	if r == roleMX {
+		return "mx"
+	}
+	return "submission"
+}
+
+// ServeMX receives mail from other servers for the hosted domains (port 25).
+// It offers STARTTLS when TLSConfig is set, and never AUTH.
+func (s *Server) ServeMX(l net.Listener) error {
+	return s.serve(l, roleMX, false)
+}
+
+// ServeSubmission receives mail from staff (port 587 with STARTTLS, or 465 with
+// implicitTLS). It requires TLSConfig.
+func (s *Server) ServeSubmission(l net.Listener, implicitTLS bool) error {
+	if s.TLSConfig == nil {
+		return errors.New("smtpd: submission needs a TLS configuration")
+	}
+	return s.serve(l, roleSubmission, implicitTLS)
+}
+
+func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
+	s.init()
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return s.newSession(c, r), nil
+	}))
+	srv.Domain = s.host
+	srv.TLSConfig = s.TLSConfig
+	srv.MaxMessageBytes = s.maxMessageSize()
+	srv.MaxRecipients = s.MaxRecipients
+	if srv.MaxRecipients <= 0 {
+		srv.MaxRecipients = defaultMaxRecipients
+	}
+	// Reads get their deadline from conn, per read rather than per command, so
+	// that a large message on a slow link is not cut off while it still flows.
+	srv.WriteTimeout = s.commandTimeout()
+	srv.EnableSMTPUTF8 = true
+	// The MX port never authenticates anyone; letting go-smtp pass AUTH through
+	// to the session there, TLS or not, makes every attempt get the same clear
+	// refusal (session.Auth) rather than a "TLS required" that promises more.
+	srv.AllowInsecureAuth = r == roleMX
+	srv.ErrorLog = errorLog{s.log}
+
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+
+	var tlsConfig *tls.Config
+	if implicitTLS {
+		tlsConfig = s.TLSConfig
+	}
+	err := srv.Serve(&listener{Listener: l, srv: s, tls: tlsConfig})
+	if s.closed.Load() {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, lets messages being delivered finish
+// and get their reply, closes the other connections, and waits for their
+// handlers to return or ctx to end. A client cut off in mid-transfer got no 250,
+// so it will send again: nothing acknowledged is lost.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closed.Store(true)
+	servers := s.servers
+	for c := range s.open {
+		c.wake()
+	}
+	s.mu.Unlock()
+
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		go func() { errc <- srv.Shutdown(ctx) }()
+	}
+	var first error
+	for range servers {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// listener counts connections per client address, refuses those over the cap,
+// and wraps the rest so reads have an idle deadline.
+type listener struct {
+	net.Listener
+	srv *Server
+	tls *tls.Config // non-nil for implicit TLS
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(nc)
+		if !l.srv.conns.Acquire(ip.String()) {
+			go l.refuse(nc)
+			continue
+		}
+		c := &conn{Conn: nc, srv: l.srv, ip: ip.String()}
+		l.srv.mu.Lock()
+		if l.srv.closed.Load() {
+			l.srv.mu.Unlock()
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		l.srv.open[c] = struct{}{}
+		l.srv.mu.Unlock()
+		if l.tls != nil {
+			return tls.Server(c, l.tls), nil
+		}
+		return c, nil
+	}
+}
+
+// refuse tells a client over its connection cap why it is turned away. It runs
+// on its own goroutine so a slow client cannot hold up Accept.
+func (l *listener) refuse(nc net.Conn) {
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	var w net.Conn = nc
+	if l.tls != nil {
+		tc := tls.Server(nc, l.tls)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		w = tc
+	}
+	fmt.Fprintf(w, "421 4.7.0 %s Too many connections from your address, try again later\r\n", l.srv.host)
+	l.srv.log.Warn("smtp connection refused", "ip", remoteIP(nc).String(), "reason", "per-IP connection limit")
+}
+
+// conn gives every read its own deadline (an idle timeout) and releases the
+// client's connection count when closed.
+type conn struct {
+	net.Conn
+	srv *Server
+	ip  string
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.srv.closed.Load() {
+		// Shutdown: finish what is buffered, then see a timeout, which makes
+		// go-smtp say 421 and hang up.
+		c.Conn.SetReadDeadline(time.Now())
+	} else {
+		c.Conn.SetReadDeadline(time.Now().Add(c.srv.commandTimeout()))
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(b)
+}
+
+// wake interrupts a read blocked waiting for the client (Shutdown).
+func (c *conn) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Conn.SetReadDeadline(time.Now())
+}
+
+func (c *conn) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if already {
+		return nil
+	}
+	c.srv.conns.Release(c.ip)
+	c.srv.mu.Lock()
+	delete(c.srv.open, c)
+	c.srv.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func remoteIP(c net.Conn) net.IP {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
+}
+
+// errorLog routes go-smtp's own messages to slog: panics are errors; the rest
+// (failed TLS handshakes, dropped connections) is internet noise.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.print(fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.print(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+
+func (e errorLog) print(msg string) {
+	if strings.HasPrefix(msg, "panic") {
+		e.log.Error("smtp: "+msg, "component", "smtpd")
+		return
+	}
+	e.log.Debug("smtp: "+msg, "component", "smtpd")
+}

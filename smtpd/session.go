@@ -1,0 +1,476 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"sealmail/mailstore"
+)
+
+// session is one client connection. go-smtp calls its methods from the
+// connection's goroutine, except Data for BDAT, which runs on its own while
+// RSET or a hang-up may call Reset: mu covers that.
+type session struct {
+	srv  *Server
+	role role
+	conn *smtp.Conn
+	ip   net.IP
+
+	mu   sync.Mutex
+	acct *mailstore.Account // after AUTH (submission only)
+	tx   *transaction
+}
+
+// transaction is one MAIL FROM ... DATA exchange.
+type transaction struct {
+	id       string
+	start    time.Time
+	from     string
+	opts     smtp.MailOptions
+	rcpts    []string // as accepted, for the log
+	refused  int
+	accounts []mailstore.Account
+	seen     map[int64]bool
+	remote   []string
+	rseen    map[string]bool
+}
+
+func (s *Server) newSession(c *smtp.Conn, r role) *session {
+	return &session{srv: s, role: r, conn: c, ip: remoteIP(c.Conn())}
+}
+
+// Errors the client sees. Their text is for a person reading a bounce.
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required: log in (AUTH) before sending"}
+	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
+		Message: "Nested MAIL command: finish or RSET the current message first"}
+	errNoAuthHere = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
+		Message: "AUTH is not available on this port: staff submit mail on port 587 or 465"}
+	errNoRelayYet = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Relaying to other domains is not available yet, try again later"}
+	errTemporary = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Temporary local error, try again later"}
+	errNoSuchUser = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1},
+		Message: "No such user here"}
+	errDisabled = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 2, 1},
+		Message: "Mailbox disabled, not accepting messages"}
+	errMailboxFull = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2},
+		Message: "Mailbox full: the recipient is over quota"}
+	errBadAddress = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Bad recipient address syntax"}
+	errReadFailed = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		Message: "Error reading the message, try again"}
+	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+		Message: "Server shutting down, try again later"}
+)
+
+func policyError(format string, args ...any) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf(format, args...)}
+}
+
+// Auth: submission offers PLAIN and LOGIN, which go-smtp advertises and
+// accepts only over TLS (AllowInsecureAuth stays false there).
+func (ss *session) AuthMechanisms() []string {
+	if ss.role != roleSubmission {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if ss.role != roleSubmission {
+		return nil, errNoAuthHere
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+					Message: "Authentication failed: acting as another user is not allowed"}
+			}
+			return ss.login(username, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: ss.login}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (ss *session) login(username, password string) error {
+	keys := []string{"ip:" + ss.ip.String(), "user:" + strings.ToLower(username)}
+	// The wait comes before the check, so a guesser learns nothing sooner by
+	// hanging up.
+	if d := ss.srv.logins.Delay(keys...); d > 0 {
+		time.Sleep(d)
+	}
+	acct, err := ss.srv.Store.Authenticate(context.Background(), username, password)
+	switch {
+	case errors.Is(err, mailstore.ErrAuthFailed):
+		ss.srv.logins.Fail(keys...)
+		ss.srv.log.Warn("smtp auth failed", "ip", ss.ip.String(), "user", username)
+		return smtp.ErrAuthFailed
+	case errors.Is(err, mailstore.ErrDisabled):
+		ss.srv.log.Warn("smtp auth refused", "ip", ss.ip.String(), "user", username, "reason", "account disabled")
+		return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: account disabled"}
+	case err != nil:
+		ss.srv.log.Error("smtp auth", "ip", ss.ip.String(), "user", username, "err", err)
+		return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
+	}
+	ss.srv.logins.Succeed(keys...)
+	ss.mu.Lock()
+	ss.acct = &acct
+	ss.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.tx != nil {
+		return errNestedMail
+	}
+	tx := &transaction{id: newID(), start: time.Now(), from: from, seen: map[int64]bool{}, rseen: map[string]bool{}}
+	if opts != nil {
+		tx.opts = *opts
+	}
+	if err := ss.checkSender(from); err != nil {
+		ss.tx = tx
+		ss.finish(err, 0)
+		return err
+	}
+	ss.tx = tx
+	return nil
+}
+
+// checkSender applies submission's rule: log in first, then send only as
+// yourself or as a list you belong to. The MX port takes any sender; SPF and
+// DMARC (Inbound) judge it.
+func (ss *session) checkSender(from string) error {
+	if ss.role != roleSubmission {
+		return nil
+	}
+	if ss.acct == nil {
+		return errAuthRequired
+	}
+	if from == "" {
+		return policyError("The null sender <> is for server notices; send as %s or a list you belong to", ss.acct.Address)
+	}
+	owns, err := ss.srv.Store.Owns(context.Background(), *ss.acct, from)
+	if err != nil {
+		ss.srv.log.Error("smtp owns", "user", ss.acct.Address, "from", from, "err", err)
+		return errTemporary
+	}
+	if !owns {
+		return policyError("Sender <%s> is not an address of account %s: you may send only as your own address or a list you belong to", from, ss.acct.Address)
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tx := ss.tx
+	if tx == nil {
+		return errAuthRequired // go-smtp asks for MAIL first; only a refused MAIL gets here
+	}
+	err := ss.addRcpt(tx, to)
+	if err != nil {
+		tx.refused++
+		ss.srv.log.Debug("smtp rcpt refused", "id", tx.id, "ip", ss.ip.String(), "rcpt", to, "err", err)
+		return err
+	}
+	tx.rcpts = append(tx.rcpts, to)
+	return nil
+}
+
+func (ss *session) addRcpt(tx *transaction, to string) error {
+	ctx := context.Background()
+	_, domain, err := mailstore.SplitAddress(strings.ToLower(to))
+	if err != nil {
+		return errBadAddress
+	}
+	local, err := ss.srv.Store.IsLocalDomain(ctx, domain)
+	if err != nil {
+		ss.srv.log.Error("smtp rcpt", "rcpt", to, "err", err)
+		return errTemporary
+	}
+	if !local {
+		if ss.role == roleMX {
+			// Whatever the client claims or says: the MX port takes mail for
+			// the hosted domains only. Anything else would be an open relay.
+			return policyError("Relaying denied: this server accepts mail only for the domains it hosts, not %s", domain)
+		}
+		if ss.srv.Queue == nil {
+			return errNoRelayYet
+		}
+		tx.addRemote(to)
+		return nil
+	}
+	accts, remote, err := ss.srv.Store.Resolve(ctx, to)
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return errNoSuchUser
+	}
+	if err != nil {
+		ss.srv.log.Error("smtp rcpt", "rcpt", to, "err", err)
+		return errTemporary
+	}
+	if len(remote) > 0 && ss.srv.Queue == nil {
+		return errNoRelayYet
+	}
+	if len(accts) == 1 && len(remote) == 0 && strings.EqualFold(accts[0].Address, to) {
+		// The recipient's own mailbox: say now if it cannot take the message.
+		// (A list's disabled or full member does not refuse the whole list.)
+		a := accts[0]
+		if a.Disabled {
+			return errDisabled
+		}
+		if a.Quota > 0 && (a.Used >= a.Quota || a.Used+tx.opts.Size > a.Quota) {
+			return errMailboxFull
+		}
+	}
+	enabled := 0
+	for _, a := range accts {
+		if a.Disabled {
+			continue // a disabled account receives no mail
+		}
+		enabled++
+		if !tx.seen[a.ID] {
+			tx.seen[a.ID] = true
+			tx.accounts = append(tx.accounts, a)
+		}
+	}
+	if enabled == 0 && len(remote) == 0 {
+		return errDisabled
+	}
+	for _, r := range remote {
+		tx.addRemote(r)
+	}
+	return nil
+}
+
+func (tx *transaction) addRemote(addr string) {
+	key := strings.ToLower(addr)
+	if !tx.rseen[key] {
+		tx.rseen[key] = true
+		tx.remote = append(tx.remote, addr)
+	}
+}
+
+func (ss *session) Data(r io.Reader) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tx := ss.tx
+	if tx == nil {
+		io.Copy(io.Discard, r)
+		return errAuthRequired
+	}
+	raw, err := ss.readMessage(r, tx.opts.Size)
+	if err != nil {
+		ss.finish(err, int64(len(raw)))
+		return err
+	}
+	err = ss.deliver(tx, raw)
+	ss.finish(err, int64(len(raw)))
+	return err
+}
+
+// readMessage reads the message whole: the store takes it as one piece. go-smtp
+// already stops DATA at MaxMessageBytes and refuses BDAT chunks beyond it; the
+// limit here keeps that true whatever path the bytes took.
+func (ss *session) readMessage(r io.Reader, declared int64) ([]byte, error) {
+	max := ss.srv.maxMessageSize()
+	var buf bytes.Buffer
+	if declared > 0 {
+		buf.Grow(int(min(declared, max)) + 512)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge), err == nil && int64(buf.Len()) > max:
+		return nil, smtp.ErrDataTooLarge
+	case errors.Is(err, smtp.ErrDataReset):
+		return nil, err
+	case err != nil:
+		if ss.srv.closed.Load() {
+			return nil, errShuttingDown
+		}
+		return nil, errReadFailed
+	}
+	return buf.Bytes(), nil
+}
+
+// deliver adds the trace and checks, stores the message once for every local
+// recipient and queues it for the remote ones. It returns nil only when all of
+// that is durable.
+func (ss *session) deliver(tx *transaction, raw []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.commandTimeout())
+	defer cancel()
+
+	var prefix strings.Builder
+	junk := false
+	if ss.role == roleMX && ss.srv.Inbound != nil {
+		header, v, reason := ss.srv.Inbound.Check(ctx, ss.ip, ss.conn.Hostname(), tx.from, raw)
+		ss.srv.log.Info("smtp inbound check", "id", tx.id, "verdict", v.String(), "reason", reason)
+		switch v {
+		case Reject:
+			if reason == "" {
+				reason = "Message refused by the domain's sending policy"
+			}
+			return policyError("%s", reason)
+		case Quarantine:
+			junk = true
+		}
+		prefix.WriteString(header)
+	}
+	prefix.WriteString(ss.received(tx))
+	if ss.role == roleSubmission {
+		add, err := ss.checkHeader(raw)
+		if err != nil {
+			return err
+		}
+		prefix.WriteString(add)
+	}
+	msg := make([]byte, 0, prefix.Len()+len(raw))
+	msg = append(msg, prefix.String()...)
+	msg = append(msg, raw...)
+
+	if len(tx.accounts) > 0 {
+		if err := ss.deliverLocal(ctx, tx, msg, junk); err != nil {
+			return err
+		}
+	}
+	if len(tx.remote) > 0 {
+		// Local copies are already committed: if queueing fails the client
+		// retries and local recipients get the message twice, which beats
+		// losing it for the remote ones.
+		if err := ss.srv.Queue.Enqueue(ctx, tx.from, tx.remote, msg); err != nil {
+			ss.srv.log.Error("smtp enqueue", "id", tx.id, "err", err)
+			return errTemporary
+		}
+	}
+	return nil
+}
+
+func (ss *session) deliverLocal(ctx context.Context, tx *transaction, msg []byte, junk bool) error {
+	targets := make([]mailstore.Target, len(tx.accounts))
+	for i, a := range tx.accounts {
+		targets[i] = mailstore.Target{AccountID: a.ID}
+		if junk {
+			targets[i].Mailbox = ss.junkName(ctx, a)
+		}
+	}
+	ds, err := ss.srv.Store.Deliver(ctx, msg, time.Now(), targets)
+	if err != nil {
+		ss.srv.log.Error("smtp deliver", "id", tx.id, "err", err)
+		return errTemporary
+	}
+	var full []mailstore.Target
+	stored := 0
+	for i, d := range ds {
+		switch {
+		case d.Err == nil:
+			stored++
+		case errors.Is(d.Err, mailstore.ErrOverQuota):
+			full = append(full, targets[i])
+		default:
+			// The account went away since RCPT: there is nobody to deliver to.
+			ss.srv.log.Warn("smtp deliver", "id", tx.id, "account", tx.accounts[i].Address, "err", d.Err)
+		}
+	}
+	if len(full) == 0 {
+		if stored == 0 && len(tx.remote) == 0 {
+			return errNoSuchUser
+		}
+		return nil
+	}
+	if stored == 0 && len(tx.remote) == 0 {
+		return errMailboxFull
+	}
+	// Others have the message already and one 250 answers for all, so a
+	// mailbox the message overfills takes it anyway: quota is enforced at RCPT
+	// (with the declared SIZE) and whenever a message fits no one.
+	for i := range full {
+		full[i].IgnoreQuota = true
+	}
+	ds, err = ss.srv.Store.Deliver(ctx, msg, time.Now(), full)
+	if err != nil {
+		ss.srv.log.Error("smtp deliver", "id", tx.id, "err", err)
+		return errTemporary
+	}
+	for _, d := range ds {
+		if d.Err != nil && !errors.Is(d.Err, mailstore.ErrNotFound) {
+			ss.srv.log.Error("smtp deliver over quota", "id", tx.id, "err", d.Err)
+			return errTemporary
+		}
+	}
+	ss.srv.log.Warn("smtp delivered over quota", "id", tx.id, "mailboxes", len(full))
+	return nil
+}
+
+// junkName finds the account's \Junk mailbox, whatever the user renamed it to.
+func (ss *session) junkName(ctx context.Context, a mailstore.Account) string {
+	mb, err := ss.srv.Store.SpecialMailbox(ctx, a.ID, `\Junk`)
+	if err != nil {
+		return "Junk" // Deliver creates it
+	}
+	return mb.Name
+}
+
+func (ss *session) Reset() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.tx != nil {
+		ss.finish(errAborted, 0)
+	}
+}
+
+func (ss *session) Logout() error {
+	ss.Reset()
+	return nil
+}
+
+var errAborted = errors.New("aborted by the client")
+
+// finish logs the transaction, once, and ends it. mu is held.
+func (ss *session) finish(err error, size int64) {
+	tx := ss.tx
+	ss.tx = nil
+	user := ""
+	if ss.acct != nil {
+		user = ss.acct.Address
+	}
+	result := "250 2.0.0 stored"
+	level := slog.LevelInfo
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+		result = fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
+		level = slog.LevelWarn
+	case err != nil:
+		result = err.Error()
+		level = slog.LevelWarn
+	}
+	ss.srv.log.Log(context.Background(), level, "smtp transaction",
+		"id", tx.id, "port", ss.role.String(), "ip", ss.ip.String(), "helo", ss.conn.Hostname(), "user", user,
+		"from", tx.from, "rcpts", tx.rcpts, "refused", tx.refused, "local", len(tx.accounts), "remote", len(tx.remote),
+		"size", size, "result", result, "duration", time.Since(tx.start))
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
