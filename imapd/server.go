@@ -216,10 +216,10 @@ func (l *listener) Accept() (net.Conn, error) {
 	// imapserver sets no deadline until after the greeting, and for implicit
 	// TLS writing the greeting first reads the client's hello.
 	c.SetReadDeadline(time.Now().Add(time.Minute))
-	if l.idle <= 0 {
-		return c, nil
+	if l.idle > 0 {
+		c = &idleConn{Conn: c, idle: l.idle}
 	}
-	return &idleConn{Conn: c, idle: l.idle}, nil
+	return &coalesceConn{Conn: c}, nil
 }
 
 type idleConn struct {

@@ -171,20 +171,16 @@ func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, siz
 // blob is message content ready to insert: hashed and parsed outside the
 // transaction, so the writer goroutine spends its time only on SQL.
 type blob struct {
-	hash    [32]byte
-	content []byte
-	meta    []byte
+	hash      [32]byte
+	content   []byte
+	envelope  []byte
+	structure []byte
 }
 
 func newBlob(content []byte) *blob {
 	env, st := parse(content, nil)
-	meta, _ := json.Marshal(metaJSON{env, st})
-	return &blob{hash: sha256.Sum256(content), content: content, meta: meta}
-}
-
-type metaJSON struct {
-	Envelope  Envelope `json:"e"`
-	Structure Part     `json:"s"`
+	structure, _ := json.Marshal(st)
+	return &blob{hash: sha256.Sum256(content), content: content, envelope: encodeEnvelope(&env), structure: structure}
 }
 
 // insert stores the blob unless its content is already there, adding refs
@@ -199,7 +195,8 @@ func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
-	r, err := tx.Exec(`INSERT INTO blobs (hash, size, refs, meta, data) VALUES (?,?,?,?,?)`, b.hash[:], len(b.content), refs, b.meta, b.content)
+	r, err := tx.Exec(`INSERT INTO blobs (hash, size, refs, envelope, structure, data) VALUES (?,?,?,?,?,?)`,
+		b.hash[:], len(b.content), refs, b.envelope, b.structure, b.content)
 	if err != nil {
 		return 0, err
 	}
@@ -285,8 +282,11 @@ const (
 // a large mailbox is never all in memory at once.
 func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what int, fn func(Item) error) error {
 	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq`
-	if what&(FetchEnvelope|FetchStructure) != 0 {
-		cols += `, b.meta`
+	if what&FetchEnvelope != 0 {
+		cols += `, b.envelope`
+	}
+	if what&FetchStructure != 0 {
+		cols += `, b.structure`
 	}
 	if what&FetchContent != 0 {
 		cols += `, b.data`
@@ -305,10 +305,13 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 			var it Item
 			var flags string
 			var date int64
-			var meta, data []byte
+			var env, st, data []byte
 			dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq}
-			if what&(FetchEnvelope|FetchStructure) != 0 {
-				dst = append(dst, &meta)
+			if what&FetchEnvelope != 0 {
+				dst = append(dst, &env)
+			}
+			if what&FetchStructure != 0 {
+				dst = append(dst, &st)
 			}
 			if what&FetchContent != 0 {
 				dst = append(dst, &data)
@@ -323,16 +326,16 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 			it.Flags = splitFlags(flags)
 			it.InternalDate = time.Unix(date, 0)
 			it.Content = data
-			if meta != nil {
-				var mj metaJSON
-				if err := json.Unmarshal(meta, &mj); err == nil {
-					if what&FetchEnvelope != 0 {
-						it.Envelope = &mj.Envelope
-					}
-					if what&FetchStructure != 0 {
-						it.Structure = &mj.Structure
-					}
+			// Stored metadata that does not decode (it never should) reads as
+			// empty rather than failing the whole listing.
+			if env != nil {
+				if it.Envelope, err = decodeEnvelope(env); err != nil {
+					it.Envelope = new(Envelope)
 				}
+			}
+			if st != nil {
+				it.Structure = new(Part)
+				json.Unmarshal(st, it.Structure)
 			}
 			if err := fn(it); err != nil {
 				return &fnError{err}

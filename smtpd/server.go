@@ -111,6 +111,11 @@ const (
 	defaultMaxRecipients  = 1000
 	defaultCommandTimeout = 5 * time.Minute
 	defaultMaxConnsPerIP  = 50
+
+	// maxLineLength bounds a line, in commands and messages alike. RFC 5322
+	// says 998, but mailers write a To: naming hundreds of staff on one line,
+	// and go-smtp's default of 2000 would refuse such a circular.
+	maxLineLength = 1 << 20
 )
 
 func (s *Server) init() {
@@ -197,6 +202,7 @@ func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
 	// Reads get their deadline from conn, per read rather than per command, so
 	// that a large message on a slow link is not cut off while it still flows.
 	srv.WriteTimeout = s.commandTimeout()
+	srv.MaxLineLength = maxLineLength
 	srv.EnableSMTPUTF8 = true
 	// The MX port never authenticates anyone; letting go-smtp pass AUTH through
 	// to the session there, TLS or not, makes every attempt get the same clear
@@ -243,7 +249,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var first error
 	for range servers {
-		if err := <-errc; err != nil && first == nil {
+		// smtp.ErrServerClosed: an earlier Shutdown got there first.
+		if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && first == nil {
 			first = err
 		}
 	}

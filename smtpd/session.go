@@ -74,6 +74,8 @@ var (
 		Message: "Bad recipient address syntax"}
 	errReadFailed = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 		Message: "Error reading the message, try again"}
+	errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		Message: "Line too long: over 1 MiB without a line break"}
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Server shutting down, try again later"}
 )
@@ -303,6 +305,9 @@ func (ss *session) readMessage(r io.Reader, declared int64) ([]byte, error) {
 		return nil, smtp.ErrDataTooLarge
 	case errors.Is(err, smtp.ErrDataReset):
 		return nil, err
+	case errors.Is(err, smtp.ErrTooLongLine):
+		// go-smtp hangs up after this; the message would fail the same way again.
+		return nil, errLineTooLong
 	case err != nil:
 		if ss.srv.closed.Load() {
 			return nil, errShuttingDown

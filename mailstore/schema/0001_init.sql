@@ -47,7 +47,8 @@ CREATE TABLE blobs (
 	hash  BLOB NOT NULL UNIQUE,
 	size  INTEGER NOT NULL,
 	refs  INTEGER NOT NULL,
-	meta  BLOB NOT NULL,                     -- JSON of Meta: parsed once at delivery
+	envelope  BLOB NOT NULL,                 -- parsed once at delivery, see codec.go
+	structure BLOB NOT NULL,                 -- JSON of Part
 	data  BLOB NOT NULL
 );
 
