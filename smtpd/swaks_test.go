@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,7 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"sealmail/imapd"
 	"sealmail/mailstore"
 )
 
@@ -145,4 +151,56 @@ func TestSwaks(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ReadOverIMAP", func(t *testing.T) {
+		out, ok := swaks(t, e.sub, append(auth, "--tls", "--from", "a@example.test", "--to", "c@example.test",
+			"--header", "From: a@example.test", "--header", "Subject: Gửi qua SMTP, đọc qua IMAP",
+			"--body", "Nội dung thử nghiệm.")...)
+		if !ok {
+			t.Fatalf("swaks failed:\n%s", out)
+		}
+		stored := e.inbox(t, "c@example.test")
+		if len(stored) != 1 {
+			t.Fatalf("c@ has %d messages", len(stored))
+		}
+		got := readIMAP(t, e, "c@example.test")
+		if !bytes.Equal(got, stored[0].Content) || !bytes.Contains(got, []byte("Nội dung thử nghiệm.")) {
+			t.Errorf("IMAP returned:\n%s\nstore has:\n%s", got, stored[0].Content)
+		}
+	})
+}
+
+// readIMAP logs in over IMAPS to the lead's imapd and returns BODY[] of the
+// first INBOX message.
+func readIMAP(t *testing.T, e *env, user string) []byte {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &imapd.Server{Store: e.store, TLSConfig: e.srv.TLSConfig, Logger: e.srv.Logger}
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(l) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	}()
+	c, err := imapclient.DialTLS(l.Addr().String(), &imapclient.Options{TLSConfig: e.clientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select(mailstore.Inbox, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	section := &imap.FetchItemBodySection{}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch: %v, %d messages", err, len(msgs))
+	}
+	return msgs[0].FindBodySection(section)
 }
