@@ -92,6 +92,8 @@ func Open(dir string, opt Options) (*Store, error) {
 	q.Set("_busy_timeout", "30000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
+	// Statements are prepared once per connection, not on every Exec.
+	q.Set("_stmt_cache_size", "64")
 	dsn := "file:" + path + "?" + q.Encode()
 	wdb, err := sql.Open("sqlite3", dsn)
 	if err != nil {

@@ -173,6 +173,17 @@ func TestMXRecipients(t *testing.T) {
 	if n := len(e.inbox(t, "small@example.test")); n != 2 {
 		t.Errorf("small@ has %d messages, want 2", n)
 	}
+	// When others take it, the one 250 answers for all: small@ gets it too,
+	// over quota, rather than lose a message its sender was told was delivered.
+	if err := send(c, "x@remote.test", []string{"small@example.test", "c@example.test"}, big); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.inbox(t, "small@example.test")); n != 3 {
+		t.Errorf("small@ has %d messages, want 3", n)
+	}
+	if st, _ := e.store.StorageStats(ctx); st.Refs != st.Messages {
+		t.Errorf("storage %+v", st)
+	}
 }
 
 // The MX port is no relay, whatever the client does: AUTH is refused in clear
@@ -205,7 +216,6 @@ func TestMXNoRelay(t *testing.T) {
 		t.Error("something was queued")
 	}
 }
-
 
 func TestMXAliases(t *testing.T) {
 	ctx := context.Background()
@@ -598,7 +608,7 @@ func TestMalformed(t *testing.T) {
 		{"MAIL FROM:<x@remote.test", 501},
 		{"MAIL FROM:<x@remote.test> SIZE=abc", 501},
 		{"MAIL FROM:<x@remote.test> RET=FULL", 504}, // no DSN
-		{"RCPT TO:<a@example.test>", 502},          // no MAIL yet
+		{"RCPT TO:<a@example.test>", 502},           // no MAIL yet
 	} {
 		if code, msg := r.cmd(c.line); code != c.code {
 			t.Errorf("%s: %d %s, want %d", c.line, code, msg, c.code)

@@ -58,6 +58,8 @@ var (
 		Message: "Authentication required: log in (AUTH) before sending"}
 	errNestedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
 		Message: "Nested MAIL command: finish or RSET the current message first"}
+	errNeedMail = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
+		Message: "Need MAIL command first"}
 	errNoAuthHere = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1},
 		Message: "AUTH is not available on this port: staff submit mail on port 587 or 465"}
 	errNoRelayYet = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
@@ -187,7 +189,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	defer ss.mu.Unlock()
 	tx := ss.tx
 	if tx == nil {
-		return errAuthRequired // go-smtp asks for MAIL first; only a refused MAIL gets here
+		return errNeedMail // go-smtp checks this first; kept so a change there cannot open a hole
 	}
 	err := ss.addRcpt(tx, to)
 	if err != nil {
@@ -277,8 +279,7 @@ func (ss *session) Data(r io.Reader) error {
 	defer ss.mu.Unlock()
 	tx := ss.tx
 	if tx == nil {
-		io.Copy(io.Discard, r)
-		return errAuthRequired
+		return errNeedMail
 	}
 	raw, err := ss.readMessage(r, tx.opts.Size)
 	if err != nil {
