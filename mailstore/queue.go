@@ -96,7 +96,13 @@ func (s *Store) queueEntries(ctx context.Context, where string, args ...any) ([]
 	var out []QueueEntry
 	err := s.read(ctx, func(db *sql.DB) error {
 		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE `+where, args...)
+		// One snapshot, so an entry is never seen without its recipients.
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		rows, err := tx.QueryContext(ctx, `SELECT `+queueCols+` FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE `+where, args...)
 		if err != nil {
 			return err
 		}
@@ -115,7 +121,7 @@ func (s *Store) queueEntries(ctx context.Context, where string, args ...any) ([]
 		}
 		rows.Close()
 		for i := range out {
-			if out[i].Rcpts, err = queueRcpts(ctx, db, out[i].ID); err != nil {
+			if out[i].Rcpts, err = queueRcpts(ctx, tx, out[i].ID); err != nil {
 				return err
 			}
 		}
@@ -127,7 +133,7 @@ func (s *Store) queueEntries(ctx context.Context, where string, args ...any) ([]
 	return out, nil
 }
 
-func queueRcpts(ctx context.Context, db *sql.DB, id int64) ([]QueueRcpt, error) {
+func queueRcpts(ctx context.Context, db *sql.Tx, id int64) ([]QueueRcpt, error) {
 	rows, err := db.QueryContext(ctx, `SELECT rcpt, status, attempts, next_try, last_error FROM queue_rcpts WHERE queue_id=? ORDER BY rowid`, id)
 	if err != nil {
 		return nil, err
