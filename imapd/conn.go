@@ -95,3 +95,17 @@ func (c *coalesceConn) flushLocked() error {
 	bufPool.Put(&b)
 	return c.err
 }
+
+// SetWriteDeadline sends what is buffered first: the deadline is meant for it
+// too, and crypto/tls sets a deadline of "now" right after writing its closing
+// alert, expecting that alert to be on the wire already.
+func (c *coalesceConn) SetWriteDeadline(t time.Time) error {
+	c.flush()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline flushes for the same reason as SetWriteDeadline.
+func (c *coalesceConn) SetDeadline(t time.Time) error {
+	c.flush()
+	return c.Conn.SetDeadline(t)
+}

@@ -18,8 +18,7 @@ import (
 	"sealmail/resolve"
 )
 
-// Verdict is what to do with a checked message. The values match smtpd's
-// Accept, Quarantine, Reject.
+// Verdict is what to do with a checked message.
 type Verdict int
 
 const (

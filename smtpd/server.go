@@ -23,6 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 	"sealmail/throttle"
 )
@@ -36,31 +37,11 @@ type Queue interface {
 	Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error
 }
 
-// Verdict is what an InboundChecker decides about a message.
-type Verdict int
-
-const (
-	Accept     Verdict = iota
-	Quarantine         // deliver to the recipients' Junk mailbox
-	Reject
-)
-
-func (v Verdict) String() string {
-	switch v {
-	case Accept:
-		return "accept"
-	case Quarantine:
-		return "quarantine"
-	case Reject:
-		return "reject"
-	}
-	return fmt.Sprintf("Verdict(%d)", int(v))
-}
-
 // InboundChecker judges mail arriving on the MX port (DKIM, SPF, DMARC).
 type InboundChecker interface {
-	// Check returns header lines to prepend (e.g. "Authentication-Results: ...\r\n") and a verdict.
-	Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (header string, v Verdict, reason string)
+	// Check returns a header field to prepend (e.g. "Authentication-Results: ...",
+	// with or without its line ending) and a verdict.
+	Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (header string, v mailauth.Verdict, reason string)
 }
 
 // Server receives mail for one store. Zero limits take the defaults below, which

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 )
 
@@ -718,11 +719,11 @@ func TestSlowClient(t *testing.T) {
 }
 
 type checker struct {
-	verdict Verdict
+	verdict mailauth.Verdict
 	seen    []byte
 }
 
-func (c *checker) Check(_ context.Context, ip net.IP, helo, from string, msg []byte) (string, Verdict, string) {
+func (c *checker) Check(_ context.Context, ip net.IP, helo, from string, msg []byte) (string, mailauth.Verdict, string) {
 	c.seen = msg
 	return fmt.Sprintf("Authentication-Results: mail.example.test; spf=pass smtp.mailfrom=%s (ip %s, helo %s)\r\n", from, ip, helo),
 		c.verdict, "DMARC policy of remote.test says reject"
@@ -733,13 +734,13 @@ func TestInbound(t *testing.T) {
 	e := start(t, &Server{Inbound: ck})
 	msg := msgFrom("x@remote.test", "a@example.test", "checked")
 	c := e.dialMX(t)
-	for _, v := range []Verdict{Accept, Quarantine} {
+	for _, v := range []mailauth.Verdict{mailauth.Accept, mailauth.Quarantine} {
 		ck.verdict = v
 		if err := send(c, "x@remote.test", []string{"a@example.test"}, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ck.verdict = Reject
+	ck.verdict = mailauth.Reject
 	se := wantCode(t, send(c, "x@remote.test", []string{"a@example.test"}, msg), 550, "5.7.1")
 	if !strings.Contains(se.Message, "DMARC") {
 		t.Errorf("rejection says %q", se.Message)

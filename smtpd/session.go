@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 )
 
@@ -331,15 +332,17 @@ func (ss *session) deliver(tx *transaction, raw []byte) error {
 		header, v, reason := ss.srv.Inbound.Check(ctx, ss.ip, ss.conn.Hostname(), tx.from, raw)
 		ss.srv.log.Info("smtp inbound check", "id", tx.id, "verdict", v.String(), "reason", reason)
 		switch v {
-		case Reject:
+		case mailauth.Reject:
 			if reason == "" {
 				reason = "Message refused by the domain's sending policy"
 			}
 			return policyError("%s", reason)
-		case Quarantine:
+		case mailauth.Quarantine:
 			junk = true
 		}
-		prefix.WriteString(header)
+		if header != "" {
+			prefix.WriteString(strings.TrimRight(header, "\r\n") + "\r\n")
+		}
 	}
 	prefix.WriteString(ss.received(tx))
 	if ss.role == roleSubmission {

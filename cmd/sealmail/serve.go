@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"sealmail/config"
@@ -112,7 +111,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		MaxConnsPerIP:  c.Limits.MaxConnectionsPerIP,
 		Logins:         logins,
 		Queue:          queue,
-		Inbound:        inbound{&mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy}},
+		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
 	}
 	type listener struct {
 		key, addr string
@@ -181,23 +180,4 @@ func serve(ctx context.Context, c *config.Config) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// inbound lets smtpd use mailauth's checks. smtpd declares its own verdicts
-// and wants the header with its line ending, so that it need not import
-// mailauth.
-type inbound struct{ c *mailauth.Checker }
-
-func (in inbound) Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (string, smtpd.Verdict, string) {
-	header, v, reason := in.c.Check(ctx, ip, helo, mailFrom, msg)
-	if header != "" && !strings.HasSuffix(header, "\r\n") {
-		header += "\r\n"
-	}
-	switch v {
-	case mailauth.Reject:
-		return header, smtpd.Reject, reason
-	case mailauth.Quarantine:
-		return header, smtpd.Quarantine, reason
-	}
-	return header, smtpd.Accept, reason
 }
