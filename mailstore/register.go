@@ -374,12 +374,19 @@ func scanEvidence(sc interface{ Scan(...any) error }) (Evidence, error) {
 	return e, nil
 }
 
-// EvidenceFor returns the evidence recorded for a document, oldest first.
-func (s *Store) EvidenceFor(ctx context.Context, documentID string) ([]Evidence, error) {
+// EvidenceQuery selects evidence rows; zero fields match all.
+type EvidenceQuery struct {
+	Domain     string
+	DocumentID string
+}
+
+// Evidence returns the evidence rows q selects, oldest first.
+func (s *Store) Evidence(ctx context.Context, q EvidenceQuery) ([]Evidence, error) {
+	query := `SELECT ` + evidenceCols + ` FROM doc_evidence WHERE (?1 = '' OR domain = ?1) AND (?2 = '' OR document_id = ?2) ORDER BY id`
 	var out []Evidence
 	err := s.read(ctx, func(db *sql.DB) error {
 		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT `+evidenceCols+` FROM doc_evidence WHERE document_id=? ORDER BY id`, documentID)
+		rows, err := db.QueryContext(ctx, query, normAddr(q.Domain), q.DocumentID)
 		if err != nil {
 			return err
 		}
@@ -394,7 +401,7 @@ func (s *Store) EvidenceFor(ctx context.Context, documentID string) ([]Evidence,
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: evidence for %s: %w", documentID, err)
+		return nil, fmt.Errorf("mailstore: evidence: %w", err)
 	}
 	return out, nil
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 var domainCmd = &command{name: "domain", short: "add, list or remove hosted mail domains", sub: []*command{
 	{name: "add", short: "host a domain (an agency)", run: domainAdd},
+	{name: "update", short: "set a domain's agency details (organ, code, official address)", run: domainUpdate},
 	{name: "list", short: "list hosted domains", run: domainList},
 	{name: "remove", short: "stop hosting a domain that has no accounts left", run: domainRemove},
 }}
@@ -47,6 +50,51 @@ func domainFlags(f *flags) func(name string) mailstore.Domain {
 	return func(name string) mailstore.Domain {
 		return mailstore.Domain{Name: name, OrganID: *id, OrganName: *organ}
 	}
+}
+
+func domainUpdate(ctx context.Context, args []string) error {
+	f := newFlags("domain update", "DOMAIN [--organ-id ID] [--organ-name NAME] [--code NOTATION] [--official-address ADDRESS]\n\n"+
+		"Only the details given change.")
+	id := f.String("organ-id", "", "the agency's organ `ID`, e.g. 000.00.12.H10")
+	organ := f.String("organ-name", "", "the agency's official `NAME`")
+	code := f.String("code", "", "the code `NOTATION` (ký hiệu) of its documents, e.g. STTTT-VP")
+	official := f.String("official-address", "", "the `ADDRESS` its documents are sent from, e.g. vanthu@DOMAIN")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := s.Domain(ctx, pos[0])
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	set := map[string]*string{"organ-id": &d.OrganID, "organ-name": &d.OrganName, "code": &d.Code, "official-address": &d.OfficialAddress}
+	given := map[string]*string{"organ-id": id, "organ-name": organ, "code": code, "official-address": official}
+	changed := false
+	f.Visit(func(fl *flag.Flag) {
+		if p := set[fl.Name]; p != nil {
+			*p, changed = strings.TrimSpace(*given[fl.Name]), true
+		}
+	})
+	if !changed {
+		return f.errorf("nothing to update; give --organ-id, --organ-name, --code or --official-address")
+	}
+	// The seal certifies the official address, and a seal names one domain.
+	if a := d.OfficialAddress; a != "" && !strings.HasSuffix(strings.ToLower(a), "@"+d.Name) {
+		return fmt.Errorf("--official-address %s is not an address of %s", a, d.Name)
+	}
+	if err := s.UpdateDomain(ctx, d); err != nil {
+		return err
+	}
+	fmt.Printf("updated domain %s\n", d.Name)
+	return nil
 }
 
 // domainJSON is a domain in 'domain list --json'; scripts rely on its keys.

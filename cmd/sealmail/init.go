@@ -11,10 +11,11 @@ import (
 	"strings"
 
 	"sealmail/config"
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 )
 
-var initCmd = &command{name: "init", short: "create a data directory: configuration, database, domain, TLS certificate", run: initData}
+var initCmd = &command{name: "init", short: "create a data directory: configuration, database, domain, TLS certificate, DKIM key", run: initData}
 
 var quickstartCmd = &command{name: "quickstart", short: "set up a demo server on 127.0.0.1 (first run) and serve it", run: quickstart}
 
@@ -42,9 +43,9 @@ func initData(ctx context.Context, args []string) error {
 }
 
 // create sets up the data directory dir: the configuration c, the database
-// with domain d, and a self-signed certificate. then, if not nil, runs with the
-// open store before the configuration is written. On any error create removes
-// what it made, so the command can simply be run again.
+// with domain d, a self-signed certificate and a DKIM key for d. then, if not
+// nil, runs with the open store before the configuration is written. On any
+// error create removes what it made, so the command can simply be run again.
 func create(ctx context.Context, dir string, c config.Config, d mailstore.Domain, then func(*mailstore.Store) error) (err error) {
 	if ok, err := hasSetup(dir); err != nil {
 		return err
@@ -93,6 +94,10 @@ func create(ctx context.Context, dir string, c config.Config, d mailstore.Domain
 	if err := config.WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), names); err != nil {
 		return fmt.Errorf("writing the TLS certificate: %w", err)
 	}
+	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(dir, dkimDir), d.Name, mailauth.DefaultSelector)
+	if err != nil {
+		return fmt.Errorf("creating the DKIM key: %w", err)
+	}
 	s, err := mailstore.Open(dir, mailstore.Options{})
 	if err != nil {
 		return err
@@ -112,6 +117,10 @@ func create(ctx context.Context, dir string, c config.Config, d mailstore.Domain
 	fmt.Printf("  %-20s the mail store, hosting domain %s\n", mailstore.DBFile, d.Name)
 	fmt.Printf("  %-20s a self-signed TLS certificate for %s\n", c.TLS.Cert, strings.Join(names, ", "))
 	fmt.Printf("  %-20s its private key; replace both with a CA-signed pair for production\n", c.TLS.Key)
+	fmt.Printf("  %-20s %s, the DKIM key signing mail from %s\n", dkimDir+"/",
+		filepath.Base(mailauth.KeyPath(dkimDir, d.Name, mailauth.DefaultSelector)), d.Name)
+	fmt.Printf("Publish this DNS record so that other servers can verify mail from %s:\n\n%s\n\n",
+		d.Name, mailauth.ZoneRecord(rrName, rrValue))
 	return nil
 }
 

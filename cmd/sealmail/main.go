@@ -46,6 +46,8 @@ var commands = []*command{
 	peerCmd,
 	queueCmd,
 	dkimCmd,
+	sealCmd,
+	docCmd,
 	backupCmd,
 }
 

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +19,7 @@ import (
 	"testing"
 
 	"sealmail/config"
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 )
 
@@ -173,6 +178,7 @@ func TestInit(t *testing.T) {
 	}
 	checkMode(t, data, 0o700)
 	checkMode(t, filepath.Join(data, "tls/key.pem"), 0o600)
+	checkDKIM(t, out, filepath.Join(data, "dkim"), "agency.example")
 	c, err := config.Load(data)
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +222,41 @@ func TestInit(t *testing.T) {
 			t.Errorf("a failed init left %s behind: %v", data, err)
 		}
 	})
+}
+
+// checkDKIM checks that init made a private DKIM key for domain in dir and
+// printed the TXT record publishing its public half.
+func checkDKIM(t *testing.T, out, dir, domain string) {
+	t.Helper()
+	path := mailauth.KeyPath(dir, domain, mailauth.DefaultSelector)
+	checkMode(t, path, 0o600)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s holds no PEM", path)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(key.(crypto.Signer).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(mailauth.DefaultSelector+"._domainkey."+domain+".") + ` +IN +TXT +\(?((?: *"[^"]*")+) *\)?$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no DKIM TXT record for %s printed:\n%s", domain, out)
+	}
+	var value strings.Builder
+	for _, q := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(m[1], -1) {
+		value.WriteString(q[1])
+	}
+	if want := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pub); value.String() != want {
+		t.Errorf("printed DKIM record %q\nwant %q", value.String(), want)
+	}
 }
 
 func TestNoSetup(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 var peerCmd = &command{name: "peer", short: "manage peer domains reached directly over verified TLS", sub: []*command{
 	{name: "add", short: "add a peer domain and where to reach it", run: peerAdd},
+	{name: "update", short: "set how a peer's sealed documents are trusted", run: peerUpdate},
 	{name: "list", short: "list peer domains", run: peerList},
 	{name: "remove", short: "remove a peer domain", run: peerRemove},
 }}
@@ -26,6 +27,7 @@ func peerAdd(ctx context.Context, args []string) error {
 	caFile := f.String("tls-ca", "", "PEM `FILE` of the certificate (or CA) the peer's must chain to (default: system roots)")
 	id := f.String("organ-id", "", "the peer agency's organ `ID`")
 	organ := f.String("organ-name", "", "the peer agency's official `NAME`")
+	setSeal := sealTrustFlags(f)
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -58,6 +60,9 @@ func peerAdd(ctx context.Context, args []string) error {
 			return fmt.Errorf("peer %s exists; remove it first ('sealmail peer remove %s')", pos[0], pos[0])
 		}
 		return err
+	}
+	if err := setSeal(ctx, s, pos[0]); err != nil {
+		return fmt.Errorf("added peer %s, but its seal trust failed: %w; fix it with 'sealmail peer update %s'", pos[0], err, pos[0])
 	}
 	fmt.Printf("added peer %s\n", pos[0])
 	return nil
@@ -134,6 +139,9 @@ func peerRemove(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.RemovePeerSeal(ctx, pos[0]); err != nil {
+		return err
+	}
 	if err := s.RemovePeer(ctx, pos[0]); err != nil {
 		if errors.Is(err, mailstore.ErrNotFound) {
 			return fmt.Errorf("%s is not a peer; see 'sealmail peer list'", pos[0])

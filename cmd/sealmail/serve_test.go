@@ -362,6 +362,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("quickstart printed no password:\n%s", r.stdout)
 	}
 	checkMode(t, filepath.Join(data, "quickstart-password"), 0o600)
+	checkDKIM(t, r.stdout, filepath.Join(data, "dkim"), "example.test")
 	s := openStore(t, data)
 	checkLogin(t, s, "demo@example.test", password[1])
 	s.Close()

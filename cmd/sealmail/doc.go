@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/mail"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sealmail/mailstore"
+	"sealmail/registry"
+	"sealmail/signing"
+)
+
+var docCmd = &command{name: "doc", short: "official documents: verify, registers, status", sub: []*command{
+	{name: "verify", short: "check a stamped document (.eml) offline and print every check", run: docVerify},
+	{name: "register", short: "the registers of documents sent and received", sub: []*command{
+		{name: "list", short: "list a register (sổ đi or sổ đến) for a year", run: docRegisterList},
+	}},
+	{name: "status", short: "show a document's register entries, receipts and evidence", run: docStatus},
+}}
+
+func docVerify(ctx context.Context, args []string) error {
+	f := newFlags("doc verify", "FILE.eml [--ca FILE.pem] [--crl FILE] [--json]\n\n"+
+		"Without --ca the seal CA configured for the From: domain is used: a hosted\n"+
+		"domain's own, or a peer's ('sealmail peer add DOMAIN --seal-ca FILE').\n"+
+		"Exits 1 unless the document verifies.")
+	caFile := f.String("ca", "", "PEM `FILE` of the CA to trust for the From: domain, instead of the configured one")
+	crlFile := f.String("crl", "", "CRL `FILE` (PEM or DER) to check the seal against, besides any configured")
+	asJSON := f.Bool("json", false, "print JSON")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	msg, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return fmt.Errorf("%s: not a mail message: %w", pos[0], err)
+	}
+	from, err := mail.ParseAddress(m.Header.Get("From"))
+	if err != nil {
+		return fmt.Errorf("%s: From: %w", pos[0], err)
+	}
+	domain := strings.ToLower(from.Address[strings.LastIndexByte(from.Address, '@')+1:])
+	var opts signing.VerifyOptions
+	if *caFile == "" {
+		s, err := open(*f.data)
+		if err != nil {
+			return fmt.Errorf("%w\n(or give the CA with --ca FILE.pem)", err)
+		}
+		defer s.Close()
+		r := &registry.Registry{Store: s, DataDir: *f.data}
+		if opts, err = r.VerifyOptions(ctx, domain); err != nil {
+			return err
+		}
+	} else {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		certs, err := signing.ParseCertsPEM(b)
+		if err != nil {
+			return fmt.Errorf("--ca: %s: %w", *caFile, err)
+		}
+		pool := x509.NewCertPool()
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+		opts.Roots = map[string]*x509.CertPool{domain: pool}
+	}
+	if *crlFile != "" {
+		crls, err := registry.ReadCRLs(*crlFile)
+		if err != nil {
+			return fmt.Errorf("--crl: %w", err)
+		}
+		opts.CRLs = append(opts.CRLs, crls...)
+	}
+	res, verr := signing.Verify(msg, opts)
+	if *asJSON {
+		if err := printJSON(res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Print(res.String())
+	}
+	if verr != nil {
+		return fmt.Errorf("%s does not verify: %w", pos[0], verr)
+	}
+	return nil
+}
+
+// docJSON is a register entry in 'doc register list --json' and 'doc status
+// --json'; scripts rely on its keys, which are also the CSV columns.
+type docJSON struct {
+	Domain     string              `json:"domain"`
+	Register   string              `json:"register"` // out or in
+	Year       int                 `json:"year"`
+	Number     int                 `json:"number"`   // số (out) or số đến (in)
+	Notation   string              `json:"notation"` // số/ký hiệu
+	DocDate    string              `json:"doc_date"`
+	Registered time.Time           `json:"registered"` // sent (out) or received (in)
+	Subject    string              `json:"subject"`
+	Signer     string              `json:"signer"`
+	Organ      string              `json:"organ"`
+	Sender     string              `json:"sender"`
+	Recipients []string            `json:"recipients"`
+	Copies     int                 `json:"copies"`
+	Status     string              `json:"status"`
+	Acks       []mailstore.DocAck  `json:"acks"`
+	Notes      string              `json:"notes"`
+	DocumentID string              `json:"document_id"`
+	MessageID  string              `json:"message_id"`
+	Files      []mailstore.DocFile `json:"files"`
+}
+
+func toJSON(e mailstore.DocEntry) docJSON {
+	return docJSON{e.Domain, string(e.Direction), e.Year, e.Number, e.Notation, e.DocDate, e.Time.In(registry.ICT), e.Subject,
+		e.Signer, e.Organ, e.Sender, e.Recipients, e.Copies, e.Status, e.Acks, e.Notes, e.DocumentID, e.MessageID, e.Files}
+}
+
+var docCSVHeader = []string{"domain", "register", "year", "number", "notation", "doc_date", "registered", "subject", "signer",
+	"organ", "sender", "recipients", "copies", "status", "acks", "notes", "document_id", "message_id", "files"}
+
+func (d docJSON) csv() []string {
+	var files []string
+	for _, f := range d.Files {
+		files = append(files, f.Name+" sha256:"+f.SHA256)
+	}
+	return []string{d.Domain, d.Register, strconv.Itoa(d.Year), strconv.Itoa(d.Number), d.Notation, d.DocDate,
+		d.Registered.Format(time.RFC3339), d.Subject, d.Signer, d.Organ, d.Sender, strings.Join(d.Recipients, ", "),
+		strconv.Itoa(d.Copies), d.Status, acksText(d.Acks), d.Notes, d.DocumentID, d.MessageID, strings.Join(files, "; ")}
+}
+
+// acksText is the acknowledgement column: "01 vanthu@b (2026-11-28 09:31); ...".
+func acksText(acks []mailstore.DocAck) string {
+	var out []string
+	for _, a := range acks {
+		s := a.StatusCode + " " + a.Party
+		if a.Reason != "" {
+			s += " [" + a.Reason + "]"
+		}
+		out = append(out, s+" ("+a.Time.In(registry.ICT).Format("2006-01-02 15:04")+")")
+	}
+	return strings.Join(out, "; ")
+}
+
+func docRegisterList(ctx context.Context, args []string) error {
+	f := newFlags("doc register list", "--outgoing|--incoming [--year Y] [--domain D] [--json|--csv]")
+	out := f.Bool("outgoing", false, "the register of documents sent (sổ văn bản đi)")
+	in := f.Bool("incoming", false, "the register of documents received (sổ văn bản đến)")
+	year := f.Int("year", time.Now().In(registry.ICT).Year(), "the `YEAR` (default this year)")
+	domain := f.String("domain", "", "only this `DOMAIN`'s register (default every hosted domain)")
+	asJSON := f.Bool("json", false, "print JSON")
+	asCSV := f.Bool("csv", false, "print CSV, for spreadsheets")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	if *out == *in {
+		return f.errorf("give one of --outgoing and --incoming")
+	}
+	if *asJSON && *asCSV {
+		return f.errorf("give at most one of --json and --csv")
+	}
+	dir := mailstore.DocOut
+	if *in {
+		dir = mailstore.DocIn
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	es, err := s.Docs(ctx, mailstore.DocQuery{Domain: *domain, Direction: dir, Year: *year})
+	if err != nil {
+		return err
+	}
+	rows := make([]docJSON, len(es))
+	for i, e := range es {
+		rows[i] = toJSON(e)
+	}
+	switch {
+	case *asJSON:
+		return printJSON(rows)
+	case *asCSV:
+		w := csv.NewWriter(os.Stdout)
+		w.Write(docCSVHeader)
+		for _, r := range rows {
+			w.Write(r.csv())
+		}
+		w.Flush()
+		return w.Error()
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	if dir == mailstore.DocOut {
+		fmt.Fprintln(w, "DOMAIN\tSỐ/KÝ HIỆU\tNGÀY\tTRÍCH YẾU\tNƠI NHẬN\tNGÀY GỬI\tTÌNH TRẠNG\tXÁC NHẬN")
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Domain, r.Notation, r.DocDate, r.Subject,
+				strings.Join(r.Recipients, ", "), r.Registered.Format("2006-01-02 15:04"), r.Status, acksText(r.Acks))
+		}
+	} else {
+		fmt.Fprintln(w, "DOMAIN\tSỐ ĐẾN\tNGÀY ĐẾN\tCƠ QUAN BAN HÀNH\tSỐ/KÝ HIỆU\tNGÀY VB\tTRÍCH YẾU\tNƠI NHẬN\tXÁC NHẬN")
+		for _, r := range rows {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Domain, r.Number, r.Registered.Format("2006-01-02 15:04"),
+				r.Organ, r.Notation, r.DocDate, r.Subject, strings.Join(r.Recipients, ", "), acksText(r.Acks))
+		}
+	}
+	return w.Flush()
+}
+
+// statusJSON is 'doc status --json'.
+type statusJSON struct {
+	DocumentID string               `json:"document_id"`
+	Entries    []docJSON            `json:"entries"`
+	Evidence   []mailstore.Evidence `json:"evidence"`
+	Chain      chainJSON            `json:"chain"`
+}
+
+type chainJSON struct {
+	OK    bool   `json:"ok"`
+	Rows  int    `json:"rows"`
+	Head  string `json:"head,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func docStatus(ctx context.Context, args []string) error {
+	f := newFlags("doc status", "DOCUMENT-ID [--json]\n\n"+
+		"DOCUMENT-ID is the edXML DocumentId, e.g. '000.00.12.H10,2026/11/28,01/STTTT-VP'\n"+
+		"(the Official-Document-Id field of the message). Exits 1 if the evidence\n"+
+		"chain does not verify.")
+	asJSON := f.Bool("json", false, "print JSON")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	es, err := s.Docs(ctx, mailstore.DocQuery{DocumentID: pos[0]})
+	if err != nil {
+		return err
+	}
+	evs, err := s.Evidence(ctx, mailstore.EvidenceQuery{DocumentID: pos[0]})
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 && len(evs) == 0 {
+		return fmt.Errorf("no document %s in any register or evidence here; see 'sealmail doc register list'", pos[0])
+	}
+	st := statusJSON{DocumentID: pos[0], Entries: make([]docJSON, len(es)), Evidence: evs}
+	for i, e := range es {
+		st.Entries[i] = toJSON(e)
+	}
+	rows, head, chainErr := s.VerifyEvidence(ctx)
+	if chainErr != nil && !errors.Is(chainErr, mailstore.ErrEvidenceBroken) {
+		return chainErr
+	}
+	st.Chain = chainJSON{OK: chainErr == nil, Rows: rows, Head: head}
+	if chainErr != nil {
+		st.Chain.Error = chainErr.Error()
+	}
+	if *asJSON {
+		if err := printJSON(st); err != nil {
+			return err
+		}
+	} else {
+		printStatus(st)
+	}
+	return chainErr
+}
+
+func printStatus(st statusJSON) {
+	fmt.Printf("document %s\n", st.DocumentID)
+	for _, e := range st.Entries {
+		kind := "sent (sổ đi)"
+		if e.Register == string(mailstore.DocIn) {
+			kind = "received (sổ đến)"
+		}
+		fmt.Printf("\n%s by %s: number %d/%d, %s, registered %s, status %s\n", kind, e.Domain, e.Number, e.Year, e.Notation,
+			e.Registered.Format("2006-01-02 15:04:05"), e.Status)
+		fmt.Printf("  subject: %s\n  sender: %s; recipients: %s\n", e.Subject, e.Sender, strings.Join(e.Recipients, ", "))
+		for _, a := range e.Acks {
+			fmt.Printf("  acknowledged %s by %s at %s", a.StatusCode, a.Party, a.Time.In(registry.ICT).Format("2006-01-02 15:04:05"))
+			if a.Reason != "" {
+				fmt.Printf(": %s", a.Reason)
+			}
+			fmt.Println()
+		}
+		if e.Notes != "" {
+			fmt.Printf("  notes: %s\n", e.Notes)
+		}
+	}
+	fmt.Printf("\nevidence:\n")
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  #\tTIME\tORIGIN\tEVENT\tSTATUS\tFROM\tHASH")
+	for _, ev := range st.Evidence {
+		status := ev.StatusCode
+		if ev.Reason != "" {
+			status = strings.TrimSpace(status + " " + ev.Reason)
+		}
+		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\t%.16s\n", ev.ID, ev.Time.In(registry.ICT).Format("2006-01-02 15:04:05"),
+			ev.Origin, ev.Event, status, ev.Sender, ev.Hash)
+	}
+	w.Flush()
+	if st.Chain.OK {
+		fmt.Printf("\nevidence chain intact: %d rows, head %s\n", st.Chain.Rows, st.Chain.Head)
+	} else {
+		fmt.Printf("\nEVIDENCE CHAIN BROKEN: %s\n", st.Chain.Error)
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sealmail/mailstore"
+	"sealmail/registry"
+	"sealmail/signing"
+)
+
+var sealCmd = &command{name: "seal", short: "manage the agency seals that sign official documents", sub: []*command{
+	{name: "init", short: "create a pilot CA and a seal for a domain", run: sealInit},
+	{name: "import", short: "install a seal issued by a certificate authority", run: sealImport},
+	{name: "export-ca", short: "print the CA certificate peers must trust for a domain's seals", run: sealExportCA},
+}}
+
+// agencyDomain returns a hosted domain whose agency details a seal needs.
+func agencyDomain(ctx context.Context, s *mailstore.Store, name string) (mailstore.Domain, error) {
+	d, err := s.Domain(ctx, name)
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return d, fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", name)
+	}
+	if err != nil {
+		return d, err
+	}
+	if d.OrganID == "" || d.OrganName == "" || d.Code == "" || d.OfficialAddress == "" {
+		return d, fmt.Errorf("domain %s lacks agency details; set them first with "+
+			"'sealmail domain update %s --organ-id ID --organ-name NAME --code NOTATION --official-address vanthu@%s'", name, name, name)
+	}
+	return d, nil
+}
+
+func sealInit(ctx context.Context, args []string) error {
+	f := newFlags("seal init", "DOMAIN")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := agencyDomain(ctx, s, pos[0])
+	if err != nil {
+		return err
+	}
+	seal, err := registry.InitSeal(*f.data, d, time.Now())
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("domain %s has a seal already; replace it with 'sealmail seal import %s'", d.Name, d.Name)
+	}
+	if err != nil {
+		return err
+	}
+	dir := registry.SealDir(*f.data, d.Name)
+	fmt.Printf("created a pilot CA and a seal for %s (%s) in %s\n"+
+		"  seal certifies %s, valid until %s\n"+
+		"Give each peer agency the CA certificate:\n"+
+		"  sealmail seal export-ca %s > %s-seal-ca.pem\n"+
+		"and have it run 'sealmail peer add %s --seal-ca %s-seal-ca.pem' (or 'peer update').\n",
+		d.Name, d.OrganName, dir, seal.Cert.EmailAddresses[0], seal.Cert.NotAfter.Format(time.DateOnly),
+		d.Name, d.Name, d.Name, d.Name)
+	return nil
+}
+
+func sealImport(ctx context.Context, args []string) error {
+	f := newFlags("seal import", "DOMAIN (--cert FILE.pem --key FILE.pem | --p12 FILE [--password-stdin])")
+	certFile := f.String("cert", "", "PEM `FILE` of the seal certificate, then its chain")
+	keyFile := f.String("key", "", "PEM `FILE` of the seal's private key")
+	p12 := f.String("p12", "", "PKCS#12 `FILE` (.p12, .pfx) holding the key, the certificate and its chain")
+	pwStdin := f.Bool("password-stdin", false, "read the PKCS#12 password from the first line of standard input")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	pem := *certFile != "" || *keyFile != ""
+	switch {
+	case pem && *p12 != "":
+		return f.errorf("give either --cert and --key, or --p12")
+	case pem && (*certFile == "" || *keyFile == ""):
+		return f.errorf("--cert and --key go together")
+	case !pem && *p12 == "":
+		return f.errorf("missing --cert and --key, or --p12")
+	case *pwStdin && *p12 == "":
+		return f.errorf("--password-stdin goes with --p12")
+	}
+	var seal *signing.Seal
+	if pem {
+		seal, err = signing.LoadPEM(*certFile, *keyFile)
+	} else {
+		password := ""
+		if *pwStdin {
+			if password, err = readPassword(); err != nil {
+				return err
+			}
+		}
+		seal, err = signing.LoadPKCS12(*p12, password)
+	}
+	if err != nil {
+		return err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := agencyDomain(ctx, s, pos[0])
+	if err != nil {
+		return err
+	}
+	// Checked here, not at the first document: a seal that cannot sign for
+	// the agency would make every document bounce.
+	c := seal.Cert
+	if !containsFold(c.EmailAddresses, d.OfficialAddress) {
+		return fmt.Errorf("the seal certifies %v, not %s's official address %s", c.EmailAddresses, d.Name, d.OfficialAddress)
+	}
+	if id := c.Subject.SerialNumber; id != "" && id != d.OrganID {
+		return fmt.Errorf("the seal belongs to organ %s, not %s (%s)", id, d.OrganID, d.Name)
+	}
+	if now := time.Now(); now.Before(c.NotBefore) || now.After(c.NotAfter) {
+		return fmt.Errorf("the seal is valid from %s to %s, not now", c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
+	}
+	if err := registry.InstallSeal(*f.data, d.Name, seal); err != nil {
+		return err
+	}
+	fmt.Printf("installed the seal of %s (%s), valid until %s, in %s\n", d.Name, c.Subject.CommonName,
+		c.NotAfter.Format(time.DateOnly), registry.SealDir(*f.data, d.Name))
+	if len(seal.Chain) == 0 {
+		fmt.Printf("The seal came without its CA certificate: give peers your CA's certificate yourself.\n")
+	}
+	return nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func sealExportCA(ctx context.Context, args []string) error {
+	f := newFlags("seal export-ca", "DOMAIN")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := needSetup(*f.data); err != nil {
+		return err
+	}
+	b, err := registry.SealCA(*f.data, pos[0])
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("domain %s has no seal CA; create one with 'sealmail seal init %s'", pos[0], pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(b)
+	return err
+}
+
+// sealTrustFlags adds --seal-ca and --seal-crl to a peer command. The
+// function it returns, called after parsing, stores what was given for the
+// peer domain; it does nothing when neither flag was.
+func sealTrustFlags(f *flags) func(ctx context.Context, s *mailstore.Store, domain string) error {
+	caFile := f.String("seal-ca", "", "PEM `FILE` of the CA the peer's seals must chain to ('sealmail seal export-ca' on the peer)")
+	crlFile := f.String("seal-crl", "", "CRL `FILE` (PEM or DER) for the peer's seals, read at every verification")
+	return func(ctx context.Context, s *mailstore.Store, domain string) error {
+		if *caFile == "" && *crlFile == "" {
+			return nil
+		}
+		p, err := s.PeerSeal(ctx, domain)
+		if err != nil && !errors.Is(err, mailstore.ErrNotFound) {
+			return err
+		}
+		p.Domain = domain
+		if *caFile != "" {
+			b, err := os.ReadFile(*caFile)
+			if err != nil {
+				return fmt.Errorf("--seal-ca: %w", err)
+			}
+			if _, err := signing.ParseCertsPEM(b); err != nil {
+				return fmt.Errorf("--seal-ca: %s: %w", *caFile, err)
+			}
+			// Stored as contents, so the data directory is self-contained.
+			p.CA = string(b)
+		}
+		if p.CA == "" {
+			return fmt.Errorf("--seal-crl: %s has no seal CA yet; give --seal-ca too", domain)
+		}
+		if *crlFile != "" {
+			// Stored as a path: a CRL is refreshed by whoever fetches it.
+			abs, err := filepath.Abs(*crlFile)
+			if err != nil {
+				return fmt.Errorf("--seal-crl: %w", err)
+			}
+			if _, err := registry.ReadCRLs(abs); err != nil {
+				return fmt.Errorf("--seal-crl: %w", err)
+			}
+			p.CRLFile = abs
+		}
+		return s.SetPeerSeal(ctx, p)
+	}
+}
+
+func peerUpdate(ctx context.Context, args []string) error {
+	f := newFlags("peer update", "DOMAIN [--seal-ca FILE.pem] [--seal-crl FILE]")
+	setSeal := sealTrustFlags(f)
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	given := false
+	f.Visit(func(fl *flag.Flag) { given = given || fl.Name != "data" })
+	if !given {
+		return f.errorf("nothing to update; give --seal-ca or --seal-crl")
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Peer(ctx, pos[0]); errors.Is(err, mailstore.ErrNotFound) {
+		return fmt.Errorf("%s is not a peer; add it with 'sealmail peer add %s'", pos[0], pos[0])
+	} else if err != nil {
+		return err
+	}
+	if err := setSeal(ctx, s, pos[0]); err != nil {
+		return err
+	}
+	fmt.Printf("updated peer %s\n", pos[0])
+	return nil
+}

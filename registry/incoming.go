@@ -1,0 +1,335 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"sealmail/mailstore"
+	"sealmail/signing"
+)
+
+// Incoming handles a message arriving for local recipients if it is an
+// official document, a claim to be one, or a receipt (see the package
+// documentation). rcpts are the local recipient addresses, targets the
+// mailboxes the server would deliver to. When handled is true the registry
+// has delivered everything itself. An error is temporary: reply 4xx and
+// deliver nothing; when the sender retries, a document already registered
+// keeps its number.
+func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string, targets []mailstore.Target, msg []byte) (handled bool, err error) {
+	h, _, err := splitHeader(msg)
+	if err != nil {
+		return false, nil
+	}
+	isReceipt := h.Has(fieldReceipt)
+	if !isReceipt && !h.Has(fieldDocumentID) && !h.Has(fieldDocument) {
+		return false, nil
+	}
+	groups, err := r.byAgency(ctx, rcpts, targets)
+	if err != nil || len(groups) == 0 {
+		return false, err
+	}
+	from := singleFrom(h.Get("From"))
+	opts, err := r.VerifyOptions(ctx, domainOf(from))
+	if err != nil {
+		return false, err
+	}
+	now := r.now()
+	opts.Now = now
+	in := &arrival{h: h, msg: msg, from: from, mailFrom: mailFrom, messageID: normID(h.Get("Message-Id")), now: now}
+	if isReceipt {
+		return true, r.receipt(ctx, in, opts, groups)
+	}
+	in.res, in.err = signing.Verify(msg, opts)
+	for _, g := range groups {
+		if in.err == nil {
+			err = r.accept(ctx, in, g)
+		} else {
+			err = r.refuse(ctx, in, g, documentWords)
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// arrival is a message being received, with what verification said.
+type arrival struct {
+	h         mail.Header
+	msg       []byte
+	from      string // From: address
+	mailFrom  string // envelope sender, for the log
+	messageID string
+	now       time.Time
+	res       *signing.Result
+	err       error
+}
+
+// agency is the part of a delivery that goes to one hosted agency: each
+// registers and acknowledges it on its own.
+type agency struct {
+	domain  mailstore.Domain
+	rcpts   []string
+	targets []mailstore.Target
+}
+
+// byAgency splits the recipients and targets by receiving agency.
+func (r *Registry) byAgency(ctx context.Context, rcpts []string, targets []mailstore.Target) ([]*agency, error) {
+	var groups []*agency
+	byDomain := map[string]*agency{}
+	owner := map[int64]*agency{}
+	for _, rcpt := range rcpts {
+		name := domainOf(rcpt)
+		g := byDomain[name]
+		if g == nil {
+			d, err := r.Store.Domain(ctx, name)
+			if errors.Is(err, mailstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			g = &agency{domain: d}
+			byDomain[name] = g
+			groups = append(groups, g)
+		}
+		g.rcpts = append(g.rcpts, strings.ToLower(rcpt))
+		accts, _, err := r.Store.Resolve(ctx, rcpt)
+		if err != nil && !errors.Is(err, mailstore.ErrNotFound) {
+			return nil, err
+		}
+		for _, a := range accts {
+			if owner[a.ID] == nil {
+				owner[a.ID] = g
+			}
+		}
+	}
+	for _, t := range targets {
+		g := owner[t.AccountID]
+		if g == nil && len(groups) > 0 {
+			g = groups[0] // the server resolved it differently; it still gets the message
+		}
+		if g != nil {
+			g.targets = append(g.targets, t)
+		}
+	}
+	return groups, nil
+}
+
+// accept registers a verified document in g's incoming register, delivers it
+// marked as such and acknowledges it to the sender.
+func (r *Registry) accept(ctx context.Context, in *arrival, g *agency) error {
+	m := in.res.Manifest
+	date := in.now.In(r.loc())
+	e, err := r.Store.Register(ctx, mailstore.DocEntry{
+		Domain: g.domain.Name, Direction: mailstore.DocIn, Year: date.Year(),
+		Notation: m.Code.CodeNumber + "/" + m.Code.CodeNotation, DocumentID: m.DocumentID, MessageID: in.messageID,
+		DocDate: m.PromulgationInfo.PromulgationDate, Time: in.now, Subject: m.Subject, Signer: signerText(m.SignerInfo),
+		Organ: m.From.OrganName, Sender: in.from, Recipients: g.rcpts, Copies: 1, Status: StatusReceived,
+		Files: docFiles(manifestFiles(m)),
+	}, nil)
+	redelivered := errors.Is(err, mailstore.ErrExists)
+	if err != nil && !redelivered {
+		return err
+	}
+	out, err := setVerdict(in.msg, "pass"+param("organ", m.From.OrganID)+param("doc", e.Notation)+param("so-den", strconv.Itoa(e.Number)))
+	if err != nil {
+		return err
+	}
+	targets := slices.Clone(g.targets)
+	clerks, err := r.Store.Clerks(ctx, g.domain.Name)
+	if err != nil {
+		return err
+	}
+	for _, c := range clerks {
+		targets = append(targets, mailstore.Target{AccountID: c.ID, Mailbox: InFolder})
+	}
+	if len(targets) > 0 {
+		if _, err := r.deliver(ctx, out, in.now, targets); err != nil {
+			return err
+		}
+	}
+	r.log().Info("registry: document received", "doc", m.DocumentID, "so_den", e.Number, "domain", g.domain.Name,
+		"from", in.from, "envelope_from", in.mailFrom, "redelivered", redelivered)
+	ev := signing.Evidence{Event: signing.ContentConsignment, StatusCode: "01", DocumentID: m.DocumentID, MessageID: in.messageID,
+		Files: manifestFiles(m), Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
+	return r.answer(ctx, g, ev, e.ID)
+}
+
+// documentWords and receiptWords name what a quarantine notice is about.
+var (
+	documentWords = [2]string{"Văn bản điện tử", "official document"}
+	receiptWords  = [2]string{"Biên nhận văn bản điện tử", "document receipt"}
+)
+
+// refuse puts a notice with the failed message in the recipients'
+// quarantine and, for a document, tells the sender why.
+func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]string) error {
+	from := g.domain.OfficialAddress
+	if from == "" {
+		from = "postmaster@" + g.domain.Name
+	}
+	host := r.Hostname
+	if host == "" {
+		host = g.domain.Name
+	}
+	n, err := notice(from, g.rcpts, what, in.res, in.msg, in.now, host)
+	if err != nil {
+		return err
+	}
+	targets := slices.Clone(g.targets)
+	for i := range targets {
+		targets[i].Mailbox = QuarantineFolder
+	}
+	if len(targets) > 0 {
+		if _, err := r.deliver(ctx, n, in.now, targets); err != nil {
+			return err
+		}
+	}
+	reason := failures(in.res)
+	r.log().Warn("registry: quarantined", "what", what[1], "domain", g.domain.Name, "from", in.from, "envelope_from", in.mailFrom,
+		"message_id", in.messageID, "failed", reason)
+	if what != documentWords {
+		return nil // a receipt is never answered
+	}
+	docID, _ := in.h.Text(fieldDocumentID)
+	var files []signing.FileDigest
+	if in.res.Manifest != nil {
+		docID, files = in.res.Manifest.DocumentID, manifestFiles(in.res.Manifest)
+	}
+	ev := signing.Evidence{Event: signing.ContentConsignmentFailure, StatusCode: "02", Reason: reason, DocumentID: strings.TrimSpace(docID),
+		MessageID: in.messageID, Files: files, Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
+	return r.answer(ctx, g, ev, 0)
+}
+
+// answer sends the sender's agency a receipt for ev, signed with g's seal,
+// and records it as evidence and, for a registered document (entry > 0), as
+// the entry's acknowledgement. A receipt that cannot be made or sent is
+// recorded with the reason, not retried: the document is already delivered.
+func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, entry int64) error {
+	var receipt []byte
+	var note string
+	known, err := r.knownAgency(ctx, domainOf(ev.From))
+	switch {
+	case err != nil:
+		return err
+	case !known:
+		note = "no receipt: the sender is not a known agency"
+	case ev.MessageID == "":
+		note = "no receipt: the message has no Message-ID"
+	default:
+		receipt, note = r.sendReceipt(ctx, g, ev)
+	}
+	if note != "" {
+		r.log().Warn("registry: receipt", "event", ev.Event, "doc", ev.DocumentID, "to", ev.From, "problem", note)
+	}
+	if err := r.evidence(ctx, g.domain.Name, mailstore.EvidenceIssued, ev, note, receipt); err != nil {
+		return err
+	}
+	if entry == 0 {
+		return nil
+	}
+	return r.Store.AckDoc(ctx, entry, mailstore.DocAck{Party: ev.From, StatusCode: ev.StatusCode, Reason: joinNonEmpty("; ", ev.Reason, note), Time: ev.Time})
+}
+
+// sendReceipt makes and sends a receipt; on failure it returns why.
+func (r *Registry) sendReceipt(ctx context.Context, g *agency, ev signing.Evidence) ([]byte, string) {
+	seal, err := LoadSeal(r.DataDir, g.domain.Name)
+	if err != nil {
+		return nil, fmt.Sprintf("no receipt: %s has no usable seal: %v", g.domain.Name, err)
+	}
+	receipt, err := signing.Receipt(seal, ev, ev.Time)
+	if err != nil {
+		return nil, "no receipt: " + err.Error()
+	}
+	if r.Send == nil {
+		return receipt, "receipt not sent: no Send configured"
+	}
+	if err := r.Send(ctx, seal.Cert.EmailAddresses[0], []string{ev.From}, receipt); err != nil {
+		return receipt, "receipt not sent: " + err.Error()
+	}
+	return receipt, ""
+}
+
+// receipt records a peer's receipt for a document this server sent and files
+// it with the clerk who sent the document.
+func (r *Registry) receipt(ctx context.Context, in *arrival, opts signing.VerifyOptions, groups []*agency) error {
+	ev, res, err := signing.ParseReceipt(in.msg, opts)
+	if err != nil {
+		in.res = res
+		for _, g := range groups {
+			if err := r.refuse(ctx, in, g, receiptWords); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, g := range groups {
+		targets := slices.Clone(g.targets)
+		e, note, err := r.matchReceipt(ctx, g, ev, in.from)
+		if err != nil {
+			return err
+		}
+		if e != nil {
+			if err := r.Store.AckDoc(ctx, e.ID, mailstore.DocAck{Party: in.from, StatusCode: ev.StatusCode, Reason: ev.Reason, Time: ev.Time}); err != nil {
+				return err
+			}
+			if clerk, err := r.Store.Account(ctx, e.Sender); err == nil {
+				if !slices.ContainsFunc(targets, func(t mailstore.Target) bool { return t.AccountID == clerk.ID && t.Mailbox == "" }) {
+					targets = append(targets, mailstore.Target{AccountID: clerk.ID})
+				}
+			} else if !errors.Is(err, mailstore.ErrNotFound) {
+				return err
+			}
+		} else {
+			r.log().Warn("registry: receipt matches no document sent", "doc", ev.DocumentID, "from", in.from, "problem", note)
+		}
+		// The evidence names the receipt's own attester, not the original sender.
+		rec := *ev
+		rec.From, rec.To = in.from, []string{ev.From}
+		if err := r.evidence(ctx, g.domain.Name, mailstore.EvidenceReceived, rec, note, in.msg); err != nil {
+			return err
+		}
+		if len(targets) > 0 {
+			if _, err := r.deliver(ctx, in.msg, in.now, targets); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// matchReceipt finds the outgoing register entry a receipt answers: same
+// document and message, and the receipt comes from one of its recipients'
+// domains. It returns nil and why when there is none.
+func (r *Registry) matchReceipt(ctx context.Context, g *agency, ev *signing.Evidence, attester string) (*mailstore.DocEntry, string, error) {
+	es, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: g.domain.Name, Direction: mailstore.DocOut, DocumentID: ev.DocumentID})
+	if err != nil {
+		return nil, "", err
+	}
+	for _, e := range es {
+		if e.MessageID != normID(ev.MessageID) {
+			continue
+		}
+		if !slices.ContainsFunc(e.Recipients, func(rc string) bool { return domainOf(rc) == domainOf(attester) }) {
+			return nil, "unmatched: " + attester + " was not sent the document", nil
+		}
+		return &e, "", nil
+	}
+	return nil, "unmatched: no such document sent", nil
+}
+
+func manifestFiles(m *signing.Manifest) []signing.FileDigest {
+	out := make([]signing.FileDigest, len(m.Attachments))
+	for i, a := range m.Attachments {
+		out[i] = signing.FileDigest{Name: a.FileName, SHA256: a.SHA256}
+	}
+	return out
+}

@@ -1,0 +1,151 @@
+// Package registry is an agency's document registry (văn thư): it numbers
+// and seals official documents on the way out, verifies and registers them
+// on the way in, and keeps the evidence of every exchange, as Decree
+// 30/2020/NĐ-CP asks of a registry clerk. Sealing and verifying themselves
+// are package signing's; registers and evidence live in the mail store.
+//
+// # Documents
+//
+// Each hosted domain is an agency (mailstore.Domain: OrganID, OrganName,
+// Code, OfficialAddress) with a seal under DataDir/seal/DOMAIN (see SealDir).
+// A message is an official document when a clerk account submits it From:
+// the agency's official address with at least one attachment. A clerk who
+// writes From: their own address sends ordinary mail: the official address
+// is an alias the clerks own, and choosing it is how a clerk releases a
+// document. Messages from other accounts are never sealed.
+//
+// # Contract with the SMTP server
+//
+// On submission, after the sender's right to its From: address is checked
+// and before anything is stored or queued, call Outgoing. It returns the
+// message unchanged when it is not an official document; otherwise it takes
+// the next number of the agency's outgoing register, stamps the message,
+// files the stamped copy in the clerk's "Văn bản đi" folder, puts a signed
+// SubmissionAcceptance receipt in the clerk's INBOX, and returns the stamped
+// message, which the server must deliver and queue instead of the original.
+// An error wrapping ErrRejected is permanent (reply 5xx with its text); any
+// other error is temporary (4xx). A number taken for a message that then
+// fails stays in the register as void: numbers are never reused.
+//
+// For every message to local recipients (from the MX port, and the stamped
+// result of Outgoing for hosted agencies), call Incoming before delivering,
+// with the local recipient addresses and the Targets the server would
+// deliver to. If it reports handled, the registry has delivered the message
+// itself (or a quarantine notice in its place) and the server must not; if
+// not, the server delivers as usual. Incoming handles a message that carries
+// Official-Document-Id or Official-Document (a document, or a claim to be
+// one) and one that carries Official-Document-Receipt (a receipt from a
+// peer). A document that verifies is registered under the next incoming
+// number, marked with an Official-Document: pass field above the signed
+// part, delivered to the recipients and to every clerk's "Văn bản đến", and
+// answered with a ContentConsignment receipt; one that fails is registered
+// nowhere, reaches the recipients only as a notice in "Cách ly" naming the
+// failed checks, and is answered with a ContentConsignmentFailure receipt.
+// Receipts go through Send, and only to agencies this server knows (hosted
+// domains and peers with a seal CA), so forged mail causes no backscatter.
+//
+// Every receipt issued or received is appended to the store's hash-chained
+// evidence (mailstore.AppendEvidence).
+package registry
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"sealmail/mailstore"
+)
+
+// Folders the registry delivers to; Deliver creates them when missing.
+const (
+	OutFolder        = "Văn bản đi"
+	InFolder         = "Văn bản đến"
+	QuarantineFolder = "Cách ly"
+)
+
+// Register statuses.
+const (
+	StatusNumbered = "numbered" // number taken, not yet sealed
+	StatusSent     = "sent"     // sealed and handed over for delivery
+	StatusVoid     = "void"     // could not be sealed; the number stays used
+	StatusReceived = "received" // verified, registered and delivered
+)
+
+// ErrRejected marks a document the registry refuses for good: sending it
+// again unchanged fails the same way.
+var ErrRejected = errors.New("official document rejected")
+
+// ICT is Indochina Time (UTC+7), Vietnam's only time zone, fixed so that the
+// registry needs no time zone database.
+var ICT = time.FixedZone("ICT", 7*60*60)
+
+// Registry keeps the registers of the agencies hosted in one store.
+type Registry struct {
+	Store   *mailstore.Store
+	DataDir string // holds seal/DOMAIN/ and seal/crl/
+	// Hostname names this server in the evidence of receipts.
+	Hostname string
+	// Send sends a receipt to another agency: local delivery or the outbound
+	// queue. It must return only once the message is durable.
+	Send   func(ctx context.Context, from string, rcpts []string, msg []byte) error
+	Logger *slog.Logger     // nil means slog.Default()
+	Now    func() time.Time // nil means time.Now
+	// Location is where dates are read and registers roll over to a new
+	// year; nil means ICT.
+	Location *time.Location
+}
+
+func (r *Registry) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Registry) loc() *time.Location {
+	if r.Location != nil {
+		return r.Location
+	}
+	return ICT
+}
+
+func (r *Registry) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// domainOf returns the lower-case domain of an address, or "".
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
+
+// normID writes a Message-ID one way, "<id>", whatever spacing it came with.
+func normID(id string) string {
+	id = strings.Trim(strings.TrimSpace(id), "<>")
+	if id == "" {
+		return ""
+	}
+	return "<" + id + ">"
+}
+
+// singleFrom returns the one address of a From: field, or "".
+func singleFrom(v string) string {
+	list, err := addressParser.ParseList(v)
+	if err != nil || len(list) != 1 {
+		return ""
+	}
+	return strings.ToLower(list[0].Address)
+}
+
+// addressParser reads addresses whatever charset their display names use:
+// only the addresses matter here.
+var addressParser = mail.AddressParser{WordDecoder: wordDecoder}
