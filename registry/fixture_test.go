@@ -104,7 +104,7 @@ func (x *exchange) newSide(t testing.TB, d mailstore.Domain) *side {
 		t.Fatal(err)
 	}
 	sd := &side{store: s, dir: dir, domain: d, clerk: accts[0], staff: accts[1]}
-	sd.reg = &Registry{Store: s, DataDir: dir, Hostname: "mail." + d.Name, Send: x.send, Now: x.clock.Now,
+	sd.reg = &Registry{Store: s, DataDir: dir, Hostname: "mail." + d.Name, Queue: x, Now: x.clock.Now,
 		Logger: discard}
 	return sd
 }
@@ -127,9 +127,9 @@ func (x *exchange) trust(t testing.TB, to, from *side) {
 	}
 }
 
-// send is both registries' Send: it delivers to the side hosting each
-// recipient as its SMTP server would, through Incoming.
-func (x *exchange) send(ctx context.Context, from string, rcpts []string, msg []byte) error {
+// Enqueue is both registries' outbound queue: it delivers to the side hosting
+// each recipient as its SMTP server would, through Incoming.
+func (x *exchange) Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error {
 	for _, s := range []*side{x.a, x.b} {
 		var mine []string
 		for _, r := range rcpts {
@@ -186,7 +186,7 @@ func (x *exchange) submit(t testing.TB, s *side, acct mailstore.Account, rcpts [
 	if err != nil {
 		t.Fatalf("outgoing: %v", err)
 	}
-	if err := x.send(context.Background(), s.domain.OfficialAddress, rcpts, out); err != nil {
+	if err := x.Enqueue(context.Background(), s.domain.OfficialAddress, rcpts, out); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	return out

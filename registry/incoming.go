@@ -249,10 +249,7 @@ func (r *Registry) sendReceipt(ctx context.Context, g *agency, ev signing.Eviden
 	if err != nil {
 		return nil, "no receipt: " + err.Error()
 	}
-	if r.Send == nil {
-		return receipt, "receipt not sent: no Send configured"
-	}
-	if err := r.Send(ctx, seal.Cert.EmailAddresses[0], []string{ev.From}, receipt); err != nil {
+	if err := r.send(ctx, seal.Cert.EmailAddresses[0], []string{ev.From}, receipt); err != nil {
 		return receipt, "receipt not sent: " + err.Error()
 	}
 	return receipt, ""

@@ -41,7 +41,8 @@
 // answered with a ContentConsignment receipt; one that fails is registered
 // nowhere, reaches the recipients only as a notice in "Cách ly" naming the
 // failed checks, and is answered with a ContentConsignmentFailure receipt.
-// Receipts go through Send, and only to agencies this server knows (hosted
+// Receipts go through Queue (or straight to Incoming for agencies hosted
+// here), and only to agencies this server knows (hosted
 // domains and peers with a seal CA), so forged mail causes no backscatter.
 //
 // Every receipt issued or received is appended to the store's hash-chained
@@ -74,6 +75,60 @@ const (
 	StatusReceived = "received" // verified, registered and delivered
 )
 
+// Queue is the outbound queue (relay.Queue).
+type Queue interface {
+	// Enqueue returns once the message is durably queued.
+	Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error
+}
+
+// send delivers a message the registry wrote (a receipt) to local recipients
+// through Incoming, as the SMTP server would, and queues it for the others.
+func (r *Registry) send(ctx context.Context, from string, rcpts []string, msg []byte) error {
+	var local, remote []string
+	var targets []mailstore.Target
+	seen := map[int64]bool{}
+	for _, rcpt := range rcpts {
+		_, domain, err := mailstore.SplitAddress(rcpt)
+		if err != nil {
+			return err
+		}
+		if ok, err := r.Store.IsLocalDomain(ctx, domain); err != nil {
+			return err
+		} else if !ok {
+			remote = append(remote, rcpt)
+			continue
+		}
+		accts, _, err := r.Store.Resolve(ctx, rcpt)
+		if err != nil {
+			return err
+		}
+		local = append(local, rcpt)
+		for _, a := range accts {
+			if !seen[a.ID] && !a.Disabled {
+				seen[a.ID] = true
+				targets = append(targets, mailstore.Target{AccountID: a.ID})
+			}
+		}
+	}
+	if len(remote) > 0 {
+		if r.Queue == nil {
+			return errors.New("no outbound queue for " + strings.Join(remote, ", "))
+		}
+		if err := r.Queue.Enqueue(ctx, from, remote, msg); err != nil {
+			return err
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	handled, err := r.Incoming(ctx, from, local, targets, msg)
+	if err != nil || handled {
+		return err
+	}
+	_, err = r.Store.Deliver(ctx, msg, time.Time{}, targets)
+	return err
+}
+
 // ErrRejected marks a document the registry refuses for good: sending it
 // again unchanged fails the same way.
 var ErrRejected = errors.New("official document rejected")
@@ -88,9 +143,9 @@ type Registry struct {
 	DataDir string // holds seal/DOMAIN/ and seal/crl/
 	// Hostname names this server in the evidence of receipts.
 	Hostname string
-	// Send sends a receipt to another agency: local delivery or the outbound
-	// queue. It must return only once the message is durable.
-	Send   func(ctx context.Context, from string, rcpts []string, msg []byte) error
+	// Queue takes receipts for agencies on other servers (the outbound relay);
+	// receipts for agencies hosted here are delivered directly.
+	Queue  Queue
 	Logger *slog.Logger     // nil means slog.Default()
 	Now    func() time.Time // nil means time.Now
 	// Location is where dates are read and registers roll over to a new

@@ -272,7 +272,7 @@ func TestResubmission(t *testing.T) {
 		t.Errorf("%d entries after resubmission", len(r))
 	}
 	// The recipient gets the same document twice: one number.
-	if err := x.send(context.Background(), a.domain.OfficialAddress, []string{x.b.staff.Address}, again); err != nil {
+	if err := x.Enqueue(context.Background(), a.domain.OfficialAddress, []string{x.b.staff.Address}, again); err != nil {
 		t.Fatal(err)
 	}
 	if r := docs(t, x.b, mailstore.DocIn); len(r) != 1 {
@@ -404,7 +404,7 @@ func TestQuarantine(t *testing.T) {
 			x := newExchange(t)
 			a, b := x.a, x.b
 			msg := tc.make(t, x)
-			if err := x.send(ctx, header(t, msg, "From"), []string{b.staff.Address}, msg); err != nil {
+			if err := x.Enqueue(ctx, header(t, msg, "From"), []string{b.staff.Address}, msg); err != nil {
 				t.Fatal(err)
 			}
 			if r := docs(t, b, mailstore.DocIn); len(r) != 0 {
@@ -500,7 +500,7 @@ func TestForgedReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := x.send(ctx, b.domain.OfficialAddress, []string{a.domain.OfficialAddress}, forged); err != nil {
+	if err := x.Enqueue(ctx, b.domain.OfficialAddress, []string{a.domain.OfficialAddress}, forged); err != nil {
 		t.Fatal(err)
 	}
 	if e := docs(t, a, mailstore.DocOut)[0]; len(e.Acks) != 0 {

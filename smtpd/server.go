@@ -25,6 +25,7 @@ import (
 
 	"sealmail/mailauth"
 	"sealmail/mailstore"
+	"sealmail/registry"
 	"sealmail/throttle"
 )
 
@@ -74,6 +75,9 @@ type Server struct {
 	Queue Queue
 	// Inbound, if set, checks mail arriving on the MX port.
 	Inbound InboundChecker
+	// Registry numbers, seals and verifies official documents; nil passes them
+	// as ordinary mail.
+	Registry *registry.Registry
 
 	once   sync.Once
 	host   string

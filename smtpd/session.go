@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"sealmail/mailauth"
 	"sealmail/mailstore"
+	"sealmail/registry"
 )
 
 // session is one client connection. go-smtp calls its methods from the
@@ -44,6 +46,7 @@ type transaction struct {
 	rcpts    []string // as accepted, for the log
 	refused  int
 	accounts []mailstore.Account
+	local    []string // local recipients as given, for the document registry
 	seen     map[int64]bool
 	remote   []string
 	rseen    map[string]bool
@@ -261,6 +264,7 @@ func (ss *session) addRcpt(tx *transaction, to string) error {
 	if enabled == 0 && len(remote) == 0 {
 		return errDisabled
 	}
+	tx.local = append(tx.local, to)
 	for _, r := range remote {
 		tx.addRemote(r)
 	}
@@ -356,6 +360,18 @@ func (ss *session) deliver(tx *transaction, raw []byte) error {
 	msg = append(msg, prefix.String()...)
 	msg = append(msg, raw...)
 
+	if ss.role == roleSubmission && ss.srv.Registry != nil {
+		// An official document is numbered and sealed before anyone gets it.
+		out, err := ss.srv.Registry.Outgoing(ctx, *ss.acct, tx.from, append(slices.Clone(tx.local), tx.remote...), msg)
+		if errors.Is(err, registry.ErrRejected) {
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: err.Error()}
+		}
+		if err != nil {
+			ss.srv.log.Error("smtp registry", "id", tx.id, "err", err)
+			return errTemporary
+		}
+		msg = out
+	}
 	if len(tx.accounts) > 0 {
 		if err := ss.deliverLocal(ctx, tx, msg, junk); err != nil {
 			return err
@@ -374,6 +390,22 @@ func (ss *session) deliver(tx *transaction, raw []byte) error {
 }
 
 func (ss *session) deliverLocal(ctx context.Context, tx *transaction, msg []byte, junk bool) error {
+	if ss.srv.Registry != nil {
+		// A sealed document's own verification decides where it goes (failures
+		// to quarantine), so the registry gets it before any Junk filing.
+		inbox := make([]mailstore.Target, len(tx.accounts))
+		for i, a := range tx.accounts {
+			inbox[i] = mailstore.Target{AccountID: a.ID}
+		}
+		handled, err := ss.srv.Registry.Incoming(ctx, tx.from, tx.local, inbox, msg)
+		if err != nil {
+			ss.srv.log.Error("smtp registry", "id", tx.id, "err", err)
+			return errTemporary
+		}
+		if handled {
+			return nil
+		}
+	}
 	targets := make([]mailstore.Target, len(tx.accounts))
 	for i, a := range tx.accounts {
 		targets[i] = mailstore.Target{AccountID: a.ID}

@@ -200,7 +200,9 @@ func TestDocRegister(t *testing.T) {
 	out := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--outgoing", "--json", "--data", data))
 	if len(out) != 2 || out[0].Number != 1 || out[0].Notation != "01/STTTT-VP" || out[1].Notation != "02/STTTT-VP" ||
 		out[0].Status != registry.StatusSent || out[0].Sender != "clerk@agency.example" || len(out[0].Files) != 1 ||
-		len(out[0].Acks) != 0 || out[0].Subject != "Công văn 1" {
+		out[0].Subject != "Công văn 1" ||
+		// The receiving agency is hosted here too, so its receipt came back at once.
+		len(out[0].Acks) != 1 || out[0].Acks[0].StatusCode != "01" {
 		t.Errorf("outgoing --json: %+v", out)
 	}
 	in := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", year, "--domain", "agency.example", "--data", data))
@@ -229,12 +231,14 @@ func TestDocRegister(t *testing.T) {
 	// doc status: both registers and the evidence of one document.
 	id := out[0].DocumentID
 	st := decode[statusJSON](t, ok(t, "", "doc", "status", id, "--json", "--data", data))
-	if len(st.Entries) != 2 || len(st.Evidence) != 2 || !st.Chain.OK || st.Chain.Rows != 4 ||
-		st.Evidence[0].Event != "SubmissionAcceptance" || st.Evidence[1].Event != "ContentConsignment" {
+	// Evidence: acceptance issued; consignment receipt issued by the receiving
+	// side and received back by the sending side (both hosted here).
+	if len(st.Entries) != 2 || len(st.Evidence) != 3 || !st.Chain.OK || st.Chain.Rows != 6 ||
+		st.Evidence[0].Event != "SubmissionAcceptance" || st.Evidence[1].Event != "ContentConsignment" || st.Evidence[2].Event != "ContentConsignment" {
 		t.Errorf("doc status --json: %+v", st)
 	}
 	txt := ok(t, "", "doc", "status", id, "--data", data)
-	for _, w := range []string{"sent (sổ đi)", "received (sổ đến)", "acknowledged 01 by vanthu@agency.example", "evidence chain intact: 4 rows"} {
+	for _, w := range []string{"sent (sổ đi)", "received (sổ đến)", "acknowledged 01 by vanthu@agency.example", "evidence chain intact: 6 rows"} {
 		if !strings.Contains(txt, w) {
 			t.Errorf("doc status lacks %q:\n%s", w, txt)
 		}

@@ -15,6 +15,7 @@ import (
 	"sealmail/imapd"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
+	"sealmail/registry"
 	"sealmail/relay"
 	"sealmail/resolve"
 	"sealmail/smtpd"
@@ -90,6 +91,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		DelayWarning:   time.Duration(c.Relay.DelayWarning),
 		CommandTimeout: time.Duration(c.Limits.CommandTimeout),
 	}
+	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry")}
 	logins := throttle.NewLogins()
 	imap := &imapd.Server{
 		Store:          s,
@@ -112,6 +114,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		Logins:         logins,
 		Queue:          queue,
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
+		Registry:       docs,
 	}
 	type listener struct {
 		key, addr string
