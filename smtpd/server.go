@@ -234,8 +234,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var first error
 	for range servers {
-		// smtp.ErrServerClosed: an earlier Shutdown got there first.
-		if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && first == nil {
+		// smtp.ErrServerClosed: an earlier Shutdown got there first;
+		// net.ErrClosed: that server's listener had already gone (go-smtp
+		// closes every listener it ever served, dead or not).
+		if err := <-errc; err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && first == nil {
 			first = err
 		}
 	}
