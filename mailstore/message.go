@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -358,9 +358,11 @@ type fnError struct{ err error }
 
 func (e *fnError) Error() string { return e.err.Error() }
 
-// uidCond turns a UID list (nil: all) into a compact SQL condition: ranges of consecutive
-// UIDs become BETWEENs, so "1:*" over 10,000 messages is one range, not 10,000
-// parameters.
+// uidCond turns a UID list (nil: all) into a compact SQL condition. A few runs
+// of consecutive UIDs become BETWEENs, so "1:*" over 10,000 messages is one
+// range, not 10,000 parameters. Many runs (every tenth message, or "1:*" over a
+// mailbox with many gaps) become one JSON parameter: an OR per run would hit
+// SQLite's expression depth limit of 1000.
 func uidCond(col string, uids []uint32) (string, []any) {
 	if uids == nil {
 		return "1", nil
@@ -369,12 +371,13 @@ func uidCond(col string, uids []uint32) (string, []any) {
 		return "0", nil
 	}
 	sorted := append([]uint32(nil), uids...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
 	var conds []string
 	var args []any
 	for i := 0; i < len(sorted); {
 		j := i
-		for j+1 < len(sorted) && sorted[j+1] <= sorted[j]+1 {
+		for j+1 < len(sorted) && sorted[j+1] == sorted[j]+1 {
 			j++
 		}
 		if i == j {
@@ -384,15 +387,17 @@ func uidCond(col string, uids []uint32) (string, []any) {
 			conds = append(conds, col+` BETWEEN ? AND ?`)
 			args = append(args, sorted[i], sorted[j])
 		}
+		if len(conds) > maxRuns {
+			b, _ := json.Marshal(sorted)
+			return col + ` IN (SELECT value FROM json_each(?))`, []any{string(b)}
+		}
 		i = j + 1
-	}
-	// SQLite allows 32766 parameters; beyond that fall back to a JSON list.
-	if len(args) > 30000 {
-		b, _ := json.Marshal(sorted)
-		return col + ` IN (SELECT value FROM json_each(?))`, []any{string(b)}
 	}
 	return "(" + strings.Join(conds, " OR ") + ")", args
 }
+
+// maxRuns is how many UID runs uidCond writes out as SQL terms.
+const maxRuns = 64
 
 // FlagOp says how StoreFlags combines flags.
 type FlagOp int

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"Quota", testQuota},
 		{"Search", testSearch},
 		{"Watch", testWatch},
+		{"ManyRanges", testManyRanges},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -414,5 +415,47 @@ func testWatch(t *testing.T, s *mailstore.Store) {
 	chs = must[[]mailstore.Change](t)(s.Changes(ctx, mb.ID, chs[0].ID))
 	if len(chs) != 2 || chs[0].Kind != mailstore.ChangeFlags || chs[1].Kind != mailstore.ChangeExpunge {
 		t.Errorf("changes: %+v", chs)
+	}
+}
+
+// testManyRanges works on UID sets of many disjoint runs: every tenth message of
+// a large mailbox, and "all" over a mailbox with a gap after every message.
+func testManyRanges(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "r@example.test")[0]
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	const n = 12000
+	var targets []mailstore.Target
+	for i := 0; i < n; i++ {
+		targets = append(targets, mailstore.Target{AccountID: a.ID})
+	}
+	// One content, n messages: quick to set up, same UID arithmetic.
+	must[[]mailstore.Delivered](t)(s.Deliver(ctx, Msg("x@y", "r@example.test", "s", "b"), time.Time{}, targets))
+	var every10 []uint32
+	for uid := uint32(1); uid <= n; uid += 10 {
+		every10 = append(every10, uid)
+	}
+	if got := must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, every10, mailstore.FlagsAdd, []string{`\Deleted`})); len(got) != len(every10) {
+		t.Fatalf("flagged %d of %d", len(got), len(every10))
+	}
+	if got := must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil)); len(got) != len(every10) {
+		t.Fatalf("expunged %d of %d", len(got), len(every10))
+	}
+	// The remaining UIDs now have a gap every ten: more than a thousand runs.
+	var rest []uint32
+	for _, m := range must[[]mailstore.Message](t)(s.Messages(ctx, mb.ID)) {
+		rest = append(rest, m.UID)
+	}
+	if got := must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, rest, mailstore.FlagsAdd, []string{`\Seen`})); len(got) != n-len(every10) {
+		t.Errorf("marked %d of %d as seen", len(got), n-len(every10))
+	}
+	count := 0
+	must[struct{}](t)(struct{}{}, s.Fetch(ctx, mb.ID, every10[1:], 0, func(mailstore.Item) error { count++; return nil }))
+	if count != 0 {
+		t.Errorf("fetched %d expunged messages", count)
+	}
+	must[struct{}](t)(struct{}{}, s.Fetch(ctx, mb.ID, rest, 0, func(mailstore.Item) error { count++; return nil }))
+	if count != len(rest) {
+		t.Errorf("fetched %d of %d", count, len(rest))
 	}
 }
