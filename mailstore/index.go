@@ -32,6 +32,12 @@ func (s *Store) indexer() {
 				break
 			}
 		}
+		for {
+			n, err := s.collectGarbage(context.Background())
+			if err != nil || n < garbageBatch {
+				break
+			}
+		}
 	}
 }
 
@@ -94,13 +100,36 @@ func (s *Store) indexSome(ctx context.Context) (int, error) {
 	return len(batch), err
 }
 
-// WaitIndexed blocks until every content stored so far is in the full-text
-// index. Searches never need it (they also scan what is not yet indexed); tests
-// and benchmarks use it to measure the indexed path.
+// garbageBatch bounds how many index entries one transaction removes.
+const garbageBatch = 200
+
+// collectGarbage removes index entries of reclaimed content, and returns how
+// many it removed. Until then they are harmless: searches only report
+// messages, and a blob id is never reused.
+func (s *Store) collectGarbage(ctx context.Context) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`DELETE FROM fts WHERE docid IN (SELECT docid FROM fts_garbage ORDER BY docid LIMIT ?)`, garbageBatch); err != nil {
+			return err
+		}
+		r, err := tx.Exec(`DELETE FROM fts_garbage WHERE docid IN (SELECT docid FROM fts_garbage ORDER BY docid LIMIT ?)`, garbageBatch)
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// WaitIndexed blocks until the full-text index holds exactly the contents
+// stored so far: new ones added, reclaimed ones removed. Searches never need
+// it (they also scan what is not yet indexed); tests and benchmarks use it to
+// measure the indexed path.
 func (s *Store) WaitIndexed(ctx context.Context) error {
 	for {
 		var n int
-		if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM unindexed`).Scan(&n); err != nil {
+		if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM unindexed) + (SELECT COUNT(*) FROM fts_garbage)`).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {

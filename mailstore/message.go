@@ -216,11 +216,14 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 			if _, err := tx.Exec(`DELETE FROM blobs WHERE id=?`, id); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`DELETE FROM fts WHERE docid=?`, id); err != nil {
+			r, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, id)
+			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, id); err != nil {
-				return err
+			if n, _ := r.RowsAffected(); n == 0 {
+				if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_garbage (docid) VALUES (?)`, id); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -704,14 +707,16 @@ type StorageStats struct {
 	Blobs        int64 // distinct contents
 	Refs         int64 // sum of reference counts; equals Messages when consistent
 	ContentBytes int64 // bytes of distinct content
+	Indexed      int64 // contents in the full-text index (reclaimed ones leave it in the background)
 }
 
 // StorageStats counts stored messages and content.
 func (s *Store) StorageStats(ctx context.Context) (StorageStats, error) {
 	var st StorageStats
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages), COUNT(*), COALESCE(SUM(refs),0), COALESCE(SUM(size),0) FROM blobs`).
-			Scan(&st.Messages, &st.Blobs, &st.Refs, &st.ContentBytes)
+		return db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages), COUNT(*), COALESCE(SUM(refs),0), COALESCE(SUM(size),0),
+			(SELECT COUNT(*) FROM fts) FROM blobs`).
+			Scan(&st.Messages, &st.Blobs, &st.Refs, &st.ContentBytes, &st.Indexed)
 	})
 	return st, err
 }

@@ -42,8 +42,10 @@ CREATE TABLE mailboxes (
 );
 
 -- Message content, stored once per distinct SHA-256 and shared by every copy.
+-- AUTOINCREMENT: an id is never reused, so index entries of reclaimed content
+-- (removed in the background, see fts_garbage) can never match new content.
 CREATE TABLE blobs (
-	id    INTEGER PRIMARY KEY,
+	id    INTEGER PRIMARY KEY AUTOINCREMENT,
 	hash  BLOB NOT NULL UNIQUE,
 	size  INTEGER NOT NULL,
 	refs  INTEGER NOT NULL,
@@ -82,6 +84,10 @@ CREATE VIRTUAL TABLE fts USING fts4(subject, "from", "to", cc, bcc, body, tokeni
 -- Blobs not yet in fts. Indexing runs in the background, in large batches, so that
 -- a delivery's commit does not pay for it; searches scan these few directly.
 CREATE TABLE unindexed (blob_id INTEGER PRIMARY KEY);
+
+-- Index entries of reclaimed content, removed in the background: deleting from
+-- FTS4 re-tokenizes the text, which would make EXPUNGE pay for it.
+CREATE TABLE fts_garbage (docid INTEGER PRIMARY KEY);
 
 -- Named counters that must never repeat (UIDVALIDITY); registers use their own tables.
 CREATE TABLE counters (

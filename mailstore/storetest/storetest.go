@@ -256,8 +256,9 @@ func testSingleInstance(t *testing.T, s *mailstore.Store) {
 		targets = append(targets, mailstore.Target{AccountID: a.ID})
 	}
 	ds := must[[]mailstore.Delivered](t)(s.Deliver(ctx, raw, time.Time{}, targets))
+	must[struct{}](t)(struct{}{}, s.WaitIndexed(ctx))
 	st := must[mailstore.StorageStats](t)(s.StorageStats(ctx))
-	if st.Blobs != 1 || st.Refs != 3 || st.Messages != 3 {
+	if st.Blobs != 1 || st.Refs != 3 || st.Messages != 3 || st.Indexed != 1 {
 		t.Fatalf("after fan-out: %+v", st)
 	}
 	if st.ContentBytes > int64(len(raw))+1024 {
@@ -292,6 +293,10 @@ func testSingleInstance(t *testing.T, s *mailstore.Store) {
 	}
 	if hits := must[[]uint32](t)(s.SearchText(ctx, trash.ID, mailstore.FieldText, "circular")); len(hits) != 0 {
 		t.Errorf("index still finds reclaimed content: %v", hits)
+	}
+	must[struct{}](t)(struct{}{}, s.WaitIndexed(ctx))
+	if st = must[mailstore.StorageStats](t)(s.StorageStats(ctx)); st.Indexed != 0 {
+		t.Errorf("index entries of reclaimed content not removed: %+v", st)
 	}
 }
 
