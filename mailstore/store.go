@@ -61,6 +61,7 @@ type Store struct {
 	path    string
 	wdb     *sql.DB // one connection: the writer goroutine's
 	rdb     *sql.DB // readers; WAL lets them run beside the writer
+	cdb     *sql.DB // the checkpointer's connection
 	ops     chan *op
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -95,7 +96,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	// Statements are prepared once per connection, not on every Exec.
 	q.Set("_stmt_cache_size", "64")
 	dsn := "file:" + path + "?" + q.Encode()
-	wdb, err := sql.Open("sqlite3", dsn)
+	wdb, err := sql.Open(writerDriver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: open %s: %w", path, err)
 	}
@@ -115,10 +116,19 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
+	q.Del("mode")
+	cdb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("mailstore: open %s: %w", path, err)
+	}
+	cdb.SetMaxOpenConns(1)
 	s := &Store{
 		path:      path,
 		wdb:       wdb,
 		rdb:       rdb,
+		cdb:       cdb,
 		ops:       make(chan *op, 1024),
 		done:      make(chan struct{}),
 		pw:        defaultPasswordParams,
@@ -137,10 +147,11 @@ func Open(dir string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.writer()
 	go s.notifier()
 	go s.indexer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -156,9 +167,7 @@ func (s *Store) Close() error {
 	}
 	s.closeMu.Unlock()
 	s.wg.Wait()
-	err1 := s.rdb.Close()
-	err2 := s.wdb.Close()
-	return errors.Join(err1, err2)
+	return errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close())
 }
 
 // op is one write operation waiting for the writer goroutine.
