@@ -154,29 +154,19 @@ func (s *Store) Domains(ctx context.Context) ([]Domain, error) {
 }
 
 func (s *Store) domains(ctx context.Context, where string, args ...any) ([]Domain, error) {
-	var ds []Domain
-	err := s.read(ctx, func(db *sql.DB) error {
-		ds = ds[:0]
-		rows, err := db.QueryContext(ctx, `SELECT name, organ_id, organ_name, code, official_address, created FROM domains `+where, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d Domain
-			var c int64
-			if err := rows.Scan(&d.Name, &d.OrganID, &d.OrganName, &d.Code, &d.OfficialAddress, &c); err != nil {
-				return err
-			}
-			d.Created = time.Unix(c, 0)
-			ds = append(ds, d)
-		}
-		return rows.Err()
-	})
+	ds, err := queryAll(ctx, s, scanDomain, `SELECT name, organ_id, organ_name, code, official_address, created FROM domains `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: domains: %w", err)
 	}
 	return ds, nil
+}
+
+func scanDomain(sc scanner) (Domain, error) {
+	var d Domain
+	var c int64
+	err := sc.Scan(&d.Name, &d.OrganID, &d.OrganName, &d.Code, &d.OfficialAddress, &c)
+	d.Created = time.Unix(c, 0)
+	return d, err
 }
 
 // IsLocalDomain reports whether mail for domain is delivered here.
@@ -279,7 +269,7 @@ func (s *Store) AddAccounts(ctx context.Context, as []NewAccount) ([]Account, er
 
 const accountCols = `id, address, name, role, quota, used, disabled, created`
 
-func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
+func scanAccount(sc scanner) (Account, error) {
 	var a Account
 	var role string
 	var created int64
@@ -308,23 +298,7 @@ func (s *Store) Account(ctx context.Context, address string) (Account, error) {
 
 // Accounts lists all accounts by address.
 func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
-	var as []Account
-	err := s.read(ctx, func(db *sql.DB) error {
-		as = as[:0]
-		rows, err := db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY address`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAccount(rows)
-			if err != nil {
-				return err
-			}
-			as = append(as, a)
-		}
-		return rows.Err()
-	})
+	as, err := queryAll(ctx, s, scanAccount, `SELECT `+accountCols+` FROM accounts ORDER BY address`)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: accounts: %w", err)
 	}
@@ -596,24 +570,7 @@ func (s *Store) Resolve(ctx context.Context, address string) (accounts []Account
 }
 
 func (s *Store) aliasTargets(ctx context.Context, address string) ([]string, error) {
-	var ts []string
-	err := s.read(ctx, func(db *sql.DB) error {
-		ts = ts[:0]
-		rows, err := db.QueryContext(ctx, `SELECT target FROM aliases WHERE address=?`, address)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var t string
-			if err := rows.Scan(&t); err != nil {
-				return err
-			}
-			ts = append(ts, t)
-		}
-		return rows.Err()
-	})
-	return ts, err
+	return queryAll(ctx, s, scanString, `SELECT target FROM aliases WHERE address=?`, address)
 }
 
 // Owns reports whether an account may send as address: its own address, or an

@@ -64,7 +64,7 @@ func checkMailboxName(name string) error {
 
 const mailboxCols = `id, account_id, name, uidvalidity, uidnext, modseq, subscribed, special_use`
 
-func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
+func scanMailbox(sc scanner) (Mailbox, error) {
 	var m Mailbox
 	err := sc.Scan(&m.ID, &m.AccountID, &m.Name, &m.UIDValidity, &m.UIDNext, &m.ModSeq, &m.Subscribed, &m.SpecialUse)
 	return m, err
@@ -72,23 +72,7 @@ func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 
 // Mailboxes lists an account's mailboxes by name.
 func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, error) {
-	var out []Mailbox
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? ORDER BY name`, accountID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanMailbox(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
-	})
+	out, err := queryAll(ctx, s, scanMailbox, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? ORDER BY name`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: mailboxes: %w", err)
 	}

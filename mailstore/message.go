@@ -232,30 +232,14 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 
 // Messages lists a mailbox's messages by UID.
 func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
-	var out []Message
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanMessage(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
-	})
+	out, err := queryAll(ctx, s, scanMessage, `SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: messages: %w", err)
 	}
 	return out, nil
 }
 
-func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
+func scanMessage(sc scanner) (Message, error) {
 	var m Message
 	var flags string
 	var date int64

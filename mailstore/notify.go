@@ -46,23 +46,9 @@ func addChange(tx *sql.Tx, mailboxID int64, uid uint32, kind ChangeKind) (int64,
 
 // Changes returns a mailbox's events after the change id since, in order.
 func (s *Store) Changes(ctx context.Context, mailboxID, since int64) ([]Change, error) {
-	var out []Change
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT id, uid, kind FROM changes WHERE mailbox_id=? AND id>? ORDER BY id`, mailboxID, since)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c Change
-			if err := rows.Scan(&c.ID, &c.UID, &c.Kind); err != nil {
-				return err
-			}
-			out = append(out, c)
-		}
-		return rows.Err()
-	})
+	out, err := queryAll(ctx, s, func(sc scanner) (c Change, err error) {
+		return c, sc.Scan(&c.ID, &c.UID, &c.Kind)
+	}, `SELECT id, uid, kind FROM changes WHERE mailbox_id=? AND id>? ORDER BY id`, mailboxID, since)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: changes: %w", err)
 	}

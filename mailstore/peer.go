@@ -25,7 +25,7 @@ type Peer struct {
 
 const peerCols = `domain, relay, tls_ca, organ_id, organ_name, created`
 
-func scanPeer(sc interface{ Scan(...any) error }) (Peer, error) {
+func scanPeer(sc scanner) (Peer, error) {
 	var p Peer
 	var created int64
 	err := sc.Scan(&p.Domain, &p.Relay, &p.TLSCA, &p.OrganID, &p.OrganName, &created)
@@ -71,23 +71,7 @@ func (s *Store) Peer(ctx context.Context, domain string) (Peer, error) {
 
 // Peers lists peers by domain.
 func (s *Store) Peers(ctx context.Context) ([]Peer, error) {
-	var out []Peer
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY domain`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			p, err := scanPeer(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, p)
-		}
-		return rows.Err()
-	})
+	out, err := queryAll(ctx, s, scanPeer, `SELECT `+peerCols+` FROM peers ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: peers: %w", err)
 	}

@@ -245,7 +245,7 @@ func docAcks(ctx context.Context, db *sql.DB, id int64) ([]DocAck, error) {
 const docCols = `id, domain, direction, year, number, notation, document_id, message_id, doc_date, registered,
 	subject, signer, organ, sender, recipients, copies, status, notes, files`
 
-func scanDoc(sc interface{ Scan(...any) error }) (DocEntry, error) {
+func scanDoc(sc scanner) (DocEntry, error) {
 	var e DocEntry
 	var t int64
 	var rcpts, files string
@@ -358,7 +358,7 @@ func (s *Store) AppendEvidence(ctx context.Context, e Evidence) (Evidence, error
 
 const evidenceCols = `id, domain, time, origin, event, document_id, message_id, status_code, reason, sender, recipients, receipt, prev, hash`
 
-func scanEvidence(sc interface{ Scan(...any) error }) (Evidence, error) {
+func scanEvidence(sc scanner) (Evidence, error) {
 	var e Evidence
 	var t int64
 	var rcpts string
@@ -383,23 +383,7 @@ type EvidenceQuery struct {
 // Evidence returns the evidence rows q selects, oldest first.
 func (s *Store) Evidence(ctx context.Context, q EvidenceQuery) ([]Evidence, error) {
 	query := `SELECT ` + evidenceCols + ` FROM doc_evidence WHERE (?1 = '' OR domain = ?1) AND (?2 = '' OR document_id = ?2) ORDER BY id`
-	var out []Evidence
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, query, normAddr(q.Domain), q.DocumentID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEvidence(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
-	})
+	out, err := queryAll(ctx, s, scanEvidence, query, normAddr(q.Domain), q.DocumentID)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: evidence: %w", err)
 	}

@@ -324,3 +324,30 @@ func normAddr(a string) string {
 }
 
 func now() int64 { return time.Now().Unix() }
+
+// scanner is a row to scan: *sql.Row or *sql.Rows.
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a read query and returns every row as scan reads it.
+func queryAll[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func(db *sql.DB) error {
+		out = out[:0]
+		rows, err := db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func scanString(sc scanner) (v string, err error) { return v, sc.Scan(&v) }
