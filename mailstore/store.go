@@ -233,21 +233,29 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs a batch in one transaction, each op in a savepoint.
+// commit runs a batch in one transaction. Operations rarely fail, so they run
+// without savepoints (each costs two more statements per operation); when one
+// fails, the transaction is rolled back and every operation of the batch runs
+// again in a transaction of its own, so the failure stays its own.
 func (s *Store) commit(batch []*op) {
 	errs := make([]error, len(batch))
-	var err error
-	for attempt := 0; ; attempt++ {
-		err = s.runBatch(batch, errs)
-		if err == nil || !isBusy(err) || attempt >= 20 {
-			break
+	err := s.retryBusy(func() error { return runBatch(s.wdb, batch, errs) })
+	if errors.Is(err, errOpFailed) && len(batch) > 1 {
+		for i, o := range batch {
+			one := errs[i : i+1]
+			if err := s.retryBusy(func() error { return runBatch(s.wdb, []*op{o}, one) }); err != nil && !errors.Is(err, errOpFailed) {
+				errs[i] = fmt.Errorf("mailstore: commit: %w", err)
+			}
 		}
-		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+		err = nil
 	}
 	for i, o := range batch {
-		if err != nil {
+		switch {
+		case errors.Is(err, errOpFailed):
+			o.errc <- errs[i]
+		case err != nil:
 			o.errc <- fmt.Errorf("mailstore: commit: %w", err)
-		} else {
+		default:
 			o.errc <- errs[i]
 		}
 	}
@@ -255,30 +263,35 @@ func (s *Store) commit(batch []*op) {
 	s.pokeIndexer()
 }
 
-func (s *Store) runBatch(batch []*op, errs []error) error {
-	tx, err := s.wdb.Begin()
+// errOpFailed says an operation of the batch returned an error (kept in errs)
+// and the transaction was rolled back.
+var errOpFailed = errors.New("operation failed")
+
+// retryBusy runs fn again while another process holds the write lock longer
+// than the busy timeout.
+func (s *Store) retryBusy(fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = fn(); err == nil || !isBusy(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return err
+}
+
+func runBatch(db *sql.DB, batch []*op, errs []error) error {
+	tx, err := db.Begin()
 	if err != nil {
 		return err
 	}
 	for i, o := range batch {
-		if _, err := tx.Exec(`SAVEPOINT op`); err != nil {
+		if errs[i] = o.fn(tx); errs[i] != nil {
 			tx.Rollback()
-			return err
-		}
-		errs[i] = o.fn(tx)
-		if errs[i] != nil {
 			if isBusy(errs[i]) {
-				tx.Rollback()
 				return errs[i]
 			}
-			if _, err := tx.Exec(`ROLLBACK TO op`); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		if _, err := tx.Exec(`RELEASE op`); err != nil {
-			tx.Rollback()
-			return err
+			return errOpFailed
 		}
 	}
 	return tx.Commit()
