@@ -62,7 +62,10 @@ func checkMailboxName(name string) error {
 	return nil
 }
 
-const mailboxCols = `id, account_id, name, uidvalidity, uidnext, modseq, subscribed, special_use`
+// A mailbox's modseq is its newest change's id, read from the index on
+// changes rather than kept in a column every delivery would have to update.
+const mailboxCols = `id, account_id, name, uidvalidity, uidnext,
+	(SELECT COALESCE(MAX(c.id), 0) FROM changes c WHERE c.mailbox_id = mailboxes.id), subscribed, special_use`
 
 func scanMailbox(sc scanner) (Mailbox, error) {
 	var m Mailbox

@@ -60,7 +60,8 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 		for i := range out {
 			out[i] = Delivered{}
 		}
-		blobID, err := b.insert(tx, 0)
+		// Count a reference per target up front: failures are the exception.
+		blobID, err := b.insert(tx, len(targets))
 		if err != nil {
 			return err
 		}
@@ -71,11 +72,9 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 				out[i].Err = err
 				continue
 			}
-			if !t.IgnoreQuota {
-				if err := checkQuota(tx, t.AccountID, int64(len(content))); err != nil {
-					out[i].Err = err
-					continue
-				}
+			if err := charge(tx, t.AccountID, int64(len(content)), t.IgnoreQuota); err != nil {
+				out[i].Err = err
+				continue
 			}
 			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date.Unix(), int64(len(content)))
 			if err != nil {
@@ -87,7 +86,9 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 		if n == 0 {
 			return errAllFailed
 		}
-		_, err = tx.Exec(`UPDATE blobs SET refs = refs + ? WHERE id=?`, n, blobID)
+		if n < len(targets) {
+			_, err = tx.Exec(`UPDATE blobs SET refs = refs - ? WHERE id=?`, len(targets)-n, blobID)
+		}
 		return err
 	})
 	if errors.Is(err, errAllFailed) {
@@ -138,19 +139,28 @@ func targetMailbox(tx *sql.Tx, t Target) (Mailbox, error) {
 	return m, err
 }
 
-func checkQuota(tx *sql.Tx, accountID, size int64) error {
-	var quota, used int64
-	if err := tx.QueryRow(`SELECT quota, used FROM accounts WHERE id=?`, accountID).Scan(&quota, &used); err != nil {
+// charge adds size bytes to an account's usage, unless that would exceed its
+// quota (ignoreQuota: charge anyway), in one statement.
+func charge(tx *sql.Tx, accountID, size int64, ignoreQuota bool) error {
+	r, err := tx.Exec(`UPDATE accounts SET used = used + ?1 WHERE id = ?2 AND (?3 OR quota = 0 OR used + ?1 <= quota)`, size, accountID, ignoreQuota)
+	if err != nil {
 		return err
 	}
-	if quota > 0 && used+size > quota {
-		return fmt.Errorf("%w: %d of %d bytes used, message is %d", ErrOverQuota, used, quota, size)
+	if n, _ := r.RowsAffected(); n == 1 {
+		return nil
 	}
-	return nil
+	var quota, used int64
+	if err := tx.QueryRow(`SELECT quota, used FROM accounts WHERE id=?`, accountID).Scan(&quota, &used); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("account %d: %w", accountID, ErrNotFound)
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %d of %d bytes used, message is %d", ErrOverQuota, used, quota, size)
 }
 
-// insertMessage adds a message row, taking the next UID. The caller accounts for
-// the blob reference.
+// insertMessage adds a message row, taking the next UID. The caller accounts
+// for the blob reference and the account's usage (charge).
 func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, size int64) (uint32, error) {
 	var uid uint32
 	if err := tx.QueryRow(`UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id=? RETURNING uidnext - 1`, mb.ID).Scan(&uid); err != nil {
@@ -160,11 +170,8 @@ func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, siz
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, size, modseq) VALUES (?,?,?,?,?,?,?)`,
-		mb.ID, uid, blobID, flags, date, size, ch); err != nil {
-		return 0, err
-	}
-	_, err = tx.Exec(`UPDATE accounts SET used = used + ? WHERE id=?`, size, mb.AccountID)
+	_, err = tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, size, modseq) VALUES (?,?,?,?,?,?,?)`,
+		mb.ID, uid, blobID, flags, date, size, ch)
 	return uid, err
 }
 
@@ -187,20 +194,14 @@ func newBlob(content []byte) *blob {
 // references, and queues it for indexing when new. It returns the blob's id.
 func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
 	var id int64
-	err := tx.QueryRow(`SELECT id FROM blobs WHERE hash=?`, b.hash[:]).Scan(&id)
-	if err == nil {
-		_, err = tx.Exec(`UPDATE blobs SET refs = refs + ? WHERE id=?`, refs, id)
+	var total int
+	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure, data) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs RETURNING id, refs`,
+		b.hash[:], len(b.content), refs, b.envelope, b.structure, b.content).Scan(&id, &total)
+	if err != nil || total != refs {
+		// total > refs: the content was already stored (and indexed or queued).
 		return id, err
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, err
-	}
-	r, err := tx.Exec(`INSERT INTO blobs (hash, size, refs, envelope, structure, data) VALUES (?,?,?,?,?,?)`,
-		b.hash[:], len(b.content), refs, b.envelope, b.structure, b.content)
-	if err != nil {
-		return 0, err
-	}
-	id, _ = r.LastInsertId()
 	_, err = tx.Exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, id)
 	return id, err
 }
@@ -563,7 +564,7 @@ func (s *Store) transfer(ctx context.Context, srcID int64, uids []uint32, dstID 
 			total += r.size
 		}
 		rows.Close()
-		if err := checkQuota(tx, dst.AccountID, total); err != nil {
+		if err := charge(tx, dst.AccountID, total, false); err != nil {
 			return err
 		}
 		for _, r := range rs {

@@ -33,15 +33,13 @@ type Change struct {
 	Kind ChangeKind
 }
 
-// addChange records an event and makes it the mailbox's modseq.
+// addChange records an event; its id is the mailbox's new modseq.
 func addChange(tx *sql.Tx, mailboxID int64, uid uint32, kind ChangeKind) (int64, error) {
 	r, err := tx.Exec(`INSERT INTO changes (mailbox_id, uid, kind, time) VALUES (?,?,?,?)`, mailboxID, uid, kind, now())
 	if err != nil {
 		return 0, err
 	}
-	id, _ := r.LastInsertId()
-	_, err = tx.Exec(`UPDATE mailboxes SET modseq=? WHERE id=?`, id, mailboxID)
-	return id, err
+	return r.LastInsertId()
 }
 
 // Changes returns a mailbox's events after the change id since, in order.

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"text/tabwriter"
 
 	"sealmail/mailstore"
 )
 
 var aliasCmd = &command{name: "alias", short: "manage aliases (lists and forwarding addresses)", sub: []*command{
 	{name: "add", short: "add targets to an alias, creating it", run: aliasAdd},
-	{name: "list", short: "list aliases and their targets", run: aliasList},
+	{name: "list", short: "list aliases and their targets", run: aliasList.run},
 	{name: "remove", short: "remove an alias with all its targets", run: aliasRemove},
 }}
 
@@ -21,11 +19,7 @@ func aliasAdd(ctx context.Context, args []string) error {
 	f := newFlags("alias add", "ADDRESS TARGET...\n\n"+
 		"ADDRESS may be @DOMAIN, the domain's catch-all. TARGETs are accounts, other\n"+
 		"aliases, or addresses elsewhere (forwarded).")
-	pos, err := f.parse(args, 2, -1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 2, -1)
 	if err != nil {
 		return err
 	}
@@ -57,43 +51,20 @@ type aliasJSON struct {
 	Targets []string `json:"targets"`
 }
 
-func aliasList(ctx context.Context, args []string) error {
-	f := newFlags("alias list", "[--json]")
-	asJSON := f.Bool("json", false, "print JSON")
-	if _, err := f.parse(args, 0, 0); err != nil {
-		return err
-	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	as, err := s.Aliases(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]aliasJSON, len(as))
-		for i, a := range as {
-			out[i] = aliasJSON(a)
-		}
-		return printJSON(out)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ALIAS\tTARGETS")
-	for _, a := range as {
-		fmt.Fprintf(w, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
-	}
-	return w.Flush()
+var aliasList = listCommand[mailstore.Alias, aliasJSON]{
+	name:     "alias list",
+	jsonHelp: "print JSON",
+	fetch:    (*mailstore.Store).Aliases,
+	toJSON:   func(a mailstore.Alias) aliasJSON { return aliasJSON(a) },
+	header:   "ALIAS\tTARGETS",
+	row: func(a mailstore.Alias) string {
+		return fmt.Sprintf("%s\t%s", a.Address, strings.Join(a.Targets, ", "))
+	},
 }
 
 func aliasRemove(ctx context.Context, args []string) error {
 	f := newFlags("alias remove", "ADDRESS")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}

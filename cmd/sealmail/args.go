@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"sealmail/mailstore"
 )
 
 // flags is a subcommand's flag set with the flags every command takes.
@@ -70,6 +72,20 @@ func (f *flags) parse(args []string, min, max int) ([]string, error) {
 		return nil, f.errorf("unexpected argument %q", pos[max])
 	}
 	return pos, nil
+}
+
+// parseOpen parses args like parse, then opens the store of --data for a
+// command that needs nothing else first. The caller closes the store.
+func (f *flags) parseOpen(args []string, min, max int) ([]string, *mailstore.Store, error) {
+	pos, err := f.parse(args, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, s, nil
 }
 
 func (f *flags) printUsage(w io.Writer) {

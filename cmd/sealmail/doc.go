@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"sealmail/mailstore"
@@ -200,21 +199,16 @@ func docRegisterList(ctx context.Context, args []string) error {
 		w.Flush()
 		return w.Error()
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	if dir == mailstore.DocOut {
-		fmt.Fprintln(w, "DOMAIN\tSỐ/KÝ HIỆU\tNGÀY\tTRÍCH YẾU\tNƠI NHẬN\tNGÀY GỬI\tTÌNH TRẠNG\tXÁC NHẬN")
-		for _, r := range rows {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Domain, r.Notation, r.DocDate, r.Subject,
+		return printTable("DOMAIN\tSỐ/KÝ HIỆU\tNGÀY\tTRÍCH YẾU\tNƠI NHẬN\tNGÀY GỬI\tTÌNH TRẠNG\tXÁC NHẬN", rows, func(r docJSON) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Domain, r.Notation, r.DocDate, r.Subject,
 				strings.Join(r.Recipients, ", "), r.Registered.Format("2006-01-02 15:04"), r.Status, acksText(r.Acks))
-		}
-	} else {
-		fmt.Fprintln(w, "DOMAIN\tSỐ ĐẾN\tNGÀY ĐẾN\tCƠ QUAN BAN HÀNH\tSỐ/KÝ HIỆU\tNGÀY VB\tTRÍCH YẾU\tNƠI NHẬN\tXÁC NHẬN")
-		for _, r := range rows {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Domain, r.Number, r.Registered.Format("2006-01-02 15:04"),
-				r.Organ, r.Notation, r.DocDate, r.Subject, strings.Join(r.Recipients, ", "), acksText(r.Acks))
-		}
+		})
 	}
-	return w.Flush()
+	return printTable("DOMAIN\tSỐ ĐẾN\tNGÀY ĐẾN\tCƠ QUAN BAN HÀNH\tSỐ/KÝ HIỆU\tNGÀY VB\tTRÍCH YẾU\tNƠI NHẬN\tXÁC NHẬN", rows, func(r docJSON) string {
+		return fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Domain, r.Number, r.Registered.Format("2006-01-02 15:04"),
+			r.Organ, r.Notation, r.DocDate, r.Subject, strings.Join(r.Recipients, ", "), acksText(r.Acks))
+	})
 }
 
 // statusJSON is 'doc status --json'.
@@ -238,11 +232,7 @@ func docStatus(ctx context.Context, args []string) error {
 		"(the Official-Document-Id field of the message). Exits 1 if the evidence\n"+
 		"chain does not verify.")
 	asJSON := f.Bool("json", false, "print JSON")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -302,17 +292,14 @@ func printStatus(st statusJSON) {
 		}
 	}
 	fmt.Printf("\nevidence:\n")
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "  #\tTIME\tORIGIN\tEVENT\tSTATUS\tFROM\tHASH")
-	for _, ev := range st.Evidence {
+	printTable("  #\tTIME\tORIGIN\tEVENT\tSTATUS\tFROM\tHASH", st.Evidence, func(ev mailstore.Evidence) string {
 		status := ev.StatusCode
 		if ev.Reason != "" {
 			status = strings.TrimSpace(status + " " + ev.Reason)
 		}
-		fmt.Fprintf(w, "  %d\t%s\t%s\t%s\t%s\t%s\t%.16s\n", ev.ID, ev.Time.In(registry.ICT).Format("2006-01-02 15:04:05"),
+		return fmt.Sprintf("  %d\t%s\t%s\t%s\t%s\t%s\t%.16s", ev.ID, ev.Time.In(registry.ICT).Format("2006-01-02 15:04:05"),
 			ev.Origin, ev.Event, status, ev.Sender, ev.Hash)
-	}
-	w.Flush()
+	})
 	if st.Chain.OK {
 		fmt.Printf("\nevidence chain intact: %d rows, head %s\n", st.Chain.Rows, st.Chain.Head)
 	} else {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"sealmail/mailstore"
@@ -16,18 +14,14 @@ import (
 var domainCmd = &command{name: "domain", short: "add, list or remove hosted mail domains", sub: []*command{
 	{name: "add", short: "host a domain (an agency)", run: domainAdd},
 	{name: "update", short: "set a domain's agency details (organ, code, official address)", run: domainUpdate},
-	{name: "list", short: "list hosted domains", run: domainList},
+	{name: "list", short: "list hosted domains", run: domainList.run},
 	{name: "remove", short: "stop hosting a domain that has no accounts left", run: domainRemove},
 }}
 
 func domainAdd(ctx context.Context, args []string) error {
 	f := newFlags("domain add", "DOMAIN [--organ-id ID] [--organ-name NAME]")
 	domain := domainFlags(f)
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -59,11 +53,7 @@ func domainUpdate(ctx context.Context, args []string) error {
 	organ := f.String("organ-name", "", "the agency's official `NAME`")
 	code := f.String("code", "", "the code `NOTATION` (ký hiệu) of its documents, e.g. STTTT-VP")
 	official := f.String("official-address", "", "the `ADDRESS` its documents are sent from, e.g. vanthu@DOMAIN")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -107,43 +97,20 @@ type domainJSON struct {
 	Created         time.Time `json:"created"`
 }
 
-func domainList(ctx context.Context, args []string) error {
-	f := newFlags("domain list", "[--json]")
-	asJSON := f.Bool("json", false, "print JSON")
-	if _, err := f.parse(args, 0, 0); err != nil {
-		return err
-	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ds, err := s.Domains(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]domainJSON, len(ds))
-		for i, d := range ds {
-			out[i] = domainJSON(d)
-		}
-		return printJSON(out)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "DOMAIN\tORGAN ID\tORGAN NAME")
-	for _, d := range ds {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", d.Name, d.OrganID, d.OrganName)
-	}
-	return w.Flush()
+var domainList = listCommand[mailstore.Domain, domainJSON]{
+	name:     "domain list",
+	jsonHelp: "print JSON",
+	fetch:    (*mailstore.Store).Domains,
+	toJSON:   func(d mailstore.Domain) domainJSON { return domainJSON(d) },
+	header:   "DOMAIN\tORGAN ID\tORGAN NAME",
+	row: func(d mailstore.Domain) string {
+		return fmt.Sprintf("%s\t%s\t%s", d.Name, d.OrganID, d.OrganName)
+	},
 }
 
 func domainRemove(ctx context.Context, args []string) error {
 	f := newFlags("domain remove", "DOMAIN")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"sealmail/mailstore"
@@ -17,7 +16,7 @@ import (
 var peerCmd = &command{name: "peer", short: "manage peer domains reached directly over verified TLS", sub: []*command{
 	{name: "add", short: "add a peer domain and where to reach it", run: peerAdd},
 	{name: "update", short: "set how a peer's sealed documents are trusted", run: peerUpdate},
-	{name: "list", short: "list peer domains", run: peerList},
+	{name: "list", short: "list peer domains", run: peerList.run},
 	{name: "remove", short: "remove a peer domain", run: peerRemove},
 }}
 
@@ -78,31 +77,15 @@ type peerJSON struct {
 	Created   time.Time `json:"created"`
 }
 
-func peerList(ctx context.Context, args []string) error {
-	f := newFlags("peer list", "[--json]")
-	asJSON := f.Bool("json", false, "print JSON")
-	if _, err := f.parse(args, 0, 0); err != nil {
-		return err
-	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ps, err := s.Peers(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]peerJSON, len(ps))
-		for i, p := range ps {
-			out[i] = peerJSON{p.Domain, p.Relay, p.TLSCA != "", p.OrganID, p.OrganName, p.Created}
-		}
-		return printJSON(out)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "DOMAIN\tRELAY\tTLS CA\tORGAN ID\tORGAN NAME")
-	for _, p := range ps {
+var peerList = listCommand[mailstore.Peer, peerJSON]{
+	name:     "peer list",
+	jsonHelp: "print JSON",
+	fetch:    (*mailstore.Store).Peers,
+	toJSON: func(p mailstore.Peer) peerJSON {
+		return peerJSON{p.Domain, p.Relay, p.TLSCA != "", p.OrganID, p.OrganName, p.Created}
+	},
+	header: "DOMAIN\tRELAY\tTLS CA\tORGAN ID\tORGAN NAME",
+	row: func(p mailstore.Peer) string {
 		relay, ca := p.Relay, "system roots"
 		if relay == "" {
 			relay = "(MX)"
@@ -110,9 +93,8 @@ func peerList(ctx context.Context, args []string) error {
 		if p.TLSCA != "" {
 			ca = caSubject(p.TLSCA)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Domain, relay, ca, p.OrganID, p.OrganName)
-	}
-	return w.Flush()
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", p.Domain, relay, ca, p.OrganID, p.OrganName)
+	},
 }
 
 // caSubject names the first certificate of a PEM bundle.
@@ -130,11 +112,7 @@ func caSubject(pemData string) string {
 
 func peerRemove(ctx context.Context, args []string) error {
 	f := newFlags("peer remove", "DOMAIN")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"sealmail/mailstore"
 )
 
 var queueCmd = &command{name: "queue", short: "inspect and manage outbound mail waiting for delivery", sub: []*command{
-	{name: "list", short: "list queued messages", run: queueList},
+	{name: "list", short: "list queued messages", run: queueList.run},
 	{name: "show", short: "show a queued message's recipients and content", run: queueShow},
 	{name: "retry", short: "retry a queued message (or all) now", run: queueRetry},
 	{name: "drop", short: "delete a queued message without bouncing it", run: queueDrop},
@@ -45,31 +43,13 @@ func toQueueJSON(e mailstore.QueueEntry) queueJSON {
 	return j
 }
 
-func queueList(ctx context.Context, args []string) error {
-	f := newFlags("queue list", "[--json]")
-	asJSON := f.Bool("json", false, "print JSON")
-	if _, err := f.parse(args, 0, 0); err != nil {
-		return err
-	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	es, err := s.Queue(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]queueJSON, len(es))
-		for i, e := range es {
-			out[i] = toQueueJSON(e)
-		}
-		return printJSON(out)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tQUEUED\tSIZE\tFROM\tPENDING\tNEXT TRY")
-	for _, e := range es {
+var queueList = listCommand[mailstore.QueueEntry, queueJSON]{
+	name:     "queue list",
+	jsonHelp: "print JSON",
+	fetch:    (*mailstore.Store).Queue,
+	toJSON:   toQueueJSON,
+	header:   "ID\tQUEUED\tSIZE\tFROM\tPENDING\tNEXT TRY",
+	row: func(e mailstore.QueueEntry) string {
 		pending := e.Pending()
 		next := "-"
 		for _, r := range pending {
@@ -81,9 +61,8 @@ func queueList(ctx context.Context, args []string) error {
 		if from == "" {
 			from = "<>"
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d of %d\t%s\n", e.ID, e.Created.Format(time.DateTime), humanSize(e.Size), from, len(pending), len(e.Rcpts), next)
-	}
-	return w.Flush()
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%d of %d\t%s", e.ID, e.Created.Format(time.DateTime), humanSize(e.Size), from, len(pending), len(e.Rcpts), next)
+	},
 }
 
 func queueID(f *flags, s string) (int64, error) {
@@ -92,6 +71,22 @@ func queueID(f *flags, s string) (int64, error) {
 		return 0, f.errorf("%q is not a queue ID (see 'sealmail queue list')", s)
 	}
 	return id, nil
+}
+
+// parseQueued parses the arguments of a command on one queued message, its ID,
+// and opens the store. The caller closes it.
+func parseQueued(f *flags, args []string) (int64, *mailstore.Store, error) {
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The ID is checked first: a mistyped one is a usage error wherever --data points.
+	id, err := queueID(f, pos[0])
+	if err != nil {
+		return 0, nil, err
+	}
+	s, err := open(*f.data)
+	return id, s, err
 }
 
 func notQueued(err error, id int64) error {
@@ -103,15 +98,7 @@ func notQueued(err error, id int64) error {
 
 func queueShow(ctx context.Context, args []string) error {
 	f := newFlags("queue show", "ID")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	id, err := queueID(f, pos[0])
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	id, s, err := parseQueued(f, args)
 	if err != nil {
 		return err
 	}
@@ -177,15 +164,7 @@ func queueRetry(ctx context.Context, args []string) error {
 
 func queueDrop(ctx context.Context, args []string) error {
 	f := newFlags("queue drop", "ID")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	id, err := queueID(f, pos[0])
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	id, s, err := parseQueued(f, args)
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,14 @@ var sealCmd = &command{name: "seal", short: "manage the agency seals that sign o
 	{name: "export-ca", short: "print the CA certificate peers must trust for a domain's seals", run: sealExportCA},
 }}
 
-// agencyDomain returns a hosted domain whose agency details a seal needs.
-func agencyDomain(ctx context.Context, s *mailstore.Store, name string) (mailstore.Domain, error) {
+// agencyDomain returns a domain hosted in the data directory dir, which must
+// have the agency details a seal needs.
+func agencyDomain(ctx context.Context, dir, name string) (mailstore.Domain, error) {
+	s, err := open(dir)
+	if err != nil {
+		return mailstore.Domain{}, err
+	}
+	defer s.Close()
 	d, err := s.Domain(ctx, name)
 	if errors.Is(err, mailstore.ErrNotFound) {
 		return d, fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", name)
@@ -44,12 +50,7 @@ func sealInit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	d, err := agencyDomain(ctx, s, pos[0])
+	d, err := agencyDomain(ctx, *f.data, pos[0])
 	if err != nil {
 		return err
 	}
@@ -107,12 +108,7 @@ func sealImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	d, err := agencyDomain(ctx, s, pos[0])
+	d, err := agencyDomain(ctx, *f.data, pos[0])
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"sealmail/config"
@@ -19,7 +18,7 @@ import (
 var userCmd = &command{name: "user", short: "manage accounts", sub: []*command{
 	{name: "add", short: "create an account", run: userAdd},
 	{name: "import", short: "create accounts from a CSV file, all or none", run: userImport},
-	{name: "list", short: "list accounts with their storage use", run: userList},
+	{name: "list", short: "list accounts with their storage use", run: userList.run},
 	{name: "passwd", short: "set an account's password", run: userPasswd},
 	{name: "disable", short: "stop an account from logging in and receiving mail", run: userDisable},
 	{name: "enable", short: "re-enable a disabled account", run: userEnable},
@@ -278,38 +277,21 @@ type accountJSON struct {
 	Created  time.Time `json:"created"`
 }
 
-func userList(ctx context.Context, args []string) error {
-	f := newFlags("user list", "[--json]")
-	asJSON := f.Bool("json", false, "print JSON (sizes in bytes, quota 0 is unlimited)")
-	if _, err := f.parse(args, 0, 0); err != nil {
-		return err
-	}
-	s, err := open(*f.data)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	accts, err := s.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]accountJSON, len(accts))
-		for i, a := range accts {
-			out[i] = accountJSON{a.Address, a.Name, string(a.Role), a.Quota, a.Used, a.Disabled, a.Created}
-		}
-		return printJSON(out)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ADDRESS\tNAME\tROLE\tUSED / QUOTA\tSTATE")
-	for _, a := range accts {
+var userList = listCommand[mailstore.Account, accountJSON]{
+	name:     "user list",
+	jsonHelp: "print JSON (sizes in bytes, quota 0 is unlimited)",
+	fetch:    (*mailstore.Store).Accounts,
+	toJSON: func(a mailstore.Account) accountJSON {
+		return accountJSON{a.Address, a.Name, string(a.Role), a.Quota, a.Used, a.Disabled, a.Created}
+	},
+	header: "ADDRESS\tNAME\tROLE\tUSED / QUOTA\tSTATE",
+	row: func(a mailstore.Account) string {
 		state := "enabled"
 		if a.Disabled {
 			state = "disabled"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s / %s\t%s\n", a.Address, a.Name, a.Role, humanSize(a.Used), quotaString(a.Quota), state)
-	}
-	return w.Flush()
+		return fmt.Sprintf("%s\t%s\t%s\t%s / %s\t%s", a.Address, a.Name, a.Role, humanSize(a.Used), quotaString(a.Quota), state)
+	},
 }
 
 func quotaString(q int64) string {
@@ -359,11 +341,7 @@ func userEnable(ctx context.Context, args []string) error {
 
 func setDisabled(ctx context.Context, verb string, args []string, disabled bool) error {
 	f := newFlags("user "+verb, "ADDRESS")
-	pos, err := f.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	s, err := open(*f.data)
+	pos, s, err := f.parseOpen(args, 1, 1)
 	if err != nil {
 		return err
 	}

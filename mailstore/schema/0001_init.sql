@@ -35,7 +35,6 @@ CREATE TABLE mailboxes (
 	name        TEXT NOT NULL,               -- UTF-8, '/' separated
 	uidvalidity INTEGER NOT NULL,
 	uidnext     INTEGER NOT NULL DEFAULT 1,
-	modseq      INTEGER NOT NULL DEFAULT 0,  -- id of the last change, see changes
 	subscribed  INTEGER NOT NULL DEFAULT 1,
 	special_use TEXT NOT NULL DEFAULT '',
 	UNIQUE (account_id, name)
