@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,13 +28,25 @@ var defaultPasswordParams = PasswordParams{Memory: 19 * 1024, Time: 2, Threads: 
 // CheapPasswordParams makes hashing fast; for tests and benchmarks only.
 var CheapPasswordParams = PasswordParams{Memory: 64, Time: 1, Threads: 1}
 
+// hashing admits as many argon2id computations at once as there are CPUs.
+// Each takes 19 MiB and a core's worth of time; a burst of logins (a client
+// reconnecting 50 connections, a password guesser) would otherwise balloon
+// memory and slow every other login down together instead of queueing.
+var hashing = make(chan struct{}, runtime.NumCPU())
+
+func idKey(password string, salt []byte, p PasswordParams, n uint32) []byte {
+	hashing <- struct{}{}
+	defer func() { <-hashing }()
+	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, n)
+}
+
 // HashPassword returns the PHC string $argon2id$v=19$m=..,t=..,p=..$salt$hash.
 func HashPassword(password string, p PasswordParams) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32)
+	key := idKey(password, salt, p, 32)
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
@@ -55,7 +68,7 @@ func CheckPassword(password, encoded string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got := idKey(password, salt, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
