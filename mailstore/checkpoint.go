@@ -1,6 +1,7 @@
 package mailstore
 
 import (
+	"context"
 	"database/sql"
 	"time"
 
@@ -28,10 +29,19 @@ func init() {
 // beginning, so the file stays small.
 const checkpointEvery = 500 * time.Millisecond
 
+// The change log keeps this much history; see PruneChanges.
+const (
+	changeHistory = 30 * 24 * time.Hour
+	pruneEvery    = time.Hour
+)
+
+// checkpointer does the store's housekeeping beside the writer: WAL
+// checkpoints, and pruning the change log.
 func (s *Store) checkpointer() {
 	defer s.wg.Done()
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	lastPrune := time.Now()
 	for {
 		select {
 		case <-s.done:
@@ -40,6 +50,10 @@ func (s *Store) checkpointer() {
 			return
 		case <-t.C:
 			s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			if time.Since(lastPrune) > pruneEvery {
+				lastPrune = time.Now()
+				s.PruneChanges(context.Background(), changeHistory)
+			}
 		}
 	}
 }

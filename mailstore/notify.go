@@ -142,8 +142,8 @@ func (s *Store) dispatch() {
 	}
 }
 
-// PruneChanges forgets change records older than age. Sessions that were away
-// longer than that resynchronise from the message list instead.
+// PruneChanges forgets change records older than age (the store itself keeps
+// 30 days). An IMAP session lives minutes to hours, so none ever needs them.
 func (s *Store) PruneChanges(ctx context.Context, age time.Duration) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// Keep each mailbox's newest record: its id is the mailbox's modseq.

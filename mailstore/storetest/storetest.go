@@ -421,6 +421,16 @@ func testWatch(t *testing.T, s *mailstore.Store) {
 	if len(chs) != 2 || chs[0].Kind != mailstore.ChangeFlags || chs[1].Kind != mailstore.ChangeExpunge {
 		t.Errorf("changes: %+v", chs)
 	}
+	// Pruning keeps the newest change: it is the mailbox's modseq.
+	before := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	must[struct{}](t)(struct{}{}, s.PruneChanges(ctx, -time.Hour))
+	after := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	if after.ModSeq != before.ModSeq || after.ModSeq != chs[1].ID {
+		t.Errorf("modseq %d after pruning, %d before", after.ModSeq, before.ModSeq)
+	}
+	if got := must[[]mailstore.Change](t)(s.Changes(ctx, mb.ID, 0)); len(got) != 1 {
+		t.Errorf("%d changes left after pruning, want the newest only", len(got))
+	}
 }
 
 // testManyRanges works on UID sets of many disjoint runs: every tenth message of
