@@ -199,7 +199,7 @@ func Write(dir string, c Config) error {
 	if err := fileTmpl.Execute(&buf, c); err != nil {
 		return err
 	}
-	if err := writeNew(filepath.Join(dir, FileName), buf.Bytes(), 0o600); err != nil {
+	if err := WriteNewFile(filepath.Join(dir, FileName), buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"sealmail/config"
 )
 
 // DefaultSelector is the DKIM selector keygen uses unless told otherwise.
@@ -57,7 +59,7 @@ func GenerateKey(dir, domain, selector string) (name, value string, err error) {
 		return "", "", fmt.Errorf("dkim: %w", err)
 	}
 	path := KeyPath(dir, domain, selector)
-	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := config.WriteNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return "", "", fmt.Errorf("dkim: %w", err)
 	}
 	return selector + "._domainkey." + domain, publicRecord(key.Public()), nil
@@ -80,22 +82,6 @@ func ZoneRecord(name, value string) string {
 	}
 	b.WriteString(" )")
 	return b.String()
-}
-
-func writeNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // Signer signs outbound mail with the keys under Dir, named

@@ -192,54 +192,24 @@ func (s *Store) Docs(ctx context.Context, q DocQuery) ([]DocEntry, error) {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	query += ` ORDER BY domain, direction, year, number`
-	var out []DocEntry
-	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanDoc(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for i := range out {
-			if out[i].Acks, err = docAcks(ctx, db, out[i].ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	out, err := queryAll(ctx, s, scanDoc, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: register: %w", err)
+	}
+	for i := range out {
+		if out[i].Acks, err = queryAll(ctx, s, scanAck, `SELECT party, status_code, reason, time FROM doc_acks WHERE register_id=? ORDER BY time, party`, out[i].ID); err != nil {
+			return nil, fmt.Errorf("mailstore: register: %w", err)
+		}
 	}
 	return out, nil
 }
 
-func docAcks(ctx context.Context, db *sql.DB, id int64) ([]DocAck, error) {
-	rows, err := db.QueryContext(ctx, `SELECT party, status_code, reason, time FROM doc_acks WHERE register_id=? ORDER BY time, party`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var acks []DocAck
-	for rows.Next() {
-		var a DocAck
-		var t int64
-		if err := rows.Scan(&a.Party, &a.StatusCode, &a.Reason, &t); err != nil {
-			return nil, err
-		}
-		a.Time = time.Unix(t, 0)
-		acks = append(acks, a)
-	}
-	return acks, rows.Err()
+func scanAck(sc scanner) (DocAck, error) {
+	var a DocAck
+	var t int64
+	err := sc.Scan(&a.Party, &a.StatusCode, &a.Reason, &t)
+	a.Time = time.Unix(t, 0)
+	return a, err
 }
 
 const docCols = `id, domain, direction, year, number, notation, document_id, message_id, doc_date, registered,
