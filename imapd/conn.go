@@ -96,16 +96,21 @@ func (c *coalesceConn) flushLocked() error {
 	return c.err
 }
 
-// SetWriteDeadline sends what is buffered first: the deadline is meant for it
-// too, and crypto/tls sets a deadline of "now" right after writing its closing
-// alert, expecting that alert to be on the wire already.
+// SetWriteDeadline sends what is buffered first when the deadline has
+// already passed: crypto/tls sets a deadline of "now" right after writing its
+// closing alert, expecting the alert to be on the wire. imapserver sets a
+// future deadline before every response, which must not defeat coalescing.
 func (c *coalesceConn) SetWriteDeadline(t time.Time) error {
-	c.flush()
+	if !t.IsZero() && !time.Now().Before(t) {
+		c.flush()
+	}
 	return c.Conn.SetWriteDeadline(t)
 }
 
 // SetDeadline flushes for the same reason as SetWriteDeadline.
 func (c *coalesceConn) SetDeadline(t time.Time) error {
-	c.flush()
+	if !t.IsZero() && !time.Now().Before(t) {
+		c.flush()
+	}
 	return c.Conn.SetDeadline(t)
 }
