@@ -5,10 +5,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,6 +41,8 @@ type Config struct {
 	DNS    string `toml:"dns"` // "system", "off", or HOST:PORT of a resolver
 	Relay  Relay  `toml:"relay"`
 
+	Documents Documents `toml:"documents"`
+
 	// Dir is the data directory; relative paths in the file are relative to it.
 	Dir string `toml:"-"`
 }
@@ -62,6 +67,15 @@ type Relay struct {
 	GiveUpAfter  Duration `toml:"give-up-after"`
 	DelayWarning Duration `toml:"delay-warning"`
 	DMARCPolicy  string   `toml:"dmarc-policy"` // "follow", "quarantine", "none"
+}
+
+// Documents configures the sealing of official documents.
+type Documents struct {
+	// TSAURL is an RFC 3161 time-stamping authority's HTTP address; when
+	// set, every seal is timestamped and sealing waits for the TSA.
+	TSAURL string `toml:"tsa-url"`
+	// TSACA is a PEM file of the roots of trusted TSAs: ours and peers'.
+	TSACA string `toml:"tsa-ca"`
 }
 
 // Default returns the configuration for a production server of hostname.
@@ -161,7 +175,33 @@ func (c *Config) Check() error {
 	default:
 		return fmt.Errorf("relay.dmarc-policy: %q (want follow, quarantine or none)", c.Relay.DMARCPolicy)
 	}
+	if v := c.Documents.TSAURL; v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("documents.tsa-url: %q is not an http or https URL", v)
+		}
+		// Tokens from a TSA nobody trusts would be checked by no one,
+		// including this server before it sends them.
+		if c.Documents.TSACA == "" {
+			return errors.New("documents.tsa-ca: must be set when documents.tsa-url is")
+		}
+	}
 	return nil
+}
+
+// TSARoots reads the documents.tsa-ca file; nil when it is not set.
+func (c *Config) TSARoots() (*x509.CertPool, error) {
+	if c.Documents.TSACA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.Path(c.Documents.TSACA))
+	if err != nil {
+		return nil, fmt.Errorf("documents.tsa-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("documents.tsa-ca: %s holds no PEM certificate", c.Path(c.Documents.TSACA))
+	}
+	return pool, nil
 }
 
 // CheckDNS validates a dns setting: "system", "off" or HOST:PORT.
@@ -258,6 +298,19 @@ delay-warning = "{{.Relay.DelayWarning}}"
 # Inbound DMARC failures: "follow" the sender domain's policy (reject or
 # quarantine to Junk), "quarantine" always, or "none" (only record the result).
 dmarc-policy = "{{.Relay.DMARCPolicy}}"
+
+[documents]
+# RFC 3161 time-stamping authority (TSA) for official documents, e.g.
+# "http://tsa.example.gov.vn/tsr". When set, every document and receipt this
+# server seals carries a timestamp that proves when it was signed, so it stays
+# valid after the seal is revoked or expires; sealing then waits for the TSA
+# and, while the TSA is unreachable, clerks' submissions fail temporarily.
+# Empty: no timestamps.
+tsa-url = "{{.Documents.TSAURL}}"
+# PEM file of the root certificates of the TSAs trusted to date documents:
+# this server's TSA and its peers'. Required with tsa-url. Received documents
+# with a timestamp from these TSAs are judged at that time.
+tsa-ca = "{{.Documents.TSACA}}"
 `))
 
 // Size is a byte count written as "50MiB", "2GiB", "512KiB" or plain bytes.

@@ -41,6 +41,8 @@ func TestRejects(t *testing.T) {
 		{"hostname = \"h\"\ndns = \"maybe\"\n", "dns"},
 		{"hostname = \"h\"\nlog-level = \"loud\"\n", "log-level"},
 		{"hostname = \n", "line 1"},
+		{"hostname = \"h\"\n[documents]\ntsa-url = \"tsa.test/tsr\"\ntsa-ca = \"tsa.pem\"\n", "documents.tsa-url"},
+		{"hostname = \"h\"\n[documents]\ntsa-url = \"http://tsa.test/tsr\"\n", "documents.tsa-ca"},
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, FileName), []byte(c.file), 0o600)
@@ -83,5 +85,38 @@ func TestSelfSigned(t *testing.T) {
 	}
 	if err := WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), []string{"x"}); err == nil {
 		t.Error("overwrote existing key")
+	}
+}
+
+func TestTSARoots(t *testing.T) {
+	dir := t.TempDir()
+	c := Default("mail.test")
+	c.Documents = Documents{TSAURL: "http://tsa.test/tsr", TSACA: "tsa.pem"}
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Documents != c.Documents {
+		t.Errorf("round trip: %+v", got.Documents)
+	}
+	if _, err := got.TSARoots(); err == nil || !strings.Contains(err.Error(), "documents.tsa-ca") {
+		t.Errorf("missing file: %v", err)
+	}
+	if err := WriteSelfSigned(got.Path("tsa.pem"), got.Path("tsa.key"), []string{"tsa.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if pool, err := got.TSARoots(); err != nil || pool == nil {
+		t.Errorf("TSARoots: %v, %v", pool, err)
+	}
+	got.Documents.TSACA = "tsa.key"
+	if _, err := got.TSARoots(); err == nil {
+		t.Error("a key file passed as roots")
+	}
+	got.Documents = Documents{}
+	if pool, err := got.TSARoots(); pool != nil || err != nil {
+		t.Errorf("unset: %v, %v", pool, err)
 	}
 }

@@ -241,11 +241,11 @@ func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, e
 
 // sendReceipt makes and sends a receipt; on failure it returns why.
 func (r *Registry) sendReceipt(ctx context.Context, g *agency, ev signing.Evidence) ([]byte, string) {
-	seal, err := LoadSeal(r.DataDir, g.domain.Name)
+	seal, err := r.seal(g.domain.Name)
 	if err != nil {
 		return nil, fmt.Sprintf("no receipt: %s has no usable seal: %v", g.domain.Name, err)
 	}
-	receipt, err := signing.Receipt(seal, ev, ev.Time)
+	receipt, err := signing.Receipt(ctx, seal, ev, ev.Time)
 	if err != nil {
 		return nil, "no receipt: " + err.Error()
 	}

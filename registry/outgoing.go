@@ -49,7 +49,7 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	if messageID == "" {
 		return nil, fmt.Errorf("%w: the message has no Message-ID for receipts to refer to", ErrRejected)
 	}
-	seal, err := LoadSeal(r.DataDir, d.Name)
+	seal, err := r.seal(d.Name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s has no seal; run 'sealmail seal init %s' or 'sealmail seal import %s'", ErrRejected, d.Name, d.Name, d.Name)
 	}
@@ -79,11 +79,16 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 		return nil, err
 	}
 	doc := signing.Document{Number: e.Number, Agency: Agency(d), To: r.organs(ctx, h), Subject: subject, Signer: sig, Date: date}
-	stamped, files, err := r.stamp(msg, seal, doc, d.Name, now)
+	stamped, files, err := r.stamp(ctx, msg, seal, doc, d.Name, now)
 	if err != nil {
 		e.Status, e.Notes = StatusVoid, "not sealed: "+err.Error()
 		if uerr := r.Store.UpdateDoc(ctx, e); uerr != nil {
 			return nil, errors.Join(err, uerr)
+		}
+		// The time-stamping authority may answer later; the same message
+		// sent again keeps its number.
+		if errors.Is(err, signing.ErrTimestamp) {
+			return nil, fmt.Errorf("registry: %s: %w", e.DocumentID, err)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
@@ -92,7 +97,7 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	}
 	ev := signing.Evidence{Event: signing.SubmissionAcceptance, DocumentID: e.DocumentID, MessageID: messageID,
 		Files: files, Time: now, Server: r.Hostname, From: sender, To: rcpts}
-	receipt, err := signing.Receipt(seal, ev, now)
+	receipt, err := signing.Receipt(ctx, seal, ev, now)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +119,8 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 // stamp seals msg and verifies the result as a recipient will, so that a
 // seal that has expired or does not match fails here rather than at every
 // recipient. It returns the digests of the files the manifest lists.
-func (r *Registry) stamp(msg []byte, seal *signing.Seal, doc signing.Document, domain string, now time.Time) ([]byte, []signing.FileDigest, error) {
-	stamped, err := signing.Stamp(msg, seal, doc, now)
+func (r *Registry) stamp(ctx context.Context, msg []byte, seal *signing.Seal, doc signing.Document, domain string, now time.Time) ([]byte, []signing.FileDigest, error) {
+	stamped, err := signing.Stamp(ctx, msg, seal, doc, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +130,7 @@ func (r *Registry) stamp(msg []byte, seal *signing.Seal, doc signing.Document, d
 		anchor = seal.Chain[len(seal.Chain)-1]
 	}
 	pool.AddCert(anchor)
-	res, err := signing.Verify(stamped, signing.VerifyOptions{Roots: map[string]*x509.CertPool{domain: pool}, Now: now})
+	res, err := signing.Verify(stamped, signing.VerifyOptions{Roots: map[string]*x509.CertPool{domain: pool}, TSARoots: r.TSARoots, Now: now})
 	if err != nil {
 		return nil, nil, fmt.Errorf("the sealed document does not verify: %s", failures(res))
 	}

@@ -51,6 +51,7 @@ package registry
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/mail"
@@ -58,6 +59,7 @@ import (
 	"time"
 
 	"sealmail/mailstore"
+	"sealmail/signing"
 )
 
 // Folders the registry delivers to; Deliver creates them when missing.
@@ -151,6 +153,12 @@ type Registry struct {
 	// Location is where dates are read and registers roll over to a new
 	// year; nil means ICT.
 	Location *time.Location
+	// Timestamper, if set, timestamps every document and receipt sealed
+	// here (RFC 3161). When it fails, Outgoing fails temporarily.
+	Timestamper signing.Timestamper
+	// TSARoots are the time-stamping authorities trusted to date the
+	// documents and receipts that arrive (signing.VerifyOptions.TSARoots).
+	TSARoots *x509.CertPool
 }
 
 func (r *Registry) now() time.Time {
@@ -158,6 +166,16 @@ func (r *Registry) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
+}
+
+// seal loads a hosted domain's seal, set to timestamp its signatures.
+func (r *Registry) seal(domain string) (*signing.Seal, error) {
+	s, err := LoadSeal(r.DataDir, domain)
+	if err != nil {
+		return nil, err
+	}
+	s.Timestamper = r.Timestamper
+	return s, nil
 }
 
 func (r *Registry) loc() *time.Location {

@@ -315,7 +315,7 @@ func TestQuarantine(t *testing.T) {
 	// misconfigured server would.
 	stampedBy := func(t *testing.T, ag signing.Agency, seal *signing.Seal, to string, at time.Time) []byte {
 		msg := docMessage(t, ag.OfficialAddress, to, subject, file{"cv.pdf", att})
-		out, err := signing.Stamp(msg, seal, signing.Document{Number: 7, Agency: ag, Subject: subject}, at)
+		out, err := signing.Stamp(t.Context(), msg, seal, signing.Document{Number: 7, Agency: ag, Subject: subject}, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -494,7 +494,7 @@ func TestForgedReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := signing.Receipt(seal, signing.Evidence{Event: signing.ContentConsignment, StatusCode: "01",
+	forged, err := signing.Receipt(t.Context(), seal, signing.Evidence{Event: signing.ContentConsignment, StatusCode: "01",
 		DocumentID: header(t, out, "Official-Document-Id"), MessageID: header(t, out, "Message-Id"), Time: t0,
 		From: a.domain.OfficialAddress, To: []string{b.staff.Address}}, t0)
 	if err != nil {

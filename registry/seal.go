@@ -126,11 +126,12 @@ func SealCA(dataDir, domain string) ([]byte, error) {
 // VerifyOptions returns the policy for documents and receipts From domain:
 // that domain's anchors only (a hosted domain's own seal CA, or the CA given
 // with 'sealmail peer add --seal-ca'), so no other agency's CA can vouch for
-// it, and every CRL configured. Now is left zero. With no anchor the options
-// hold no roots and verification fails with signing.ReasonNoAnchor.
+// it, every CRL configured, and TSARoots. Now is left zero. With no anchor
+// the options hold no roots and verification fails with
+// signing.ReasonNoAnchor.
 func (r *Registry) VerifyOptions(ctx context.Context, domain string) (signing.VerifyOptions, error) {
 	domain = strings.ToLower(domain)
-	var opts signing.VerifyOptions
+	opts := signing.VerifyOptions{TSARoots: r.TSARoots}
 	var caPEM []byte
 	var crlFiles []string
 	hosted, err := r.Store.IsLocalDomain(ctx, domain)

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -49,6 +50,7 @@ type signerInfo struct {
 	SignedAttrs        []attribute `asn1:"set,tag:0"`
 	SignatureAlgorithm pkix.AlgorithmIdentifier
 	Signature          []byte
+	UnsignedAttrs      []attribute `asn1:"optional,omitempty,set,tag:1"`
 }
 
 type issuerAndSerial struct {
@@ -90,8 +92,8 @@ func newAttribute(oid asn1.ObjectIdentifier, v any) (attribute, error) {
 }
 
 // signDetached returns a DER SignedData over content whose SHA-256 is
-// digest, signed by s at time t.
-func signDetached(s *Seal, digest []byte, t time.Time) ([]byte, error) {
+// digest, signed by s at time t and timestamped if s has a Timestamper.
+func signDetached(ctx context.Context, s *Seal, digest []byte, t time.Time) ([]byte, error) {
 	sigAlg, err := signatureAlgorithm(s.Key.Public())
 	if err != nil {
 		return nil, err
@@ -129,6 +131,14 @@ func signDetached(s *Seal, digest []byte, t time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
+	var unsigned []attribute
+	if s.Timestamper != nil {
+		a, err := addTimestamp(ctx, s.Timestamper, sig)
+		if err != nil {
+			return nil, err
+		}
+		unsigned = append(unsigned, a)
+	}
 	var certs []byte
 	for _, c := range append([]*x509.Certificate{s.Cert}, s.Chain...) {
 		certs = append(certs, c.Raw...)
@@ -146,6 +156,7 @@ func signDetached(s *Seal, digest []byte, t time.Time) ([]byte, error) {
 			SignedAttrs:        attrs,
 			SignatureAlgorithm: sigAlg,
 			Signature:          sig,
+			UnsignedAttrs:      unsigned,
 		}},
 	})
 	if err != nil {
@@ -180,6 +191,8 @@ type signature struct {
 	certs     []*x509.Certificate // every certificate carried, for chain building
 	time      time.Time           // signingTime; zero when absent
 	attrs     []attribute
+	token     []byte    // id-aa-timeStampToken; nil when absent
+	stamped   time.Time // the token's time once Verify trusts it
 	sigAlg    pkix.AlgorithmIdentifier
 	digestAlg pkix.AlgorithmIdentifier
 	value     []byte
@@ -204,12 +217,26 @@ func parseSignature(der []byte) (*signature, error) {
 	for _, a := range si.AuthenticatedAttributes {
 		s.attrs = append(s.attrs, attribute(a))
 	}
+	for _, a := range si.UnauthenticatedAttributes {
+		if a.Type.Equal(oidTimeStampToken) {
+			s.token = a.Value.Bytes
+			break
+		}
+	}
 	if v, ok := s.attr(pkcs7.OIDAttributeSigningTime); ok {
 		if _, err := asn1.Unmarshal(v, &s.time); err != nil {
 			return nil, fail(ReasonMalformedCMS, "signingTime: %v", err)
 		}
 	}
 	return s, nil
+}
+
+// signedAt is when the signature was made, as far as the verifier knows.
+func (s *signature) signedAt() time.Time {
+	if !s.stamped.IsZero() {
+		return s.stamped
+	}
+	return s.time
 }
 
 // attr returns the DER of the first value of a signed attribute.

@@ -35,7 +35,7 @@ func TestSignDetached(t *testing.T) {
 	sum := sha256.Sum256(content)
 	for name, s := range map[string]*Seal{"ECDSA": a.seal, "RSA": rsaSeal} {
 		t.Run(name, func(t *testing.T) {
-			der, err := signDetached(s, sum[:], testNow)
+			der, err := signDetached(t.Context(), s, sum[:], testNow)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,7 +76,7 @@ func TestSignDetached(t *testing.T) {
 func TestSignatureFailures(t *testing.T) {
 	a := newPKI(t, agencyA, testNow, testNow)
 	sum := sha256.Sum256([]byte("content"))
-	der, err := signDetached(a.seal, sum[:], testNow)
+	der, err := signDetached(t.Context(), a.seal, sum[:], testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSignatureFailures(t *testing.T) {
 		t.Errorf("truncated: %v", err)
 	}
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
-	if _, err := signDetached(&Seal{Cert: a.seal.Cert, Key: edKey}, sum[:], testNow); err == nil {
+	if _, err := signDetached(t.Context(), &Seal{Cert: a.seal.Cert, Key: edKey}, sum[:], testNow); err == nil {
 		t.Error("signed with Ed25519, which OpenSSL 3.0 cannot verify in CMS")
 	}
 }

@@ -7,8 +7,11 @@
 // manifest.xml, which lists the document's edXML metadata and the SHA-256 of
 // every attachment. The detached signature is CMS SignedData (RFC 5652)
 // with SHA-256 and the signingTime and signing-certificate-v2 (RFC 5035)
-// signed attributes.
+// signed attributes. A seal with a Timestamper adds an RFC 3161 token over
+// the signature value as the unsigned attribute id-aa-timeStampToken, and
+// Verify, given the TSA's roots, judges the seal at the token's time.
 //
-// The package is pure: it neither stores nor sends anything. Callers assign
-// document numbers, keep registers and deliver the bytes.
+// The package stores nothing and sends nothing except time-stamp requests
+// to a Timestamper. Callers assign document numbers, keep registers and
+// deliver the bytes.
 package signing

@@ -136,7 +136,7 @@ var testFiles = []file{
 func stamped(t testing.TB, s *Seal, now time.Time) []byte {
 	t.Helper()
 	msg := buildMessage(t, agencyA.OfficialAddress, testSubject, testFiles...)
-	out, err := Stamp(msg, s, testDocument(agencyA), now)
+	out, err := Stamp(t.Context(), msg, s, testDocument(agencyA), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func openssl(t *testing.T, dir string, args ...string) (string, error) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("openssl is required in CI")
 		}
-		t.Skip("openssl not installed")
+		t.Skip("openssl not installed (Debian package openssl)")
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir

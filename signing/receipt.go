@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/xml"
@@ -59,7 +60,7 @@ type FileDigest struct {
 // multipart/mixed{text/plain in Vietnamese and English, evidence.xml}. It
 // refers to the original message by In-Reply-To and References, and carries
 // "Official-Document-Receipt: <event>; doc=<DocumentID>" for filters.
-func Receipt(seal *Seal, ev Evidence, now time.Time) ([]byte, error) {
+func Receipt(ctx context.Context, seal *Seal, ev Evidence, now time.Time) ([]byte, error) {
 	titles, ok := eventTitles[ev.Event]
 	from := ""
 	if len(seal.Cert.EmailAddresses) > 0 {
@@ -95,7 +96,7 @@ func Receipt(seal *Seal, ev Evidence, now time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("signing: receipt: %w", err)
 		}
 	}
-	err := writeSigned(&out, seal, now,
+	err := writeSigned(ctx, &out, seal, now,
 		func(w io.Writer) error { return writeTextPart(w, receiptText(ev, titles)) },
 		func(w io.Writer) error { return writeXMLPart(w, evidenceName, ev) })
 	if err != nil {

@@ -29,7 +29,7 @@ func testEvidence() Evidence {
 func TestReceiptRoundTrip(t *testing.T) {
 	b := newPKI(t, agencyB, testNow, testNow)
 	ev := testEvidence()
-	msg, err := Receipt(b.seal, ev, testNow.Add(3*time.Second))
+	msg, err := Receipt(t.Context(), b.seal, ev, testNow.Add(3*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestReceiptRoundTrip(t *testing.T) {
 
 func TestReceiptTampered(t *testing.T) {
 	b := newPKI(t, agencyB, testNow, testNow)
-	msg, err := Receipt(b.seal, testEvidence(), testNow)
+	msg, err := Receipt(t.Context(), b.seal, testEvidence(), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestReceiptRejects(t *testing.T) {
 	} {
 		ev := testEvidence()
 		mutate(&ev)
-		if _, err := Receipt(b.seal, ev, testNow); err == nil {
+		if _, err := Receipt(t.Context(), b.seal, ev, testNow); err == nil {
 			t.Errorf("%s: receipt issued", name)
 		}
 	}

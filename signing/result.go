@@ -12,8 +12,9 @@ import (
 const (
 	CheckStructure  = "structure"  // multipart/signed with a pkcs7-signature part
 	CheckSignature  = "signature"  // CMS signature and digest over the signed part
+	CheckTimestamp  = "timestamp"  // RFC 3161 token over the signature, from a trusted TSA
 	CheckChain      = "chain"      // certificate chain to the sending domain's anchor
-	CheckValidity   = "validity"   // certificate valid at signingTime, which is not in the future
+	CheckValidity   = "validity"   // certificate valid at the signing time, which is not in the future
 	CheckEmail      = "email"      // certificate e-mail address equals From:
 	CheckManifest   = "manifest"   // manifest.xml matches the attachments and the seal
 	CheckEvidence   = "evidence"   // a receipt's evidence.xml (ParseReceipt)
@@ -47,6 +48,10 @@ const (
 	ReasonDigestMismatch Reason = "digest-mismatch" // signed part altered after signing
 	ReasonBadSignature   Reason = "bad-signature"
 	ReasonCertBinding    Reason = "signing-cert-mismatch" // signing-certificate-v2 names another cert
+
+	ReasonBadTimestamp      Reason = "bad-timestamp"      // token malformed or its signature invalid
+	ReasonTimestampMismatch Reason = "timestamp-mismatch" // token stamps something else
+	ReasonUntrustedTSA      Reason = "untrusted-tsa"      // token not from a TSA the verifier trusts
 
 	ReasonNoAnchor     Reason = "no-trust-anchor" // no CA configured for the From: domain
 	ReasonUntrusted    Reason = "untrusted-issuer"
@@ -99,6 +104,7 @@ type Result struct {
 	Signer      string            `json:"signer,omitempty"` // subject of SignerCert
 	SignerCert  *x509.Certificate `json:"-"`
 	SigningTime time.Time         `json:"signingTime,omitzero"`
+	Timestamp   time.Time         `json:"timestamp,omitzero"` // of a trusted RFC 3161 token; used instead of SigningTime
 	Manifest    *Manifest         `json:"manifest,omitempty"`
 	Checks      []Check           `json:"checks"`
 }

@@ -11,7 +11,7 @@ func TestResultReport(t *testing.T) {
 	res, _ := Verify(stamped(t, a.seal, testNow), options(testNow, map[Agency]*pki{agencyA: a}))
 	text := res.String()
 	ls := lines(text)
-	if len(ls) != 1+7 || !strings.HasPrefix(ls[0], "VERIFIED") || !strings.Contains(ls[0], "123/STTTT-VP") {
+	if len(ls) != 1+8 || !strings.HasPrefix(ls[0], "VERIFIED") || !strings.Contains(ls[0], "123/STTTT-VP") {
 		t.Errorf("text report:\n%s", text)
 	}
 	if !strings.HasPrefix(ls[len(ls)-1], "SKIP revocation [no-revocation-info]") {
@@ -29,7 +29,7 @@ func TestResultReport(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	if !back.OK || len(back.Checks) != 7 || back.Manifest.DocumentID != res.Manifest.DocumentID {
+	if !back.OK || len(back.Checks) != 8 || back.Manifest.DocumentID != res.Manifest.DocumentID {
 		t.Errorf("JSON report: %s", data)
 	}
 }

@@ -20,12 +20,14 @@ type OCSPFetcher interface {
 // against OCSP. It returns the sources that vouched for the seal; none and
 // no error means nothing was known, which fails only if required.
 //
-// A revocation fails the check whatever its date: signingTime is the
-// signer's own claim, and a stolen key could backdate it.
-func checkRevocation(chain []*x509.Certificate, opts VerifyOptions, now time.Time) ([]string, error) {
+// Only a revocation after stamped, the time of a trusted timestamp, spares
+// the signature. Without one every revocation fails the check whatever its
+// date: signingTime is the signer's own claim, and a stolen key could
+// backdate it.
+func checkRevocation(chain []*x509.Certificate, opts VerifyOptions, now, stamped time.Time) ([]string, error) {
 	var sources []string
 	for i := 0; i+1 < len(chain); i++ {
-		n, err := checkCRLs(chain[i], chain[i+1], opts.CRLs, now)
+		n, err := checkCRLs(chain[i], chain[i+1], opts.CRLs, now, stamped)
 		if err != nil {
 			return nil, err
 		}
@@ -34,7 +36,7 @@ func checkRevocation(chain []*x509.Certificate, opts VerifyOptions, now time.Tim
 		}
 	}
 	if seal := chain[0]; opts.OCSP != nil && len(seal.OCSPServer) > 0 && len(chain) > 1 {
-		if err := checkOCSP(seal, chain[1], opts.OCSP, now); err != nil {
+		if err := checkOCSP(seal, chain[1], opts.OCSP, now, stamped); err != nil {
 			return nil, err
 		}
 		sources = append(sources, "OCSP")
@@ -47,7 +49,7 @@ func checkRevocation(chain []*x509.Certificate, opts VerifyOptions, now time.Tim
 
 // checkCRLs checks cert against every CRL from issuer and returns how many
 // there were. The x509 package parses CRLs but leaves this to its callers.
-func checkCRLs(cert, issuer *x509.Certificate, crls []*x509.RevocationList, now time.Time) (int, error) {
+func checkCRLs(cert, issuer *x509.Certificate, crls []*x509.RevocationList, now, stamped time.Time) (int, error) {
 	n := 0
 	for _, crl := range crls {
 		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) {
@@ -57,7 +59,7 @@ func checkCRLs(cert, issuer *x509.Certificate, crls []*x509.RevocationList, now 
 			return n, fail(ReasonBadCRL, "CRL of %s: %v", issuer.Subject, err)
 		}
 		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 && !revokedAfter(e.RevocationTime, stamped) {
 				return n, fail(ReasonRevoked, "%s (serial %x) revoked at %s", cert.Subject, cert.SerialNumber, e.RevocationTime.Format(time.RFC3339))
 			}
 		}
@@ -70,7 +72,7 @@ func checkCRLs(cert, issuer *x509.Certificate, crls []*x509.RevocationList, now 
 }
 
 // checkOCSP asks the seal's OCSP responder about it.
-func checkOCSP(cert, issuer *x509.Certificate, f OCSPFetcher, now time.Time) error {
+func checkOCSP(cert, issuer *x509.Certificate, f OCSPFetcher, now, stamped time.Time) error {
 	req, err := ocsp.CreateRequest(cert, issuer, nil)
 	if err != nil {
 		return fail(ReasonOCSPFailed, "request: %v", err)
@@ -91,11 +93,17 @@ func checkOCSP(cert, issuer *x509.Certificate, f OCSPFetcher, now time.Time) err
 	if !r.NextUpdate.IsZero() && now.After(r.NextUpdate) {
 		return fail(ReasonStaleOCSP, "response expired at %s", r.NextUpdate.Format(time.RFC3339))
 	}
-	switch r.Status {
-	case ocsp.Good:
+	switch {
+	case r.Status == ocsp.Good, r.Status == ocsp.Revoked && revokedAfter(r.RevokedAt, stamped):
 		return nil
-	case ocsp.Revoked:
+	case r.Status == ocsp.Revoked:
 		return fail(ReasonRevoked, "%s revoked at %s (OCSP)", cert.Subject, r.RevokedAt.Format(time.RFC3339))
 	}
 	return fail(ReasonOCSPUnknown, "responder does not know the seal")
+}
+
+// revokedAfter reports whether a revocation at t came after a trusted
+// timestamp, so that it does not touch the signature.
+func revokedAfter(t, stamped time.Time) bool {
+	return !stamped.IsZero() && t.After(stamped)
 }

@@ -90,7 +90,7 @@ func TestCheckRevocation(t *testing.T) {
 		{"OCSP by another CA", VerifyOptions{OCSP: responder(t, impostor, nil, nil, ocsp.Good, week)}, 0, ReasonOCSPFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sources, err := checkRevocation(chain, tc.opts, testNow)
+			sources, err := checkRevocation(chain, tc.opts, testNow, time.Time{})
 			var p *problem
 			switch {
 			case tc.want == "" && err != nil:
@@ -109,7 +109,7 @@ func TestCheckRevocationNoResponderURL(t *testing.T) {
 	a := newPKI(t, agencyA, testNow, testNow)
 	asked := false
 	f := ocspFunc(func(string, []byte) ([]byte, error) { asked = true; return nil, errors.New("no") })
-	sources, err := checkRevocation([]*x509.Certificate{a.seal.Cert, a.ca}, VerifyOptions{OCSP: f}, testNow)
+	sources, err := checkRevocation([]*x509.Certificate{a.seal.Cert, a.ca}, VerifyOptions{OCSP: f}, testNow, time.Time{})
 	if err != nil || len(sources) != 0 || asked {
 		t.Errorf("sources %v, err %v, asked %v", sources, err, asked)
 	}

@@ -20,6 +20,9 @@ type Seal struct {
 	Cert  *x509.Certificate
 	Chain []*x509.Certificate
 	Key   crypto.Signer
+	// Timestamper, if set, timestamps every signature (RFC 3161); signing
+	// fails with ErrTimestamp when it cannot.
+	Timestamper Timestamper
 }
 
 // Agency is an issuing organ (cơ quan) as the seal and manifest name it.

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ import (
 // signed part is a multipart/mixed of parts. The part is hashed as it is
 // written, so a large attachment is read once on its way to out. Writes go
 // to memory and a hash and cannot fail; only the part writers can.
-func writeSigned(out *bytes.Buffer, s *Seal, now time.Time, parts ...func(io.Writer) error) error {
+func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time, parts ...func(io.Writer) error) error {
 	b := newBoundary()
 	ct := mime.FormatMediaType("multipart/signed", map[string]string{
 		"protocol": "application/pkcs7-signature",
@@ -35,7 +36,7 @@ func writeSigned(out *bytes.Buffer, s *Seal, now time.Time, parts ...func(io.Wri
 	if err := writeMultipart(io.MultiWriter(out, h), textproto.Header{}, "multipart/mixed", nil, parts); err != nil {
 		return err
 	}
-	der, err := signDetached(s, h.Sum(nil), now)
+	der, err := signDetached(ctx, s, h.Sum(nil), now)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,15 +38,15 @@ type Document struct {
 // "[số/ký hiệu] " prefix and Official-Document-Id is added. Those fields
 // are outside the signature, as in all S/MIME: Verify checks them against
 // the signed manifest. The From: address must be the seal's.
-func Stamp(msg []byte, seal *Seal, doc Document, now time.Time) ([]byte, error) {
-	out, err := stamp(msg, seal, doc, now)
+func Stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.Time) ([]byte, error) {
+	out, err := stamp(ctx, msg, seal, doc, now)
 	if err != nil {
 		return nil, fmt.Errorf("signing: stamp: %w", err)
 	}
 	return out, nil
 }
 
-func stamp(msg []byte, seal *Seal, doc Document, now time.Time) ([]byte, error) {
+func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.Time) ([]byte, error) {
 	msg = crlf(msg)
 	top, err := parsePart(msg, 0)
 	if err != nil {
@@ -134,7 +135,7 @@ func stamp(msg []byte, seal *Seal, doc Document, now time.Time) ([]byte, error) 
 			}
 			return writeXMLPart(w, manifestName, m)
 		})
-	if err := writeSigned(&out, seal, now, parts...); err != nil {
+	if err := writeSigned(ctx, &out, seal, now, parts...); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil

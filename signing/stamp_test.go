@@ -156,7 +156,7 @@ func TestStampOtherInputs(t *testing.T) {
 			[]file{{"raw.bin", "application/octet-stream", []byte("\x00\xff\r\nraw\x01")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := Stamp([]byte(tc.msg), a.seal, testDocument(agencyA), testNow)
+			out, err := Stamp(t.Context(), []byte(tc.msg), a.seal, testDocument(agencyA), testNow)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestStampRejects(t *testing.T) {
 			if tc.doc != nil {
 				tc.doc(&d)
 			}
-			_, err := Stamp(tc.msg, a.seal, d, testNow)
+			_, err := Stamp(t.Context(), tc.msg, a.seal, d, testNow)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want error containing %q", err, tc.want)
 			}
@@ -219,7 +219,7 @@ func TestStampSmallNumber(t *testing.T) {
 	a := newPKI(t, agencyA, testNow, testNow)
 	doc := testDocument(agencyA)
 	doc.Number, doc.Code = 7, "QĐ-STTTT"
-	out, err := Stamp(buildMessage(t, agencyA.OfficialAddress, testSubject, testFiles...), a.seal, doc, testNow)
+	out, err := Stamp(t.Context(), buildMessage(t, agencyA.OfficialAddress, testSubject, testFiles...), a.seal, doc, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func BenchmarkStamp10MB(b *testing.B) {
 	b.SetBytes(10 << 20)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Stamp(msg, a.seal, doc, testNow); err != nil {
+		if _, err := Stamp(b.Context(), msg, a.seal, doc, testNow); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -288,7 +288,7 @@ func BenchmarkStamp10MB(b *testing.B) {
 func TestStampNoSubject(t *testing.T) {
 	a := newPKI(t, agencyA, testNow, testNow)
 	msg := replaceOnce(t, buildMessage(t, agencyA.OfficialAddress, testSubject, testFiles...), "Subject:", "X-Subject:")
-	out, err := Stamp(msg, a.seal, testDocument(agencyA), testNow)
+	out, err := Stamp(t.Context(), msg, a.seal, testDocument(agencyA), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,13 @@ type VerifyOptions struct {
 	// covers the seal; otherwise the revocation check is skipped.
 	RequireRevocation bool
 
+	// TSARoots are the anchors of the time-stamping authorities trusted
+	// to date signatures. A signature with a token from one of them is
+	// judged at the token's time, and a revocation after that time does
+	// not affect it. When nil, tokens are not checked and the signer's
+	// own signingTime is used.
+	TSARoots *x509.CertPool
+
 	Now  time.Time     // time of verification; zero means time.Now()
 	Skew time.Duration // allowed signingTime skew; zero means DefaultSkew
 }
@@ -70,7 +77,7 @@ func verify(msg []byte, opts VerifyOptions, name string, content contentCheck) (
 	env, err := openSigned(crlf(msg))
 	res.add(CheckStructure, "S/MIME multipart/signed", err)
 	if err != nil {
-		res.skip("message is not S/MIME", CheckSignature, CheckChain, CheckValidity, CheckEmail, name, CheckRevocation)
+		res.skip("message is not S/MIME", CheckSignature, CheckTimestamp, CheckChain, CheckValidity, CheckEmail, name, CheckRevocation)
 		return res, res.finish()
 	}
 	res.From = env.from
@@ -94,8 +101,21 @@ func verify(msg []byte, opts VerifyOptions, name string, content contentCheck) (
 	res.add(CheckSignature, "signed by "+res.Signer, sigErr)
 	var chain []*x509.Certificate
 	if sig == nil {
-		res.skip("no signer certificate", CheckChain, CheckValidity, CheckEmail)
+		res.skip("no signer certificate", CheckTimestamp, CheckChain, CheckValidity, CheckEmail)
 	} else {
+		switch {
+		case sig.token == nil:
+			res.skip("no RFC 3161 timestamp: the signingTime is the signer's claim", CheckTimestamp)
+		case opts.TSARoots == nil:
+			res.skip("no time-stamping authority is trusted: the signingTime is the signer's claim", CheckTimestamp)
+		default:
+			h := sha256.Sum256(sig.value)
+			t, err := checkToken(sig.token, h[:], opts.TSARoots)
+			res.add(CheckTimestamp, "timestamped at "+t.Format(time.RFC3339), err)
+			if err == nil {
+				sig.stamped, res.Timestamp = t, t
+			}
+		}
 		var detail string
 		chain, detail, err = verifyChain(sig, res.Domain, opts.Roots, now)
 		res.add(CheckChain, detail, err)
@@ -106,7 +126,7 @@ func verify(msg []byte, opts VerifyOptions, name string, content contentCheck) (
 	res.add(name, contentDetail, contentErr)
 	if chain == nil {
 		res.skip("needs a trusted chain", CheckRevocation)
-	} else if sources, err := checkRevocation(chain, opts, now); err == nil && len(sources) == 0 {
+	} else if sources, err := checkRevocation(chain, opts, now, sig.stamped); err == nil && len(sources) == 0 {
 		res.Checks = append(res.Checks, Check{Name: CheckRevocation, Status: Skip, Reason: ReasonNoRevocationInfo,
 			Detail: "no CRL or OCSP covers the seal"})
 	} else {
@@ -130,7 +150,7 @@ func verifyChain(s *signature, domain string, roots map[string]*x509.CertPool, n
 	}
 	// The seal's own dates are the validity check's concern; judge the
 	// chain at a moment the seal was valid so an expiry is reported once.
-	at := s.time
+	at := s.signedAt()
 	if at.IsZero() {
 		at = now
 	}
@@ -164,11 +184,10 @@ func verifyChain(s *signature, domain string, roots map[string]*x509.CertPool, n
 	return c, fmt.Sprintf("%s anchored in %q", domain, c[len(c)-1].Subject.String()), nil
 }
 
-// checkValidity checks the seal at its signingTime. That time is the
-// signer's own claim (no RFC 3161 token yet), so it must not lie in the
-// future either.
+// checkValidity checks the seal at its signing time: a trusted timestamp's,
+// else the signingTime, the signer's own claim. Neither may lie in the future.
 func checkValidity(s *signature, now time.Time, skew time.Duration) (string, error) {
-	t, c := s.time, s.cert
+	t, c := s.signedAt(), s.cert
 	switch {
 	case t.IsZero():
 		return "", fail(ReasonNoSigningTime, "signature has no signingTime")

@@ -176,7 +176,7 @@ func TestVerifyPeerCannotSealForOtherDomain(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := buildMessage(t, agencyC.OfficialAddress, testSubject, testFiles...)
-	out, err := Stamp(msg, forged, testDocument(agencyC), testNow)
+	out, err := Stamp(t.Context(), msg, forged, testDocument(agencyC), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestVerifyResealedByUntrustedKey(t *testing.T) {
 	files[0].data = bytes.Clone(files[0].data)
 	files[0].data[100] ^= 1
 	msg := buildMessage(t, agencyA.OfficialAddress, testSubject, files...)
-	forged, err := Stamp(msg, attacker.seal, testDocument(agencyA), testNow)
+	forged, err := Stamp(t.Context(), msg, attacker.seal, testDocument(agencyA), testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestVerifyManifestMissing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
 			b.WriteString("From: " + agencyA.OfficialAddress + "\r\n")
-			if err := writeSigned(&b, a.seal, testNow, tc.parts...); err != nil {
+			if err := writeSigned(t.Context(), &b, a.seal, testNow, tc.parts...); err != nil {
 				t.Fatal(err)
 			}
 			res, _ := Verify(b.Bytes(), options(testNow, map[Agency]*pki{agencyA: a}))
@@ -380,7 +380,7 @@ func TestVerifyNotSigned(t *testing.T) {
 func BenchmarkVerify10MB(b *testing.B) {
 	a := newPKI(b, agencyA, testNow, testNow)
 	msg := buildMessage(b, agencyA.OfficialAddress, testSubject, file{"big.pdf", "application/pdf", pdf(10 << 20)})
-	out, err := Stamp(msg, a.seal, testDocument(agencyA), testNow)
+	out, err := Stamp(b.Context(), msg, a.seal, testDocument(agencyA), testNow)
 	if err != nil {
 		b.Fatal(err)
 	}

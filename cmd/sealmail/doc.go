@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sealmail/config"
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/signing"
@@ -58,7 +59,15 @@ func docVerify(ctx context.Context, args []string) error {
 			return fmt.Errorf("%w\n(or give the CA with --ca FILE.pem)", err)
 		}
 		defer s.Close()
-		r := &registry.Registry{Store: s, DataDir: *f.data}
+		c, err := config.Load(*f.data)
+		if err != nil {
+			return err
+		}
+		tsaRoots, err := c.TSARoots()
+		if err != nil {
+			return err
+		}
+		r := &registry.Registry{Store: s, DataDir: *f.data, TSARoots: tsaRoots}
 		if opts, err = r.VerifyOptions(ctx, domain); err != nil {
 			return err
 		}

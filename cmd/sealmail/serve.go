@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"sealmail/registry"
 	"sealmail/relay"
 	"sealmail/resolve"
+	"sealmail/signing"
 	"sealmail/smtpd"
 	"sealmail/throttle"
 )
@@ -26,6 +28,9 @@ var serveCmd = &command{name: "serve", short: "run the SMTP and IMAP servers unt
 
 // shutdownTimeout bounds how long serve waits for sessions to end on a signal.
 const shutdownTimeout = 30 * time.Second
+
+// tsaTimeout bounds a time-stamp request, which a clerk's SMTP client waits for.
+const tsaTimeout = 30 * time.Second
 
 func serveMain(ctx context.Context, args []string) error {
 	f := newFlags("serve", "[--smtp-addr A] [--submission-addr A] [--submissions-addr A] [--imap-addr A] [--imaps-addr A]\n"+
@@ -91,7 +96,15 @@ func serve(ctx context.Context, c *config.Config) error {
 		DelayWarning:   time.Duration(c.Relay.DelayWarning),
 		CommandTimeout: time.Duration(c.Limits.CommandTimeout),
 	}
-	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry")}
+	tsaRoots, err := c.TSARoots()
+	if err != nil {
+		return fmt.Errorf("%w; check [documents] in %s", err, c.Path(config.FileName))
+	}
+	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry"),
+		TSARoots: tsaRoots}
+	if c.Documents.TSAURL != "" {
+		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
+	}
 	logins := throttle.NewLogins()
 	imap := &imapd.Server{
 		Store:          s,

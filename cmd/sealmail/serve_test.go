@@ -249,6 +249,17 @@ func TestServeErrors(t *testing.T) {
 	fails(t, "", []string{"serve", "--data", data, "--smtp-addr", "127.0.0.1:0", "--submission-addr", "127.0.0.1:0",
 		"--submissions-addr", "127.0.0.1:0", "--imap-addr", "127.0.0.1:0", "--imaps-addr", taken}, taken, "--imaps-addr")
 	srv.stop(t)
+
+	// The TSA roots are read at start, not at the first document.
+	path := filepath.Join(data, config.FileName)
+	conf := readAll(t, path)
+	conf = bytes.Replace(conf, []byte(`tsa-url = ""`), []byte(`tsa-url = "http://127.0.0.1:9/tsr"`), 1)
+	conf = bytes.Replace(conf, []byte(`tsa-ca = ""`), []byte(`tsa-ca = "tsa/roots.pem"`), 1)
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"serve", "--data", data, "--smtp-addr", "127.0.0.1:0", "--submission-addr", "", "--submissions-addr", "",
+		"--imap-addr", "", "--imaps-addr", ""}, "documents.tsa-ca", "roots.pem", "[documents]")
 }
 
 func TestBackup(t *testing.T) {
