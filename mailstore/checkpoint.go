@@ -17,7 +17,9 @@ const writerDriver = "sqlite3-sealmail-writer"
 func init() {
 	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0`, nil)
+			// When the WAL restarts after a checkpoint, cut the file back to
+			// 64 MiB: a burst of mail must not leave a huge file behind.
+			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`, nil)
 			return err
 		},
 	})
@@ -45,15 +47,31 @@ func (s *Store) checkpointer() {
 	for {
 		select {
 		case <-s.done:
-			// A last full copy, so a cleanly stopped store leaves little WAL behind.
-			s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			// A last copy, so a cleanly stopped store leaves little WAL behind.
+			s.checkpoint()
 			return
 		case <-t.C:
-			s.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			s.checkpoint()
 			if time.Since(lastPrune) > pruneEvery {
 				lastPrune = time.Now()
 				s.PruneChanges(context.Background(), changeHistory)
 			}
 		}
+	}
+}
+
+// maxWALFrames is when the checkpointer stops being polite: past it (64 MiB of
+// 4 KiB pages), under mail arriving without pause, a PASSIVE checkpoint never
+// catches up with the writer and the WAL would grow without bound, so a
+// RESTART checkpoint makes the writer wait the moment it takes to finish.
+const maxWALFrames = 16384
+
+func (s *Store) checkpoint() {
+	var busy, frames, done int
+	if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
+		return
+	}
+	if frames > maxWALFrames {
+		s.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
 	}
 }
