@@ -5,9 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"sealmail/mailauth"
 	"sealmail/mailstore"
 )
 
@@ -32,7 +35,14 @@ func domainAdd(ctx context.Context, args []string) error {
 		}
 		return err
 	}
+	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(*f.data, dkimDir), pos[0], mailauth.DefaultSelector)
+	if err != nil && !errors.Is(err, fs.ErrExist) { // a key kept from before the domain was removed is reused
+		return fmt.Errorf("added domain %s, but creating its DKIM key failed: %w; run 'sealmail dkim keygen %s'", pos[0], err, pos[0])
+	}
 	fmt.Printf("added domain %s\n", pos[0])
+	if err == nil {
+		fmt.Printf("Publish this DNS record so that other servers can verify mail from %s:\n\n%s\n", pos[0], mailauth.ZoneRecord(rrName, rrValue))
+	}
 	return nil
 }
 

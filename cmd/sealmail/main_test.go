@@ -307,7 +307,13 @@ func TestUsage(t *testing.T) {
 
 func TestDomain(t *testing.T) {
 	data := setupData(t)
-	ok(t, "", "domain", "add", "so.example", "--data", data, "--organ-id", "000.00.13.H10", "--organ-name", "Sở Nội vụ")
+	out := ok(t, "", "domain", "add", "so.example", "--data", data, "--organ-id", "000.00.13.H10", "--organ-name", "Sở Nội vụ")
+	if !strings.Contains(out, "sealmail._domainkey.so.example") {
+		t.Errorf("domain add printed no DKIM record:\n%s", out)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "dkim", "so.example.sealmail.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("DKIM key of the new domain: %v %v", fi, err)
+	}
 	fails(t, "", []string{"domain", "add", "--data", data, "so.example"}, "domain so.example is already hosted here")
 	ds := decode[[]domainJSON](t, ok(t, "", "domain", "list", "--data", data, "--json"))
 	if len(ds) != 2 || ds[1].Name != "so.example" || ds[1].OrganName != "Sở Nội vụ" || ds[1].OrganID != "000.00.13.H10" {
