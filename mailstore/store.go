@@ -10,8 +10,8 @@
 //
 // All writes of one process go through a single writer goroutine which takes every
 // operation that queued up while the previous commit was being fsynced and commits them
-// together (group commit), each in its own savepoint so one failing operation does not
-// fail the others. Other processes writing the same file wait on SQLite's busy timeout.
+// together (group commit); one failing operation does not fail the others (see
+// commit). Other processes writing the same file wait on SQLite's busy timeout.
 //
 // Metadata a client lists often (envelope, body structure) is parsed once at delivery
 // and stored beside the content; the folded text for search lives in an FTS4 table
