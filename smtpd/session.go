@@ -47,6 +47,7 @@ type transaction struct {
 	refused  int
 	accounts []mailstore.Account
 	local    []string // local recipients as given, for the document registry
+	check    string   // the inbound checker's verdict, for the log
 	seen     map[int64]bool
 	remote   []string
 	rseen    map[string]bool
@@ -334,7 +335,10 @@ func (ss *session) deliver(tx *transaction, raw []byte) error {
 	junk := false
 	if ss.role == roleMX && ss.srv.Inbound != nil {
 		header, v, reason := ss.srv.Inbound.Check(ctx, ss.ip, ss.conn.Hostname(), tx.from, raw)
-		ss.srv.log.Info("smtp inbound check", "id", tx.id, "verdict", v.String(), "reason", reason)
+		tx.check = v.String()
+		if reason != "" {
+			tx.check += ": " + reason
+		}
 		switch v {
 		case mailauth.Reject:
 			if reason == "" {
@@ -507,7 +511,7 @@ func (ss *session) finish(err error, size int64) {
 	ss.srv.log.Log(context.Background(), level, "smtp transaction",
 		"id", tx.id, "port", ss.role.String(), "ip", ss.ip.String(), "helo", ss.conn.Hostname(), "user", user,
 		"from", tx.from, "rcpts", tx.rcpts, "refused", tx.refused, "local", len(tx.accounts), "remote", len(tx.remote),
-		"size", size, "result", result, "duration", time.Since(tx.start))
+		"size", size, "check", tx.check, "result", result, "duration", time.Since(tx.start))
 }
 
 func newID() string {
