@@ -21,6 +21,7 @@ import (
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
+	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/signing"
@@ -387,13 +388,7 @@ func noticeText(t *testing.T, msg []byte) string {
 // the agency's seal CA file.
 func opensslVerify(t *testing.T, msg []byte, caFile string) {
 	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl (Debian package openssl) is required in CI")
-		}
-		t.Skip("openssl not installed (Debian package openssl)")
-	}
+	path := testtool.Path(t, "openssl", "openssl")
 	dir := t.TempDir()
 	eml, content := filepath.Join(dir, "doc.eml"), filepath.Join(dir, "content")
 	if err := os.WriteFile(eml, msg, 0o600); err != nil {

@@ -11,23 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
 )
-
-// needTool returns the path of an external client, skipping the test when it
-// is missing, except in CI, where a missing tool is a failure.
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (Debian package %s)", name, pkg)
-		}
-		t.Skipf("%s not installed; apt-get install %s", name, pkg)
-	}
-	return p
-}
 
 func run(t *testing.T, dir string, name string, args ...string) string {
 	t.Helper()
@@ -49,7 +36,7 @@ func port(addr string) string {
 }
 
 func TestCurl(t *testing.T) {
-	curl := needTool(t, "curl", "curl")
+	curl := testtool.Path(t, "curl", "curl")
 	e := newEnv(t)
 	e.deliver(t, e.accts[0], "", storetest.Msg("a@b.test", "nam@example.test", "Chào buổi sáng", "Nội dung thư"))
 	dir := t.TempDir()
@@ -74,7 +61,7 @@ func TestCurl(t *testing.T) {
 }
 
 func TestPythonImaplib(t *testing.T) {
-	py := needTool(t, "python3", "python3")
+	py := testtool.Path(t, "python3", "python3")
 	e := newEnv(t)
 	a := e.accts[0]
 	e.deliver(t, a, "", storetest.Msg("a@b.test", "nam@example.test", "Công văn Đà Nẵng", "Kính gửi"))
@@ -122,7 +109,7 @@ print("ok")
 }
 
 func TestMbsync(t *testing.T) {
-	mbsync := needTool(t, "mbsync", "isync")
+	mbsync := testtool.Path(t, "mbsync", "isync")
 	e := newEnv(t)
 	a := e.accts[0]
 	ctx := context.Background()

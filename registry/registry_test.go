@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 	"sealmail/signing"
 )
@@ -517,13 +518,7 @@ func TestForgedReceipt(t *testing.T) {
 // TestOpenSSLVerifiesFiledCopy: what the clerk keeps in "Văn bản đi" is
 // S/MIME that OpenSSL accepts with the agency's CA.
 func TestOpenSSLVerifiesFiledCopy(t *testing.T) {
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl (Debian package openssl) is required in CI")
-		}
-		t.Skip("openssl not installed (Debian package openssl)")
-	}
+	path := testtool.Path(t, "openssl", "openssl")
 	x := newExchange(t)
 	a := x.a
 	x.submit(t, a, a.clerk, []string{x.b.staff.Address},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sealmail/internal/testtool"
 	"sealmail/mailauth"
 	"sealmail/mailstore/storetest"
 )
@@ -18,13 +19,7 @@ import (
 // TestSmtpSink delivers to Postfix's smtp-sink, a foreign SMTP server, and
 // checks it took the signed message whole.
 func TestSmtpSink(t *testing.T) {
-	bin, err := exec.LookPath("smtp-sink")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("smtp-sink not installed (Debian package postfix)")
-		}
-		t.Skip("smtp-sink not installed; apt-get install postfix")
-	}
+	bin := testtool.Path(t, "smtp-sink", "postfix")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

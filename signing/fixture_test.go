@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+
+	"sealmail/internal/testtool"
 )
 
 // testNow is the pilot's clock: 28 Nov 2026, 09:30 in Hanoi.
@@ -147,13 +149,7 @@ func stamped(t testing.TB, s *Seal, now time.Time) []byte {
 // except in CI, where a missing openssl must not pass silently.
 func openssl(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl is required in CI")
-		}
-		t.Skip("openssl not installed (Debian package openssl)")
-	}
+	path := testtool.Path(t, "openssl", "openssl")
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"sealmail/imapd"
+	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 )
 
@@ -23,13 +24,7 @@ import (
 // addr and returns its transcript and whether it reported success.
 func swaks(t *testing.T, addr string, args ...string) (string, bool) {
 	t.Helper()
-	path, err := exec.LookPath("swaks")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("swaks not installed (Debian package swaks)")
-		}
-		t.Skip("swaks not installed (Debian package swaks)")
-	}
+	path := testtool.Path(t, "swaks", "swaks")
 	host, port, _ := net.SplitHostPort(addr)
 	// --server and --helo keep swaks off DNS: no MX lookup, no host name lookup.
 	args = append([]string{"--server", host, "--port", port, "--helo", "swaks.test", "--timeout", "30"}, args...)
