@@ -2,28 +2,8 @@ package mailstore
 
 import (
 	"context"
-	"database/sql"
 	"time"
-
-	"github.com/mattn/go-sqlite3"
 )
-
-// writerDriver is SQLite with automatic checkpoints off. SQLite would run a
-// checkpoint inside whichever commit pushes the WAL past 1,000 pages, copying
-// megabytes and fsyncing the database while every delivery in that group
-// commit waits for its 250. The checkpointer does it beside the writer instead.
-const writerDriver = "sqlite3-sealmail-writer"
-
-func init() {
-	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
-		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			// When the WAL restarts after a checkpoint, cut the file back to
-			// 64 MiB: a burst of mail must not leave a huge file behind.
-			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`, nil)
-			return err
-		},
-	})
-}
 
 // checkpointEvery is how often the checkpointer copies the WAL into the
 // database. A PASSIVE checkpoint never blocks the writer or readers; it copies

@@ -8,8 +8,8 @@ import (
 
 // Indexing batches: how many contents, and how many bytes of them, per commit.
 const (
-	indexBatch      = 500
-	indexBatchBytes = 32 << 20
+	indexBatch      = 100
+	indexBatchBytes = 1 << 20
 )
 
 // indexer moves new contents into the full-text index in the background, in

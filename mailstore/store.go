@@ -109,7 +109,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	q.Set("mode", "ro")
 	q.Del("_txlock")
 	q.Del("_journal_mode")
-	rdb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	rdb, err := sql.Open(readerDriver, "file:"+path+"?"+q.Encode())
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("mailstore: open %s: %w", path, err)
@@ -117,7 +117,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
 	q.Del("mode")
-	cdb, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	cdb, err := sql.Open(readerDriver, "file:"+path+"?"+q.Encode())
 	if err != nil {
 		wdb.Close()
 		rdb.Close()

@@ -78,7 +78,10 @@ CREATE TABLE changes (
 CREATE INDEX changes_mailbox ON changes(mailbox_id, id);
 
 -- Folded (lower-case, diacritics removed, đ→d) text of each blob, keyed by blobs.id.
-CREATE VIRTUAL TABLE fts USING fts4(subject, "from", "to", cc, bcc, body, tokenize=simple);
+-- The text FTS4 keeps is compressed by functions the store registers on every
+-- connection (driver.go); other SQLite clients can search but not read it.
+CREATE VIRTUAL TABLE fts USING fts4(subject, "from", "to", cc, bcc, body, tokenize=simple,
+	compress=sealmail_zip, uncompress=sealmail_unzip);
 
 -- Blobs not yet in fts. Indexing runs in the background, in large batches, so that
 -- a delivery's commit does not pay for it; searches scan these few directly.
