@@ -117,6 +117,10 @@ func Open(dir string, opt Options) (*Store, error) {
 	rdb.SetMaxOpenConns(16)
 	rdb.SetMaxIdleConns(16)
 	q.Del("mode")
+	// A RESTART checkpoint holds new writers back while it waits for readers
+	// (an IMAP client streaming a large FETCH): give up after 100 ms rather
+	// than stall deliveries, and try again at the next tick.
+	q.Set("_busy_timeout", "100")
 	cdb, err := sql.Open(readerDriver, "file:"+path+"?"+q.Encode())
 	if err != nil {
 		wdb.Close()
