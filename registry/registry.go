@@ -159,6 +159,8 @@ type Registry struct {
 	// TSARoots are the time-stamping authorities trusted to date the
 	// documents and receipts that arrive (signing.VerifyOptions.TSARoots).
 	TSARoots *x509.CertPool
+	// OCSP asks the responders named in seal certificates; nil checks CRLs only.
+	OCSP signing.OCSPFetcher
 }
 
 func (r *Registry) now() time.Time {

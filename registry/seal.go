@@ -131,7 +131,7 @@ func SealCA(dataDir, domain string) ([]byte, error) {
 // signing.ReasonNoAnchor.
 func (r *Registry) VerifyOptions(ctx context.Context, domain string) (signing.VerifyOptions, error) {
 	domain = strings.ToLower(domain)
-	opts := signing.VerifyOptions{TSARoots: r.TSARoots}
+	opts := signing.VerifyOptions{TSARoots: r.TSARoots, OCSP: r.OCSP}
 	var caPEM []byte
 	var crlFiles []string
 	hosted, err := r.Store.IsLocalDomain(ctx, domain)

@@ -3,6 +3,9 @@ package signing
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"time"
 
@@ -106,4 +109,29 @@ func checkOCSP(cert, issuer *x509.Certificate, f OCSPFetcher, now, stamped time.
 // timestamp, so that it does not touch the signature.
 func revokedAfter(t, stamped time.Time) bool {
 	return !stamped.IsZero() && t.After(stamped)
+}
+
+// HTTPOCSP asks OCSP responders over HTTP (RFC 6960 appendix A, POST). Seals
+// name their responder in the certificate; on a closed network it must be
+// reachable from the server.
+type HTTPOCSP struct {
+	Client *http.Client // nil means a client with a 10 s timeout
+}
+
+// FetchOCSP implements OCSPFetcher.
+func (h HTTPOCSP) FetchOCSP(url string, req []byte) ([]byte, error) {
+	c := h.Client
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Second}
+	}
+	resp, err := c.Post(url, "application/ocsp-request", bytes.NewReader(req))
+	if err != nil {
+		return nil, fmt.Errorf("ocsp %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ocsp %s: %s", url, resp.Status)
+	}
+	// A response is a few kilobytes; a responder sending more is broken.
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }

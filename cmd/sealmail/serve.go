@@ -101,7 +101,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		return fmt.Errorf("%w; check [documents] in %s", err, c.Path(config.FileName))
 	}
 	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry"),
-		TSARoots: tsaRoots}
+		TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{}}
 	if c.Documents.TSAURL != "" {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
