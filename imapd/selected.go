@@ -215,16 +215,7 @@ func (sel *selected) resolve(set imap.NumSet) ([]uint32, error) {
 	case imap.SeqSet:
 		n := uint32(len(sel.uids))
 		for _, r := range set {
-			start, stop := r.Start, r.Stop
-			if start == 0 {
-				start = n
-			}
-			if stop == 0 {
-				stop = n
-			}
-			if start > stop {
-				start, stop = stop, start
-			}
+			start, stop := bounds(r.Start, r.Stop, n)
 			if stop > n || start == 0 {
 				if n == 0 && r.Start == 0 && r.Stop == 0 {
 					continue
@@ -243,16 +234,7 @@ func (sel *selected) resolve(set imap.NumSet) ([]uint32, error) {
 		}
 		last := imap.UID(sel.uids[len(sel.uids)-1])
 		for _, r := range set {
-			start, stop := r.Start, r.Stop
-			if start == 0 {
-				start = last
-			}
-			if stop == 0 {
-				stop = last
-			}
-			if start > stop {
-				start, stop = stop, start
-			}
+			start, stop := bounds(r.Start, r.Stop, last)
 			i := sort.Search(len(sel.uids), func(i int) bool { return imap.UID(sel.uids[i]) >= start })
 			j := sort.Search(len(sel.uids), func(i int) bool { return imap.UID(sel.uids[i]) > stop })
 			out = append(out, sel.uids[i:j]...)
@@ -438,4 +420,16 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	// Each moved message is expunged once, here; the change log's record of
 	// it later finds the UID gone from the view and stays silent.
 	return sel.drop(moved, w.WriteExpunge)
+}
+
+// bounds resolves a range of a sequence or UID set: 0 stands for "*" (the
+// largest number in the mailbox, star), and the ends may come in either order.
+func bounds[T ~uint32](start, stop, star T) (T, T) {
+	if start == 0 {
+		start = star
+	}
+	if stop == 0 {
+		stop = star
+	}
+	return min(start, stop), max(start, stop)
 }

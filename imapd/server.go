@@ -30,7 +30,7 @@ type Server struct {
 	Store     *mailstore.Store
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
-	// MaxMessageSize is the largest APPEND accepted (APPENDLIMIT); zero means 64 MiB.
+	// MaxMessageSize is the largest APPEND accepted (APPENDLIMIT); zero means 50 MiB.
 	MaxMessageSize int64
 	// IdleTimeout logs out a client silent that long. imapserver already allows
 	// 35 minutes, so only shorter values take effect; zero keeps that.
@@ -57,8 +57,7 @@ type Server struct {
 }
 
 const (
-	defaultMaxMessageSize = 64 << 20
-	defaultMaxConnsPerIP  = 50
+	defaultMaxMessageSize = 50 << 20 // config.Default's limits.max-message-size
 )
 
 // caps is what the server advertises. imapserver adds by itself SASL-IR,
@@ -94,9 +93,6 @@ func (s *Server) init() {
 			s.logins = throttle.NewLogins()
 		}
 		s.conns.Max = s.MaxConnsPerIP
-		if s.conns.Max <= 0 {
-			s.conns.Max = defaultMaxConnsPerIP
-		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.srv = imapserver.New(&imapserver.Options{
 			NewSession: s.newSession,

@@ -95,7 +95,6 @@ const (
 	defaultMaxMessageSize = 50 << 20
 	defaultMaxRecipients  = 1000
 	defaultCommandTimeout = 5 * time.Minute
-	defaultMaxConnsPerIP  = 50
 
 	// maxLineLength bounds a line, in commands and messages alike. RFC 5322
 	// says 998, but mailers write a To: naming hundreds of staff on one line,
@@ -121,9 +120,6 @@ func (s *Server) init() {
 			s.logins = throttle.NewLogins()
 		}
 		s.conns.Max = s.MaxConnsPerIP
-		if s.conns.Max <= 0 {
-			s.conns.Max = defaultMaxConnsPerIP
-		}
 		s.open = make(map[*conn]struct{})
 	})
 }

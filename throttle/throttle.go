@@ -98,9 +98,13 @@ func (l *Logins) sweep() {
 	}
 }
 
+// DefaultMaxConns is the per-address cap of a Conns whose Max is not set
+// (config's limits.max-connections-per-ip default).
+const DefaultMaxConns = 50
+
 // Conns counts open connections per client address.
 type Conns struct {
-	Max int // per address
+	Max int // per address; 0 means DefaultMaxConns
 
 	mu sync.Mutex
 	m  map[string]int
@@ -113,7 +117,11 @@ func (c *Conns) Acquire(addr string) bool {
 	if c.m == nil {
 		c.m = make(map[string]int)
 	}
-	if c.m[addr] >= c.Max {
+	limit := c.Max
+	if limit <= 0 {
+		limit = DefaultMaxConns
+	}
+	if c.m[addr] >= limit {
 		return false
 	}
 	c.m[addr]++
