@@ -24,6 +24,7 @@ import (
 
 	"sealmail/mailstore"
 	"sealmail/signing"
+	"sealmail/signing/signingtest"
 )
 
 // t0 is the pilot's clock: 28 Nov 2026, 09:30 in Hanoi.
@@ -209,41 +210,11 @@ func docMessage(t testing.TB, from, to, subject string, files ...file) []byte {
 	h.SetSubject(subject)
 	h.SetMessageID(fmt.Sprintf("%d.%d@%s", time.Now().UnixNano(), rand.Int64(), domainOf(from)))
 	h.Set(fieldSigner, "Giám đốc; Nguyễn Văn An")
-	var b bytes.Buffer
-	w, err := mail.CreateWriter(&b, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var th mail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	tw, err := w.CreateSingleInline(th)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(tw, "Kính gửi Sở Tài chính,\nSở gửi kèm công văn.\n")
-	tw.Close()
+	var fs []signingtest.File
 	for _, f := range files {
-		var ah mail.AttachmentHeader
-		ah.SetContentType("application/pdf", nil)
-		ah.SetFilename(f.name)
-		ah.Set("Content-Transfer-Encoding", "base64")
-		aw, err := w.CreateAttachment(ah)
-		if err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(f.data)
-		aw.Close()
+		fs = append(fs, signingtest.File{Name: f.name, Type: "application/pdf", Data: f.data})
 	}
-	w.Close()
-	return b.Bytes()
-}
-
-// pdf returns n pseudo-random bytes posing as a PDF.
-func pdf(seed byte, n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{seed}).Read(b)
-	copy(b, "%PDF-1.7\n")
-	return b
+	return signingtest.Message(t, h, "Kính gửi Sở Tài chính,\nSở gửi kèm công văn.\n", fs...)
 }
 
 func sum(b []byte) string {

@@ -21,6 +21,7 @@ import (
 	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 	"sealmail/signing"
+	"sealmail/signing/signingtest"
 )
 
 const subject = "Về việc triển khai hệ thống thư điện tử công vụ năm 2026"
@@ -31,7 +32,7 @@ func TestExchange(t *testing.T) {
 	ctx := context.Background()
 	x := newExchange(t)
 	a, b := x.a, x.b
-	att := pdf(1, 40<<10)
+	att := signingtest.PDF(1, 40<<10)
 	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"Công văn 01 - Kế hoạch.pdf", att})
 	out := x.submit(t, a, a.clerk, []string{b.staff.Address}, msg)
 
@@ -148,7 +149,7 @@ func TestExchange(t *testing.T) {
 	}
 
 	// The next document takes the next number on both sides.
-	x.submit(t, a, a.clerk, []string{b.staff.Address}, docMessage(t, a.domain.OfficialAddress, b.staff.Address, "Thứ hai", file{"b.pdf", pdf(2, 1000)}))
+	x.submit(t, a, a.clerk, []string{b.staff.Address}, docMessage(t, a.domain.OfficialAddress, b.staff.Address, "Thứ hai", file{"b.pdf", signingtest.PDF(2, 1000)}))
 	if r := docs(t, a, mailstore.DocOut); len(r) != 2 || r[1].Notation != "02/STTTT-VP" {
 		t.Errorf("second outgoing: %+v", r)
 	}
@@ -162,7 +163,7 @@ func TestExchange(t *testing.T) {
 func TestNotADocument(t *testing.T) {
 	x := newExchange(t)
 	a, b := x.a, x.b
-	att := file{"cv.pdf", pdf(1, 100)}
+	att := file{"cv.pdf", signingtest.PDF(1, 100)}
 	for _, c := range []struct {
 		name string
 		acct mailstore.Account
@@ -196,7 +197,7 @@ func TestNoSeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", pdf(1, 100)}))
+		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "seal init") {
 		t.Errorf("no seal: %v", err)
 	}
@@ -230,7 +231,7 @@ func TestConcurrentClerks(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, c := range clerks {
 		wg.Go(func() {
-			msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, fmt.Sprintf("Văn bản %d", i), file{"cv.pdf", pdf(byte(i), 2000)})
+			msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, fmt.Sprintf("Văn bản %d", i), file{"cv.pdf", signingtest.PDF(byte(i), 2000)})
 			out, err := a.reg.Outgoing(ctx, c, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
 			if err != nil {
 				t.Error(err)
@@ -259,7 +260,7 @@ func TestConcurrentClerks(t *testing.T) {
 func TestResubmission(t *testing.T) {
 	x := newExchange(t)
 	a := x.a
-	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", pdf(1, 100)})
+	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)})
 	first := x.submit(t, a, a.clerk, []string{x.b.staff.Address}, msg)
 	x.clock.Set(t0.Add(time.Hour))
 	again, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
@@ -288,7 +289,7 @@ func TestYearRollover(t *testing.T) {
 	send := func(at time.Time) string {
 		x.clock.Set(at)
 		out := x.submit(t, a, a.clerk, []string{b.staff.Address},
-			docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", pdf(1, 100)}))
+			docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
 		return header(t, out, "Official-Document-Id")
 	}
 	eve := time.Date(2026, 12, 31, 23, 50, 0, 0, ICT)
@@ -310,8 +311,8 @@ func TestYearRollover(t *testing.T) {
 // recipient finds a notice in quarantine, nothing is registered, and the
 // sender (if it is a known agency) gets a failure receipt with the reason.
 func TestQuarantine(t *testing.T) {
-	att := pdf(1, 20<<10)
-	other := pdf(9, 20<<10)
+	att := signingtest.PDF(1, 20<<10)
+	other := signingtest.PDF(9, 20<<10)
 	// stampedBy stamps a document From agency ag with seal, as a rogue or
 	// misconfigured server would.
 	stampedBy := func(t *testing.T, ag signing.Agency, seal *signing.Seal, to string, at time.Time) []byte {
@@ -482,7 +483,7 @@ func TestForgedReceipt(t *testing.T) {
 	a, b := x.a, x.b
 	ctx := context.Background()
 	out, err := a.reg.Outgoing(ctx, a.clerk, a.domain.OfficialAddress, []string{b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", pdf(1, 100)}))
+		docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +523,7 @@ func TestOpenSSLVerifiesFiledCopy(t *testing.T) {
 	x := newExchange(t)
 	a := x.a
 	x.submit(t, a, a.clerk, []string{x.b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", pdf(1, 30<<10)}))
+		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 30<<10)}))
 	filed := folder(t, a, a.clerk, OutFolder)
 	if len(filed) != 1 {
 		t.Fatalf("Văn bản đi holds %d messages", len(filed))

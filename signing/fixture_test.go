@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
-	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"sealmail/internal/testtool"
+	"sealmail/signing/signingtest"
 )
 
 // testNow is the pilot's clock: 28 Nov 2026, 09:30 in Hanoi.
@@ -77,43 +76,15 @@ func buildMessage(t testing.TB, from, subject string, files ...file) []byte {
 	h.SetAddressList("To", []*mail.Address{{Address: agencyB.OfficialAddress}})
 	h.SetSubject(subject)
 	h.SetMessageID("cv123.20261128@stttt.hanoi.gov.vn")
-	var b bytes.Buffer
-	w, err := mail.CreateWriter(&b, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var th mail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	tw, err := w.CreateSingleInline(th)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(tw, "Kính gửi Sở Tài chính,\nSở TTTT gửi kèm công văn số 123/STTTT-VP.\n")
-	tw.Close()
+	var fs []signingtest.File
 	for _, f := range files {
-		var ah mail.AttachmentHeader
-		ah.SetContentType(f.ctype, nil)
-		ah.SetFilename(f.name)
-		ah.Set("Content-Transfer-Encoding", "base64")
-		aw, err := w.CreateAttachment(ah)
-		if err != nil {
-			t.Fatal(err)
-		}
-		aw.Write(f.data)
-		aw.Close()
+		fs = append(fs, signingtest.File{Name: f.name, Type: f.ctype, Data: f.data})
 	}
-	w.Close()
-	return b.Bytes()
+	return signingtest.Message(t, h, "Kính gửi Sở Tài chính,\nSở TTTT gửi kèm công văn số 123/STTTT-VP.\n", fs...)
 }
 
 // pdf returns n pseudo-random bytes posing as a PDF.
-func pdf(n int) []byte {
-	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{1})
-	r.Read(b)
-	copy(b, "%PDF-1.7\n")
-	return b
-}
+func pdf(n int) []byte { return signingtest.PDF(1, n) }
 
 const testSubject = "Về việc triển khai hệ thống thư điện tử công vụ năm 2026"
 
