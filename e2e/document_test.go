@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -25,6 +23,7 @@ import (
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/signing"
+	"sealmail/signing/signingtest"
 )
 
 const (
@@ -60,43 +59,12 @@ func document(t *testing.T, from, to, file string, pdf []byte) string {
 	h.SetSubject(subject)
 	h.SetMessageID(fmt.Sprintf("%d@agency-a.test", time.Now().UnixNano()))
 	h.Set("Official-Document-Signer", "Giám đốc; Nguyễn Văn An")
-	var b bytes.Buffer
-	w, err := gomail.CreateWriter(&b, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var th gomail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	tw, err := w.CreateSingleInline(th)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(tw, "Kính gửi Sở Tài chính,\r\nSở Thông tin và Truyền thông gửi kèm kế hoạch triển khai.\r\n")
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var ah gomail.AttachmentHeader
-	ah.SetContentType("application/pdf", nil)
-	ah.SetFilename(file)
-	ah.Set("Content-Transfer-Encoding", "base64")
-	aw, err := w.CreateAttachment(ah)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aw.Write(pdf)
-	if err := errors.Join(aw.Close(), w.Close()); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
+	return string(signingtest.Message(t, h, "Kính gửi Sở Tài chính,\r\nSở Thông tin và Truyền thông gửi kèm kế hoạch triển khai.\r\n",
+		signingtest.File{Name: file, Type: "application/pdf", Data: pdf}))
 }
 
 // pdf returns n pseudo-random bytes posing as a PDF.
-func pdf(n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{1}).Read(b)
-	copy(b, "%PDF-1.7\n")
-	return b
-}
+func pdf(n int) []byte { return signingtest.PDF(1, n) }
 
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
