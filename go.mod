@@ -22,3 +22,5 @@ require (
 	github.com/digitorus/pkcs7 v0.0.0-20230713084857-e76b763bdc49 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
+
+replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -12,6 +12,18 @@ const (
 	indexBatchBytes = 1 << 20
 )
 
+// Indexing gives way to deliveries. Indexing a megabyte of text takes the
+// writer 50–200 ms, and every delivery queued behind it waits that long for
+// its 250; so the indexer waits for a pause of indexQuiet in the writer's
+// commits. Under mail arriving without pause, content waits at most
+// indexMaxLag: then the indexer takes its turns beside the deliveries, so the
+// index cannot fall behind for good. Searches do not depend on it: they scan
+// what is not indexed yet.
+const (
+	indexQuiet  = 100 * time.Millisecond
+	indexMaxLag = 30 * time.Second
+)
+
 // indexer moves new contents into the full-text index in the background, in
 // large transactions: FTS4 writes a new index segment at every commit, so
 // indexing inside each delivery's commit would double the cost of delivery.
@@ -26,19 +38,36 @@ func (s *Store) indexer() {
 		case <-s.indexPoke:
 		case <-t.C:
 		}
-		for {
-			n, err := s.indexSome(context.Background())
-			if err != nil || n < indexBatch {
-				break
-			}
-		}
-		for {
-			n, err := s.collectGarbage(context.Background())
-			if err != nil || n < garbageBatch {
-				break
+		due := time.Now().Add(indexMaxLag)
+		for _, step := range []func(context.Context) (bool, error){s.indexSome, s.collectGarbage} {
+			for {
+				if !s.awaitQuiet(due) {
+					return
+				}
+				more, err := step(context.Background())
+				if err != nil || !more {
+					break
+				}
 			}
 		}
 	}
+}
+
+// awaitQuiet returns once the writer has committed nothing for indexQuiet, or
+// once due has passed; false if the store is closing.
+func (s *Store) awaitQuiet(due time.Time) bool {
+	for time.Now().Before(due) {
+		n := s.commits.Load()
+		select {
+		case <-s.done:
+			return false
+		case <-time.After(indexQuiet):
+		}
+		if s.commits.Load() == n {
+			break
+		}
+	}
+	return true
 }
 
 func (s *Store) pokeIndexer() {
@@ -53,18 +82,24 @@ type pending struct {
 	text *text
 }
 
-// indexSome indexes one batch and returns how many contents it looked at.
-func (s *Store) indexSome(ctx context.Context) (int, error) {
+// indexSome indexes one batch and reports whether more content may be waiting.
+func (s *Store) indexSome(ctx context.Context) (bool, error) {
 	var batch []pending
+	more := false
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
+		more = false
 		rows, err := db.QueryContext(ctx, `SELECT b.id, b.data FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, indexBatch)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		size := 0
-		for rows.Next() && size < indexBatchBytes {
+		for rows.Next() {
+			if size >= indexBatchBytes {
+				more = true
+				break
+			}
 			var p pending
 			var data []byte
 			if err := rows.Scan(&p.id, &data); err != nil {
@@ -74,10 +109,13 @@ func (s *Store) indexSome(ctx context.Context) (int, error) {
 			p.text = extractText(data)
 			batch = append(batch, p)
 		}
+		if len(batch) == indexBatch {
+			more = true
+		}
 		return rows.Err()
 	})
 	if err != nil || len(batch) == 0 {
-		return 0, err
+		return false, err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		for _, p := range batch {
@@ -97,16 +135,16 @@ func (s *Store) indexSome(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
-	return len(batch), err
+	return more, err
 }
 
 // garbageBatch bounds how many index entries one transaction removes.
 const garbageBatch = 200
 
-// collectGarbage removes index entries of reclaimed content, and returns how
-// many it removed. Until then they are harmless: searches only report
+// collectGarbage removes index entries of reclaimed content, and reports
+// whether more may be waiting. Until then they are harmless: searches only report
 // messages, and a blob id is never reused.
-func (s *Store) collectGarbage(ctx context.Context) (int, error) {
+func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.Exec(`DELETE FROM fts WHERE docid IN (SELECT docid FROM fts_garbage ORDER BY docid LIMIT ?)`, garbageBatch); err != nil {
@@ -119,7 +157,7 @@ func (s *Store) collectGarbage(ctx context.Context) (int, error) {
 		n, err = r.RowsAffected()
 		return err
 	})
-	return int(n), err
+	return n == garbageBatch, err
 }
 
 // WaitIndexed blocks until the full-text index holds exactly the contents

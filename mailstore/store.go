@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -75,6 +76,7 @@ type Store struct {
 	watch     watchers
 	poke      chan struct{} // wakes the notifier after a commit
 	indexPoke chan struct{} // wakes the indexer after a commit
+	commits   atomic.Int64  // commits so far, so the indexer can see the writer idle
 	poll      time.Duration
 }
 
@@ -263,6 +265,7 @@ func (s *Store) commit(batch []*op) {
 			o.errc <- errs[i]
 		}
 	}
+	s.commits.Add(1)
 	s.pokeNotifier()
 	s.pokeIndexer()
 }

@@ -578,6 +578,40 @@ func TestChunkingAndPipelining(t *testing.T) {
 	}
 }
 
+// TestDataTransparency: DATA removes a dot only at the start of a CRLF line
+// and keeps every other byte, however the client's writes split the stream
+// (go-smtp is patched to read DATA a line at a time: third_party/go-smtp).
+func TestDataTransparency(t *testing.T) {
+	e := start(t, &Server{})
+	long := strings.Repeat("x", 5000)
+	wire := "Subject: dots\r\n\r\n..one\r\n.two\r\nbare\nlf\n.kept\r\nmid\rcr\r\n...three\r\n\r\n.\r\r\ncr\r\r\n..cr\r\n" + long + "\r\n.\r\n"
+	want := "Subject: dots\r\n\r\n.one\r\ntwo\r\nbare\nlf\n.kept\r\nmid\rcr\r\n..three\r\n\r\n\r\r\ncr\r\r\n.cr\r\n" + long + "\r\n"
+	splits := []int{1, 3, 7, 4095, len(wire)}
+	for _, n := range splits {
+		r := dialRaw(t, e.mx)
+		r.ok("EHLO dots.test")
+		r.ok("MAIL FROM:<x@remote.test>")
+		r.ok("RCPT TO:<a@example.test>")
+		r.write("DATA\r\n")
+		r.expect(354)
+		for s := wire; s != ""; {
+			k := min(n, len(s))
+			r.write(s[:k])
+			s = s[k:]
+		}
+		r.expect(250)
+	}
+	items := e.inbox(t, "a@example.test")
+	if len(items) != len(splits) {
+		t.Fatalf("%d messages stored, want %d", len(items), len(splits))
+	}
+	for i, it := range items {
+		if got := string(it.Content); !strings.HasSuffix(got, "\r\n"+want) {
+			t.Errorf("written %d bytes at a time: stored %q", splits[i], got[max(0, len(got)-len(want)-20):])
+		}
+	}
+}
+
 func TestSMTPUTF8(t *testing.T) {
 	e := start(t, &Server{})
 	c := e.dialMX(t)
