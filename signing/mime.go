@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -100,11 +98,10 @@ func splitMultipart(body []byte, boundary string) ([][]byte, error) {
 	for i := 0; ; {
 		at := -2 // the first delimiter may open the body, with no CRLF before it
 		if i > 0 || !bytes.HasPrefix(body, delim[2:]) {
-			j := bytes.Index(body[i:], delim)
-			if j < 0 {
-				return nil, errors.New("multipart without close delimiter")
+			var err error
+			if at, err = indexDelimiter(body, i, delim); err != nil {
+				return nil, err
 			}
-			at = i + j
 		}
 		rest := body[at+len(delim):]
 		last := bytes.HasPrefix(rest, []byte("--"))
@@ -126,6 +123,22 @@ func splitMultipart(body []byte, boundary string) ([][]byte, error) {
 		return nil, errors.New("multipart without parts")
 	}
 	return parts, nil
+}
+
+// indexDelimiter returns the index of the first delim at or after i. It
+// looks for delim without its CRLF: a hyphen never occurs in base64, so
+// the search skips through attachments instead of stopping at every line.
+func indexDelimiter(body []byte, i int, delim []byte) (int, error) {
+	for ; i+len(delim) <= len(body); i++ {
+		j := bytes.Index(body[i+2:], delim[2:])
+		if j < 0 {
+			break
+		}
+		if i += j; bytes.HasPrefix(body[i:], delim[:2]) {
+			return i, nil
+		}
+	}
+	return 0, errors.New("multipart without close delimiter")
 }
 
 // cte is the part's Content-Transfer-Encoding, lower-cased.
@@ -163,24 +176,18 @@ func attachments(parts []*part) []*part {
 // digest describes an attachment as the manifest lists it. Stamp and Verify
 // both use it, so both sides decode the bytes the same way.
 func digest(p *part) (Attachment, error) {
-	h := sha256.New()
-	var n counter
-	if err := decodeBody(p.cte(), p.body, io.MultiWriter(h, &n)); err != nil {
+	h := newHasher(len(p.body))
+	err := decodeBody(p.cte(), p.body, h)
+	sum, n := h.Sum()
+	if err != nil {
 		return Attachment{}, fmt.Errorf("attachment %q: %w", p.filename(), err)
 	}
 	return Attachment{
 		FileName:    p.filename(),
 		ContentType: p.mediaType,
-		Size:        int64(n),
-		SHA256:      hex.EncodeToString(h.Sum(nil)),
+		Size:        n,
+		SHA256:      hex.EncodeToString(sum),
 	}, nil
-}
-
-type counter int64
-
-func (c *counter) Write(p []byte) (int, error) {
-	*c += counter(len(p))
-	return len(p), nil
 }
 
 // decodeBody writes the body with its transfer encoding removed.
@@ -198,71 +205,22 @@ func decodeBody(cte string, body []byte, w io.Writer) error {
 	return fmt.Errorf("unknown transfer encoding %q", cte)
 }
 
-// decodeBase64 writes the decoded body to w in chunks. It drops line breaks
-// itself because encoding/base64 decodes about half as fast when it has to
-// skip them.
-func decodeBase64(w io.Writer, src []byte) error {
-	const chunk = 48 << 10 // a multiple of 4, so only the last chunk has padding
-	in := make([]byte, 0, chunk)
-	out := make([]byte, base64.StdEncoding.DecodedLen(chunk))
-	flush := func() error {
-		n, err := base64.StdEncoding.Decode(out, in)
-		if err != nil {
-			return fmt.Errorf("base64: %w", err)
-		}
-		in = in[:0]
-		_, err = w.Write(out[:n])
-		return err
-	}
-	for len(src) > 0 {
-		line := src
-		if i := bytes.IndexByte(src, '\n'); i >= 0 {
-			line, src = src[:i], src[i+1:]
-		} else {
-			src = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		for len(line) > 0 {
-			k := min(len(line), chunk-len(in))
-			in, line = append(in, line[:k]...), line[k:]
-			if len(in) == chunk {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return flush()
-}
-
-// writeBase64 writes src as base64 in 76-character lines joined by CRLF.
-func writeBase64(w io.Writer, src []byte) error {
-	const perLine = lineLen / 4 * 3 // 57 bytes make 76 characters
-	buf := make([]byte, 0, 256*(lineLen+2))
-	for len(src) > 0 {
-		n := min(len(src), perLine)
-		buf = base64.StdEncoding.AppendEncode(buf, src[:n])
-		if src = src[n:]; len(src) > 0 {
-			buf = append(buf, '\r', '\n')
-		}
-		if len(src) == 0 || cap(buf)-len(buf) < lineLen+2 {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	return nil
-}
-
-// shortLines reports whether no line of b is longer than n octets.
+// shortLines reports whether no line of b is longer than n octets. It
+// first looks for the next line end where the last line's length puts it,
+// which for a base64 body saves a search per line: a line end at most n+1
+// octets on means the lines up to there are short, whichever ends first.
 func shortLines(b []byte, n int) bool {
+	width := n + 1
 	for len(b) > n {
+		if width < len(b) && b[width] == '\n' {
+			b = b[width+1:]
+			continue
+		}
 		i := bytes.IndexByte(b[:n+2], '\n')
 		if i < 0 {
 			return false
 		}
-		b = b[i+1:]
+		b, width = b[i+1:], i
 	}
 	return true
 }
@@ -299,7 +257,7 @@ func goodLine(l []byte) bool {
 // which SMTP turns into CRLF on the wire. Canonical input is returned as
 // it is. A binary (BINARYMIME) body with bare LFs would be altered too.
 func crlf(b []byte) []byte {
-	i := bareLF(b, 0)
+	i := firstBareLF(b)
 	if i < 0 {
 		return b
 	}
@@ -311,6 +269,21 @@ func crlf(b []byte) []byte {
 		last = i
 	}
 	return append(out, b[last:]...)
+}
+
+// firstBareLF is bareLF(b, 0). It searches the halves of a large message on
+// two cores, because every stamp and verification waits for it.
+func firstBareLF(b []byte) int {
+	if len(b) < 1<<20 {
+		return bareLF(b, 0)
+	}
+	mid := len(b) / 2
+	second := make(chan int, 1)
+	go func() { second <- bareLF(b, mid) }()
+	if i := bareLF(b[:mid], 0); i >= 0 {
+		return i
+	}
+	return <-second
 }
 
 // bareLF returns the index of the first LF at or after i that no CR

@@ -3,6 +3,7 @@ package signing
 import (
 	"bytes"
 	"encoding/base64"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,7 @@ func TestSplitMultipart(t *testing.T) {
 		{"padding after delimiter", "--b  \r\n\r\none\r\n--b-- \r\n", []string{"\r\none"}},
 		{"longer boundary is content", "--b\r\n\r\n--bb\r\n--b--", []string{"\r\n--bb"}},
 		{"empty part", "--b\r\n\r\n--b\r\n\r\nx\r\n--b--", []string{"", "\r\nx"}},
+		{"boundary inside a line is content", "--b\r\n\r\nx--b\r\n---b\r\n--b--", []string{"\r\nx--b\r\n---b"}},
 		{"no close delimiter", "--b\r\n\r\none\r\n", nil},
 		{"no parts", "--b--\r\n", nil},
 	} {
@@ -79,6 +81,31 @@ func TestDecodeBase64(t *testing.T) {
 	}
 }
 
+// TestDecodeBase64LikeStd checks that the fast path changes nothing:
+// whatever the line breaks, padding or stray characters, decodeBase64
+// accepts and decodes exactly what encoding/base64 does.
+func TestDecodeBase64LikeStd(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		enc := []byte(base64.StdEncoding.EncodeToString(pdf(r.IntN(400))))
+		var in []byte
+		for len(enc) > 0 {
+			k := min(len(enc), 4*r.IntN(25)+r.IntN(2)*r.IntN(4))
+			in, enc = append(in, enc[:k]...), enc[k:]
+			in = append(in, []string{"\r\n", "\r\n", "\n", "\r", "", "\r\n\r\n"}[r.IntN(6)]...)
+		}
+		if len(in) > 0 && r.IntN(4) == 0 {
+			in[r.IntN(len(in))] = "=* -\r\n"[r.IntN(6)]
+		}
+		want, wantErr := base64.StdEncoding.DecodeString(string(in))
+		var got bytes.Buffer
+		err := decodeBase64(&got, in)
+		if (err != nil) != (wantErr != nil) || err == nil && !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("case %d, %q: got %q, %v; encoding/base64 got %q, %v", i, in, got.Bytes(), err, want, wantErr)
+		}
+	}
+}
+
 func TestWriteBase64(t *testing.T) {
 	for _, n := range []int{0, 1, 57, 58, 300 * 57, 300*57 + 5} {
 		data := pdf(n)
@@ -114,15 +141,31 @@ func TestCRLF(t *testing.T) {
 	if &crlf(canonical)[0] != &canonical[0] {
 		t.Error("canonical input was copied")
 	}
+	// Large messages are searched in two halves.
+	const line, lines = 34, 1 << 16
+	big := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef\r\n"), lines)
+	for _, n := range []int{lines / 4, lines / 2, lines/2 + 1, lines} {
+		at := n*line - 1 // the LF ending line n
+		in := bytes.Clone(big)
+		in[at-1] = 'x' // the CR before the LF at
+		if got := crlf(in); len(got) != len(in)+1 || !bytes.Equal(got[at-1:at+2], []byte("x\r\n")) {
+			t.Errorf("bare LF at %d of %d: not fixed", at, len(in))
+		}
+	}
+	if &crlf(big)[0] != &big[0] {
+		t.Error("large canonical input was copied")
+	}
 }
 
 func TestShortLines(t *testing.T) {
 	for in, want := range map[string]bool{
-		"abc\r\nde":    true,
-		"abcd\r\nde":   true,
-		"abcde\r\nde":  false,
-		"ab\r\nabcdef": false,
-		"":             true,
+		"abc\r\nde":             true,
+		"abcd\r\nde":            true,
+		"abcde\r\nde":           false,
+		"ab\r\nabcdef":          false,
+		"abc\r\nabc\r\nabcdef":  false,
+		"abc\r\na\r\nab\r\nabc": true,
+		"":                      true,
 	} {
 		if got := shortLines([]byte(in), 4); got != want {
 			t.Errorf("shortLines(%q, 4) = %v", in, got)

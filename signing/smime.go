@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"strings"
@@ -32,11 +33,11 @@ func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time,
 		return err
 	}
 	fmt.Fprintf(out, "\r\nThis is an S/MIME signed message.\r\n\r\n--%s\r\n", b)
-	h := sha256.New()
-	if err := writeMultipart(io.MultiWriter(out, h), textproto.Header{}, "multipart/mixed", nil, parts); err != nil {
+	t := teeHash{out: out, h: sha256.New()}
+	if err := writeMultipart(t, textproto.Header{}, "multipart/mixed", nil, parts); err != nil {
 		return err
 	}
-	der, err := signDetached(ctx, s, h.Sum(nil), now)
+	der, err := signDetached(ctx, s, t.h.Sum(nil), now)
 	if err != nil {
 		return err
 	}
@@ -48,6 +49,24 @@ func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time,
 	writeBase64(out, der) // to memory: cannot fail
 	fmt.Fprintf(out, "\r\n--%s--\r\n", b)
 	return nil
+}
+
+// teeHash appends to out and hashes what it appends. It takes large writes
+// in pieces that are still in cache when hashed after the copy.
+type teeHash struct {
+	out *bytes.Buffer
+	h   hash.Hash
+}
+
+func (t teeHash) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), hashChunk)
+		t.out.Write(p[:k])
+		t.h.Write(p[:k])
+		p = p[k:]
+	}
+	return n, nil
 }
 
 // envelope is a multipart/signed message taken apart.

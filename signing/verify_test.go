@@ -387,6 +387,7 @@ func BenchmarkVerify10MB(b *testing.B) {
 	opts := options(testNow, map[Agency]*pki{agencyA: a})
 	b.SetBytes(10 << 20)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := Verify(out, opts); err != nil {
 			b.Fatal(err)
