@@ -92,8 +92,10 @@ const maxIndexedText = 1 << 20
 // into t unless t is nil. It never fails: broken MIME yields what could be
 // understood; the content stays as it is.
 func parse(raw []byte, t *text) (Envelope, Part) {
-	br := bufio.NewReader(bytes.NewReader(raw))
+	rd := bytes.NewReader(raw)
+	br := bufio.NewReader(rd)
 	h, _ := textproto.ReadHeader(br)
+	body := raw[len(raw)-rd.Len()-br.Buffered():]
 	env := envelope(h)
 	if t != nil {
 		t.subject = Fold(env.Subject)
@@ -102,7 +104,23 @@ func parse(raw []byte, t *text) (Envelope, Part) {
 		t.cc = foldAddrs(env.Cc)
 		t.bcc = foldAddrs(env.Bcc)
 	}
-	return env, structure(h, br, t, 0)
+	return env, structure(h, inMemory{bytes.NewReader(body), body}, t, 0)
+}
+
+// inMemory is a body that is already in memory, so that structure takes it
+// as it is instead of copying it (megabytes, for a large text part).
+type inMemory struct {
+	*bytes.Reader
+	b []byte
+}
+
+// readBody returns the rest of the body r.
+func readBody(r io.Reader) []byte {
+	if m, ok := r.(inMemory); ok {
+		return m.b[len(m.b)-m.Len():]
+	}
+	b, _ := io.ReadAll(r)
+	return b
 }
 
 // extractText returns the folded searchable text of a message.
@@ -209,16 +227,18 @@ func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
 		p.Size, _ = io.Copy(io.Discard, r)
 		return p
 	}
-	body, _ := io.ReadAll(r)
+	body := readBody(r)
 	p.Size = int64(len(body))
 	p.Lines = int64(bytes.Count(body, []byte("\n")))
 	switch {
 	case isMsg && depth < maxDepth:
-		br := bufio.NewReader(bytes.NewReader(body))
+		rd := bytes.NewReader(body)
+		br := bufio.NewReader(rd)
 		ch, _ := textproto.ReadHeader(br)
+		inner := body[len(body)-rd.Len()-br.Buffered():]
 		env := envelope(ch)
 		p.Envelope = &env
-		p.Children = []Part{structure(ch, br, t, depth+1)}
+		p.Children = []Part{structure(ch, inMemory{bytes.NewReader(inner), inner}, t, depth+1)}
 	case t != nil && typ == "text" && p.Disposition != "attachment":
 		t.addBody(decodeText(body, p.Encoding, params["charset"], sub == "html"))
 	}

@@ -287,7 +287,9 @@ func (ss *session) Data(r io.Reader) error {
 	if tx == nil {
 		return errNeedMail
 	}
-	raw, err := ss.readMessage(r, tx.opts.Size)
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer putReadBuffer(buf)
+	raw, err := ss.readMessage(buf, r, tx.opts.Size)
 	if err != nil {
 		ss.finish(err, int64(len(raw)))
 		return err
@@ -297,12 +299,28 @@ func (ss *session) Data(r io.Reader) error {
 	return err
 }
 
-// readMessage reads the message whole: the store takes it as one piece. go-smtp
-// already stops DATA at MaxMessageBytes and refuses BDAT chunks beyond it; the
-// limit here keeps that true whatever path the bytes took.
-func (ss *session) readMessage(r io.Reader, declared int64) ([]byte, error) {
+// readBuffers keeps the buffers messages are read into: deliver copies the
+// message out (behind its trace fields), so a buffer is free again when Data
+// returns. Grown afresh for every message, a 100 KiB one cost more in
+// allocation and zeroing than in reading.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer kept for reuse, so that one huge
+// message does not pin its memory.
+const maxPooledBuffer = 1 << 20
+
+func putReadBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuffer {
+		b.Reset()
+		readBuffers.Put(b)
+	}
+}
+
+// readMessage reads the message whole into buf: the store takes it as one
+// piece. go-smtp already stops DATA at MaxMessageBytes and refuses BDAT chunks
+// beyond it; the limit here keeps that true whatever path the bytes took.
+func (ss *session) readMessage(buf *bytes.Buffer, r io.Reader, declared int64) ([]byte, error) {
 	max := ss.srv.maxMessageSize()
-	var buf bytes.Buffer
 	if declared > 0 {
 		buf.Grow(int(min(declared, max)) + 512)
 	}
