@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -35,9 +36,61 @@ var CheapPasswordParams = PasswordParams{Memory: 64, Time: 1, Threads: 1}
 var hashing = make(chan struct{}, runtime.NumCPU())
 
 func idKey(password string, salt []byte, p PasswordParams, n uint32) []byte {
+	if p.Memory >= releaseMin {
+		hashStarted()
+		defer hashEnded()
+	}
 	hashing <- struct{}{}
 	defer func() { <-hashing }()
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, n)
+}
+
+// Memory goes back to the OS as soon as a burst of argon2id hashes ends. Go
+// keeps freed pages for reuse, and its scavenger returns them only down to a
+// heap goal that a burst raises to about twice its peak (NumCPU hashes of 19
+// MiB each plus everything else live). A server whose clients log in and then
+// idle would keep that peak resident: after 1000 IMAP logins, RSS had grown by
+// 137 KB per idle connection, and by 34-35 KB with this release. One forced
+// collection and scavenge took 15 ms with those connections open, less than
+// one hash; it runs at most once per releaseEvery, in its own goroutine so
+// that no login waits for it.
+const (
+	releaseMin   = 1 << 10 // KiB; cheaper hashes leave too little behind to matter
+	releaseEvery = time.Second
+)
+
+var release struct {
+	sync.Mutex
+	hashes int       // argon2id computations waiting or running
+	last   time.Time // of the last release
+	timer  *time.Timer
+}
+
+func hashStarted() {
+	release.Lock()
+	release.hashes++
+	release.Unlock()
+}
+
+func hashEnded() {
+	release.Lock()
+	defer release.Unlock()
+	release.hashes--
+	if release.hashes == 0 && release.timer == nil {
+		release.timer = time.AfterFunc(max(time.Until(release.last.Add(releaseEvery)), 0), freeMemory)
+	}
+}
+
+func freeMemory() {
+	release.Lock()
+	release.timer = nil
+	if release.hashes > 0 { // a new burst began; its end releases
+		release.Unlock()
+		return
+	}
+	release.last = time.Now()
+	release.Unlock()
+	debug.FreeOSMemory()
 }
 
 // HashPassword returns the PHC string $argon2id$v=19$m=..,t=..,p=..$salt$hash.
