@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"errors"
+	"mime"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -50,13 +51,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		query = nil // all: one range scan instead of a long UID list
 	}
 	var first error
+	// One response is written before the next is prepared, so they share f.
+	f := fetched{addrs: make(addressCache)}
 	err = s.srv.Store.Fetch(s.ctx(), sel.mb.ID, query, what, func(it mailstore.Item) error {
 		n := sel.seq(it.UID)
 		if n == 0 {
 			return nil // delivered after the client last heard; not yet announced
 		}
-		f, err := s.prepare(&it, options)
-		if err != nil {
+		if err := s.prepare(&f, &it, options); err != nil {
 			if first == nil {
 				first = err
 			}
@@ -92,20 +94,22 @@ func setsSeen(options *imap.FetchOptions) bool {
 // computed before the response starts: a failure then costs one message, not
 // a half-written response and the connection.
 type fetched struct {
-	envelope   *imap.Envelope
+	envelope   imap.Envelope
 	structure  imap.BodyStructure
 	sections   [][]byte
 	binary     [][]byte
 	binarySize []uint32
+
+	addrs addressCache // kept from message to message
 }
 
 var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE, Text: "Cannot decode this part's transfer encoding"}
 
-func (s *session) prepare(it *mailstore.Item, options *imap.FetchOptions) (f *fetched, err error) {
+func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOptions) (err error) {
 	defer s.logPanic("fetch", &err)
-	f = &fetched{}
+	f.sections, f.binary, f.binarySize = f.sections[:0], f.binary[:0], f.binarySize[:0]
 	if options.Envelope {
-		f.envelope = envelope(it.Envelope)
+		f.addrs.envelope(&f.envelope, it.Envelope)
 	}
 	if options.BodyStructure != nil {
 		f.structure = bodyStructure(it.Structure)
@@ -115,17 +119,17 @@ func (s *session) prepare(it *mailstore.Item, options *imap.FetchOptions) (f *fe
 	}
 	for _, bs := range options.BinarySection {
 		if !decodable(it.Structure, bs.Part) {
-			return nil, errUnknownCTE
+			return errUnknownCTE
 		}
 		f.binary = append(f.binary, imapserver.ExtractBinarySection(bytes.NewReader(it.Content), bs))
 	}
 	for _, bs := range options.BinarySectionSize {
 		if !decodable(it.Structure, bs.Part) {
-			return nil, errUnknownCTE
+			return errUnknownCTE
 		}
 		f.binarySize = append(f.binarySize, imapserver.ExtractBinarySectionSize(bytes.NewReader(it.Content), bs))
 	}
-	return f, nil
+	return nil
 }
 
 func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, options *imap.FetchOptions, flags bool) error {
@@ -141,7 +145,7 @@ func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, o
 		w.WriteRFC822Size(it.Size)
 	}
 	if options.Envelope {
-		w.WriteEnvelope(f.envelope)
+		w.WriteEnvelope(&f.envelope)
 	}
 	if options.BodyStructure != nil {
 		w.WriteBodyStructure(f.structure)
@@ -234,27 +238,58 @@ func envelope(e *mailstore.Envelope) *imap.Envelope {
 	if e == nil {
 		return nil
 	}
-	return &imap.Envelope{
+	out := new(imap.Envelope)
+	addressCache(nil).envelope(out, e)
+	return out
+}
+
+// addressCache converts the address lists of one FETCH's envelopes.
+// imapserver Q-encodes every display name as it writes it, and writes From
+// twice more for a missing Sender and Reply-To, so a listing would encode its
+// few correspondents' names tens of thousands of times. The cache keeps each
+// single-address list it made, its name already encoded: that is plain ASCII,
+// which the writer's encoding leaves as it is, and the list is shared by every
+// message from the same sender. A nil cache converts without keeping.
+type addressCache map[mailstore.Address][]imap.Address
+
+// maxCached bounds the cache on a mailbox whose every message has its own
+// correspondent.
+const maxCached = 4096
+
+func (c addressCache) envelope(out *imap.Envelope, e *mailstore.Envelope) {
+	if e == nil {
+		*out = imap.Envelope{}
+		return
+	}
+	*out = imap.Envelope{
 		Date:      e.Date,
 		Subject:   e.Subject,
-		From:      addresses(e.From),
-		Sender:    addresses(e.Sender),
-		ReplyTo:   addresses(e.ReplyTo),
-		To:        addresses(e.To),
-		Cc:        addresses(e.Cc),
-		Bcc:       addresses(e.Bcc),
+		From:      c.list(e.From),
+		Sender:    c.list(e.Sender),
+		ReplyTo:   c.list(e.ReplyTo),
+		To:        c.list(e.To),
+		Cc:        c.list(e.Cc),
+		Bcc:       c.list(e.Bcc),
 		InReplyTo: e.InReplyTo,
 		MessageID: e.MessageID,
 	}
 }
 
-func addresses(as []mailstore.Address) []imap.Address {
-	if as == nil {
+func (c addressCache) list(as []mailstore.Address) []imap.Address {
+	switch len(as) {
+	case 0:
 		return nil
+	case 1:
+		if l, ok := c[as[0]]; ok {
+			return l
+		}
 	}
 	out := make([]imap.Address, len(as))
 	for i, a := range as {
-		out[i] = imap.Address{Name: a.Name, Mailbox: a.Mailbox, Host: a.Host}
+		out[i] = imap.Address{Name: mime.QEncoding.Encode("utf-8", a.Name), Mailbox: a.Mailbox, Host: a.Host}
+	}
+	if len(as) == 1 && c != nil && len(c) < maxCached {
+		c[as[0]] = out
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package mailstore
 import (
 	"encoding/binary"
 	"errors"
+	"sync"
 	"time"
 )
 
@@ -46,15 +47,23 @@ func appendString(b []byte, s string) []byte {
 
 var errCorrupt = errors.New("corrupt envelope")
 
+// decoder reads b, whose bytes s holds as a string: every field is a
+// substring of s, so an envelope costs one allocation for its text instead
+// of one per field.
 type decoder struct {
 	b   []byte
+	s   string
 	err error
+}
+
+func (d *decoder) fail() {
+	d.err, d.b = errCorrupt, nil
 }
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.err, d.b = errCorrupt, nil
+		d.fail()
 		return 0
 	}
 	d.b = d.b[n:]
@@ -64,7 +73,7 @@ func (d *decoder) uvarint() uint64 {
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
-		d.err, d.b = errCorrupt, nil
+		d.fail()
 		return 0
 	}
 	d.b = d.b[n:]
@@ -74,19 +83,19 @@ func (d *decoder) varint() int64 {
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
-		d.err, d.b = errCorrupt, nil
+		d.fail()
 		return ""
 	}
-	s := string(d.b[:n])
+	at := len(d.s) - len(d.b)
 	d.b = d.b[n:]
-	return s
+	return d.s[at : at+int(n)]
 }
 
 // count reads a list length, bounded by what the remaining bytes could hold.
 func (d *decoder) count() int {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
-		d.err, d.b = errCorrupt, nil
+		d.fail()
 		return 0
 	}
 	return int(n)
@@ -96,11 +105,11 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 	if len(b) == 0 || b[0] != envelopeVersion {
 		return nil, errCorrupt
 	}
-	d := &decoder{b: b[1:]}
+	d := &decoder{b: b[1:], s: string(b[1:])}
 	e := new(Envelope)
 	nanos, offset := d.varint(), d.varint()
 	if nanos != 0 {
-		e.Date = time.Unix(0, nanos).In(time.FixedZone("", int(offset)))
+		e.Date = time.Unix(0, nanos).In(zone(offset))
 	}
 	e.Subject = d.string()
 	for _, l := range []*[]Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc} {
@@ -121,4 +130,20 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	e.MessageID = d.string()
 	return e, d.err
+}
+
+// zones holds the fixed zones of whole quarter hours, which are all that real
+// mail carries; time.FixedZone allocates, and a listing would otherwise make
+// one per message. Other offsets get a zone of their own.
+var zones sync.Map // offset in seconds → *time.Location
+
+func zone(offset int64) *time.Location {
+	if offset%(15*60) != 0 || offset < -24*3600 || offset > 24*3600 {
+		return time.FixedZone("", int(offset))
+	}
+	if z, ok := zones.Load(offset); ok {
+		return z.(*time.Location)
+	}
+	z, _ := zones.LoadOrStore(offset, time.FixedZone("", int(offset)))
+	return z.(*time.Location)
 }

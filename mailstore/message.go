@@ -289,21 +289,25 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 		}
 		defer rows.Close()
 		var seen uint32
+		var it Item
+		var flags string
+		var date int64
+		// Envelope and structure are decoded before the next row, so they
+		// need no copy of their own.
+		var env, st sql.RawBytes
+		var data []byte
+		dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq}
+		if what&FetchEnvelope != 0 {
+			dst = append(dst, &env)
+		}
+		if what&FetchStructure != 0 {
+			dst = append(dst, &st)
+		}
+		if what&FetchContent != 0 {
+			dst = append(dst, &data)
+		}
 		for rows.Next() {
-			var it Item
-			var flags string
-			var date int64
-			var env, st, data []byte
-			dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq}
-			if what&FetchEnvelope != 0 {
-				dst = append(dst, &env)
-			}
-			if what&FetchStructure != 0 {
-				dst = append(dst, &st)
-			}
-			if what&FetchContent != 0 {
-				dst = append(dst, &data)
-			}
+			it = Item{}
 			if err := rows.Scan(dst...); err != nil {
 				return err
 			}
