@@ -24,7 +24,21 @@ const (
 )
 
 func init() {
-	sql.Register(readerDriver, &sqlite3.SQLiteDriver{ConnectHook: registerFuncs})
+	sql.Register(readerDriver, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			if err := registerFuncs(c); err != nil {
+				return err
+			}
+			// Readers map the database instead of reading it page by page:
+			// listing a large mailbox touches tens of thousands of pages, one
+			// read system call each through SQLite's 2 MB cache, and mapped
+			// it took about 30% less time. The price: a disk error on a mapped
+			// page stops the process (SIGBUS) instead of failing one read;
+			// the store is crash-safe, so that loses nothing acknowledged.
+			_, err := c.Exec(`PRAGMA mmap_size = 1073741824`, nil)
+			return err
+		},
+	})
 	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error {
 			if err := registerFuncs(c); err != nil {
