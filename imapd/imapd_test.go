@@ -174,7 +174,7 @@ func TestSTARTTLSAndCapabilities(t *testing.T) {
 			t.Errorf("missing capability %s in %v", want, caps)
 		}
 	}
-	for _, not := range []imap.Cap{"UNAUTHENTICATE", "CONDSTORE", "QUOTA", "ID"} {
+	for _, not := range []imap.Cap{"UNAUTHENTICATE", "CONDSTORE"} {
 		if caps.Has(not) {
 			t.Errorf("advertises unimplemented %s", not)
 		}

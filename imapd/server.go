@@ -80,6 +80,9 @@ var caps = imap.CapSet{
 	imap.CapSpecialUse:       {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapLiteralPlus:      {},
+	imap.CapID:               {},
+	imap.CapQuota:            {},
+	"QUOTA=RES-STORAGE":      {},
 }
 
 func (s *Server) init() {

@@ -27,6 +27,8 @@ type session struct {
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
 var _ imapserver.SessionAppendLimit = (*session)(nil)
+var _ imapserver.SessionID = (*session)(nil)
+var _ imapserver.SessionQuota = (*session)(nil)
 
 // ctx is for store calls. It is not cancelled at Shutdown: a command in flight
 // runs to completion, so no client is told NO about a write that committed.
@@ -78,6 +80,13 @@ func (s *session) AppendLimit() uint32 {
 
 func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
+}
+
+// ID names the server and nothing more: versions would only help attackers.
+func (s *session) ID(client *imap.IDData) *imap.IDData {
+	s.srv.log.Debug("imap client id", "ip", s.ip, "user", s.user(), "name", client.Name,
+		"version", client.Version, "os", client.OS, "vendor", client.Vendor)
+	return &imap.IDData{Name: "sealmail"}
 }
 
 // delim is mailstore.Separator as a rune.
@@ -184,10 +193,6 @@ func (s *session) subscribe(name string, on bool) error {
 }
 
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	if options.DeletedStorage {
-		// imapserver would write a nil pointer; DELETED-STORAGE belongs to QUOTA.
-		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown STATUS data item DELETED-STORAGE"}
-	}
 	mb, err := s.mailbox(name)
 	if err != nil {
 		return nil, err
@@ -203,6 +208,15 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 			return nil, s.fail("status", err)
 		}
 		data.NumMessages, data.NumUnseen, data.NumDeleted, data.Size = &st.Messages, &st.Unseen, &st.Deleted, &st.Size
+	}
+	if options.DeletedStorage {
+		// In octets, unlike the STORAGE resource: RFC 9208 allows the sum of
+		// the RFC822.SIZEs of the \Deleted messages here.
+		n, err := s.srv.Store.DeletedSize(s.ctx(), mb.ID)
+		if err != nil {
+			return nil, s.fail("status", err)
+		}
+		data.DeletedStorage = &n
 	}
 	if options.NumRecent {
 		data.NumRecent = new(uint32) // sealmail keeps no \Recent

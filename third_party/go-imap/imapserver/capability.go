@@ -45,6 +45,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapLiteralMinus,
 		}...)
 	}
+	// sealmail: ID is valid in any state.
+	addAvailableCaps(&caps, available, []imap.Cap{imap.CapID})
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
@@ -93,6 +95,15 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
+		})
+
+		// sealmail: QUOTA and the resources it reports.
+		addAvailableCaps(&caps, available, []imap.Cap{
+			imap.CapQuota,
+			imap.Cap("QUOTA=RES-" + imap.QuotaResourceStorage),
+			imap.Cap("QUOTA=RES-" + imap.QuotaResourceMessage),
+			imap.Cap("QUOTA=RES-" + imap.QuotaResourceMailbox),
+			imap.Cap("QUOTA=RES-" + imap.QuotaResourceAnnotationStorage),
 		})
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {

@@ -164,6 +164,13 @@ func (c *Conn) serve() {
 	if _, ok := c.session.(SessionUnauthenticate); !ok && caps.Has(imap.CapUnauthenticate) {
 		panic("imapserver: server advertises UNAUTHENTICATE but session doesn't support it")
 	}
+	// sealmail: ID and QUOTA.
+	if _, ok := c.session.(SessionID); !ok && caps.Has(imap.CapID) {
+		panic("imapserver: server advertises ID but session doesn't support it")
+	}
+	if _, ok := c.session.(SessionQuota); !ok && caps.Has(imap.CapQuota) {
+		panic("imapserver: server advertises QUOTA but session doesn't support it")
+	}
 
 	c.state = imap.ConnStateNotAuthenticated
 	statusType := imap.StatusResponseTypeOK
@@ -287,6 +294,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "ID": // sealmail: ID and QUOTA.
+		err = c.handleID(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to

@@ -92,6 +92,34 @@ type SessionMove interface {
 	Move(w *MoveWriter, numSet imap.NumSet, dest string) error
 }
 
+// sealmail: SessionID and SessionQuota are not in upstream.
+
+// SessionID is an IMAP session which supports ID (RFC 2971).
+type SessionID interface {
+	Session
+
+	// Any state
+	//
+	// ID is given what the client sent (empty fields for NIL) and returns
+	// the server's identification, or nil to send none.
+	ID(client *imap.IDData) *imap.IDData
+}
+
+// SessionQuota is an IMAP session which supports QUOTA (RFC 9208), without
+// SETQUOTA.
+type SessionQuota interface {
+	Session
+
+	// Authenticated state
+	//
+	// GetQuota returns the usage and limits of a quota root, or an error
+	// (NO [NONEXISTENT]) for an unknown root.
+	GetQuota(root string) (*QuotaData, error)
+	// GetQuotaRoot returns the quota roots that apply to a mailbox, which
+	// need not exist yet; none if no limits apply to it.
+	GetQuotaRoot(mailbox string) ([]QuotaData, error)
+}
+
 // SessionIMAP4rev2 is an IMAP session which supports IMAP4rev2.
 type SessionIMAP4rev2 interface {
 	Session
