@@ -381,6 +381,17 @@ func TestUser(t *testing.T) {
 	checkLogin(t, s, "b@agency.example", "secret pass")
 	fails(t, "", []string{"user", "disable", "nobody@agency.example", "--data", data}, "there is no account nobody@agency.example")
 
+	ok(t, "", "user", "quota", "b@agency.example", "500MiB", "--data", data)
+	if a, err := s.Account(context.Background(), "b@agency.example"); err != nil || a.Quota != 500<<20 {
+		t.Errorf("after user quota 500MiB: %+v, %v", a, err)
+	}
+	ok(t, "", "user", "quota", "--data", data, "b@agency.example", "0")
+	if a, err := s.Account(context.Background(), "b@agency.example"); err != nil || a.Quota != 0 {
+		t.Errorf("after user quota 0: %+v, %v", a, err)
+	}
+	fails(t, "", []string{"user", "quota", "b@agency.example", "lots", "--data", data}, "quota", "0 for no limit")
+	fails(t, "", []string{"user", "quota", "nobody@agency.example", "1GiB", "--data", data}, "there is no account nobody@agency.example")
+
 	ok(t, "new secret\n", "user", "passwd", "b@agency.example", "--password-stdin", "--data", data)
 	checkLogin(t, s, "b@agency.example", "new secret")
 	checkLogin(t, s, "b@agency.example", printedPassword(t, ok(t, "", "user", "passwd", "b@agency.example", "--data", data)))

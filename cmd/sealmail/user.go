@@ -20,6 +20,7 @@ var userCmd = &command{name: "user", short: "manage accounts", sub: []*command{
 	{name: "import", short: "create accounts from a CSV file, all or none", run: userImport},
 	{name: "list", short: "list accounts with their storage use", run: userList.run},
 	{name: "passwd", short: "set an account's password", run: userPasswd},
+	{name: "quota", short: "set an account's storage quota (0: unlimited)", run: userQuota},
 	{name: "disable", short: "stop an account from logging in and receiving mail", run: userDisable},
 	{name: "enable", short: "re-enable a disabled account", run: userEnable},
 	{name: "remove", short: "delete an account and all its mail", run: userRemove},
@@ -327,6 +328,32 @@ func userPasswd(ctx context.Context, args []string) error {
 	fmt.Printf("changed the password of %s\n", pos[0])
 	if !*stdin {
 		fmt.Printf("password: %s\n", pw)
+	}
+	return nil
+}
+
+func userQuota(ctx context.Context, args []string) error {
+	f := newFlags("user quota", "ADDRESS SIZE")
+	pos, err := f.parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	q, err := config.ParseSize(pos[1])
+	if err != nil {
+		return fmt.Errorf("quota: %w (write it like 2GiB or 500MiB, or 0 for no limit)", err)
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.SetQuota(ctx, pos[0], int64(q)); err != nil {
+		return accountErr(pos[0], err)
+	}
+	if q == 0 {
+		fmt.Printf("%s has no quota now\n", pos[0])
+	} else {
+		fmt.Printf("the quota of %s is %s now\n", pos[0], pos[1])
 	}
 	return nil
 }
