@@ -127,6 +127,21 @@ func openssl(t *testing.T, dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// opensslVerifies checks that both openssl smime and openssl cms accept
+// dir/stamped.eml against dir/ca.pem.
+func opensslVerifies(t *testing.T, dir string) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"smime", "-verify", "-CAfile", "ca.pem", "-in", "stamped.eml", "-out", "smime.out"},
+		{"cms", "-verify", "-CAfile", "ca.pem", "-in", "stamped.eml", "-out", "cms.out"},
+	} {
+		out, err := openssl(t, dir, cmd...)
+		if err != nil || !strings.Contains(out, "Verification successful") {
+			t.Errorf("openssl %s: %v\n%s", cmd[0], err, out)
+		}
+	}
+}
+
 func writeFile(t *testing.T, dir, name string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
