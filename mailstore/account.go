@@ -293,19 +293,7 @@ func scanAccount(sc scanner) (Account, error) {
 
 // Account returns the account with this address.
 func (s *Store) Account(ctx context.Context, address string) (Account, error) {
-	var a Account
-	err := s.read(ctx, func(db *sql.DB) error {
-		var err error
-		a, err = scanAccount(db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address=?`, normAddr(address)))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, fmt.Errorf("account %s: %w", address, ErrNotFound)
-	}
-	if err != nil {
-		return Account{}, fmt.Errorf("mailstore: account %s: %w", address, err)
-	}
-	return a, nil
+	return queryOne(ctx, s, scanAccount, "account "+address, `SELECT `+accountCols+` FROM accounts WHERE address=?`, normAddr(address))
 }
 
 // Accounts lists all accounts by address.

@@ -85,48 +85,18 @@ func (s *Store) Mailboxes(ctx context.Context, accountID int64) ([]Mailbox, erro
 // Mailbox returns an account's mailbox by name.
 func (s *Store) Mailbox(ctx context.Context, accountID int64, name string) (Mailbox, error) {
 	name = CanonicalName(name)
-	var m Mailbox
-	err := s.read(ctx, func(db *sql.DB) error {
-		var err error
-		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND name=?`, accountID, name))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return Mailbox{}, fmt.Errorf("mailstore: mailbox %q: %w", name, err)
-	}
-	return m, nil
+	return queryOne(ctx, s, scanMailbox, fmt.Sprintf("mailbox %q", name), `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND name=?`, accountID, name)
 }
 
 // MailboxByID returns a mailbox by its id.
 func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
-	var m Mailbox
-	err := s.read(ctx, func(db *sql.DB) error {
-		var err error
-		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, id))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Mailbox{}, fmt.Errorf("mailbox %d: %w", id, ErrNotFound)
-	}
-	return m, err
+	return queryOne(ctx, s, scanMailbox, fmt.Sprintf("mailbox %d", id), `SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, id)
 }
 
 // SpecialMailbox returns the account's mailbox with a special-use attribute
 // (e.g. \Sent), whatever it is named.
 func (s *Store) SpecialMailbox(ctx context.Context, accountID int64, use string) (Mailbox, error) {
-	var m Mailbox
-	err := s.read(ctx, func(db *sql.DB) error {
-		var err error
-		m, err = scanMailbox(db.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND special_use=? ORDER BY id LIMIT 1`, accountID, use))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Mailbox{}, fmt.Errorf("mailbox %s: %w", use, ErrNotFound)
-	}
-	return m, err
+	return queryOne(ctx, s, scanMailbox, "mailbox "+use, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND special_use=? ORDER BY id LIMIT 1`, accountID, use)
 }
 
 // MailboxStatus counts the messages of a mailbox.

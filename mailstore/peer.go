@@ -3,7 +3,6 @@ package mailstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -54,19 +53,7 @@ func (s *Store) AddPeer(ctx context.Context, p Peer) error {
 
 // Peer returns the peer for domain.
 func (s *Store) Peer(ctx context.Context, domain string) (Peer, error) {
-	var p Peer
-	err := s.read(ctx, func(db *sql.DB) error {
-		var err error
-		p, err = scanPeer(db.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE domain=?`, strings.ToLower(domain)))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Peer{}, fmt.Errorf("mailstore: peer %s: %w", domain, ErrNotFound)
-	}
-	if err != nil {
-		return Peer{}, fmt.Errorf("mailstore: peer %s: %w", domain, err)
-	}
-	return p, nil
+	return queryOne(ctx, s, scanPeer, "peer "+domain, `SELECT `+peerCols+` FROM peers WHERE domain=?`, strings.ToLower(domain))
 }
 
 // Peers lists peers by domain.

@@ -370,4 +370,25 @@ func queryAll[T any](ctx context.Context, s *Store, scan func(scanner) (T, error
 	return out, err
 }
 
+// queryOne runs a read query for one row, as scan reads it. what names the
+// row in errors: a missing row is "what: not found" (ErrNotFound), any other
+// failure "mailstore: what: ...".
+func queryOne[T any](ctx context.Context, s *Store, scan func(scanner) (T, error), what, query string, args ...any) (T, error) {
+	var v T
+	err := s.read(ctx, func(db *sql.DB) error {
+		var err error
+		v, err = scan(db.QueryRowContext(ctx, query, args...))
+		return err
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, ErrNotFound)
+	case err != nil:
+		var zero T
+		return zero, fmt.Errorf("mailstore: %s: %w", what, err)
+	}
+	return v, nil
+}
+
 func scanString(sc scanner) (v string, err error) { return v, sc.Scan(&v) }
