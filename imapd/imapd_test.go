@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -846,4 +847,41 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 		t.Errorf("fetch in deleted mailbox: %+v", msgs)
 	}
 	must[*imap.SelectData](t)(c.Select("INBOX", nil).Wait())
+}
+
+// TestSelectFromCounters checks what SELECT reports from the store's counters
+// and UID runs, with gaps in the UIDs: the first unseen message's sequence
+// number, UIDNEXT, and keywords in FLAGS.
+func TestSelectFromCounters(t *testing.T) {
+	e := newEnv(t)
+	a := e.accts[0]
+	for i := 0; i < 6; i++ {
+		e.deliver(t, a, "", storetest.Msg("x@example.test", "nam@example.test", fmt.Sprint("m", i), "b"))
+	}
+	c := e.dial(t, "nam", nil)
+	must[*imap.SelectData](t)(c.Select("INBOX", nil).Wait())
+	must[[]*imapclient.FetchMessageBuffer](t)(c.Store(imap.SeqSetNum(1, 2, 4), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect())
+	must[[]*imapclient.FetchMessageBuffer](t)(c.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen, "Gấp"}}, nil).Collect())
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Left: UIDs 3 (seen), 5, 6.
+	d := must[*imap.SelectData](t)(c.Select("INBOX", nil).Wait())
+	if d.NumMessages != 3 || d.UIDNext != 7 || !slices.Contains(d.Flags, "Gấp") {
+		t.Errorf("SELECT: %+v", d)
+	}
+	// imapclient does not parse UNSEEN (IMAP4rev1 only).
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	if lines, _ := r.cmd("SELECT INBOX"); !slices.Contains(lines, "* OK [UNSEEN 2] First unseen message") {
+		t.Errorf("SELECT, raw: %q", lines)
+	}
+	uids := must[*imap.SearchData](t)(c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()).AllUIDs()
+	if fmt.Sprint(uids) != "[3 5 6]" {
+		t.Errorf("UIDs after SELECT: %v", uids)
+	}
+	st := must[*imap.StatusData](t)(c.Status("INBOX", &imap.StatusOptions{NumMessages: true, NumUnseen: true, UIDNext: true}).Wait())
+	if *st.NumMessages != 3 || *st.NumUnseen != 2 || st.UIDNext != 7 {
+		t.Errorf("STATUS: %d messages, %d unseen, uidnext %d", *st.NumMessages, *st.NumUnseen, st.UIDNext)
+	}
 }

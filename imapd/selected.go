@@ -41,38 +41,33 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	// Watch before reading, so no change falls between the read and the watch;
 	// changes already contained in the read replay harmlessly.
 	watch, unwatch := s.srv.Store.Watch(mb.ID)
-	msgs, err := s.srv.Store.Messages(s.ctx(), mb.ID)
+	v, err := s.srv.Store.View(s.ctx(), mb.ID)
 	if err != nil {
 		unwatch()
 		return nil, s.fail("select", err)
 	}
-	sel := &selected{mb: mb, readOnly: options.ReadOnly, seen: mb.ModSeq, watch: watch, unwatch: unwatch, uids: make([]uint32, len(msgs))}
-	flags := slices.Clone(systemFlags)
+	sel := &selected{mb: v.Mailbox, readOnly: options.ReadOnly, seen: v.ModSeq, watch: watch, unwatch: unwatch,
+		uids: make([]uint32, 0, v.Messages)}
 	var firstUnseen uint32
-	uidNext := mb.UIDNext
-	for i, m := range msgs {
-		sel.uids[i] = m.UID
-		uidNext = max(uidNext, m.UID+1)
-		seen := false
-		for _, f := range m.Flags {
-			if f == string(imap.FlagSeen) {
-				seen = true
-			}
-			if f[0] != '\\' && !slices.Contains(flags, imap.Flag(f)) {
-				flags = append(flags, imap.Flag(f))
-			}
+	for _, r := range v.UIDs {
+		if v.FirstUnseen >= r.First && v.FirstUnseen <= r.Last {
+			firstUnseen = uint32(len(sel.uids)) + v.FirstUnseen - r.First + 1
 		}
-		if !seen && firstUnseen == 0 {
-			firstUnseen = uint32(i + 1)
+		for uid := r.First; uid <= r.Last && uid != 0; uid++ {
+			sel.uids = append(sel.uids, uid)
 		}
+	}
+	flags := slices.Clone(systemFlags)
+	for _, k := range v.Keywords {
+		flags = append(flags, imap.Flag(k))
 	}
 	s.sel = sel
 	data := &imap.SelectData{
 		Flags:             flags,
 		NumMessages:       uint32(len(sel.uids)),
 		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           imap.UID(uidNext),
-		UIDValidity:       mb.UIDValidity,
+		UIDNext:           imap.UID(v.UIDNext),
+		UIDValidity:       v.UIDValidity,
 	}
 	if !options.ReadOnly {
 		data.PermanentFlags = append(slices.Clone(systemFlags), imap.FlagWildcard)

@@ -99,19 +99,150 @@ func (s *Store) SpecialMailbox(ctx context.Context, accountID int64, use string)
 	return queryOne(ctx, s, scanMailbox, "mailbox "+use, `SELECT `+mailboxCols+` FROM mailboxes WHERE account_id=? AND special_use=? ORDER BY id LIMIT 1`, accountID, use)
 }
 
-// MailboxStatus counts the messages of a mailbox.
+// MailboxStatus counts the messages of a mailbox, from counters kept up to
+// date by every change (schema/0004_counters.sql), so it costs the same for
+// ten messages as for a million.
 func (s *Store) MailboxStatus(ctx context.Context, mailboxID int64) (Status, error) {
-	var st Status
+	return queryOne(ctx, s, scanStatus, fmt.Sprintf("status of mailbox %d", mailboxID),
+		`SELECT `+statusCols+` FROM mailboxes WHERE id=?`, mailboxID)
+}
+
+const statusCols = `n_messages, n_unseen, n_deleted, bytes`
+
+func scanStatus(sc scanner) (st Status, err error) {
+	return st, sc.Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+}
+
+// UIDRange is a run of consecutive UIDs, First through Last.
+type UIDRange struct{ First, Last uint32 }
+
+// View is what a client needs to open a mailbox, read in one snapshot: the
+// mailbox (its ModSeq is the last change the rest reflects), its counts, its
+// UIDs as runs, the UID of its first unseen message (0: none) and the
+// keywords its messages use. Its cost grows with the number of runs and
+// keywords, not of messages.
+type View struct {
+	Mailbox
+	Status
+	UIDs        []UIDRange
+	FirstUnseen uint32
+	Keywords    []string
+}
+
+// View reads a mailbox's View.
+func (s *Store) View(ctx context.Context, mailboxID int64) (View, error) {
+	var v View
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT COUNT(*),
-			COALESCE(SUM(instr(' '||flags||' ', ' \Seen ') = 0), 0),
-			COALESCE(SUM(instr(' '||flags||' ', ' \Deleted ') > 0), 0),
-			COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id=?`, mailboxID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		v = View{}
+		row := tx.QueryRowContext(ctx, `SELECT `+mailboxCols+`, `+statusCols+`,
+			(SELECT COALESCE(MIN(uid), 0) FROM messages WHERE mailbox_id=mailboxes.id AND instr(' '||flags||' ', ' \Seen ') = 0)
+			FROM mailboxes WHERE id=?`, mailboxID)
+		err = row.Scan(&v.ID, &v.AccountID, &v.Name, &v.UIDValidity, &v.UIDNext, &v.ModSeq, &v.Subscribed, &v.SpecialUse,
+			&v.Messages, &v.Unseen, &v.Deleted, &v.Size, &v.FirstUnseen)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT first, last FROM uid_ranges WHERE mailbox_id=? ORDER BY first`, mailboxID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r UIDRange
+			if err := rows.Scan(&r.First, &r.Last); err != nil {
+				rows.Close()
+				return err
+			}
+			v.UIDs = append(v.UIDs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT keyword FROM mailbox_keywords WHERE mailbox_id=? ORDER BY keyword`, mailboxID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			v.Keywords = append(v.Keywords, k)
+		}
+		return rows.Err()
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return View{}, fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+	case err != nil:
+		return View{}, fmt.Errorf("mailstore: view of mailbox %d: %w", mailboxID, err)
+	}
+	return v, nil
+}
+
+// CheckCounters recomputes every mailbox's counters, UID runs and keywords
+// from its messages and reports each mismatch; nil means all agree.
+func (s *Store) CheckCounters(ctx context.Context) error {
+	var problems []error
+	err := s.read(ctx, func(db *sql.DB) error {
+		problems = problems[:0]
+		for _, c := range []struct{ what, query string }{
+			{"counters", `SELECT mb.id, printf('%d %d %d %d %d', mb.n_messages, mb.n_unseen, mb.n_deleted, mb.bytes, mb.deleted_bytes),
+				printf('%d %d %d %d %d', COUNT(m.id), COALESCE(SUM(instr(' '||m.flags||' ', ' \Seen ') = 0), 0),
+					COALESCE(SUM(instr(' '||m.flags||' ', ' \Deleted ') > 0), 0), COALESCE(SUM(m.size), 0),
+					COALESCE(SUM(iif(instr(' '||m.flags||' ', ' \Deleted ') > 0, m.size, 0)), 0))
+				FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id GROUP BY mb.id
+				HAVING mb.n_messages != COUNT(m.id) OR mb.n_unseen != COALESCE(SUM(instr(' '||m.flags||' ', ' \Seen ') = 0), 0)
+					OR mb.n_deleted != COALESCE(SUM(instr(' '||m.flags||' ', ' \Deleted ') > 0), 0)
+					OR mb.bytes != COALESCE(SUM(m.size), 0)
+					OR mb.deleted_bytes != COALESCE(SUM(iif(instr(' '||m.flags||' ', ' \Deleted ') > 0, m.size, 0)), 0)`},
+			{"UID runs", `WITH want AS (SELECT mailbox_id, MIN(uid) AS first, MAX(uid) AS last FROM
+					(SELECT mailbox_id, uid, uid - ROW_NUMBER() OVER (PARTITION BY mailbox_id ORDER BY uid) AS run FROM messages)
+					GROUP BY mailbox_id, run),
+				have AS (SELECT mailbox_id, first, last FROM uid_ranges),
+				diff AS (SELECT *, 'missing' AS k FROM (SELECT * FROM want EXCEPT SELECT * FROM have)
+					UNION ALL SELECT *, 'extra' FROM (SELECT * FROM have EXCEPT SELECT * FROM want))
+				SELECT mailbox_id, COALESCE(group_concat(iif(k = 'extra', first || ':' || last, NULL)), ''),
+					COALESCE(group_concat(iif(k = 'missing', first || ':' || last, NULL)), '')
+				FROM diff GROUP BY mailbox_id`},
+			{"keywords", `WITH RECURSIVE split(mailbox_id, word, rest) AS (
+					SELECT mailbox_id, '', flags || ' ' FROM messages WHERE flags != ''
+					UNION ALL
+					SELECT mailbox_id, substr(rest, 1, instr(rest, ' ') - 1), substr(rest, instr(rest, ' ') + 1) FROM split WHERE rest != '')
+				SELECT DISTINCT s.mailbox_id, '', s.word FROM split s
+				WHERE s.word != '' AND substr(s.word, 1, 1) != '\'
+					AND NOT EXISTS (SELECT 1 FROM mailbox_keywords k WHERE k.mailbox_id = s.mailbox_id AND k.keyword = s.word)`},
+		} {
+			rows, err := db.QueryContext(ctx, c.query)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.what, err)
+			}
+			for rows.Next() {
+				var id int64
+				var have, want string
+				if err := rows.Scan(&id, &have, &want); err != nil {
+					rows.Close()
+					return err
+				}
+				problems = append(problems, fmt.Errorf("mailbox %d: %s %s, messages say %s", id, c.what, have, want))
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return Status{}, fmt.Errorf("mailstore: status: %w", err)
+		return fmt.Errorf("mailstore: check counters: %w", err)
 	}
-	return st, nil
+	return errors.Join(problems...)
 }
 
 // CreateMailbox creates a mailbox, and any missing parents, for an account.

@@ -172,7 +172,25 @@ func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, siz
 	}
 	_, err = tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, size, modseq) VALUES (?,?,?,?,?,?,?)`,
 		mb.ID, uid, blobID, flags, date, size, ch)
-	return uid, err
+	if err != nil {
+		return 0, err
+	}
+	return uid, addKeywords(tx, mb.ID, flags)
+}
+
+// addKeywords records the keywords among flags (space separated) as used in
+// the mailbox, for View. Counters and UID runs need no such call: triggers on
+// messages keep them (schema/0004_counters.sql).
+func addKeywords(tx *sql.Tx, mailboxID int64, flags string) error {
+	for _, f := range splitFlags(flags) {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword) VALUES (?,?)`, mailboxID, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // blob is message content ready to insert: hashed and parsed outside the
@@ -421,6 +439,11 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 			cur = append(cur, m)
 		}
 		rows.Close()
+		if op != FlagsRemove && len(cur) > 0 {
+			if err := addKeywords(tx, mailboxID, joinFlags(flags)); err != nil {
+				return err
+			}
+		}
 		for _, m := range cur {
 			nf := applyFlags(m.Flags, op, flags)
 			if joinFlags(nf) == joinFlags(m.Flags) {
@@ -612,6 +635,12 @@ func moveWhere(tx *sql.Tx, srcID, dstID int64, cond string, args ...any) ([]UIDP
 		rs = append(rs, r)
 	}
 	rows.Close()
+	if len(rs) > 0 {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO mailbox_keywords (mailbox_id, keyword)
+			SELECT ?, keyword FROM mailbox_keywords WHERE mailbox_id=?`, dstID, srcID); err != nil {
+			return nil, err
+		}
+	}
 	var pairs []UIDPair
 	for _, r := range rs {
 		var uid uint32

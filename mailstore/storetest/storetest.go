@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"Search", testSearch},
 		{"Watch", testWatch},
 		{"ManyRanges", testManyRanges},
+		{"Counters", testCounters},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -472,5 +475,128 @@ func testManyRanges(t *testing.T, s *mailstore.Store) {
 	must[struct{}](t)(struct{}{}, s.Fetch(ctx, mb.ID, rest, 0, func(mailstore.Item) error { count++; return nil }))
 	if count != len(rest) {
 		t.Errorf("fetched %d of %d", count, len(rest))
+	}
+}
+
+// testCounters runs random deliveries, flag changes, copies, moves, expunges
+// and mailbox deletions, and after each step checks that the maintained
+// counters, UID runs and keywords agree with the messages (CheckCounters) and
+// that View says what a scan of the mailbox says.
+func testCounters(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "c@example.test")[0]
+	names := []string{"INBOX", "Lưu trữ", "Thùng rác"}
+	for _, n := range names[1:] {
+		must[mailstore.Mailbox](t)(s.CreateMailbox(ctx, a.ID, n, ""))
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	mailbox := func() mailstore.Mailbox {
+		return must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, names[rnd.IntN(len(names))]))
+	}
+	some := func(mb mailstore.Mailbox) []uint32 {
+		var out []uint32
+		for _, m := range must[[]mailstore.Message](t)(s.Messages(ctx, mb.ID)) {
+			if rnd.IntN(3) == 0 {
+				out = append(out, m.UID)
+			}
+		}
+		return out
+	}
+	flagSets := [][]string{nil, {`\Seen`}, {`\Deleted`}, {`\Seen`, `\Deleted`}, {"Gấp", `\Flagged`}, {"$Label1"}}
+	for step := 0; step < 300; step++ {
+		mb := mailbox()
+		var what string
+		switch k := rnd.IntN(10); {
+		case k < 3:
+			what = "deliver"
+			var targets []mailstore.Target
+			for range 1 + rnd.IntN(5) {
+				targets = append(targets, mailstore.Target{AccountID: a.ID, Mailbox: mb.Name, Flags: flagSets[rnd.IntN(len(flagSets))]})
+			}
+			must[[]mailstore.Delivered](t)(s.Deliver(ctx, Msg("x@y", "c@example.test", fmt.Sprint("s", step), "b"), time.Time{}, targets))
+		case k < 6:
+			what = "flags"
+			op := []mailstore.FlagOp{mailstore.FlagsAdd, mailstore.FlagsRemove, mailstore.FlagsSet}[rnd.IntN(3)]
+			must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, some(mb), op, flagSets[rnd.IntN(len(flagSets))]))
+		case k < 7:
+			what = "copy"
+			dst := mailbox()
+			must[[]mailstore.UIDPair](t)(func() ([]mailstore.UIDPair, error) {
+				_, p, err := s.Copy(ctx, mb.ID, some(mb), dst.ID)
+				return p, err
+			}())
+		case k < 8:
+			what = "move"
+			if dst := mailbox(); dst.ID != mb.ID {
+				must[[]mailstore.UIDPair](t)(func() ([]mailstore.UIDPair, error) {
+					_, p, err := s.Move(ctx, mb.ID, some(mb), dst.ID)
+					return p, err
+				}())
+			}
+		case k < 9:
+			what = "expunge"
+			if rnd.IntN(2) == 0 {
+				must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil))
+			} else {
+				must[[]uint32](t)(s.Expunge(ctx, mb.ID, some(mb)))
+			}
+		default:
+			what = "delete mailbox"
+			if mb.Name != "INBOX" && rnd.IntN(4) == 0 {
+				must[struct{}](t)(struct{}{}, s.DeleteMailbox(ctx, a.ID, mb.Name))
+				must[mailstore.Mailbox](t)(s.CreateMailbox(ctx, a.ID, mb.Name, ""))
+			}
+		}
+		if err := s.CheckCounters(ctx); err != nil {
+			t.Fatalf("step %d (%s): %v", step, what, err)
+		}
+		checkView(t, s, mailbox())
+	}
+}
+
+// checkView compares a mailbox's View with a scan of its messages.
+func checkView(t *testing.T, s *mailstore.Store, mb mailstore.Mailbox) {
+	t.Helper()
+	ctx := context.Background()
+	v := must[mailstore.View](t)(s.View(ctx, mb.ID))
+	var want mailstore.Status
+	var uids []uint32
+	var firstUnseen uint32
+	keywords := map[string]bool{}
+	for _, m := range must[[]mailstore.Message](t)(s.Messages(ctx, mb.ID)) {
+		uids = append(uids, m.UID)
+		want.Messages++
+		want.Size += m.Size
+		if !slices.Contains(m.Flags, `\Seen`) {
+			want.Unseen++
+			if firstUnseen == 0 {
+				firstUnseen = m.UID
+			}
+		}
+		if slices.Contains(m.Flags, `\Deleted`) {
+			want.Deleted++
+		}
+		for _, f := range m.Flags {
+			if f[0] != '\\' {
+				keywords[f] = true
+			}
+		}
+	}
+	var got []uint32
+	for _, r := range v.UIDs {
+		for u := r.First; u <= r.Last; u++ {
+			got = append(got, u)
+		}
+	}
+	if v.Status != want || !slices.Equal(got, uids) || v.FirstUnseen != firstUnseen {
+		t.Fatalf("view of %s: %+v runs %v first unseen %d; scan: %+v %v %d", mb.Name, v.Status, v.UIDs, v.FirstUnseen, want, uids, firstUnseen)
+	}
+	for k := range keywords {
+		if !slices.ContainsFunc(v.Keywords, func(x string) bool { return strings.EqualFold(x, k) }) {
+			t.Fatalf("view of %s: keyword %q missing from %v", mb.Name, k, v.Keywords)
+		}
+	}
+	if st := must[mailstore.Status](t)(s.MailboxStatus(ctx, mb.ID)); st != want {
+		t.Fatalf("status of %s: %+v, scan says %+v", mb.Name, st, want)
 	}
 }
