@@ -47,13 +47,20 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	query := uids
-	if len(uids) == len(sel.uids) {
+	if uint32(len(uids)) == sel.view.len() {
 		query = nil // all: one range scan instead of a long UID list
 	}
+	if options.Vanished {
+		if err := s.vanished(w, int64(options.ChangedSince), numSet.(imap.UIDSet)); err != nil {
+			return err
+		}
+	}
+	// CONDSTORE: MODSEQ when asked for, and with every \Seen this FETCH set.
+	condStore := len(seenNow) > 0 && s.conn.Enabled(imap.CapCondStore)
 	var first error
 	// One response is written before the next is prepared, so they share f.
 	f := fetched{addrs: make(addressCache)}
-	err = s.srv.Store.Fetch(s.ctx(), sel.mb.ID, query, what, func(it mailstore.Item) error {
+	err = s.srv.Store.FetchChanged(s.ctx(), sel.mb.ID, query, int64(options.ChangedSince), what, func(it mailstore.Item) error {
 		n := sel.seq(it.UID)
 		if n == 0 {
 			return nil // delivered after the client last heard; not yet announced
@@ -64,7 +71,16 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 			return nil
 		}
-		return f.write(w.CreateMessage(n), &it, options, options.Flags || seenNow[it.UID])
+		flags := options.Flags || seenNow[it.UID]
+		if flags {
+			if err := sel.announce(it.Flags, w.WriteFlagsUpdate); err != nil {
+				return err
+			}
+			if sel.isRecent(it.UID) {
+				it.Flags = append(it.Flags, string(flagRecent))
+			}
+		}
+		return f.write(w.CreateMessage(n), &it, options, flags, options.ModSeq || condStore && seenNow[it.UID])
 	})
 	if err != nil {
 		var imapErr *imap.Error
@@ -132,11 +148,14 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 	return nil
 }
 
-func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, options *imap.FetchOptions, flags bool) error {
+func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, options *imap.FetchOptions, flags, modSeq bool) error {
 	// UID always: clients match responses by it, and RFC 9051 allows it.
 	w.WriteUID(imap.UID(it.UID))
 	if flags {
 		w.WriteFlags(imapFlags(it.Flags))
+	}
+	if modSeq {
+		w.WriteModSeq(uint64(it.ModSeq))
 	}
 	if options.InternalDate {
 		w.WriteInternalDate(it.InternalDate)

@@ -23,11 +23,15 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	}
 	ev := &evaluator{s: s, text: map[textKey][]uint32{}}
 	var uids, nums []uint32
+	var modSeq int64 // highest of the matches, for CONDSTORE
 	for i := range msgs {
 		m := &msgs[i]
 		n := sel.seq(m.UID)
 		if n == 0 {
 			continue
+		}
+		if sel.isRecent(m.UID) {
+			m.Flags = append(m.Flags, string(flagRecent)) // RECENT, NEW, OLD
 		}
 		ok, err := ev.match(m, n, criteria)
 		if err != nil {
@@ -36,12 +40,16 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if ok {
 			uids = append(uids, m.UID)
 			nums = append(nums, n)
+			modSeq = max(modSeq, m.ModSeq)
 		}
 	}
 	if kind == imapserver.NumKindUID {
 		nums = uids
 	}
 	data := &imap.SearchData{Count: uint32(len(nums))}
+	if usesModSeq(criteria) {
+		data.ModSeq = uint64(modSeq) // RFC 7162 3.1.5
+	}
 	if len(nums) > 0 {
 		data.Min, data.Max = nums[0], nums[len(nums)-1]
 	}
@@ -101,11 +109,7 @@ func ranges(nums []uint32) [][2]uint32 {
 
 // static replaces "*" and "$" in the criteria's sets by what they stand for now.
 func (sel *selected) static(c *imap.SearchCriteria) {
-	n := uint32(len(sel.uids))
-	var last uint32
-	if n > 0 {
-		last = sel.uids[n-1]
-	}
+	n, last := sel.view.len(), sel.view.last()
 	for i, set := range c.SeqNum {
 		set = slices.Clone(set)
 		for j := range set {
@@ -242,6 +246,9 @@ func (ev *evaluator) match(m *mailstore.Message, seq uint32, c *imap.SearchCrite
 		if hasFlag(m.Flags, f) {
 			return false, nil
 		}
+	}
+	if c.ModSeq != nil && uint64(m.ModSeq) < c.ModSeq.ModSeq {
+		return false, nil
 	}
 	if c.Larger > 0 && m.Size <= c.Larger {
 		return false, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -12,16 +13,17 @@ import (
 )
 
 // selected is a session's view of its selected mailbox: the UIDs its client
-// knows, in order, so that sequence number n is uids[n-1]. Everything else
-// (flags, sizes, content) is read from the store when a command needs it. The
-// view moves forward by replaying the store's change log from seen, which
-// covers changes made by other sessions, by SMTP delivery and by other
-// processes alike.
+// knows (view), what it has announced of the mailbox's flags, and which
+// messages are \Recent for it. Everything else (flags, sizes, content) is read
+// from the store when a command needs it. The view moves forward by replaying
+// the store's change log from seen, which covers changes made by other
+// sessions, by SMTP delivery and by other processes alike; seen is also the
+// mod-sequence the client has been brought up to (CONDSTORE).
 type selected struct {
 	mb       mailstore.Mailbox
 	readOnly bool
-	uids     []uint32
-	seen     int64 // last change applied to uids
+	view     *view
+	seen     int64 // last change applied to view
 	watch    <-chan struct{}
 	unwatch  func()
 	// own holds ids of flag changes this session made and already reported,
@@ -29,6 +31,12 @@ type selected struct {
 	own  map[int64]struct{}
 	res  imap.UIDSet // saved SEARCH result (SEARCHRES)
 	gone bool        // the mailbox was deleted under us
+	// keywords are the keywords announced in FLAGS so far.
+	keywords []imap.Flag
+	// recent are the UIDs this session reports as \Recent (RFC 3501): those
+	// it was the first to see. IMAP4rev2 has no \Recent; it stays empty.
+	recent []mailstore.UIDRange
+	rev1   bool // \Recent applies
 }
 
 var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
@@ -47,32 +55,117 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, s.fail("select", err)
 	}
 	sel := &selected{mb: v.Mailbox, readOnly: options.ReadOnly, seen: v.ModSeq, watch: watch, unwatch: unwatch,
-		uids: make([]uint32, 0, v.Messages)}
-	var firstUnseen uint32
-	for _, r := range v.UIDs {
-		if v.FirstUnseen >= r.First && v.FirstUnseen <= r.Last {
-			firstUnseen = uint32(len(sel.uids)) + v.FirstUnseen - r.First + 1
-		}
-		for uid := r.First; uid <= r.Last && uid != 0; uid++ {
-			sel.uids = append(sel.uids, uid)
-		}
-	}
-	flags := slices.Clone(systemFlags)
+		view: newView(v.UIDs), rev1: !s.conn.Enabled(imap.CapIMAP4rev2)}
 	for _, k := range v.Keywords {
-		flags = append(flags, imap.Flag(k))
+		sel.keywords = append(sel.keywords, imap.Flag(k))
+	}
+	var firstUnseen uint32
+	if v.FirstUnseen != 0 {
+		firstUnseen = sel.view.seq(v.FirstUnseen)
+	}
+	if err := s.claimRecent(sel); err != nil {
+		unwatch()
+		return nil, err
 	}
 	s.sel = sel
-	data := &imap.SelectData{
-		Flags:             flags,
-		NumMessages:       uint32(len(sel.uids)),
+	return &imap.SelectData{
+		Flags:             sel.flags(),
+		PermanentFlags:    sel.permanentFlags(),
+		NumMessages:       sel.view.len(),
+		NumRecent:         sel.numRecent(),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(v.UIDNext),
 		UIDValidity:       v.UIDValidity,
+		HighestModSeq:     uint64(sel.seen),
+	}, nil
+}
+
+// claimRecent makes the messages no session has seen yet recent for this
+// one. EXAMINE changes nothing (RFC 3501 6.3.2): it shows them as recent and
+// leaves them recent for the next SELECT.
+func (s *session) claimRecent(sel *selected) error {
+	last := sel.view.last()
+	if !sel.rev1 || len(sel.recent) > 0 && sel.recent[len(sel.recent)-1].Last >= last {
+		return nil
 	}
-	if !options.ReadOnly {
-		data.PermanentFlags = append(slices.Clone(systemFlags), imap.FlagWildcard)
+	var from uint32
+	var err error
+	if sel.readOnly {
+		from, err = s.srv.Store.RecentFrom(s.ctx(), sel.mb.ID)
+	} else {
+		from, err = s.srv.Store.ClaimRecent(s.ctx(), sel.mb.ID, last)
 	}
-	return data, nil
+	if err != nil {
+		return s.fail("select", err)
+	}
+	if n := len(sel.recent); n > 0 {
+		from = max(from, sel.recent[n-1].Last)
+	}
+	if from < last {
+		sel.recent = append(sel.recent, mailstore.UIDRange{First: from + 1, Last: last})
+	}
+	return nil
+}
+
+func (sel *selected) numRecent() uint32 {
+	n := uint32(0)
+	for _, r := range sel.recent {
+		n += sel.view.count(r.First, r.Last)
+	}
+	return n
+}
+
+func (sel *selected) isRecent(uid uint32) bool {
+	i := sort.Search(len(sel.recent), func(i int) bool { return sel.recent[i].Last >= uid })
+	return i < len(sel.recent) && sel.recent[i].First <= uid
+}
+
+// flagsOf is what the client is told of a message's flags.
+func (sel *selected) flagsOf(uid uint32, flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags), len(flags)+1)
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	if sel.isRecent(uid) {
+		out = append(out, flagRecent)
+	}
+	return out
+}
+
+const flagRecent = imap.Flag(`\Recent`)
+
+// learn adds keywords the client has not been told of, and reports whether
+// there were any.
+func (sel *selected) learn(flags []string) bool {
+	added := false
+	for _, f := range flags {
+		if f != "" && f[0] != '\\' && !slices.ContainsFunc(sel.keywords, func(k imap.Flag) bool { return strings.EqualFold(string(k), f) }) {
+			sel.keywords = append(sel.keywords, imap.Flag(f))
+			added = true
+		}
+	}
+	return added
+}
+
+func (sel *selected) flags() []imap.Flag {
+	return append(slices.Clone(systemFlags), sel.keywords...)
+}
+
+// permanentFlags is nil for a read-only mailbox: nothing can be stored.
+func (sel *selected) permanentFlags() []imap.Flag {
+	if sel.readOnly {
+		return nil
+	}
+	return append(sel.flags(), imap.FlagWildcard)
+}
+
+// announce tells the client of keywords it has not heard of before a response
+// that carries them, so it never sees a keyword missing from FLAGS.
+func (sel *selected) announce(flags []string, write func(flags, permanent []imap.Flag) error) error {
+	if !sel.learn(flags) {
+		return nil
+	}
+	return write(sel.flags(), sel.permanentFlags())
 }
 
 func (s *session) Unselect() error {
@@ -101,22 +194,50 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if err != nil {
 		return s.fail("poll", err)
 	}
-	announced := len(sel.uids)
+	announced := sel.view.len()
 	exists := func() error {
-		if len(sel.uids) == announced {
+		if sel.view.len() == announced {
 			return nil
 		}
-		announced = len(sel.uids)
-		return w.WriteNumMessages(uint32(announced))
+		grew := sel.view.len() > announced
+		announced = sel.view.len()
+		if err := w.WriteNumMessages(announced); err != nil {
+			return err
+		}
+		if !grew || !sel.rev1 {
+			return nil
+		}
+		// RECENT goes with EXISTS; claiming writes, after the client has
+		// heard of the new mail.
+		if err := s.claimRecent(sel); err != nil {
+			return err
+		}
+		return w.WriteNumRecent(sel.numRecent())
+	}
+	// Expunges come in batches (one EXPUNGE command, one MOVE), answered
+	// with one VANISHED for a QRESYNC client.
+	var gone []uint32
+	expunge := func() error {
+		if len(gone) == 0 {
+			return nil
+		}
+		if err := exists(); err != nil {
+			return err
+		}
+		err := s.drop(gone, w.WriteExpunge, w.WriteVanished)
+		announced = sel.view.len()
+		gone = gone[:0]
+		return err
 	}
 	var flagged []uint32
 apply:
 	for _, c := range chs {
 		switch c.Kind {
 		case mailstore.ChangeNew:
-			if n := len(sel.uids); n == 0 || c.UID > sel.uids[n-1] {
-				sel.uids = append(sel.uids, c.UID)
+			if err := expunge(); err != nil {
+				return err
 			}
+			sel.view.add(c.UID)
 		case mailstore.ChangeFlags:
 			if _, ok := sel.own[c.ID]; ok {
 				delete(sel.own, c.ID)
@@ -124,42 +245,38 @@ apply:
 				flagged = append(flagged, c.UID)
 			}
 		case mailstore.ChangeExpunge:
-			i, ok := slices.BinarySearch(sel.uids, c.UID)
-			if !ok {
+			if sel.view.seq(c.UID) == 0 {
 				break
 			}
 			if !allowExpunge {
 				break apply
 			}
-			if err := exists(); err != nil {
-				return err
-			}
-			sel.uids = slices.Delete(sel.uids, i, i+1)
-			announced--
-			if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-				return err
-			}
+			gone = append(gone, c.UID)
 		case mailstore.ChangeMailboxDeleted:
 			if !allowExpunge {
 				break apply
 			}
 			// Show the mailbox as emptied and stay selected: commands then
 			// find nothing, and the next LIST shows it gone.
+			if err := expunge(); err != nil {
+				return err
+			}
 			if err := exists(); err != nil {
 				return err
 			}
-			for n := len(sel.uids); n > 0; n-- {
-				if err := w.WriteExpunge(uint32(n)); err != nil {
-					return err
-				}
+			if err := s.drop(sel.view.all(nil), w.WriteExpunge, w.WriteVanished); err != nil {
+				return err
 			}
-			sel.uids, announced, sel.gone = nil, 0, true
+			sel.gone = true
 			sel.unwatch()
 			sel.watch, sel.unwatch = nil, nil
 			sel.seen = c.ID
 			return nil
 		}
 		sel.seen = c.ID
+	}
+	if err := expunge(); err != nil {
+		return err
 	}
 	if err := exists(); err != nil {
 		return err
@@ -169,11 +286,20 @@ apply:
 	}
 	slices.Sort(flagged)
 	flagged = slices.Compact(flagged)
+	condStore := s.conn.Enabled(imap.CapCondStore)
 	return s.srv.Store.Fetch(s.ctx(), sel.mb.ID, flagged, 0, func(it mailstore.Item) error {
-		if i, ok := slices.BinarySearch(sel.uids, it.UID); ok {
-			return w.WriteMessageFlags(uint32(i+1), imap.UID(it.UID), imapFlags(it.Flags))
+		n := sel.view.seq(it.UID)
+		if n == 0 {
+			return nil
 		}
-		return nil
+		if err := sel.announce(it.Flags, w.WriteFlagsUpdate); err != nil {
+			return err
+		}
+		flags := sel.flagsOf(it.UID, it.Flags)
+		if condStore {
+			return w.WriteMessageFlagsModSeq(n, imap.UID(it.UID), flags, uint64(it.ModSeq))
+		}
+		return w.WriteMessageFlags(n, imap.UID(it.UID), flags)
 	})
 }
 
@@ -208,7 +334,7 @@ func (sel *selected) resolve(set imap.NumSet) ([]uint32, error) {
 	var out []uint32
 	switch set := set.(type) {
 	case imap.SeqSet:
-		n := uint32(len(sel.uids))
+		n := sel.view.len()
 		for _, r := range set {
 			start, stop := bounds(r.Start, r.Stop, n)
 			if stop > n || start == 0 {
@@ -217,22 +343,20 @@ func (sel *selected) resolve(set imap.NumSet) ([]uint32, error) {
 				}
 				return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Message sequence number out of range"}
 			}
-			out = append(out, sel.uids[start-1:stop]...)
+			out = sel.view.between(out, start, stop)
 		}
 		if len(set) > 1 {
 			slices.Sort(out)
 			out = slices.Compact(out)
 		}
 	case imap.UIDSet:
-		if len(sel.uids) == 0 {
+		last := imap.UID(sel.view.last())
+		if last == 0 {
 			return nil, nil
 		}
-		last := imap.UID(sel.uids[len(sel.uids)-1])
 		for _, r := range set {
 			start, stop := bounds(r.Start, r.Stop, last)
-			i := sort.Search(len(sel.uids), func(i int) bool { return imap.UID(sel.uids[i]) >= start })
-			j := sort.Search(len(sel.uids), func(i int) bool { return imap.UID(sel.uids[i]) > stop })
-			out = append(out, sel.uids[i:j]...)
+			out = sel.view.within(out, uint32(start), uint32(stop))
 		}
 		if len(set) > 1 {
 			slices.Sort(out)
@@ -243,12 +367,7 @@ func (sel *selected) resolve(set imap.NumSet) ([]uint32, error) {
 }
 
 // seq returns the sequence number of uid, or 0 if the client does not know it.
-func (sel *selected) seq(uid uint32) uint32 {
-	if i, ok := slices.BinarySearch(sel.uids, uid); ok {
-		return uint32(i + 1)
-	}
-	return 0
-}
+func (sel *selected) seq(uid uint32) uint32 { return sel.view.seq(uid) }
 
 // remember records flag changes this session reports itself.
 func (sel *selected) remember(msgs []mailstore.Message) {
@@ -263,7 +382,16 @@ func (sel *selected) remember(msgs []mailstore.Message) {
 	}
 }
 
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+// HighestModSeq is the mod-sequence the client has been brought up to
+// (imapserver.SessionCondStore).
+func (s *session) HighestModSeq() uint64 {
+	if s.sel == nil {
+		return 0
+	}
+	return uint64(s.sel.seen)
+}
+
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly
@@ -277,22 +405,63 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		imap.StoreFlagsDel: mailstore.FlagsRemove,
 		imap.StoreFlagsSet: mailstore.FlagsSet,
 	}[flags.Op]
-	changed, err := s.srv.Store.StoreFlags(s.ctx(), sel.mb.ID, uids, op, storeFlags(flags.Flags))
+	unchangedSince := int64(-1)
+	if options.Unchanged {
+		unchangedSince = int64(min(options.UnchangedSince, 1<<63-1))
+	}
+	changed, modified, err := s.srv.Store.StoreFlagsIf(s.ctx(), sel.mb.ID, uids, op, storeFlags(flags.Flags), unchangedSince)
 	if err != nil {
 		return s.fail("store", err)
 	}
 	sel.remember(changed)
-	if flags.Silent {
+	if len(modified) > 0 {
+		if _, ok := numSet.(imap.UIDSet); ok {
+			w.SetModified(uidSet(modified))
+		} else {
+			nums := make([]uint32, 0, len(modified))
+			for _, uid := range modified {
+				nums = append(nums, sel.seq(uid))
+			}
+			w.SetModified(seqSet(nums))
+		}
+	}
+	// CONDSTORE clients hear of every new mod-sequence, even after .SILENT
+	// (RFC 7162 3.1.3); the others only of flags, unless silent.
+	condStore := s.conn.Enabled(imap.CapCondStore)
+	if flags.Silent && !condStore {
 		return nil
 	}
-	return s.srv.Store.Fetch(s.ctx(), sel.mb.ID, uids, 0, func(it mailstore.Item) error {
-		if n := sel.seq(it.UID); n != 0 {
-			r := w.CreateMessage(n)
-			r.WriteUID(imap.UID(it.UID))
-			r.WriteFlags(imapFlags(it.Flags))
-			return r.Close()
+	report := uids
+	if flags.Silent {
+		report = report[:0:0]
+		for _, m := range changed {
+			report = append(report, m.UID)
 		}
-		return nil
+		if len(report) == 0 {
+			return nil
+		}
+	}
+	skip := make(map[uint32]bool, len(modified))
+	for _, uid := range modified {
+		skip[uid] = true
+	}
+	return s.srv.Store.Fetch(s.ctx(), sel.mb.ID, report, 0, func(it mailstore.Item) error {
+		n := sel.seq(it.UID)
+		if n == 0 || skip[it.UID] {
+			return nil
+		}
+		if err := sel.announce(it.Flags, w.WriteFlagsUpdate); err != nil {
+			return err
+		}
+		r := w.CreateMessage(n)
+		r.WriteUID(imap.UID(it.UID))
+		if !flags.Silent {
+			r.WriteFlags(sel.flagsOf(it.UID, it.Flags))
+		}
+		if condStore {
+			r.WriteModSeq(uint64(it.ModSeq))
+		}
+		return r.Close()
 	})
 }
 
@@ -315,7 +484,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	} else {
 		// Only messages the client knows: one delivered meanwhile may not be
 		// expunged before it was announced.
-		uids = sel.uids
+		uids = sel.view.all(nil)
 	}
 	if len(uids) == 0 {
 		return nil
@@ -324,19 +493,30 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	if err != nil {
 		return s.fail("expunge", err)
 	}
-	return sel.drop(gone, w.WriteExpunge)
+	return s.drop(gone, w.WriteExpunge, w.WriteVanished)
 }
 
-// drop removes expunged UIDs from the view, announcing each.
-func (sel *selected) drop(gone []uint32, write func(uint32) error) error {
-	slices.Sort(gone)
-	for _, uid := range gone {
-		i, ok := slices.BinarySearch(sel.uids, uid)
-		if !ok {
-			continue
+// drop removes expunged UIDs from the view and tells the client: VANISHED
+// once it enabled QRESYNC (RFC 7162 3.2.10), else an EXPUNGE each.
+func (s *session) drop(gone []uint32, expunge func(uint32) error, vanished func(imap.UIDSet) error) error {
+	sel := s.sel
+	if s.conn.Enabled(imap.CapQResync) {
+		var known []uint32
+		for _, uid := range gone {
+			if sel.view.seq(uid) != 0 {
+				known = append(known, uid)
+			}
 		}
-		sel.uids = slices.Delete(sel.uids, i, i+1)
-		if err := write(uint32(i + 1)); err != nil {
+		slices.Sort(known)
+		known = slices.Compact(known)
+		sel.view.remove(known)
+		if len(known) == 0 {
+			return nil
+		}
+		return vanished(uidSet(known))
+	}
+	for _, n := range sel.view.remove(gone) {
+		if err := expunge(n); err != nil {
 			return err
 		}
 	}
@@ -396,9 +576,6 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if err != nil || len(uids) == 0 {
 		return err
 	}
-	if dst.ID == sel.mb.ID {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
-	}
 	validity, pairs, err := s.srv.Store.Move(s.ctx(), sel.mb.ID, uids, dst.ID)
 	if err != nil {
 		return s.fail("move", err)
@@ -413,8 +590,10 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 		moved[i] = p.Src
 	}
 	// Each moved message is expunged once, here; the change log's record of
-	// it later finds the UID gone from the view and stays silent.
-	return sel.drop(moved, w.WriteExpunge)
+	// it later finds the UID gone from the view and stays silent. A move into
+	// the selected mailbox itself (RFC 6851 allows it) gives the messages new
+	// UIDs, which the poll after the command announces.
+	return s.drop(moved, w.WriteExpunge, w.WriteVanished)
 }
 
 // bounds resolves a range of a sequence or UID set: 0 stands for "*" (the

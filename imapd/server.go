@@ -83,6 +83,8 @@ var caps = imap.CapSet{
 	imap.CapID:               {},
 	imap.CapQuota:            {},
 	"QUOTA=RES-STORAGE":      {},
+	imap.CapCondStore:        {},
+	imap.CapQResync:          {},
 }
 
 func (s *Server) init() {

@@ -219,7 +219,17 @@ func (s *session) status(mb mailstore.Mailbox, options *imap.StatusOptions) (*im
 		data.DeletedStorage = &n
 	}
 	if options.NumRecent {
-		data.NumRecent = new(uint32) // sealmail keeps no \Recent
+		n, err := s.srv.Store.UnclaimedRecent(s.ctx(), mb.ID)
+		if err != nil {
+			return nil, s.fail("status", err)
+		}
+		if s.sel != nil && s.sel.mb.ID == mb.ID {
+			n += s.sel.numRecent() // RFC 3501: what this session sees as recent
+		}
+		data.NumRecent = &n
+	}
+	if options.HighestModSeq {
+		data.HighestModSeq = uint64(mb.ModSeq)
 	}
 	if options.AppendLimit {
 		n := s.AppendLimit()
@@ -252,7 +262,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 }
 
 // storeFlags converts flags for the store, dropping \Recent, which only the
-// server may set (and sealmail does not).
+// server sets.
 func storeFlags(flags []imap.Flag) []string {
 	out := make([]string, 0, len(flags))
 	for _, f := range flags {

@@ -11,10 +11,12 @@ import (
 // beginning, so the file stays small.
 const checkpointEvery = 500 * time.Millisecond
 
-// The change log keeps this much history; see PruneChanges.
+// The change log keeps this much history, and expunges for a year, for
+// QRESYNC clients that come back after months; see PruneChanges.
 const (
-	changeHistory = 30 * 24 * time.Hour
-	pruneEvery    = time.Hour
+	changeHistory  = 30 * 24 * time.Hour
+	expungeHistory = 365 * 24 * time.Hour
+	pruneEvery     = time.Hour
 )
 
 // checkpointer does the store's housekeeping beside the writer: WAL
@@ -34,7 +36,7 @@ func (s *Store) checkpointer() {
 			s.checkpoint()
 			if time.Since(lastPrune) > pruneEvery {
 				lastPrune = time.Now()
-				s.PruneChanges(context.Background(), changeHistory)
+				s.PruneChanges(context.Background(), changeHistory, expungeHistory)
 			}
 		}
 	}

@@ -287,6 +287,13 @@ const (
 // is nil), in UID order, with what the what bits ask for. It streams: content of
 // a large mailbox is never all in memory at once.
 func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what int, fn func(Item) error) error {
+	return s.FetchChanged(ctx, mailboxID, uids, 0, what, fn)
+}
+
+// FetchChanged is Fetch of the messages whose modseq is above since only
+// (CONDSTORE's CHANGEDSINCE, a QRESYNC resync): an index finds them, so a
+// few changes in a large mailbox cost a few rows.
+func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32, since int64, what int, fn func(Item) error) error {
 	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq`
 	if what&FetchEnvelope != 0 {
 		cols += `, b.envelope`
@@ -298,7 +305,16 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 		cols += `, b.data`
 	}
 	cond, args := uidCond("m.uid", uids)
-	q := `SELECT ` + cols + ` FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id=? AND ` + cond + ` ORDER BY m.uid`
+	from := `messages m`
+	if since > 0 {
+		cond += ` AND m.modseq > ?`
+		args = append(args, since)
+		if uids == nil {
+			// Without it SQLite walks the UID index to save a sort.
+			from = `messages m INDEXED BY messages_modseq`
+		}
+	}
+	q := `SELECT ` + cols + ` FROM ` + from + ` JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id=? AND ` + cond + ` ORDER BY m.uid`
 	args = append([]any{mailboxID}, args...)
 	err := s.read(ctx, func(db *sql.DB) error {
 		rows, err := db.QueryContext(ctx, q, args...)
@@ -421,10 +437,18 @@ const (
 // StoreFlags changes the flags of messages and returns their new state (only of
 // messages whose flags actually changed).
 func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
-	var out []Message
+	changed, _, err := s.StoreFlagsIf(ctx, mailboxID, uids, op, flags, -1)
+	return changed, err
+}
+
+// StoreFlagsIf is StoreFlags for the messages whose modseq is at most
+// unchangedSince (CONDSTORE's UNCHANGEDSINCE; negative: all). The others are
+// left alone and returned as modified; the check and the change are one
+// transaction, so no concurrent change slips between them.
+func (s *Store) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string, unchangedSince int64) (changed []Message, modified []uint32, err error) {
 	cond, args := uidCond("uid", uids)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		changed, modified = changed[:0], modified[:0]
 		rows, err := tx.Query(`SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
 		if err != nil {
 			return err
@@ -445,6 +469,10 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 			}
 		}
 		for _, m := range cur {
+			if unchangedSince >= 0 && m.ModSeq > unchangedSince {
+				modified = append(modified, m.UID)
+				continue
+			}
 			nf := applyFlags(m.Flags, op, flags)
 			if joinFlags(nf) == joinFlags(m.Flags) {
 				continue
@@ -457,14 +485,14 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 				return err
 			}
 			m.Flags, m.ModSeq = nf, ch
-			out = append(out, m)
+			changed = append(changed, m)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: store flags: %w", err)
+		return nil, nil, fmt.Errorf("mailstore: store flags: %w", err)
 	}
-	return out, nil
+	return changed, modified, nil
 }
 
 // CanonicalFlag spells system flags in their standard case; keywords keep theirs.

@@ -143,11 +143,27 @@ func (s *Store) dispatch() {
 }
 
 // PruneChanges forgets change records older than age (the store itself keeps
-// 30 days). An IMAP session lives minutes to hours, so none ever needs them.
-func (s *Store) PruneChanges(ctx context.Context, age time.Duration) error {
+// 30 days); records of expunges, which QRESYNC clients need (VANISHED), are
+// kept for expungeAge instead. The newest id pruned of those is remembered:
+// Vanished answers a client that was away longer with a superset.
+func (s *Store) PruneChanges(ctx context.Context, age, expungeAge time.Duration) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// Keep each mailbox's newest record: its id is the mailbox's modseq.
-		_, err := tx.Exec(`DELETE FROM changes WHERE time < ? AND id NOT IN (SELECT MAX(id) FROM changes GROUP BY mailbox_id)`, time.Now().Add(-age).Unix())
+		const keep = `id NOT IN (SELECT MAX(id) FROM changes GROUP BY mailbox_id)`
+		var last sql.NullInt64
+		expungeCutoff := time.Now().Add(-expungeAge).Unix()
+		err := tx.QueryRow(`SELECT MAX(id) FROM changes WHERE kind=? AND time < ? AND `+keep, changeExpunge, expungeCutoff).Scan(&last)
+		if err != nil {
+			return err
+		}
+		if last.Valid {
+			if _, err := tx.Exec(`INSERT INTO counters (name, value) VALUES ('expunges_pruned', ?)
+				ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, last.Int64); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(`DELETE FROM changes WHERE ((kind<>? AND time < ?) OR (kind=? AND time < ?)) AND `+keep,
+			changeExpunge, time.Now().Add(-age).Unix(), changeExpunge, expungeCutoff)
 		return err
 	})
 }

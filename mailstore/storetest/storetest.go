@@ -36,6 +36,8 @@ func Run(t *testing.T, open Opener) {
 		{"Watch", testWatch},
 		{"ManyRanges", testManyRanges},
 		{"Counters", testCounters},
+		{"ModSeq", testModSeq},
+		{"Recent", testRecent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -426,7 +428,7 @@ func testWatch(t *testing.T, s *mailstore.Store) {
 	}
 	// Pruning keeps the newest change: it is the mailbox's modseq.
 	before := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
-	must[struct{}](t)(struct{}{}, s.PruneChanges(ctx, -time.Hour))
+	must[struct{}](t)(struct{}{}, s.PruneChanges(ctx, -time.Hour, -time.Hour))
 	after := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
 	if after.ModSeq != before.ModSeq || after.ModSeq != chs[1].ID {
 		t.Errorf("modseq %d after pruning, %d before", after.ModSeq, before.ModSeq)
@@ -598,5 +600,88 @@ func checkView(t *testing.T, s *mailstore.Store, mb mailstore.Mailbox) {
 	}
 	if st := must[mailstore.Status](t)(s.MailboxStatus(ctx, mb.ID)); st != want {
 		t.Fatalf("status of %s: %+v, scan says %+v", mb.Name, st, want)
+	}
+}
+
+// testModSeq: every delivery, flag change and expunge bumps a modseq; what
+// changed and what vanished since a modseq are found exactly, across pruning
+// of the change log too (then as a superset).
+func testModSeq(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "ms@example.test")[0]
+	var uids []uint32
+	for i := 0; i < 8; i++ {
+		uids = append(uids, must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "ms@example.test", fmt.Sprint(i), "b"), nil, time.Time{})).UID)
+	}
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	if got := must[mailstore.View](t)(s.View(ctx, mb.ID)).UIDs; fmt.Sprint(got) != "[{1 8}]" {
+		t.Errorf("UIDRanges: %v", got)
+	}
+	base := mb.ModSeq
+	changed, modified, err := s.StoreFlagsIf(ctx, mb.ID, []uint32{2, 3}, mailstore.FlagsAdd, []string{`\Deleted`}, base)
+	if err != nil || len(changed) != 2 || len(modified) != 0 || changed[0].ModSeq <= base {
+		t.Fatalf("StoreFlagsIf: %v %v %v", changed, modified, err)
+	}
+	// Message 2 changed after base: a condition on base now fails for it only.
+	changed, modified, err = s.StoreFlagsIf(ctx, mb.ID, []uint32{1, 2}, mailstore.FlagsAdd, []string{`\Seen`}, base)
+	if err != nil || len(changed) != 1 || changed[0].UID != 1 || fmt.Sprint(modified) != "[2]" {
+		t.Fatalf("StoreFlagsIf on a changed message: %v %v %v", changed, modified, err)
+	}
+	must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil))
+	var got []uint32
+	must[struct{}](t)(struct{}{}, s.FetchChanged(ctx, mb.ID, nil, base, 0, func(it mailstore.Item) error {
+		got = append(got, it.UID)
+		return nil
+	}))
+	if fmt.Sprint(got) != "[1]" {
+		t.Errorf("FetchChanged: %v", got)
+	}
+	if got := must[[]mailstore.UIDRange](t)(s.Vanished(ctx, mb.ID, base)); fmt.Sprint(got) != "[{2 3}]" {
+		t.Errorf("Vanished: %v", got)
+	}
+	after := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX")).ModSeq
+	if got := must[[]mailstore.UIDRange](t)(s.Vanished(ctx, mb.ID, after)); len(got) != 0 {
+		t.Errorf("Vanished since now: %v", got)
+	}
+	if got := must[mailstore.View](t)(s.View(ctx, mb.ID)).UIDs; fmt.Sprint(got) != "[{1 1} {4 8}]" {
+		t.Errorf("UIDRanges: %v", got)
+	}
+	// Pruning flag records only keeps expunges exact; pruning expunges makes
+	// Vanished answer with every UID below UIDNEXT not in the mailbox.
+	must[struct{}](t)(struct{}{}, s.PruneChanges(ctx, -time.Hour, time.Hour))
+	if got := must[[]mailstore.UIDRange](t)(s.Vanished(ctx, mb.ID, base)); fmt.Sprint(got) != "[{2 3}]" {
+		t.Errorf("Vanished after pruning flag changes: %v", got)
+	}
+	must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil)) // nothing
+	must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, []uint32{8}, mailstore.FlagsAdd, []string{`\Deleted`}))
+	must[[]uint32](t)(s.Expunge(ctx, mb.ID, nil))
+	must[struct{}](t)(struct{}{}, s.PruneChanges(ctx, -time.Hour, -time.Hour))
+	if got := must[[]mailstore.UIDRange](t)(s.Vanished(ctx, mb.ID, base)); fmt.Sprint(got) != "[{2 3} {8 8}]" {
+		t.Errorf("Vanished after pruning expunges: %v", got)
+	}
+}
+
+// testRecent: the first claim of new messages wins; later ones get nothing.
+func testRecent(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "rc@example.test")[0]
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	for i := 0; i < 3; i++ {
+		must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "rc@example.test", fmt.Sprint(i), "b"), nil, time.Time{}))
+	}
+	if n := must[uint32](t)(s.UnclaimedRecent(ctx, mb.ID)); n != 3 {
+		t.Errorf("unclaimed %d, want 3", n)
+	}
+	if from := must[uint32](t)(s.ClaimRecent(ctx, mb.ID, 2)); from != 0 {
+		t.Errorf("first claim from %d", from)
+	}
+	if from := must[uint32](t)(s.ClaimRecent(ctx, mb.ID, 3)); from != 2 {
+		t.Errorf("second claim from %d, want 2", from)
+	}
+	if from := must[uint32](t)(s.ClaimRecent(ctx, mb.ID, 3)); from != 3 {
+		t.Errorf("third claim from %d, want 3 (nothing)", from)
+	}
+	if n := must[uint32](t)(s.UnclaimedRecent(ctx, mb.ID)); n != 0 {
+		t.Errorf("unclaimed %d after claims", n)
 	}
 }

@@ -21,6 +21,10 @@ type FetchOptions struct {
 	ModSeq            bool                          // requires CONDSTORE
 
 	ChangedSince uint64 // requires CONDSTORE
+
+	// sealmail: the VANISHED modifier of UID FETCH (RFC 7162 3.2.6), not in
+	// upstream: also report UIDs expunged since ChangedSince.
+	Vanished bool // requires QRESYNC
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

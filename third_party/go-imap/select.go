@@ -4,6 +4,21 @@ package imap
 type SelectOptions struct {
 	ReadOnly  bool
 	CondStore bool // requires CONDSTORE
+
+	// sealmail: QRESYNC parameters (RFC 7162 3.2.5), not in upstream.
+	QResync *SelectQResync // requires QRESYNC
+}
+
+// SelectQResync is what a client knows of a mailbox from an earlier session:
+// SELECT ... (QRESYNC (UIDValidity ModSeq KnownUIDs (SeqMatch UIDMatch))).
+type SelectQResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	KnownUIDs   UIDSet // nil: all UIDs
+	// SeqMatch and UIDMatch pair sequence numbers with the UIDs they had; nil
+	// if not given.
+	SeqMatch SeqSet
+	UIDMatch UIDSet
 }
 
 // SelectData is the data returned by a SELECT command.

@@ -97,6 +97,9 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapUnauthenticate,
 		})
 
+		// sealmail: CONDSTORE and QRESYNC (RFC 7162).
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync})
+
 		// sealmail: QUOTA and the resources it reports.
 		addAvailableCaps(&caps, available, []imap.Cap{
 			imap.CapQuota,

@@ -171,6 +171,10 @@ func (c *Conn) serve() {
 	if _, ok := c.session.(SessionQuota); !ok && caps.Has(imap.CapQuota) {
 		panic("imapserver: server advertises QUOTA but session doesn't support it")
 	}
+	// sealmail: CONDSTORE and QRESYNC.
+	if _, ok := c.session.(SessionCondStore); !ok && (caps.Has(imap.CapCondStore) || caps.Has(imap.CapQResync)) {
+		panic("imapserver: server advertises CONDSTORE or QRESYNC but session doesn't support it")
+	}
 
 	c.state = imap.ConnStateNotAuthenticated
 	statusType := imap.StatusResponseTypeOK
@@ -286,7 +290,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "UID EXPUNGE":
 		err = c.handleUIDExpunge(dec)
 	case "STORE", "UID STORE":
-		err = c.handleStore(dec, numKind)
+		err = c.handleStore(tag, dec, numKind)
+		sendOK = false
 	case "COPY", "UID COPY":
 		err = c.handleCopy(tag, dec, numKind)
 		sendOK = false
@@ -344,6 +349,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		resp = &imap.StatusResponse{
 			Type: imap.StatusResponseTypeOK,
 			Text: fmt.Sprintf("%v completed", name),
+		}
+		// sealmail: RFC 7162 3.2.10 (and 3.1.8 for CONDSTORE clients).
+		if name == "EXPUNGE" || name == "UID EXPUNGE" {
+			resp.Code = c.highestModSeqCode()
 		}
 	}
 	return c.writeStatusResp(tag, resp)

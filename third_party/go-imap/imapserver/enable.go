@@ -28,6 +28,10 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 		switch req {
 		case imap.CapIMAP4rev2, imap.CapUTF8Accept:
 			enabled = append(enabled, req)
+		case imap.CapCondStore, imap.CapQResync: // sealmail
+			if c.server.options.caps().Has(req) {
+				enabled = append(enabled, req)
+			}
 		}
 	}
 
@@ -36,6 +40,14 @@ func (c *Conn) handleEnable(dec *imapwire.Decoder) error {
 		c.enabled[e] = struct{}{}
 	}
 	c.mutex.Unlock()
+	for _, e := range enabled {
+		// sealmail: QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+		if e == imap.CapCondStore || e == imap.CapQResync {
+			if err := c.condStoreEnabledBy(); err != nil {
+				return err
+			}
+		}
+	}
 
 	enc := newResponseEncoder(c)
 	defer enc.end()

@@ -75,6 +75,13 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	// sealmail: CONDSTORE/QRESYNC modifiers.
+	if dec.SP() {
+		if err := readFetchModifiers(dec, &options); err != nil {
+			return err
+		}
+	}
+
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -85,6 +92,14 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 
 	if numKind == NumKindUID {
 		options.UID = true
+	}
+	if options.Vanished && (numKind != NumKindUID || !c.Enabled(imap.CapQResync)) {
+		return newClientBugError("VANISHED needs UID FETCH and ENABLE QRESYNC")
+	}
+	if options.ModSeq {
+		if err := c.condStoreEnabledBy(); err != nil {
+			return err
+		}
 	}
 
 	w := &FetchWriter{conn: c, options: writerOptions}
@@ -108,6 +123,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // sealmail: CONDSTORE
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -326,6 +343,8 @@ func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
 type FetchWriter struct {
 	conn    *Conn
 	options fetchWriterOptions
+	// sealmail: what a STORE (UNCHANGEDSINCE) did not change, see SetModified.
+	modified imap.NumSet
 }
 
 // CreateMessage writes a FETCH response for a message.

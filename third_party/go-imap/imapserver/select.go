@@ -9,12 +9,31 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	options := imap.SelectOptions{ReadOnly: readOnly}
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
+		return dec.Err()
+	}
+	// sealmail: CONDSTORE and QRESYNC parameters.
+	if dec.SP() {
+		if err := readSelectParams(dec, &options); err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		return err
+	}
+	if options.QResync != nil && !c.Enabled(imap.CapQResync) {
+		return newClientBugError("QRESYNC parameter without ENABLE QRESYNC")
+	}
+	if options.CondStore && !c.server.options.caps().Has(imap.CapCondStore) {
+		return newClientBugError("CONDSTORE is not supported")
+	}
+	if options.CondStore || options.QResync != nil {
+		c.enableCondStore()
 	}
 
 	if c.state == imap.ConnStateSelected {
@@ -32,7 +51,6 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -70,6 +88,19 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 
 	c.state = imap.ConnStateSelected
+
+	// sealmail: RFC 7162 3.1.2.1 wants HIGHESTMODSEQ after every SELECT
+	// from a server that keeps mod-sequences, then 3.2.5's resync.
+	if session, ok := c.session.(SessionCondStore); ok {
+		if err := c.writeHighestModSeq(); err != nil {
+			return err
+		}
+		if q := options.QResync; q != nil && q.UIDValidity == data.UIDValidity {
+			if err := session.Resync(&FetchWriter{conn: c}, q); err != nil {
+				return err
+			}
+		}
+	}
 	// TODO: forbid write commands in read-only mode
 
 	var (

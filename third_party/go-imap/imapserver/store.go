@@ -8,12 +8,22 @@ import (
 	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
 
-func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
+// sealmail: STORE writes its own tagged OK, which may carry MODIFIED.
+func (c *Conn) handleStore(tag string, dec *imapwire.Decoder, numKind NumKind) error {
 	var (
-		numSet imap.NumSet
-		item   string
+		numSet  imap.NumSet
+		item    string
+		options imap.StoreOptions
 	)
-	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() || !dec.ExpectAtom(&item) || !dec.ExpectSP() {
+	if !dec.ExpectSP() || !dec.ExpectNumSet(numKind.wire(), &numSet) || !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if isList, err := readStoreModifiers(dec, &options); err != nil {
+		return err
+	} else if isList && !dec.ExpectSP() {
+		return dec.Err()
+	}
+	if !dec.ExpectAtom(&item) || !dec.ExpectSP() {
 		return dec.Err()
 	}
 	var flags []imap.Flag
@@ -68,11 +78,32 @@ func (c *Conn) handleStore(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	if options.Unchanged {
+		if err := c.condStoreEnabledBy(); err != nil {
+			return err
+		}
+	}
+
 	w := &FetchWriter{conn: c}
-	options := imap.StoreOptions{}
-	return c.session.Store(w, numSet, &imap.StoreFlags{
+	err = c.session.Store(w, numSet, &imap.StoreFlags{
 		Op:     op,
 		Silent: silent,
 		Flags:  flags,
 	}, &options)
+	if err != nil {
+		return err
+	}
+	name := "STORE"
+	if numKind == NumKindUID {
+		name = "UID STORE"
+	}
+	if err := c.poll(name); err != nil {
+		return err
+	}
+	resp := &imap.StatusResponse{Type: imap.StatusResponseTypeOK, Text: name + " completed"}
+	if w.modified != nil && !isNumSetEmpty(w.modified) {
+		resp.Code = imap.ResponseCode("MODIFIED " + w.modified.String())
+		resp.Text = "Conditional " + name + " failed for some messages"
+	}
+	return c.writeStatusResp(tag, resp)
 }
