@@ -114,3 +114,7 @@ func (c *coalesceConn) SetDeadline(t time.Time) error {
 	}
 	return c.Conn.SetDeadline(t)
 }
+
+// NetConn returns the wrapped connection; imapserver looks through it for the
+// socket, to notice a client that hangs up during a command.
+func (c *coalesceConn) NetConn() net.Conn { return c.Conn }

@@ -60,7 +60,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	var first error
 	// One response is written before the next is prepared, so they share f.
 	f := fetched{addrs: make(addressCache)}
-	err = s.srv.Store.FetchChanged(s.ctx(), sel.mb.ID, query, int64(options.ChangedSince), what, func(it mailstore.Item) error {
+	err = s.srv.Store.FetchChanged(s.cmdCtx(), sel.mb.ID, query, int64(options.ChangedSince), what, func(it mailstore.Item) error {
 		n := sel.seq(it.UID)
 		if n == 0 {
 			return nil // delivered after the client last heard; not yet announced

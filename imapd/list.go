@@ -18,7 +18,8 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		// LIST "" "" asks for the hierarchy delimiter.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
 	}
-	mbs, err := s.srv.Store.Mailboxes(s.ctx(), s.acct.ID)
+	ctx := s.cmdCtx()
+	mbs, err := s.srv.Store.Mailboxes(ctx, s.acct.ID)
 	if err != nil {
 		return s.fail("list", err)
 	}
@@ -54,6 +55,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	sort.Strings(names)
 
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return s.fail("list", err)
+		}
 		m := byName[name]
 		if !matchAny(name, ref, patterns, m == nil) {
 			continue

@@ -17,7 +17,7 @@ import (
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	sel.static(criteria)
-	msgs, err := s.srv.Store.Messages(s.ctx(), sel.mb.ID)
+	msgs, err := s.srv.Store.Messages(s.cmdCtx(), sel.mb.ID)
 	if err != nil {
 		return nil, s.fail("search", err)
 	}
@@ -178,9 +178,9 @@ func (ev *evaluator) hits(k textKey) ([]uint32, error) {
 	var r []uint32
 	var err error
 	if k.header != "" {
-		r, err = ev.s.srv.Store.SearchHeader(ev.s.ctx(), sel.mb.ID, k.header, k.query)
+		r, err = ev.s.srv.Store.SearchHeader(ev.s.cmdCtx(), sel.mb.ID, k.header, k.query)
 	} else {
-		r, err = ev.s.srv.Store.SearchText(ev.s.ctx(), sel.mb.ID, k.field, k.query)
+		r, err = ev.s.srv.Store.SearchText(ev.s.cmdCtx(), sel.mb.ID, k.field, k.query)
 	}
 	if err != nil {
 		return nil, ev.s.fail("search", err)
@@ -203,7 +203,7 @@ func (ev *evaluator) sentDate(m *mailstore.Message) (time.Time, error) {
 	if ev.sent == nil {
 		ev.sent = map[uint32]time.Time{}
 		sel := ev.s.sel
-		err := ev.s.srv.Store.Fetch(ev.s.ctx(), sel.mb.ID, nil, mailstore.FetchEnvelope, func(it mailstore.Item) error {
+		err := ev.s.srv.Store.Fetch(ev.s.cmdCtx(), sel.mb.ID, nil, mailstore.FetchEnvelope, func(it mailstore.Item) error {
 			if it.Envelope != nil && !it.Envelope.Date.IsZero() {
 				ev.sent[it.UID] = it.Envelope.Date
 			}

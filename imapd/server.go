@@ -235,6 +235,9 @@ func (c *idleConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
+// NetConn returns the wrapped connection (see coalesceConn.NetConn).
+func (c *idleConn) NetConn() net.Conn { return c.Conn }
+
 func (c *idleConn) SetDeadline(t time.Time) error {
 	if err := c.Conn.SetWriteDeadline(t); err != nil {
 		return err

@@ -34,6 +34,11 @@ var _ imapserver.SessionQuota = (*session)(nil)
 // runs to completion, so no client is told NO about a write that committed.
 func (s *session) ctx() context.Context { return context.Background() }
 
+// cmdCtx is for work done only to answer the client (listing, searching,
+// reading messages): it ends when the client hangs up during the command or
+// the server shuts down, so that work stops when nobody waits for it.
+func (s *session) cmdCtx() context.Context { return s.conn.Context() }
+
 func (s *session) Close() error {
 	s.unselect()
 	s.srv.conns.Release(s.ip)

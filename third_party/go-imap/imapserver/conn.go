@@ -2,6 +2,7 @@ package imapserver
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -46,6 +47,13 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// sealmail: ctx ends with the connection (or at Server.Close); cmdCtx,
+	// derived from it, ends with the command in progress and also when the
+	// client hangs up during it. See Context.
+	ctx    context.Context
+	cancel context.CancelFunc
+	cmdCtx context.Context
 }
 
 // readerSize bounds a line read whole (an AUTHENTICATE response, the DONE
@@ -63,13 +71,33 @@ func newConn(c net.Conn, server *Server) *Conn {
 	// sealmail's connection gathers written records into larger writes.
 	br := bufio.NewReaderSize(rw, readerSize)
 	bw := bufio.NewWriterSize(rw, writerSize)
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Conn{
 		conn:    c,
 		server:  server,
 		br:      br,
 		bw:      bw,
 		enabled: make(imap.CapSet),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
+}
+
+// Context returns the context of the command being handled: it is cancelled
+// when the client hangs up during the command, when the server closes, and
+// once the command ends. A session passes it to work whose only purpose is
+// the answer (listing, searching, fetching), so that work stops when nobody
+// waits for it and never holds up Server.Close. Writes the client may already
+// have seen succeed should not be cut short by it.
+//
+// sealmail: upstream has no per-command context.
+func (c *Conn) Context() context.Context {
+	c.mutex.Lock()
+	defer c.mutex.Unlock()
+	if c.cmdCtx != nil {
+		return c.cmdCtx
+	}
+	return c.ctx
 }
 
 // NetConn returns the underlying connection that is wrapped by the IMAP
@@ -109,6 +137,7 @@ func (c *Conn) serve() {
 			c.server.logger().Printf("panic handling command: %v\n%s", v, debug.Stack())
 		}
 
+		c.cancel()
 		c.conn.Close()
 	}()
 
@@ -232,6 +261,20 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		name = "UID " + strings.ToUpper(subName)
 	}
 
+	// sealmail: each command gets its own context (see Context).
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.mutex.Lock()
+	c.cmdCtx = ctx
+	c.mutex.Unlock()
+	stopWatch := watchHangup(c.conn, cancel)
+	defer func() {
+		stopWatch()
+		cancel()
+		c.mutex.Lock()
+		c.cmdCtx = nil
+		c.mutex.Unlock()
+	}()
+
 	// TODO: handle multiple commands concurrently
 	sendOK := true
 	var err error
@@ -335,6 +378,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 			Type: imap.StatusResponseTypeBad,
 			Code: imap.ResponseCodeClientBug,
 			Text: "Syntax error: " + decErr.Message,
+		}
+	} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// sealmail: the command was cut short (see Context); its client has
+		// left or the server is closing, neither is a bug.
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeUnavailable,
+			Text: "Command interrupted",
 		}
 	} else if err != nil {
 		c.server.logger().Printf("handling %v command: %v", name, err)

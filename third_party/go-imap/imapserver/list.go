@@ -3,6 +3,7 @@ package imapserver
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/internal/imapwire"
@@ -295,35 +296,107 @@ func MatchList(name string, delim rune, reference, pattern string) bool {
 	return matchList(name, delimStr, pattern)
 }
 
+// matchList reports whether name matches pattern, in which "*" matches any
+// run of characters and "%" any run without the delimiter.
+//
+// sealmail: upstream backtracked, trying every split of the name at every
+// wildcard, which is exponential in the number of wildcards: "%*" repeated 8
+// times over 900 folders took 109 s, 40 repeats never ended. This simulates the
+// pattern as an NFA instead: the set of pattern positions reachable after each
+// character of the name, which costs at most len(name) × len(pattern) steps and
+// no recursion.
 func matchList(name, delim, pattern string) bool {
-	// TODO: optimize
-
-	i := strings.IndexAny(pattern, "*%")
-	if i == -1 {
-		// No more wildcards
-		return name == pattern
+	pat := compileListPattern(pattern)
+	var d rune = -1
+	if r := []rune(delim); len(r) == 1 {
+		d = r[0]
 	}
-
-	// Get parts before and after wildcard
-	chunk, wildcard, rest := pattern[0:i], pattern[i], pattern[i+1:]
-
-	// Check that name begins with chunk
-	if len(chunk) > 0 && !strings.HasPrefix(name, chunk) {
+	// A name shorter than the pattern's literal characters cannot match.
+	if pat.literals > len(name) {
 		return false
 	}
-	name = strings.TrimPrefix(name, chunk)
 
-	// Expand wildcard
-	var j int
-	for j = 0; j < len(name); j++ {
-		if wildcard == '%' && string(name[j]) == delim {
-			break // Stop on delimiter if wildcard is %
+	// cur and next are sets of positions in pat.items, kept as a list of
+	// positions plus a mark per position so none is added twice.
+	n := len(pat.items)
+	mark := make([]int, n+1)
+	cur := make([]int, 0, n+1)
+	next := make([]int, 0, n+1)
+	gen := 1
+	// add puts position i in the set with its closure: a wildcard may match
+	// nothing, so the position after it is reachable too.
+	add := func(set []int, i int) []int {
+		for ; i <= n; i++ {
+			if mark[i] == gen {
+				break
+			}
+			mark[i] = gen
+			set = append(set, i)
+			if i == n || !pat.items[i].wild {
+				break
+			}
 		}
-		// Try to match the rest from here
-		if matchList(name[j:], delim, rest) {
+		return set
+	}
+	cur = add(cur, 0)
+	for _, c := range name {
+		gen++
+		next = next[:0]
+		for _, i := range cur {
+			if i == n {
+				continue
+			}
+			switch it := pat.items[i]; {
+			case !it.wild:
+				if it.lit == c {
+					next = add(next, i+1)
+				}
+			case it.star || c != d:
+				next = add(next, i)
+			}
+		}
+		if len(next) == 0 {
+			return false
+		}
+		cur, next = next, cur
+	}
+	for _, i := range cur {
+		if i == n {
 			return true
 		}
 	}
+	return false
+}
 
-	return matchList(name[j:], delim, rest)
+type listItem struct {
+	wild bool // a wildcard, else the literal character lit
+	star bool // for a wildcard: "*" rather than "%"
+	lit  rune
+}
+
+type listPattern struct {
+	items    []listItem
+	literals int // bytes of literal characters, a lower bound on a match's length
+}
+
+// compileListPattern splits a pattern into items, folding each run of
+// wildcards into one: "%*", "*%" and "**" are "*", "%%" is "%".
+func compileListPattern(pattern string) listPattern {
+	var p listPattern
+	for len(pattern) > 0 {
+		c, size := utf8.DecodeRuneInString(pattern)
+		pattern = pattern[size:]
+		switch c {
+		case '*', '%':
+			if k := len(p.items) - 1; k >= 0 && p.items[k].wild {
+				p.items[k].star = p.items[k].star || c == '*'
+				continue
+			}
+			p.items = append(p.items, listItem{wild: true, star: c == '*'})
+		default:
+			p.items = append(p.items, listItem{lit: c})
+			p.literals += size
+		}
+	}
+	return p
 }

@@ -1,6 +1,9 @@
 package imapserver_test
 
 import (
+	"strings"
+	"time"
+
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -46,6 +49,56 @@ func TestMatchList(t *testing.T) {
 		result := imapserver.MatchList(test.name, delim, test.ref, test.pattern)
 		if result != test.result {
 			t.Errorf("matching name %q with pattern %q and reference %q returns %v, but expected %v", test.name, test.pattern, test.ref, result, test.result)
+		}
+	}
+}
+
+// sealmail: the matcher must take time linear in the pattern and the name,
+// however many wildcards the pattern repeats (it used to backtrack).
+func TestMatchListLinear(t *testing.T) {
+	name := strings.Repeat("Phòng Tổ chức/", 20) + strings.Repeat("a", 200)
+	for _, pattern := range []string{
+		strings.Repeat("%*", 40) + "x",
+		strings.Repeat("*a", 300) + "b",
+		strings.Repeat("%a", 100) + "%b",
+		strings.Repeat("*P", 20) + strings.Repeat("*", 1000) + "b",
+	} {
+		done := make(chan bool, 1)
+		go func() { done <- imapserver.MatchList(name, '/', "", pattern) }()
+		select {
+		case got := <-done:
+			if got {
+				t.Errorf("pattern %.40q… matched", pattern)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("pattern %.40q… still matching after 10 s", pattern)
+		}
+	}
+	if !imapserver.MatchList(name, '/', "", strings.Repeat("%*", 40)+"a") {
+		t.Error("wildcards then a literal: no match")
+	}
+}
+
+func TestMatchListMore(t *testing.T) {
+	for _, test := range []struct {
+		name, pattern string
+		result        bool
+	}{
+		{"a/b/c", "%/%", false},
+		{"a/b/c", "%/%/%", true},
+		{"a/b/c", "%*%", true},
+		{"a/b/c", "a%c", false},
+		{"a/b/c", "a*c", true},
+		{"", "%", true},
+		{"", "", true},
+		{"x", "", false},
+		{"Đà Nẵng/Hồ sơ", "Đà%/H*", true},
+		{"Đà Nẵng/Hồ sơ", "Đà%/h*", false},
+		{"a\x00b", "a\x00%", true},
+		{"a%b", "a%b", true},
+	} {
+		if got := imapserver.MatchList(test.name, '/', "", test.pattern); got != test.result {
+			t.Errorf("MatchList(%q, %q) = %v, want %v", test.name, test.pattern, got, test.result)
 		}
 	}
 }

@@ -212,6 +212,7 @@ func (s *Server) Close() error {
 
 	s.mutex.Lock()
 	for c := range s.conns {
+		c.cancel() // sealmail: stop the command in progress (see Conn.Context)
 		c.mutex.Lock()
 		c.conn.Close()
 		c.mutex.Unlock()
