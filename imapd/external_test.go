@@ -76,6 +76,13 @@ m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
 assert "LOGINDISABLED" in m.capabilities, m.capabilities
 m.starttls(ssl_context=ctx)
 m.login("nam@example.test", "pw")
+# imaplib checks the capabilities it read before login.
+typ, data = m.enable("UTF8=ACCEPT")
+assert typ == "OK", (typ, data)
+typ, data = m.create('"Văn bản đến"')
+assert typ == "OK", (typ, data)
+typ, data = m.list('""', '"Văn*"')
+assert typ == "OK" and data == ['(\\HasNoChildren) "/" "Văn bản đến"'.encode()], data
 typ, data = m.select("INBOX")
 assert typ == "OK" and data[0] == b"2", data
 typ, data = m.search(None, "TEXT", '"da nang"')

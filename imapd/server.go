@@ -61,9 +61,11 @@ const (
 )
 
 // caps is what the server advertises. imapserver adds by itself SASL-IR,
-// LITERAL-, STARTTLS, AUTH=PLAIN or LOGINDISABLED, and after login UNSELECT,
-// ENABLE, IDLE, UTF8=ACCEPT and APPENDLIMIT=n (from session.AppendLimit); every
-// other extension listed here is carried out by session code in this package.
+// ENABLE, IDLE, UTF8=ACCEPT, STARTTLS, AUTH=PLAIN or LOGINDISABLED, and after
+// login UNSELECT and APPENDLIMIT=n (from session.AppendLimit); every other
+// extension listed here is carried out by session code in this package. Those
+// that reveal nothing about an account (LITERAL+, ID, UNAUTHENTICATE, SORT,
+// THREAD) are advertised before login too.
 var caps = imap.CapSet{
 	imap.CapIMAP4rev1:        {},
 	imap.CapIMAP4rev2:        {},
@@ -81,6 +83,7 @@ var caps = imap.CapSet{
 	imap.CapCreateSpecialUse: {},
 	imap.CapLiteralPlus:      {},
 	imap.CapID:               {},
+	imap.CapUnauthenticate:   {},
 	imap.CapQuota:            {},
 	"QUOTA=RES-STORAGE":      {},
 	imap.CapCondStore:        {},

@@ -29,6 +29,7 @@ var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
 var _ imapserver.SessionAppendLimit = (*session)(nil)
 var _ imapserver.SessionID = (*session)(nil)
 var _ imapserver.SessionQuota = (*session)(nil)
+var _ imapserver.SessionUnauthenticate = (*session)(nil)
 
 // ctx is for store calls. It is not cancelled at Shutdown: a command in flight
 // runs to completion, so no client is told NO about a write that committed.
@@ -72,6 +73,14 @@ func (s *session) Login(username, password string) error {
 	// its owner wipe the guesses counted against their address.
 	s.srv.logins.Succeed(keys[1])
 	s.acct = &acct
+	return nil
+}
+
+// Unauthenticate (RFC 8437) ends the login but not the connection: the
+// client may log in again, as someone else.
+func (s *session) Unauthenticate() error {
+	s.unselect()
+	s.acct = nil
 	return nil
 }
 

@@ -719,7 +719,17 @@ func (c *Client) handleFetch(seqNum uint32) error {
 					if !dec.ExpectSpecial(']') {
 						return dec.Err()
 					}
-					section = &imap.FetchItemBinarySection{Part: part}
+					bs := &imap.FetchItemBinarySection{Part: part}
+					// sealmail: the server echoes a partial's origin
+					// (RFC 3516 section 4.2).
+					offset, err := readPartialOffset(dec)
+					if err != nil {
+						return err
+					}
+					if offset != nil {
+						bs.Partial = &imap.SectionPartial{Offset: int64(*offset)}
+					}
+					section = bs
 				}
 
 				if !dec.ExpectSP() {

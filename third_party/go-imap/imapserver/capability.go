@@ -40,13 +40,24 @@ func (c *Conn) availableCaps() []imap.Cap {
 	}
 
 	if available.Has(imap.CapIMAP4rev1) {
-		caps = append(caps, []imap.Cap{
-			imap.CapSASLIR,
-			imap.CapLiteralMinus,
-		}...)
+		caps = append(caps, imap.CapSASLIR)
+		// sealmail: LITERAL+ (when offered) before login too, and LITERAL-
+		// only without it: LITERAL+ includes it (RFC 7888).
+		if available.Has(imap.CapLiteralPlus) {
+			caps = append(caps, imap.CapLiteralPlus)
+		} else {
+			caps = append(caps, imap.CapLiteralMinus)
+		}
+		// sealmail: what needs no account is advertised before login as
+		// well, as Dovecot does: clients such as Python's imaplib read the
+		// list once, before login, and never see the one in LOGIN's OK.
+		caps = append(caps, imap.CapEnable, imap.CapIdle, imap.CapUTF8Accept)
+	} else {
+		addAvailableCaps(&caps, available, []imap.Cap{imap.CapLiteralPlus})
 	}
-	// sealmail: ID is valid in any state.
-	addAvailableCaps(&caps, available, []imap.Cap{imap.CapID})
+	// sealmail: ID is valid in any state; the protocol extensions below
+	// reveal nothing about accounts either.
+	addAvailableCaps(&caps, available, preAuthCaps)
 	if c.canStartTLS() {
 		caps = append(caps, imap.CapStartTLS)
 	}
@@ -65,12 +76,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		if available.Has(imap.CapIMAP4rev1) {
 			// IMAP4rev1-specific capabilities that don't require backend
 			// support and are not applicable to IMAP4rev2
-			caps = append(caps, []imap.Cap{
-				imap.CapUnselect,
-				imap.CapEnable,
-				imap.CapIdle,
-				imap.CapUTF8Accept,
-			}...)
+			caps = append(caps, imap.CapUnselect)
 
 			// IMAP4rev1-specific capabilities which require backend support
 			// and are not applicable to IMAP4rev2
@@ -93,12 +99,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
-			imap.CapLiteralPlus,
-			imap.CapUnauthenticate,
 		})
-
-		// sealmail: CONDSTORE and QRESYNC (RFC 7162).
-		addAvailableCaps(&caps, available, []imap.Cap{imap.CapCondStore, imap.CapQResync})
 
 		// sealmail: QUOTA and the resources it reports.
 		addAvailableCaps(&caps, available, []imap.Cap{
@@ -117,6 +118,18 @@ func (c *Conn) availableCaps() []imap.Cap {
 		}
 	}
 	return caps
+}
+
+// preAuthCaps are advertised in every state when the server offers them.
+var preAuthCaps = []imap.Cap{
+	imap.CapID,
+	imap.CapUnauthenticate,
+	imap.CapCondStore,
+	imap.CapQResync,
+	imap.CapSort,
+	imap.CapSortDisplay,
+	imap.Cap("THREAD=" + imap.ThreadReferences),
+	imap.Cap("THREAD=" + imap.ThreadOrderedSubject),
 }
 
 func addAvailableCaps(caps *[]imap.Cap, available imap.CapSet, l []imap.Cap) {

@@ -26,10 +26,10 @@ func (c *Conn) handleCopy(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		return err
 	}
 
-	return c.writeCopyOK(tag, data)
+	return c.writeCopyOK(tag, data, "COPY completed")
 }
 
-func (c *Conn) writeCopyOK(tag string, data *imap.CopyData) error {
+func (c *Conn) writeCopyOK(tag string, data *imap.CopyData, text string) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -43,7 +43,7 @@ func (c *Conn) writeCopyOK(tag string, data *imap.CopyData) error {
 		enc.Atom("COPYUID").SP().Number(data.UIDValidity).SP().NumSet(data.SourceUIDs).SP().NumSet(data.DestUIDs)
 		enc.Special(']').SP()
 	}
-	enc.Text("COPY completed")
+	enc.Text(text)
 	return enc.CRLF()
 }
 

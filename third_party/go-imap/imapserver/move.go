@@ -31,7 +31,9 @@ type MoveWriter struct {
 
 // WriteCopyData writes the untagged COPYUID response for a MOVE command.
 func (w *MoveWriter) WriteCopyData(data *imap.CopyData) error {
-	return w.conn.writeCopyOK("", data)
+	// sealmail: the text names the command the client sent (upstream said
+	// "COPY completed", which misleads logs and users reading them).
+	return w.conn.writeCopyOK("", data, "MOVE completed")
 }
 
 // WriteExpunge writes an EXPUNGE response for a MOVE command.

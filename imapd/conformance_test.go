@@ -1,0 +1,151 @@
+package imapd
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// Regression tests for what protocol test suites and demanding clients found
+// (issue 12). Raw protocol where the client library would hide the wire.
+
+func hasStatus(t *testing.T, st, want string) {
+	t.Helper()
+	if !strings.HasPrefix(st, want) {
+		t.Fatalf("status %q, want %s", st, want)
+	}
+}
+
+func TestCapabilitiesBeforeLogin(t *testing.T) {
+	e := newEnv(t)
+	r := e.raw(t)
+	lines, st := r.cmd("CAPABILITY")
+	hasStatus(t, st, "OK")
+	pre := capList(t, lines)
+	for _, want := range []string{"IMAP4rev1", "IMAP4rev2", "ENABLE", "IDLE", "LITERAL+", "UTF8=ACCEPT", "ID", "SASL-IR",
+		"AUTH=PLAIN", "UNAUTHENTICATE"} {
+		if !pre[want] {
+			t.Errorf("not advertised before login: %s (%v)", want, lines)
+		}
+	}
+	// Nothing about the account before login.
+	for _, not := range []string{"QUOTA", "APPENDLIMIT=52428800", "LITERAL-"} {
+		if pre[not] {
+			t.Errorf("advertised before login: %s", not)
+		}
+	}
+	_, st = r.cmd("LOGIN nam@example.test pw")
+	hasStatus(t, st, "OK")
+	lines, _ = r.cmd("CAPABILITY")
+	post := capList(t, lines)
+	for c := range pre {
+		if !post[c] && !strings.HasPrefix(c, "AUTH=") {
+			t.Errorf("advertised before login but not after: %s", c)
+		}
+	}
+	for _, want := range []string{"QUOTA", "APPENDLIMIT=52428800", "UNSELECT", "MOVE", "BINARY", "LIST-EXTENDED"} {
+		if !post[want] {
+			t.Errorf("not advertised after login: %s", want)
+		}
+	}
+	lines, st = r.cmd("ENABLE UTF8=ACCEPT")
+	if len(lines) != 1 || lines[0] != "* ENABLED UTF8=ACCEPT" {
+		t.Errorf("ENABLE: %q %s", lines, st)
+	}
+}
+
+func capList(t *testing.T, lines []string) map[string]bool {
+	t.Helper()
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "CAPABILITY" {
+			m := map[string]bool{}
+			for _, c := range f[2:] {
+				m[c] = true
+			}
+			return m
+		}
+	}
+	t.Fatalf("no CAPABILITY in %q", lines)
+	return nil
+}
+
+func TestUnauthenticate(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial(t, "nam", nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unauthenticate().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.List("", "*", nil).Collect(); err == nil {
+		t.Error("LIST after UNAUTHENTICATE succeeded")
+	}
+	if err := c.Login("lan@example.test", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Riêng của Lan", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Mailbox(t.Context(), e.accts[1].ID, "Riêng của Lan"); err != nil {
+		t.Errorf("second login's CREATE not in lan's account: %v", err)
+	}
+
+	// On the wire: UNAUTHENTICATE, then commands of the not-authenticated state only.
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	_, st := r.cmd("UNAUTHENTICATE")
+	hasStatus(t, st, "OK")
+	_, st = r.cmd("FETCH 1 FLAGS")
+	hasStatus(t, st, "BAD")
+	lines, _ := r.cmd("CAPABILITY")
+	if caps := capList(t, lines); !caps["AUTH=PLAIN"] || caps["QUOTA"] {
+		t.Errorf("capabilities after UNAUTHENTICATE: %q", lines)
+	}
+	_, st = r.cmd("LOGIN lan@example.test pw")
+	hasStatus(t, st, "OK")
+}
+
+func TestMoveResponseText(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "", []byte("Subject: a\r\n\r\nx\r\n"))
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	lines, st := r.cmd("MOVE 1 Archive")
+	hasStatus(t, st, "OK")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "* OK [COPYUID ") || strings.Contains(lines[0], "COPY completed") ||
+		!strings.Contains(lines[0], "MOVE") || lines[1] != "* 1 EXPUNGE" {
+		t.Errorf("MOVE responses: %q", lines)
+	}
+}
+
+func TestFetchBinaryPartial(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "", []byte("Subject: a\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nCông văn\r\nsố 12\r\n"))
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	// The partial crosses a line break: it must go as a literal, with its origin.
+	lines, st := r.cmd("FETCH 1 (BINARY.PEEK[1]<3.10>)")
+	hasStatus(t, st, "OK")
+	want := []string{"* 1 FETCH (UID 1 BINARY[1]<3> ~{10}", "ng văn", "s)"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("partial BINARY: %q, want %q", lines, want)
+	}
+
+	c := e.dial(t, "nam", nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	section := &imap.FetchItemBinarySection{Part: []int{1}, Partial: &imap.SectionPartial{Offset: 3, Size: 10}, Peek: true}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BinarySection: []*imap.FetchItemBinarySection{section}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatal(msgs, err)
+	}
+	if got := string(msgs[0].FindBinarySection(section)); got != "ng văn\r\ns" {
+		t.Errorf("imapclient partial BINARY: %q", got)
+	}
+}
