@@ -45,6 +45,8 @@ type Config struct {
 
 	// Dir is the data directory; relative paths in the file are relative to it.
 	Dir string `toml:"-"`
+	// Warnings are what Load accepted but the admin should change (old keys).
+	Warnings []string `toml:"-"`
 }
 
 // TLS names the certificate files.
@@ -53,10 +55,24 @@ type TLS struct {
 	Key  string `toml:"key"`
 }
 
-// Limits bound what clients may do.
+// Limits bound what clients may do. Connection limits apply to SMTP and IMAP
+// each.
 type Limits struct {
-	MaxMessageSize      Size     `toml:"max-message-size"`
-	MaxRecipients       int      `toml:"max-recipients"`
+	MaxMessageSize Size `toml:"max-message-size"`
+	MaxRecipients  int  `toml:"max-recipients"`
+	// MaxUnauthPerIP caps connections not logged in from one address (an
+	// IPv6 client's /64): all of the MX port, IMAP and submission before login.
+	MaxUnauthPerIP int `toml:"max-unauthenticated-per-ip"`
+	// MaxConnsPerPeerIP replaces MaxUnauthPerIP for peer agencies' relays.
+	MaxConnsPerPeerIP int `toml:"max-connections-per-peer-ip"`
+	// MaxConnsPerUserIP caps one account's logged-in connections from one address.
+	MaxConnsPerUserIP int `toml:"max-connections-per-user-ip"`
+	// MaxConnsPerUser caps one account's logged-in connections overall.
+	MaxConnsPerUser int `toml:"max-connections-per-user"`
+	// MaxConns caps all connections, to protect memory.
+	MaxConns int `toml:"max-connections"`
+	// MaxConnectionsPerIP is the old name of MaxUnauthPerIP, which Load
+	// moves there with a warning.
 	MaxConnectionsPerIP int      `toml:"max-connections-per-ip"`
 	CommandTimeout      Duration `toml:"command-timeout"`
 	IMAPIdleTimeout     Duration `toml:"imap-idle-timeout"`
@@ -90,11 +106,15 @@ func Default(hostname string) Config {
 		IMAPSAddr:       ":993",
 		TLS:             TLS{Cert: "tls/cert.pem", Key: "tls/key.pem"},
 		Limits: Limits{
-			MaxMessageSize:      50 << 20,
-			MaxRecipients:       1000,
-			MaxConnectionsPerIP: 50,
-			CommandTimeout:      Duration(5 * time.Minute),
-			IMAPIdleTimeout:     Duration(30 * time.Minute),
+			MaxMessageSize:    50 << 20,
+			MaxRecipients:     1000,
+			MaxUnauthPerIP:    100,
+			MaxConnsPerPeerIP: 500,
+			MaxConnsPerUserIP: 20,
+			MaxConnsPerUser:   100,
+			MaxConns:          10000,
+			CommandTimeout:    Duration(5 * time.Minute),
+			IMAPIdleTimeout:   Duration(30 * time.Minute),
 		},
 		DNS: "system",
 		Relay: Relay{
@@ -124,6 +144,21 @@ func Load(dir string) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown key %q", path, und[0].String())
 	}
 	c.Dir = dir
+	if md.IsDefined("limits", "max-connections-per-ip") {
+		// Before connection limits followed logins, this one key counted every
+		// connection from an address; it stands for the closest limit now.
+		if md.IsDefined("limits", "max-unauthenticated-per-ip") {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: limits.max-connections-per-ip is ignored: limits.max-unauthenticated-per-ip replaces it; remove it", path))
+		} else {
+			c.Limits.MaxUnauthPerIP = c.Limits.MaxConnectionsPerIP
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s: limits.max-connections-per-ip is deprecated: it now caps only connections not logged in; "+
+				"rename it to max-unauthenticated-per-ip (default 100) and see max-connections-per-user-ip, max-connections-per-user, max-connections", path))
+		}
+		if c.Limits.MaxConnectionsPerIP <= 0 {
+			return nil, fmt.Errorf("%s: limits.max-connections-per-ip: must be positive", path)
+		}
+		c.Limits.MaxConnectionsPerIP = 0
+	}
 	if err := c.Check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -156,8 +191,16 @@ func (c *Config) Check() error {
 		return errors.New("limits.max-message-size: must be positive")
 	case c.Limits.MaxRecipients <= 0:
 		return errors.New("limits.max-recipients: must be positive")
-	case c.Limits.MaxConnectionsPerIP <= 0:
-		return errors.New("limits.max-connections-per-ip: must be positive")
+	case c.Limits.MaxUnauthPerIP <= 0:
+		return errors.New("limits.max-unauthenticated-per-ip: must be positive")
+	case c.Limits.MaxConnsPerPeerIP <= 0:
+		return errors.New("limits.max-connections-per-peer-ip: must be positive")
+	case c.Limits.MaxConnsPerUserIP <= 0:
+		return errors.New("limits.max-connections-per-user-ip: must be positive")
+	case c.Limits.MaxConnsPerUser < c.Limits.MaxConnsPerUserIP:
+		return errors.New("limits.max-connections-per-user: must be at least max-connections-per-user-ip")
+	case c.Limits.MaxConns <= 0:
+		return errors.New("limits.max-connections: must be positive")
 	case c.Limits.CommandTimeout <= 0:
 		return errors.New("limits.command-timeout: must be positive")
 	case c.Limits.IMAPIdleTimeout < Duration(30*time.Minute):
@@ -283,8 +326,20 @@ key = "{{.TLS.Key}}"
 max-message-size = "{{.Limits.MaxMessageSize}}"
 # Most recipients of one message (all-staff circulars are real).
 max-recipients = {{.Limits.MaxRecipients}}
-# Simultaneous connections from one IP address, per protocol.
-max-connections-per-ip = {{.Limits.MaxConnectionsPerIP}}
+# Simultaneous connections, each for SMTP and for IMAP. A whole office may
+# share one NAT address, so an address is limited only while its connections
+# have not logged in (all MX connections, IMAP and submission before login;
+# an IPv6 client counts per /64); logged-in connections count per account.
+max-unauthenticated-per-ip = {{.Limits.MaxUnauthPerIP}}
+# Instead of the above for the relays of peer agencies ('peer add --relay'),
+# so a burst of official documents is not throttled like spam.
+max-connections-per-peer-ip = {{.Limits.MaxConnsPerPeerIP}}
+# One account from one address (Thunderbird opens up to 5 IMAP connections,
+# every phone one more), and one account from everywhere.
+max-connections-per-user-ip = {{.Limits.MaxConnsPerUserIP}}
+max-connections-per-user = {{.Limits.MaxConnsPerUser}}
+# All connections of the protocol: protects the server's memory.
+max-connections = {{.Limits.MaxConns}}
 # How long a client may take over one SMTP command or line.
 command-timeout = "{{.Limits.CommandTimeout}}"
 # How long an IMAP client may stay silent (RFC 9051: at least 30m).

@@ -27,6 +27,10 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 		time.Duration(got.Relay.GiveUpAfter) != 120*time.Hour {
 		t.Errorf("round trip: %+v", got)
 	}
+	if l := got.Limits; l.MaxUnauthPerIP != 100 || l.MaxConnsPerUserIP != 20 || l.MaxConnsPerUser != 100 ||
+		l.MaxConns != 10000 || l.MaxConnsPerPeerIP != 500 || len(got.Warnings) != 0 {
+		t.Errorf("connection limits: %+v, warnings %q", l, got.Warnings)
+	}
 	if got.Path("tls/cert.pem") != filepath.Join(dir, "tls/cert.pem") {
 		t.Errorf("path: %s", got.Path("tls/cert.pem"))
 	}
@@ -37,6 +41,10 @@ func TestRejects(t *testing.T) {
 		{"hostname = \"h\"\nsmtp-adr = \":25\"\n", `unknown key "smtp-adr"`},
 		{"hostname = \"h\"\n[limits]\nmax-message-size = \"lots\"\n", "max-message-size"},
 		{"hostname = \"h\"\n[limits]\nmax-recipients = 0\n", "limits.max-recipients"},
+		{"hostname = \"h\"\n[limits]\nmax-connections-per-ip = 0\n", "limits.max-connections-per-ip"},
+		{"hostname = \"h\"\n[limits]\nmax-connections-per-user-ip = 0\n", "limits.max-connections-per-user-ip"},
+		{"hostname = \"h\"\n[limits]\nmax-connections-per-user = 10\nmax-connections-per-user-ip = 20\n", "limits.max-connections-per-user"},
+		{"hostname = \"h\"\n[limits]\nmax-connections = -1\n", "limits.max-connections"},
 		{"hostname = \"h\"\nimap-addr = \"143\"\n", "imap-addr"},
 		{"hostname = \"h\"\ndns = \"maybe\"\n", "dns"},
 		{"hostname = \"h\"\nlog-level = \"loud\"\n", "log-level"},
@@ -49,6 +57,30 @@ func TestRejects(t *testing.T) {
 		_, err := Load(dir)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), FileName) {
 			t.Errorf("%q: error %v, want it to name %q and the file", c.file, err, c.want)
+		}
+	}
+}
+
+// A config written before connection limits followed logins keeps working:
+// its per-IP limit caps connections not logged in, with a warning.
+func TestOldConnectionLimitKey(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want int
+		warn string
+	}{
+		{"hostname = \"h\"\n[limits]\nmax-connections-per-ip = 50\n", 50, "rename it to max-unauthenticated-per-ip"},
+		{"hostname = \"h\"\n[limits]\nmax-connections-per-ip = 50\nmax-unauthenticated-per-ip = 70\n", 70, "is ignored"},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, FileName), []byte(c.file), 0o600)
+		got, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Limits.MaxUnauthPerIP != c.want || got.Limits.MaxConnsPerUserIP != 20 || len(got.Warnings) != 1 ||
+			!strings.Contains(got.Warnings[0], c.warn) || !strings.Contains(got.Warnings[0], "limits.max-connections-per-ip") {
+			t.Errorf("%q: limits %+v, warnings %q", c.file, got.Limits, got.Warnings)
 		}
 	}
 }

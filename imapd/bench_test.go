@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"sealmail/mailstore/storetest"
+	"sealmail/throttle"
 )
 
 const benchMessages = 10000
@@ -30,7 +31,9 @@ const benchMessages = 10000
 // benchEnv is a server whose nam@ INBOX holds 10,000 messages of a few KB; one
 // of them has the word "xylophone".
 func benchEnv(b *testing.B) *env {
-	e := newEnv(b, func(s *Server) { s.MaxConnsPerIP = 5000 })
+	e := newEnv(b, func(s *Server) {
+		s.ConnLimits = throttle.ConnLimits{PerAddress: 5000, PerAccountAddress: 5000, PerAccount: 5000}
+	})
 	body := strings.Repeat("Kính gửi các phòng ban, đề nghị báo cáo tình hình thực hiện kế hoạch năm 2026 tại Đà Nẵng.\r\n", 20)
 	var wg sync.WaitGroup
 	const workers = 50
@@ -247,7 +250,9 @@ const idleClients = 1000
 // connects; the argon2id memory its 1000 logins leave behind is
 // mailstore's concern, not measured here (the test store hashes cheaply).
 func BenchmarkIdleMemory(b *testing.B) {
-	e := newEnv(b, func(s *Server) { s.MaxConnsPerIP = 2 * idleClients })
+	e := newEnv(b, func(s *Server) {
+		s.ConnLimits = throttle.ConnLimits{PerAddress: 2 * idleClients, PerAccountAddress: 2 * idleClients, PerAccount: 2 * idleClients}
+	})
 	for i := range 20 {
 		e.deliver(b, e.accts[0], "", storetest.Msg("a@b.test", "nam@example.test", fmt.Sprintf("m%d", i), "b"))
 	}

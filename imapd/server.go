@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -35,15 +36,16 @@ type Server struct {
 	// IdleTimeout logs out a client silent that long. imapserver already allows
 	// 35 minutes, so only shorter values take effect; zero keeps that.
 	IdleTimeout time.Duration
-	// MaxConnsPerIP caps simultaneous connections from one address; zero means 50.
-	MaxConnsPerIP int
+	// ConnLimits caps simultaneous connections: per address before login, per
+	// account after; zero fields take throttle.DefaultConnLimits.
+	ConnLimits throttle.ConnLimits
 	// Logins slows password guessing; share it with the SMTP server. Nil gets
 	// a private one with throttle's defaults.
 	Logins *throttle.Logins
 
 	once   sync.Once
 	srv    *imapserver.Server
-	conns  throttle.Conns
+	conns  *throttle.Conns
 	logins *throttle.Logins
 	log    *slog.Logger
 
@@ -100,7 +102,7 @@ func (s *Server) init() {
 		if s.logins == nil {
 			s.logins = throttle.NewLogins()
 		}
-		s.conns.Max = s.MaxConnsPerIP
+		s.conns = &throttle.Conns{Limits: s.ConnLimits, Protocol: "imap", Logger: s.log}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.srv = imapserver.New(&imapserver.Options{
 			NewSession: s.newSession,
@@ -189,19 +191,20 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if closed {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	if !s.conns.Acquire(ip) {
+	slot, err := s.conns.Open(ip)
+	if err != nil {
 		s.sessions.Done()
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeLimit, Text: "Too many connections from your address"}
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeLimit, Text: err.Error()}
 	}
-	return &session{srv: s, conn: c, ip: ip}, nil, nil
+	return &session{srv: s, conn: c, ip: ip, slot: slot}, nil, nil
 }
 
-func remoteIP(c net.Conn) string {
-	addr := c.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
 	}
-	return addr
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
 }
 
 // listener hands out connections whose read deadlines never reach past the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"sealmail/mailstore"
+	"sealmail/throttle"
 )
 
 // session is one client connection. imapserver calls it from one goroutine at a
@@ -20,7 +22,8 @@ import (
 type session struct {
 	srv  *Server
 	conn *imapserver.Conn
-	ip   string
+	ip   netip.Addr
+	slot *throttle.Conn     // counts this connection against the limits
 	acct *mailstore.Account // nil until login
 	sel  *selected          // nil unless a mailbox is selected
 }
@@ -42,13 +45,13 @@ func (s *session) cmdCtx() context.Context { return s.conn.Context() }
 
 func (s *session) Close() error {
 	s.unselect()
-	s.srv.conns.Release(s.ip)
+	s.slot.Close()
 	s.srv.sessions.Done()
 	return nil
 }
 
 func (s *session) Login(username, password string) error {
-	keys := []string{"ip:" + s.ip, "user:" + strings.ToLower(username)}
+	keys := []string{"ip:" + s.ip.String(), "user:" + strings.ToLower(username)}
 	if d := s.srv.logins.Delay(keys...); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -72,6 +75,9 @@ func (s *session) Login(username, password string) error {
 	// Only the account's record is forgiven: one valid account must not let
 	// its owner wipe the guesses counted against their address.
 	s.srv.logins.Succeed(keys[1])
+	if err := s.slot.Login(acct.Address); err != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
+	}
 	s.acct = &acct
 	return nil
 }

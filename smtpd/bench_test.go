@@ -20,7 +20,7 @@ import (
 // thrown away, as they would be written in production.
 func benchServer(b *testing.B, maxRcpts int) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return start(b, &Server{Logger: log, MaxConnsPerIP: 100, MaxRecipients: maxRcpts})
+	return start(b, &Server{Logger: log, MaxRecipients: maxRcpts})
 }
 
 // benchMessage is a plain-text message of about size bytes, unique by its

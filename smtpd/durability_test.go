@@ -38,7 +38,7 @@ func TestHelperServer(t *testing.T) {
 	}
 	fmt.Printf("ADDR=%s\n", l.Addr())
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &Server{Store: st, Hostname: "mail.example.test", MaxConnsPerIP: 100, Logger: log}
+	srv := &Server{Store: st, Hostname: "mail.example.test", Logger: log}
 	t.Fatal(srv.ServeMX(l)) // until killed
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -64,9 +65,19 @@ type Server struct {
 	// anything (a command, or the next bytes of a message) and to read a reply;
 	// zero means 5 minutes.
 	CommandTimeout time.Duration
-	// MaxConnsPerIP caps simultaneous connections from one address, over all
-	// ports of this Server; zero means 50.
-	MaxConnsPerIP int
+	// ConnLimits caps simultaneous connections over all ports of this Server:
+	// per address before AUTH (all of the MX port), per account after; zero
+	// fields take throttle.DefaultConnLimits.
+	ConnLimits throttle.ConnLimits
+	// PeerConnsPerIP replaces ConnLimits.PerAddress for the relay addresses of
+	// peer agencies, so a burst of official documents is not throttled like
+	// spam; zero means 500.
+	PeerConnsPerIP int
+	// Resolver finds the addresses of peers' relay host names; nil counts only
+	// relays given as IP addresses as peers.
+	Resolver interface {
+		LookupIP(ctx context.Context, host string) ([]net.IP, error)
+	}
 	// Logins slows password guessing; share it with the IMAP server. Nil gets a
 	// private one with throttle's defaults.
 	Logins *throttle.Logins
@@ -83,7 +94,8 @@ type Server struct {
 	host   string
 	log    *slog.Logger
 	logins *throttle.Logins
-	conns  throttle.Conns
+	conns  *throttle.Conns
+	peers  peerAddrs
 
 	closed  atomic.Bool // read on every client read, so not under mu
 	mu      sync.Mutex
@@ -95,6 +107,7 @@ const (
 	defaultMaxMessageSize = 50 << 20
 	defaultMaxRecipients  = 1000
 	defaultCommandTimeout = 5 * time.Minute
+	defaultPeerConnsPerIP = 500 // config.Default's limits.max-connections-per-peer-ip
 
 	// maxLineLength bounds a line, in commands and messages alike. RFC 5322
 	// says 998, but mailers write a To: naming hundreds of staff on one line,
@@ -119,7 +132,8 @@ func (s *Server) init() {
 		if s.logins == nil {
 			s.logins = throttle.NewLogins()
 		}
-		s.conns.Max = s.MaxConnsPerIP
+		s.peers.srv = s
+		s.conns = &throttle.Conns{Limits: s.ConnLimits, AddressLimit: s.peers.limit, Protocol: "smtp", Logger: s.log}
 		s.open = make(map[*conn]struct{})
 	})
 }
@@ -254,12 +268,13 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := remoteIP(nc)
-		if !l.srv.conns.Acquire(ip.String()) {
-			go l.refuse(nc)
+		ip, _ := netip.AddrFromSlice(remoteIP(nc))
+		slot, err := l.srv.conns.Open(ip.Unmap())
+		if err != nil {
+			go l.refuse(nc, err)
 			continue
 		}
-		c := &conn{Conn: nc, srv: l.srv, ip: ip.String()}
+		c := &conn{Conn: nc, srv: l.srv, slot: slot}
 		l.srv.mu.Lock()
 		if l.srv.closed.Load() {
 			l.srv.mu.Unlock()
@@ -275,9 +290,10 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse tells a client over its connection cap why it is turned away. It runs
-// on its own goroutine so a slow client cannot hold up Accept.
-func (l *listener) refuse(nc net.Conn) {
+// refuse tells a client over a connection limit why it is turned away (the
+// limit logged it). It runs on its own goroutine so a slow client cannot hold
+// up Accept.
+func (l *listener) refuse(nc net.Conn, why error) {
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	var w net.Conn = nc
@@ -288,16 +304,15 @@ func (l *listener) refuse(nc net.Conn) {
 		}
 		w = tc
 	}
-	fmt.Fprintf(w, "421 4.7.0 %s Too many connections from your address, try again later\r\n", l.srv.host)
-	l.srv.log.Warn("smtp connection refused", "ip", remoteIP(nc).String(), "reason", "per-IP connection limit")
+	fmt.Fprintf(w, "421 4.7.0 %s %s\r\n", l.srv.host, why)
 }
 
 // conn gives every read its own deadline (an idle timeout) and releases the
 // client's connection count when closed.
 type conn struct {
 	net.Conn
-	srv *Server
-	ip  string
+	srv  *Server
+	slot *throttle.Conn
 
 	mu     sync.Mutex
 	closed bool
@@ -331,7 +346,7 @@ func (c *conn) Close() error {
 	if already {
 		return nil
 	}
-	c.srv.conns.Release(c.ip)
+	c.slot.Close()
 	c.srv.mu.Lock()
 	delete(c.srv.open, c)
 	c.srv.mu.Unlock()

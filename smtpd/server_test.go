@@ -17,6 +17,7 @@ import (
 
 	"sealmail/mailauth"
 	"sealmail/mailstore"
+	"sealmail/throttle"
 )
 
 func TestExtensions(t *testing.T) {
@@ -693,7 +694,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestConnectionLimits(t *testing.T) {
-	e := start(t, &Server{MaxConnsPerIP: 2, CommandTimeout: 300 * time.Millisecond})
+	e := start(t, &Server{ConnLimits: throttle.ConnLimits{PerAddress: 2}, CommandTimeout: 300 * time.Millisecond})
 	a, b := dialRaw(t, e.mx), dialRaw(t, e.sub)
 	c, err := net.Dial("tcp", e.mx)
 	if err != nil {

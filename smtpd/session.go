@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"sealmail/mailauth"
 	"sealmail/mailstore"
 	"sealmail/registry"
+	"sealmail/throttle"
 )
 
 // session is one client connection. go-smtp calls its methods from the
@@ -31,6 +33,7 @@ type session struct {
 	role role
 	conn *smtp.Conn
 	ip   net.IP
+	slot *throttle.Conn // nil if the connection did not come through listener
 
 	mu   sync.Mutex
 	acct *mailstore.Account // after AUTH (submission only)
@@ -54,7 +57,18 @@ type transaction struct {
 }
 
 func (s *Server) newSession(c *smtp.Conn, r role) *session {
-	return &session{srv: s, role: r, conn: c, ip: remoteIP(c.Conn())}
+	return &session{srv: s, role: r, conn: c, ip: remoteIP(c.Conn()), slot: slotOf(c.Conn())}
+}
+
+// slotOf finds the connection count of nc, under implicit TLS too.
+func slotOf(nc net.Conn) *throttle.Conn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if c, ok := nc.(*conn); ok {
+		return c.slot
+	}
+	return nil
 }
 
 // Errors the client sees. Their text is for a person reading a bounce.
@@ -140,6 +154,12 @@ func (ss *session) login(username, password string) error {
 		return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
 	}
 	ss.srv.logins.Succeed(keys...)
+	if ss.slot != nil {
+		if err := ss.slot.Login(acct.Address); err != nil {
+			// 454, not 421: the client may stay connected and retry AUTH later.
+			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: err.Error()}
+		}
+	}
 	ss.mu.Lock()
 	ss.acct = &acct
 	ss.mu.Unlock()

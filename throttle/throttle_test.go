@@ -31,17 +31,3 @@ func TestLogins(t *testing.T) {
 		t.Errorf("failures not forgotten: %v", d)
 	}
 }
-
-func TestConns(t *testing.T) {
-	c := &Conns{Max: 2}
-	if !c.Acquire("a") || !c.Acquire("a") || c.Acquire("a") {
-		t.Fatal("limit not applied")
-	}
-	if !c.Acquire("b") {
-		t.Fatal("other address limited")
-	}
-	c.Release("a")
-	if !c.Acquire("a") {
-		t.Fatal("release did not free a slot")
-	}
-}

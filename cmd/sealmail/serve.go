@@ -73,6 +73,9 @@ func serve(ctx context.Context, c *config.Config) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range c.Warnings {
+		log.Warn("configuration: " + w)
+	}
 	tlsConfig, err := c.TLSConfig()
 	if err != nil {
 		return fmt.Errorf("%w; check [tls] in %s", err, c.Path(config.FileName))
@@ -106,13 +109,19 @@ func serve(ctx context.Context, c *config.Config) error {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
 	logins := throttle.NewLogins()
+	conns := throttle.ConnLimits{
+		PerAddress:        c.Limits.MaxUnauthPerIP,
+		PerAccountAddress: c.Limits.MaxConnsPerUserIP,
+		PerAccount:        c.Limits.MaxConnsPerUser,
+		Total:             c.Limits.MaxConns,
+	}
 	imap := &imapd.Server{
 		Store:          s,
 		TLSConfig:      tlsConfig,
 		Logger:         log.With("server", "imap"),
 		MaxMessageSize: int64(c.Limits.MaxMessageSize),
 		IdleTimeout:    time.Duration(c.Limits.IMAPIdleTimeout),
-		MaxConnsPerIP:  c.Limits.MaxConnectionsPerIP,
+		ConnLimits:     conns,
 		Logins:         logins,
 	}
 	smtp := &smtpd.Server{
@@ -123,7 +132,9 @@ func serve(ctx context.Context, c *config.Config) error {
 		MaxMessageSize: int64(c.Limits.MaxMessageSize),
 		MaxRecipients:  c.Limits.MaxRecipients,
 		CommandTimeout: time.Duration(c.Limits.CommandTimeout),
-		MaxConnsPerIP:  c.Limits.MaxConnectionsPerIP,
+		ConnLimits:     conns,
+		PeerConnsPerIP: c.Limits.MaxConnsPerPeerIP,
+		Resolver:       res,
 		Logins:         logins,
 		Queue:          queue,
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
