@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -15,42 +14,13 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"sealmail/internal/testlog"
 	"sealmail/mailstore/storetest"
 	"sealmail/throttle"
 )
 
-// logCapture keeps what a server logs, for tests that assert log lines.
-type logCapture struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logCapture) grep(parts ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-next:
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		for _, p := range parts {
-			if !strings.Contains(line, p) {
-				continue next
-			}
-		}
-		out = append(out, line)
-	}
-	return out
-}
-
-func withLog(log *logCapture) func(*Server) {
-	return func(s *Server) {
-		s.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
+func withLog(log *testlog.Capture) func(*Server) {
+	return func(s *Server) { s.Logger = log.Logger(slog.LevelWarn) }
 }
 
 // dialFrom connects over implicit TLS from a local address (127.0.0.x stands
@@ -75,7 +45,7 @@ func TestConnectionLimitsOffice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 470 TLS connections")
 	}
-	var log logCapture
+	var log testlog.Capture
 	e := newEnv(t, withLog(&log))
 	const staff, perUser = 100, 3
 	var addrs []string
@@ -181,7 +151,7 @@ func TestConnectionLimitsOffice(t *testing.T) {
 			}
 		}
 	}
-	if got := log.grep("level=WARN", `msg="connection refused"`, "protocol=imap", "limit=max-connections-per-user-ip", "max=20",
+	if got := log.Grep("level=WARN", `msg="connection refused"`, "protocol=imap", "limit=max-connections-per-user-ip", "max=20",
 		"ip=127.0.0.1", "user=staff0@example.test"); len(got) != 1 {
 		t.Errorf("WARN lines for the 21st connection: %q", got)
 	}
@@ -210,7 +180,7 @@ func TestConnectionLimitsOffice(t *testing.T) {
 	if greeted != 100 || refused != 50 {
 		t.Errorf("150 unauthenticated connections: %d greeted, %d refused", greeted, refused)
 	}
-	if got := log.grep("level=WARN", "protocol=imap", "limit=max-unauthenticated-per-ip", "max=100", "ip=127.0.0.1"); len(got) != 1 {
+	if got := log.Grep("level=WARN", "protocol=imap", "limit=max-unauthenticated-per-ip", "max=100", "ip=127.0.0.1"); len(got) != 1 {
 		t.Errorf("WARN lines for 50 refusals within a minute (rate-limited to one): %q", got)
 	}
 	// Closing frees the slots.
@@ -235,7 +205,7 @@ func TestConnectionLimitsOffice(t *testing.T) {
 // over 127.0.0.2-5 is refused with PerAccount 3, while unauthenticated
 // connections are not held back.
 func TestConnectionLimitPerAccount(t *testing.T) {
-	var log logCapture
+	var log testlog.Capture
 	e := newEnv(t, withLog(&log), func(s *Server) { s.ConnLimits = throttle.ConnLimits{PerAccount: 3} })
 	for i := 2; i <= 4; i++ {
 		if _, err := e.dialFrom(t, fmt.Sprintf("127.0.0.%d", i), "nam@example.test", nil); err != nil {
@@ -248,7 +218,7 @@ func TestConnectionLimitPerAccount(t *testing.T) {
 	if _, err := e.dialFrom(t, "127.0.0.5", "lan@example.test", nil); err != nil {
 		t.Fatalf("other account: %v", err)
 	}
-	if got := log.grep("limit=max-connections-per-user ", "max=3", "ip=127.0.0.5", "user=nam@example.test"); len(got) != 1 {
+	if got := log.Grep("limit=max-connections-per-user ", "max=3", "ip=127.0.0.5", "user=nam@example.test"); len(got) != 1 {
 		t.Errorf("WARN lines: %q", got)
 	}
 }

@@ -1,47 +1,19 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"sealmail/internal/testlog"
 	"sealmail/mailstore"
 	"sealmail/throttle"
 )
-
-type logCapture struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logCapture) grep(parts ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-next:
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		for _, p := range parts {
-			if !strings.Contains(line, p) {
-				continue next
-			}
-		}
-		out = append(out, line)
-	}
-	return out
-}
 
 func dialFrom(t *testing.T, from, addr string) net.Conn {
 	t.Helper()
@@ -58,9 +30,9 @@ func dialFrom(t *testing.T, from, addr string) net.Conn {
 // connections than an unknown address (127.0.0.3); refusals are 421 4.7.0
 // naming the limit, and logged.
 func TestConnectionLimitsPeer(t *testing.T) {
-	var log logCapture
+	var log testlog.Capture
 	srv := &Server{ConnLimits: throttle.ConnLimits{PerAddress: 2}, PeerConnsPerIP: 4,
-		Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Logger: log.Logger(slog.LevelWarn)}
 	e := start(t, srv)
 	if err := e.store.AddPeer(context.Background(), mailstore.Peer{Domain: "sotc.example.test", Relay: "127.0.0.2:25"}); err != nil {
 		t.Fatal(err)
@@ -86,7 +58,7 @@ func TestConnectionLimitsPeer(t *testing.T) {
 		{"level=WARN", "protocol=smtp", "limit=max-connections-per-peer-ip", "max=4", "ip=127.0.0.2"},
 		{"level=WARN", "protocol=smtp", "limit=max-unauthenticated-per-ip", "max=2", "ip=127.0.0.3"},
 	} {
-		if got := log.grep(want...); len(got) != 1 {
+		if got := log.Grep(want...); len(got) != 1 {
 			t.Errorf("log lines %q: %q", want, got)
 		}
 	}
@@ -97,9 +69,9 @@ func TestConnectionLimitsPeer(t *testing.T) {
 // the client may stay and retry), b@ is not, and the address's unauthenticated
 // allowance is free again.
 func TestConnectionLimitsSubmission(t *testing.T) {
-	var log logCapture
+	var log testlog.Capture
 	srv := &Server{ConnLimits: throttle.ConnLimits{PerAddress: 2, PerAccountAddress: 2},
-		Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Logger: log.Logger(slog.LevelWarn)}
 	e := start(t, srv)
 	e.dialSubmit(t, "a@example.test")
 	must(t, dialTLS(t, e.subs, e.clientTLS).Auth(sasl.NewPlainClient("", "a@example.test", "pw")))
@@ -109,7 +81,7 @@ func TestConnectionLimitsSubmission(t *testing.T) {
 		t.Errorf("refusal: %q", se.Message)
 	}
 	e.dialSubmit(t, "b@example.test")
-	if got := log.grep("level=WARN", "protocol=smtp", "limit=max-connections-per-user-ip", "max=2", "ip=127.0.0.1", "user=a@example.test"); len(got) != 1 {
+	if got := log.Grep("level=WARN", "protocol=smtp", "limit=max-connections-per-user-ip", "max=2", "ip=127.0.0.1", "user=a@example.test"); len(got) != 1 {
 		t.Errorf("WARN lines: %q", got)
 	}
 	// 'third' is still open and unauthenticated: with PerAddress 2, one more

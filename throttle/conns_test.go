@@ -1,32 +1,15 @@
 package throttle
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"sealmail/internal/testlog"
 )
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
 
 func limitOf(err error) string {
 	var le *LimitError
@@ -37,10 +20,10 @@ func limitOf(err error) string {
 }
 
 func TestConns(t *testing.T) {
-	var log logBuf
+	var log testlog.Capture
 	now := time.Unix(1e9, 0)
 	c := &Conns{Limits: ConnLimits{PerAddress: 2, PerAccountAddress: 2, PerAccount: 3, Total: 8}, Protocol: "imap",
-		Logger: slog.New(slog.NewTextHandler(&log, nil)), Now: func() time.Time { return now }}
+		Logger: log.Logger(slog.LevelInfo), Now: func() time.Time { return now }}
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	open := func(addr netip.Addr) *Conn {
 		t.Helper()
@@ -98,7 +81,7 @@ func TestConns(t *testing.T) {
 	x.Close() // twice is harmless
 	open(netip.MustParseAddr("192.0.2.6")).Close()
 
-	lines := log.lines()
+	lines := log.Grep()
 	want := []string{
 		`level=WARN msg="connection refused" protocol=imap limit=max-unauthenticated-per-ip max=2 ip=192.0.2.1`,
 		`level=WARN msg="connection refused" protocol=imap limit=max-connections-per-user-ip max=2 ip=192.0.2.1 user=nam@x`,
@@ -122,7 +105,7 @@ func TestConns(t *testing.T) {
 	if _, err := c.Open(a); err == nil {
 		t.Fatal("over the limit a minute later")
 	}
-	if l := log.lines(); len(l) != len(want)+1 || !strings.HasSuffix(l[len(l)-1], "ip=192.0.2.1 suppressed=1") {
+	if l := log.Grep(); len(l) != len(want)+1 || !strings.HasSuffix(l[len(l)-1], "ip=192.0.2.1 suppressed=1") {
 		t.Errorf("after a minute: %q", l[len(want):])
 	}
 
