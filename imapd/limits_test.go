@@ -231,3 +231,19 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 	}
 }
+
+// UNAUTHENTICATE gives the account's slot back: with one connection per
+// account and address, another client of the account may then log in.
+func TestConnectionLimitUnauthenticate(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.ConnLimits = throttle.ConnLimits{PerAccountAddress: 1} })
+	c := e.dial(t, "nam", nil)
+	if _, err := e.dialFrom(t, "127.0.0.1", "nam@example.test", nil); !isCode(err, imap.ResponseCodeLimit) {
+		t.Fatalf("second connection of the account: %v", err)
+	}
+	if err := c.Unauthenticate().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.dialFrom(t, "127.0.0.1", "nam@example.test", nil); err != nil {
+		t.Fatalf("after UNAUTHENTICATE: %v", err)
+	}
+}

@@ -87,6 +87,7 @@ func (s *session) Login(username, password string) error {
 func (s *session) Unauthenticate() error {
 	s.unselect()
 	s.acct = nil
+	s.slot.Logout() // counts against its address again, no longer its account
 	return nil
 }
 
