@@ -495,7 +495,7 @@ func TestAppendFetch(t *testing.T) {
 
 	// A non-PEEK body fetch sets \Seen and says so.
 	msgs = must[[]*imapclient.FetchMessageBuffer](t)(c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierText}}}).Collect())
-	if len(msgs) != 1 || !hasFlag(flagStrings(msgs[0].Flags), imap.FlagSeen) {
+	if len(msgs) != 1 || !slices.Contains(msgs[0].Flags, imap.FlagSeen) {
 		t.Errorf("BODY[TEXT] did not report \\Seen: %+v", msgs)
 	}
 
@@ -522,12 +522,10 @@ func TestAppendFetch(t *testing.T) {
 	}
 }
 
-func flagStrings(fs []imap.Flag) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = string(f)
-	}
-	return out
+// day is t's calendar date, as SEARCH dates are given.
+func day(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 func TestMalformedMessage(t *testing.T) {
@@ -872,5 +870,31 @@ func TestSelectFromCounters(t *testing.T) {
 	st := must[*imap.StatusData](t)(c.Status("INBOX", &imap.StatusOptions{NumMessages: true, NumUnseen: true, UIDNext: true}).Wait())
 	if *st.NumMessages != 3 || *st.NumUnseen != 2 || st.UIDNext != 7 {
 		t.Errorf("STATUS: %d messages, %d unseen, uidnext %d", *st.NumMessages, *st.NumUnseen, st.UIDNext)
+	}
+}
+
+// TestSearchFields checks issue 12's SEARCH cases on the wire: TEXT finds
+// words of any header field, FROM finds display names and comments, and
+// diacritics fold (đ→d).
+func TestSearchFields(t *testing.T) {
+	e := newEnv(t)
+	a := e.accts[0]
+	e.deliver(t, a, "", []byte("From: \"Nguyễn Văn A\" <a@x.example> (Phòng TC)\r\nTo: nam@example.test\r\nSubject: Đề nghị\r\nX-Phan-Loai: Hỏa tốc\r\n\r\nNội dung\r\n"))
+	e.deliver(t, a, "", storetest.Msg("b@example.test", "nam@example.test", "Khác", "Hỏa tốc không?"))
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	for cmd, want := range map[string]string{
+		`UID SEARCH TEXT "hoa toc"`:              "* SEARCH 1 2",
+		`UID SEARCH HEADER X-Phan-Loai "Hỏa"`:    "* SEARCH 1",
+		`UID SEARCH FROM "phong tc"`:             "* SEARCH 1",
+		`UID SEARCH FROM "Nguyễn Văn A"`:         "* SEARCH 1",
+		`UID SEARCH FROM "x.example"`:            "* SEARCH 1",
+		`UID SEARCH SUBJECT "de nghi"`:           "* SEARCH 1",
+		`UID SEARCH BODY "hoa toc" NOT FROM "a"`: "* SEARCH 2",
+	} {
+		if lines, _ := r.cmd(cmd); len(lines) != 1 || lines[0] != want {
+			t.Errorf("%s: %q, want %q", cmd, lines, want)
+		}
 	}
 }

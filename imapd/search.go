@@ -2,8 +2,8 @@ package imapd
 
 import (
 	"slices"
+	"sort"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -11,38 +11,32 @@ import (
 	"sealmail/mailstore"
 )
 
-// Search evaluates every RFC 9051 search key. Text keys go to the store's
-// folded full-text index, so "da nang" finds "Đà Nẵng" whatever the client;
-// the rest is decided here on the mailbox's per-message state.
+// Search evaluates every RFC 9051 search key in the store, which answers
+// text keys from its folded full-text index (so "da nang" finds "Đà Nẵng"
+// whatever the client) and the rest from the messages' metadata, in one
+// query. Sequence numbers and \Recent become UIDs here, as only the session
+// knows them.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	sel.static(criteria)
-	msgs, err := s.srv.Store.Messages(s.cmdCtx(), sel.mb.ID)
-	if err != nil {
-		return nil, s.fail("search", err)
+	var found mailstore.Found
+	if last := sel.view.last(); last > 0 {
+		c := sel.criteria(criteria)
+		// Only messages the client has been told of.
+		c.UIDs = append(c.UIDs, []mailstore.UIDRange{{First: 1, Last: last}})
+		var err error
+		if found, err = s.srv.Store.Search(s.cmdCtx(), sel.mb.ID, c); err != nil {
+			return nil, s.fail("search", err)
+		}
 	}
-	ev := &evaluator{s: s, text: map[textKey][]uint32{}}
 	var uids, nums []uint32
-	var modSeq int64 // highest of the matches, for CONDSTORE
-	for i := range msgs {
-		m := &msgs[i]
-		n := sel.seq(m.UID)
-		if n == 0 {
-			continue
-		}
-		if sel.isRecent(m.UID) {
-			m.Flags = append(m.Flags, string(flagRecent)) // RECENT, NEW, OLD
-		}
-		ok, err := ev.match(m, n, criteria)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			uids = append(uids, m.UID)
+	for _, uid := range found.UIDs {
+		if n := sel.seq(uid); n != 0 {
+			uids = append(uids, uid)
 			nums = append(nums, n)
-			modSeq = max(modSeq, m.ModSeq)
 		}
 	}
+	modSeq := found.ModSeq // highest of the matches, for CONDSTORE
 	if kind == imapserver.NumKindUID {
 		nums = uids
 	}
@@ -151,171 +145,88 @@ func fill(start, stop, star uint32) (uint32, uint32) {
 	return start, stop
 }
 
-type textKey struct {
-	field  mailstore.Field
-	header string // for SearchHeader; field unused then
-	query  string
+// criteria turns the client's criteria into the store's: sequence numbers
+// into the UIDs they stand for, \Recent into the UIDs recent for this session.
+func (sel *selected) criteria(c *imap.SearchCriteria) *mailstore.Criteria {
+	out := &mailstore.Criteria{
+		Since: c.Since, Before: c.Before, SentSince: c.SentSince, SentBefore: c.SentBefore,
+		Larger: c.Larger, Smaller: c.Smaller,
+	}
+	if c.ModSeq != nil {
+		out.ModSeq = int64(c.ModSeq.ModSeq)
+	}
+	for _, set := range c.SeqNum {
+		rs := []mailstore.UIDRange{}
+		for _, r := range set {
+			rs = sel.view.seqRuns(rs, r.Start, r.Stop)
+		}
+		out.UIDs = append(out.UIDs, rs)
+	}
+	for _, set := range c.UID {
+		rs := []mailstore.UIDRange{}
+		for _, r := range set {
+			rs = append(rs, mailstore.UIDRange{First: uint32(r.Start), Last: uint32(r.Stop)})
+		}
+		out.UIDs = append(out.UIDs, rs)
+	}
+	recent := append([]mailstore.UIDRange{}, sel.recent...)
+	for _, f := range c.Flag {
+		if strings.EqualFold(string(f), string(flagRecent)) {
+			out.UIDs = append(out.UIDs, recent)
+		} else {
+			out.Flags = append(out.Flags, string(f))
+		}
+	}
+	for _, f := range c.NotFlag {
+		if strings.EqualFold(string(f), string(flagRecent)) {
+			if len(recent) > 0 {
+				out.Not = append(out.Not, mailstore.Criteria{UIDs: [][]mailstore.UIDRange{recent}})
+			}
+		} else {
+			out.NotFlags = append(out.NotFlags, string(f))
+		}
+	}
+	for _, q := range c.Text {
+		out.Text = append(out.Text, mailstore.TextKey{Field: mailstore.FieldText, Query: q})
+	}
+	for _, q := range c.Body {
+		out.Text = append(out.Text, mailstore.TextKey{Field: mailstore.FieldBody, Query: q})
+	}
+	for _, h := range c.Header {
+		if f, ok := textFields[strings.ToLower(h.Key)]; ok && h.Value != "" {
+			out.Text = append(out.Text, mailstore.TextKey{Field: f, Query: h.Value})
+		} else {
+			out.Text = append(out.Text, mailstore.TextKey{Header: h.Key, Query: h.Value})
+		}
+	}
+	for i := range c.Not {
+		out.Not = append(out.Not, *sel.criteria(&c.Not[i]))
+	}
+	for i := range c.Or {
+		out.Or = append(out.Or, [2]mailstore.Criteria{*sel.criteria(&c.Or[i][0]), *sel.criteria(&c.Or[i][1])})
+	}
+	return out
 }
 
-// evaluator decides criteria for one SEARCH, asking the store for each text
-// key once whatever the number of messages.
-type evaluator struct {
-	s    *session
-	text map[textKey][]uint32
-	sent map[uint32]time.Time // Date header, read only if SENT* keys are used
+// seqRuns appends the UID runs of sequence numbers from through to (those
+// past the end are none).
+func (v *view) seqRuns(out []mailstore.UIDRange, from, to uint32) []mailstore.UIDRange {
+	if from == 0 || from > to || from > v.n {
+		return out
+	}
+	to = min(to, v.n)
+	i := sort.Search(len(v.runs), func(i int) bool { return v.before[i] >= from }) - 1
+	for seq := from; i < len(v.runs) && seq <= to; i++ {
+		r := v.runs[i]
+		start := r.First + (seq - 1 - v.before[i])
+		count := min(r.Last-start+1, to-seq+1)
+		out = append(out, mailstore.UIDRange{First: start, Last: start + count - 1})
+		seq += count
+	}
+	return out
 }
 
 var textFields = map[string]mailstore.Field{
 	"from": mailstore.FieldFrom, "to": mailstore.FieldTo, "cc": mailstore.FieldCc,
 	"bcc": mailstore.FieldBcc, "subject": mailstore.FieldSubject,
-}
-
-func (ev *evaluator) hits(k textKey) ([]uint32, error) {
-	if r, ok := ev.text[k]; ok {
-		return r, nil
-	}
-	sel := ev.s.sel
-	var r []uint32
-	var err error
-	if k.header != "" {
-		r, err = ev.s.srv.Store.SearchHeader(ev.s.cmdCtx(), sel.mb.ID, k.header, k.query)
-	} else {
-		r, err = ev.s.srv.Store.SearchText(ev.s.cmdCtx(), sel.mb.ID, k.field, k.query)
-	}
-	if err != nil {
-		return nil, ev.s.fail("search", err)
-	}
-	slices.Sort(r)
-	ev.text[k] = r
-	return r, nil
-}
-
-func (ev *evaluator) contains(k textKey, uid uint32) (bool, error) {
-	r, err := ev.hits(k)
-	if err != nil {
-		return false, err
-	}
-	_, ok := slices.BinarySearch(r, uid)
-	return ok, nil
-}
-
-func (ev *evaluator) sentDate(m *mailstore.Message) (time.Time, error) {
-	if ev.sent == nil {
-		ev.sent = map[uint32]time.Time{}
-		sel := ev.s.sel
-		err := ev.s.srv.Store.Fetch(ev.s.cmdCtx(), sel.mb.ID, nil, mailstore.FetchEnvelope, func(it mailstore.Item) error {
-			if it.Envelope != nil && !it.Envelope.Date.IsZero() {
-				ev.sent[it.UID] = it.Envelope.Date
-			}
-			return nil
-		})
-		if err != nil {
-			return time.Time{}, ev.s.fail("search", err)
-		}
-	}
-	if d, ok := ev.sent[m.UID]; ok {
-		return d, nil
-	}
-	return m.InternalDate, nil // no Date: header, as RFC 9051 leaves open
-}
-
-// day keeps the calendar date of t in its own zone, as SINCE/BEFORE/ON and
-// their SENT* forms compare dates only.
-func day(t time.Time) time.Time {
-	y, m, d := t.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
-
-func (ev *evaluator) match(m *mailstore.Message, seq uint32, c *imap.SearchCriteria) (bool, error) {
-	for _, set := range c.SeqNum {
-		if !set.Contains(seq) {
-			return false, nil
-		}
-	}
-	for _, set := range c.UID {
-		if !set.Contains(imap.UID(m.UID)) {
-			return false, nil
-		}
-	}
-	for _, f := range c.Flag {
-		if !hasFlag(m.Flags, f) {
-			return false, nil
-		}
-	}
-	for _, f := range c.NotFlag {
-		if hasFlag(m.Flags, f) {
-			return false, nil
-		}
-	}
-	if c.ModSeq != nil && uint64(m.ModSeq) < c.ModSeq.ModSeq {
-		return false, nil
-	}
-	if c.Larger > 0 && m.Size <= c.Larger {
-		return false, nil
-	}
-	if c.Smaller > 0 && m.Size >= c.Smaller {
-		return false, nil
-	}
-	if !c.Since.IsZero() || !c.Before.IsZero() {
-		d := day(m.InternalDate)
-		if (!c.Since.IsZero() && d.Before(c.Since)) || (!c.Before.IsZero() && !d.Before(c.Before)) {
-			return false, nil
-		}
-	}
-	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		t, err := ev.sentDate(m)
-		if err != nil {
-			return false, err
-		}
-		d := day(t)
-		if (!c.SentSince.IsZero() && d.Before(c.SentSince)) || (!c.SentBefore.IsZero() && !d.Before(c.SentBefore)) {
-			return false, nil
-		}
-	}
-	var keys []textKey
-	for _, q := range c.Text {
-		keys = append(keys, textKey{field: mailstore.FieldText, query: q})
-	}
-	for _, q := range c.Body {
-		keys = append(keys, textKey{field: mailstore.FieldBody, query: q})
-	}
-	for _, h := range c.Header {
-		if f, ok := textFields[strings.ToLower(h.Key)]; ok && h.Value != "" {
-			keys = append(keys, textKey{field: f, query: h.Value})
-		} else {
-			keys = append(keys, textKey{header: h.Key, query: h.Value})
-		}
-	}
-	for _, k := range keys {
-		if ok, err := ev.contains(k, m.UID); !ok || err != nil {
-			return false, err
-		}
-	}
-	for i := range c.Not {
-		if ok, err := ev.match(m, seq, &c.Not[i]); ok || err != nil {
-			return false, err
-		}
-	}
-	for i := range c.Or {
-		a, err := ev.match(m, seq, &c.Or[i][0])
-		if err != nil {
-			return false, err
-		}
-		if !a {
-			b, err := ev.match(m, seq, &c.Or[i][1])
-			if !b || err != nil {
-				return false, err
-			}
-		}
-	}
-	return true, nil
-}
-
-func hasFlag(flags []string, f imap.Flag) bool {
-	for _, g := range flags {
-		if strings.EqualFold(g, string(f)) {
-			return true
-		}
-	}
-	return false
 }

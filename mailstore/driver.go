@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -59,7 +60,21 @@ func registerFuncs(c *sqlite3.SQLiteConn) error {
 	if err := c.RegisterFunc("sealmail_zip", zip, true); err != nil {
 		return err
 	}
-	return c.RegisterFunc("sealmail_unzip", unzip, true)
+	if err := c.RegisterFunc("sealmail_unzip", unzip, true); err != nil {
+		return err
+	}
+	return c.RegisterFunc("sealmail_sent_day", sentDay, true)
+}
+
+// sentDay is the calendar day (YYYY-MM-DD) of a stored envelope's Date:
+// header in the header's own zone, or NULL without one: what SEARCH
+// SENTBEFORE, SENTON and SENTSINCE compare.
+func sentDay(envelope []byte) any {
+	e, err := decodeEnvelope(envelope)
+	if err != nil || e.Date.IsZero() {
+		return nil
+	}
+	return e.Date.Format(time.DateOnly)
 }
 
 var zippers = sync.Pool{New: func() any {

@@ -128,8 +128,8 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 				continue
 			}
 			t := p.text
-			if _, err := tx.Exec(`INSERT INTO fts (docid, subject, "from", "to", cc, bcc, body) VALUES (?,?,?,?,?,?,?)`,
-				p.id, t.subject, t.from, t.to, t.cc, t.bcc, t.body.String()); err != nil {
+			if _, err := tx.Exec(`INSERT INTO fts (docid, subject, "from", "to", cc, bcc, header, body) VALUES (?,?,?,?,?,?,?,?)`,
+				p.id, t.subject, t.from, t.to, t.cc, t.bcc, t.header, t.body.String()); err != nil {
 				return err
 			}
 		}

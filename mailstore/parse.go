@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	stdtextproto "net/textproto"
 	"strings"
 	"time"
 
@@ -59,29 +60,70 @@ type Part struct {
 // IsMultipart reports whether the part is a multipart/*.
 func (p *Part) IsMultipart() bool { return p.Type == "multipart" }
 
-// text is the folded text of a message, for the full-text index.
+// text is the folded text of a message, for the full-text index: the
+// address fields and the subject each in a column of their own (SEARCH FROM,
+// TO, CC, BCC, SUBJECT), every other header field as "name: value" lines in
+// header, and the decoded text parts in body. SEARCH TEXT looks in all of them.
 type text struct {
-	subject, from, to, cc, bcc string
-	body                       strings.Builder
+	subject, from, to, cc, bcc, header string
+	body                               strings.Builder
 }
 
-// field returns the text SearchText looks in for f.
-func (t *text) field(f Field) string {
+// columns returns the texts a search of field f looks in, one per index
+// column: words in a row never span two of them.
+func (t *text) columns(f Field) []string {
 	switch f {
 	case FieldBody:
-		return t.body.String()
+		return []string{t.body.String()}
 	case FieldSubject:
-		return t.subject
+		return []string{t.subject}
 	case FieldFrom:
-		return t.from
+		return []string{t.from}
 	case FieldTo:
-		return t.to
+		return []string{t.to}
 	case FieldCc:
-		return t.cc
+		return []string{t.cc}
 	case FieldBcc:
-		return t.bcc
+		return []string{t.bcc}
 	}
-	return strings.Join([]string{t.subject, t.from, t.to, t.cc, t.bcc, t.body.String()}, " ")
+	return []string{t.subject, t.from, t.to, t.cc, t.bcc, t.header, t.body.String()}
+}
+
+// columns says which column of text holds each header field that has one.
+var columns = map[string]func(t *text) *string{
+	"Subject": func(t *text) *string { return &t.subject },
+	"From":    func(t *text) *string { return &t.from },
+	"To":      func(t *text) *string { return &t.to },
+	"Cc":      func(t *text) *string { return &t.cc },
+	"Bcc":     func(t *text) *string { return &t.bcc },
+}
+
+// unindexedFields are header fields whose values are not indexed: signatures,
+// whose base64 would fill the index with words nobody searches for. Their
+// names are, so HEADER DKIM-Signature "" still finds messages that have one.
+var unindexedFields = map[string]bool{"Dkim-Signature": true, "Arc-Seal": true, "Arc-Message-Signature": true}
+
+// addHeader folds a message's header fields into t. Address fields are
+// indexed as written, decoded (RFC 2047), so display names, comments such as
+// "(Phòng TC)" and the addresses themselves are all found.
+func (t *text) addHeader(h textproto.Header) {
+	var other strings.Builder
+	for f := h.Fields(); f.Next(); {
+		key := stdtextproto.CanonicalMIMEHeaderKey(f.Key())
+		other.WriteString(key)
+		if col, ok := columns[key]; ok {
+			c := col(t)
+			*c += Fold(decodeHeader(f.Value())) + "\n"
+			other.WriteByte('\n')
+			continue
+		}
+		other.WriteString(": ")
+		if !unindexedFields[key] {
+			other.WriteString(decodeHeader(f.Value()))
+		}
+		other.WriteByte('\n')
+	}
+	t.header = Fold(other.String())
 }
 
 // maxIndexedText bounds how much body text of one message is indexed; beyond a
@@ -98,11 +140,7 @@ func parse(raw []byte, t *text) (Envelope, Part) {
 	body := raw[len(raw)-rd.Len()-br.Buffered():]
 	env := envelope(h)
 	if t != nil {
-		t.subject = Fold(env.Subject)
-		t.from = foldAddrs(env.From, env.Sender, env.ReplyTo)
-		t.to = foldAddrs(env.To)
-		t.cc = foldAddrs(env.Cc)
-		t.bcc = foldAddrs(env.Bcc)
+		t.addHeader(h)
 	}
 	return env, structure(h, inMemory{bytes.NewReader(body), body}, t, 0)
 }
@@ -164,21 +202,6 @@ func addrs(mh mail.Header, key string) []Address {
 		out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
 	}
 	return out
-}
-
-func foldAddrs(lists ...[]Address) string {
-	var b strings.Builder
-	for _, l := range lists {
-		for _, a := range l {
-			b.WriteString(a.Name)
-			b.WriteByte(' ')
-			b.WriteString(a.Mailbox)
-			b.WriteByte('@')
-			b.WriteString(a.Host)
-			b.WriteByte(' ')
-		}
-	}
-	return Fold(b.String())
 }
 
 // maxDepth bounds MIME nesting; deeper parts are treated as opaque.

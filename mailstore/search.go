@@ -5,21 +5,24 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	stdtextproto "net/textproto"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message/textproto"
 )
 
-// Field selects what SearchText looks in.
+// Field selects what a text key looks in.
 type Field int
 
 const (
-	FieldText Field = iota // headers indexed below and body
-	FieldBody              // decoded text parts
-	FieldSubject
-	FieldFrom // From, Sender and Reply-To
+	FieldText    Field = iota // every header field and the body
+	FieldBody                 // decoded text parts
+	FieldSubject              // Subject
+	FieldFrom                 // From, as written: display names, comments, addresses
 	FieldTo
 	FieldCc
 	FieldBcc
@@ -34,93 +37,406 @@ var fieldCols = map[Field]string{
 	FieldBcc:     "bcc",
 }
 
-// SearchText returns the UIDs of a mailbox's messages whose field contains query,
-// compared folded (case and Vietnamese diacritics ignored: "da nang" finds
-// "Đà Nẵng"). The index finds candidates by word prefixes, then the folded text
-// is checked for the exact substring, so a query matches as IMAP's substring
-// semantics say whenever it starts at the beginning of a word.
-func (s *Store) SearchText(ctx context.Context, mailboxID int64, field Field, query string) ([]uint32, error) {
-	q := Fold(query)
-	words := tokens(q)
-	col, ok := fieldCols[field]
-	hay := col
-	if !ok {
-		hay = `subject||' '||"from"||' '||"to"||' '||cc||' '||bcc||' '||body`
-	}
-	var sqlq string
-	var args []any
-	if len(words) == 0 {
-		// Nothing indexable (punctuation only): check every message's text.
-		sqlq = `SELECT m.uid FROM messages m JOIN fts ON fts.docid = m.blob_id
-			WHERE m.mailbox_id=? AND instr(` + hay + `, ?) > 0 ORDER BY m.uid`
-		args = []any{mailboxID, q}
-	} else {
-		match := `"` + strings.Join(words, "* ") + `*"`
-		// MATCH on a column searches that column only; on the table, all of them.
-		target := "fts"
-		if ok {
-			target = col
-		}
-		// One word needs no check of the text: a word that starts with it
-		// contains it. Reading the text back is what makes a common word slow.
-		check := ""
-		args = []any{mailboxID, match}
-		if len(words) > 1 {
-			check = ` AND instr(` + hay + `, ?) > 0`
-			args = append(args, strings.TrimSpace(q))
-		}
-		sqlq = `SELECT uid FROM messages WHERE mailbox_id=? AND blob_id IN
-			(SELECT docid FROM fts WHERE ` + target + ` MATCH ?` + check + `) ORDER BY uid`
-	}
-	var out []uint32
+// Criteria select messages of a mailbox; a message must meet every condition.
+// The zero value selects every message.
+type Criteria struct {
+	UIDs                  [][]UIDRange // the UID is in each set
+	Flags, NotFlags       []string     // has each flag / none of them (keywords compared without ASCII case)
+	Since, Before         time.Time    // internal date, compared by calendar day in the server's zone
+	SentSince, SentBefore time.Time    // Date: header by its own calendar day (the internal date if none)
+	Larger, Smaller       int64        // size bounds; 0: none
+	ModSeq                int64        // changed at or after this modseq (RFC 7162 MODSEQ); 0: any
+	Text                  []TextKey
+	Not                   []Criteria
+	Or                    [][2]Criteria
+}
+
+// TextKey looks for Query, folded (case and Vietnamese diacritics ignored,
+// đ→d), in Field, or, if Header is set, in the values of that header field (an
+// empty Query then matches every message that has the field).
+//
+// Matching is by words, which is what the index can answer: the query's words
+// must appear in order, next to each other, the last one as a prefix unless
+// the query ends with a space or punctuation ("da nan" finds "Đà Nẵng",
+// "se@example" finds "se@example.test"). That is RFC 3501's substring match
+// for every query that starts at the beginning of a word; a query starting
+// inside a word ("ang" for "Nẵng") finds nothing, and punctuation between
+// words is not compared ("da nang" also finds "Đà-Nẵng"). A query with no
+// letters or digits at all ("@", "--") is compared as a substring of the
+// folded text.
+type TextKey struct {
+	Field  Field
+	Header string
+	Query  string
+}
+
+// Found is what a search found: UIDs, ascending, and the highest modseq
+// among them (for RFC 7162's SEARCH MODSEQ answer).
+type Found struct {
+	UIDs   []uint32
+	ModSeq int64
+}
+
+// Search returns the messages of a mailbox that meet c.
+// Text keys are answered by the full-text index (and, for the few contents
+// the indexer has not reached yet, by reading them), intersected with the
+// other conditions in one query; no message is read when the index decides.
+func (s *Store) Search(ctx context.Context, mailboxID int64, c *Criteria) (Found, error) {
+	var out Found
 	err := s.read(ctx, func(db *sql.DB) error {
-		out = out[:0]
-		rows, err := db.QueryContext(ctx, sqlq, args...)
+		out = Found{}
+		// One snapshot for the unindexed contents and the query, so that a
+		// content indexed in between is found by exactly one of them.
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		q := &query{ctx: ctx, tx: tx, mailboxID: mailboxID}
+		where, err := q.where(c)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT m.uid, m.modseq FROM messages m WHERE m.mailbox_id=? AND `+where+` ORDER BY m.uid`,
+			append([]any{mailboxID}, q.args...)...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var uid uint32
-			if err := rows.Scan(&uid); err != nil {
+			var modseq int64
+			if err := rows.Scan(&uid, &modseq); err != nil {
 				return err
 			}
-			out = append(out, uid)
+			out.UIDs = append(out.UIDs, uid)
+			out.ModSeq = max(out.ModSeq, modseq)
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		more, err := searchUnindexed(ctx, db, mailboxID, field, strings.TrimSpace(q))
-		out = append(out, more...)
-		return err
+		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: search: %w", err)
+		return Found{}, fmt.Errorf("mailstore: search: %w", err)
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	return out, nil
 }
 
-// searchUnindexed checks the messages whose content the indexer has not reached.
-func searchUnindexed(ctx context.Context, db *sql.DB, mailboxID int64, field Field, q string) ([]uint32, error) {
-	rows, err := db.QueryContext(ctx, `SELECT m.uid, b.data FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
-		JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id=?`, mailboxID)
+// SearchText returns the UIDs of a mailbox's messages whose field contains
+// query, as TextKey says.
+func (s *Store) SearchText(ctx context.Context, mailboxID int64, field Field, query string) ([]uint32, error) {
+	f, err := s.Search(ctx, mailboxID, &Criteria{Text: []TextKey{{Field: field, Query: query}}})
+	return f.UIDs, err
+}
+
+// SearchHeader returns the UIDs of messages having a header field name whose
+// decoded value contains value, as TextKey says.
+func (s *Store) SearchHeader(ctx context.Context, mailboxID int64, name, value string) ([]uint32, error) {
+	f, err := s.Search(ctx, mailboxID, &Criteria{Text: []TextKey{{Header: name, Query: value}}})
+	return f.UIDs, err
+}
+
+// query builds one search's SQL condition; args follow the placeholders in
+// the order the condition's text has them.
+type query struct {
+	ctx       context.Context
+	tx        *sql.Tx
+	mailboxID int64
+	args      []any
+	pending   map[int64]*text // contents not indexed yet, read once per search
+}
+
+func (q *query) where(c *Criteria) (string, error) {
+	var conds []string
+	add := func(cond string, args ...any) {
+		conds = append(conds, cond)
+		q.args = append(q.args, args...)
+	}
+	for _, set := range c.UIDs {
+		cond, args := rangesCond("m.uid", set)
+		add(cond, args...)
+	}
+	for _, f := range c.Flags {
+		cond, args := flagCond(f, true)
+		add(cond, args...)
+	}
+	for _, f := range c.NotFlags {
+		cond, args := flagCond(f, false)
+		add(cond, args...)
+	}
+	if !c.Since.IsZero() {
+		add(`m.internal_date >= ?`, localDay(c.Since))
+	}
+	if !c.Before.IsZero() {
+		add(`m.internal_date < ?`, localDay(c.Before))
+	}
+	const sentDay = `COALESCE(sealmail_sent_day((SELECT envelope FROM blobs WHERE id = m.blob_id)), date(m.internal_date, 'unixepoch', 'localtime'))`
+	if !c.SentSince.IsZero() {
+		add(sentDay+` >= ?`, c.SentSince.Format(time.DateOnly))
+	}
+	if !c.SentBefore.IsZero() {
+		add(sentDay+` < ?`, c.SentBefore.Format(time.DateOnly))
+	}
+	if c.ModSeq > 0 {
+		add(`m.modseq >= ?`, c.ModSeq)
+	}
+	if c.Larger > 0 {
+		add(`m.size > ?`, c.Larger)
+	}
+	if c.Smaller > 0 {
+		add(`m.size < ?`, c.Smaller)
+	}
+	for _, k := range c.Text {
+		var cond string
+		var args []any
+		var err error
+		if k.Header != "" {
+			cond, args, err = q.headerCond(k.Header, k.Query)
+		} else {
+			cond, args, err = q.textCond(k.Field, k.Query)
+		}
+		if err != nil {
+			return "", err
+		}
+		add(cond, args...)
+	}
+	for i := range c.Not {
+		// The nested condition's arguments go in as it is built, in place.
+		conds = append(conds, "")
+		w, err := q.where(&c.Not[i])
+		if err != nil {
+			return "", err
+		}
+		conds[len(conds)-1] = "NOT (" + w + ")"
+	}
+	for i := range c.Or {
+		conds = append(conds, "")
+		a, err := q.where(&c.Or[i][0])
+		if err != nil {
+			return "", err
+		}
+		b, err := q.where(&c.Or[i][1])
+		if err != nil {
+			return "", err
+		}
+		conds[len(conds)-1] = "((" + a + ") OR (" + b + "))"
+	}
+	if len(conds) == 0 {
+		return "1", nil
+	}
+	return strings.Join(conds, " AND "), nil
+}
+
+// localDay is the start of date's calendar day in the server's zone: internal
+// dates are kept as instants, and a client's SINCE means its day here.
+func localDay(date time.Time) int64 {
+	y, m, d := date.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.Local).Unix()
+}
+
+// flagCond tests for a flag; system flags are stored in their canonical
+// spelling, keywords as the client wrote them. Unseen is spelled as the
+// partial index messages_unseen is, so SQLite can use it.
+func flagCond(f string, has bool) (string, []any) {
+	f = CanonicalFlag(f)
+	if f == `\Seen` && !has {
+		return `instr(' '||m.flags||' ', ' \Seen ') = 0`, nil
+	}
+	op := " > 0"
+	if !has {
+		op = " = 0"
+	}
+	if strings.HasPrefix(f, `\`) {
+		return `instr(' '||m.flags||' ', ?)` + op, []any{" " + f + " "}
+	}
+	return `instr(' '||lower(m.flags)||' ', ?)` + op, []any{" " + asciiLower(f) + " "}
+}
+
+// asciiLower lowers ASCII letters only, as SQLite's lower() does.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// rangesCond turns UID runs into a condition on col: a few runs as BETWEENs,
+// many as one JSON list of UIDs (an OR per run would hit SQLite's expression
+// depth limit).
+func rangesCond(col string, set []UIDRange) (string, []any) {
+	if len(set) == 0 {
+		return "0", nil
+	}
+	if len(set) <= maxRuns {
+		conds := make([]string, len(set))
+		args := make([]any, 0, 2*len(set))
+		for i, r := range set {
+			conds[i] = col + ` BETWEEN ? AND ?`
+			args = append(args, min(r.First, r.Last), max(r.First, r.Last))
+		}
+		return "(" + strings.Join(conds, " OR ") + ")", args
+	}
+	var uids []uint32
+	for _, r := range set {
+		for u := min(r.First, r.Last); u <= max(r.First, r.Last) && u != 0; u++ {
+			uids = append(uids, u)
+		}
+	}
+	return uidCond(col, uids)
+}
+
+// textCond is the condition for a text key on a field.
+func (q *query) textCond(field Field, query string) (string, []any, error) {
+	folded := Fold(query)
+	if strings.TrimSpace(folded) == "" {
+		return "1", nil, nil // every text contains the empty string
+	}
+	words := tokens(folded)
+	var cond string
+	var args []any
+	if len(words) == 0 {
+		hay := `subject||' '||"from"||' '||"to"||' '||cc||' '||bcc||' '||header||' '||body`
+		if col, ok := fieldCols[field]; ok {
+			hay = col
+		}
+		cond = `EXISTS (SELECT 1 FROM fts WHERE fts.docid = m.blob_id AND instr(` + hay + `, ?) > 0)`
+		args = []any{folded}
+	} else {
+		// MATCH on a column searches that column only; on the table, all of them.
+		target := "fts"
+		if col, ok := fieldCols[field]; ok {
+			target = col
+		}
+		cond = `m.blob_id IN (SELECT docid FROM fts WHERE ` + target + ` MATCH ?)`
+		args = []any{phrase(words, endsInWord(folded))}
+	}
+	pending, err := q.unindexed()
 	if err != nil {
-		return nil, err
+		return "", nil, err
+	}
+	var hits []int64
+	for id, t := range pending {
+		for _, col := range t.columns(field) {
+			if len(words) == 0 && strings.Contains(col, folded) || len(words) > 0 && matchWords(col, words, endsInWord(folded)) {
+				hits = append(hits, id)
+				break
+			}
+		}
+	}
+	if len(hits) > 0 {
+		b, _ := json.Marshal(hits)
+		cond = "(" + cond + ` OR m.blob_id IN (SELECT value FROM json_each(?)))`
+		args = append(args, string(b))
+	}
+	return cond, args, nil
+}
+
+// headerCond is the condition for a header field's values. The index finds
+// the contents whose header has the field's name and the query's words;
+// those candidates are read to check that the words are in that field.
+func (q *query) headerCond(name, value string) (string, []any, error) {
+	name = stdtextproto.CanonicalMIMEHeaderKey(name)
+	folded := Fold(value)
+	words := tokens(folded)
+	// The header column has every field's name; the value may be in the
+	// field's own column (Subject, From, ...), so the words are looked for
+	// in the whole row.
+	// FTS4 takes a column filter on single words only, not on phrases.
+	var match []string
+	for _, w := range tokens(Fold(name)) {
+		match = append(match, "header:"+w)
+	}
+	if len(words) > 0 {
+		match = append(match, phrase(words, endsInWord(folded)))
+	}
+	cand := `SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ?`
+	args := []any{q.mailboxID}
+	if len(match) > 0 {
+		cand += ` AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
+		args = append(args, strings.Join(match, " "))
+	}
+	var hits []int64
+	err := readContents(q.ctx, q.tx, cand, args, func(id int64, data []byte) {
+		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
+		for _, v := range h.Values(name) {
+			f := Fold(decodeHeader(v))
+			if strings.TrimSpace(folded) == "" || len(words) == 0 && strings.Contains(f, folded) ||
+				len(words) > 0 && matchWords(f, words, endsInWord(folded)) {
+				hits = append(hits, id)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	b, _ := json.Marshal(hits)
+	return `m.blob_id IN (SELECT value FROM json_each(?))`, []any{string(b)}, nil
+}
+
+// unindexed returns the folded text of this mailbox's contents that the
+// indexer has not reached yet (normally the last second's mail).
+func (q *query) unindexed() (map[int64]*text, error) {
+	if q.pending != nil {
+		return q.pending, nil
+	}
+	q.pending = map[int64]*text{}
+	err := readContents(q.ctx, q.tx, `SELECT DISTINCT m.blob_id FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
+		WHERE m.mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
+		q.pending[id] = extractText(data)
+	})
+	return q.pending, err
+}
+
+// readContents calls fn with the content of each blob whose id the query
+// (one column) returns.
+func readContents(ctx context.Context, tx *sql.Tx, ids string, args []any, fn func(id int64, data []byte)) error {
+	rows, err := tx.QueryContext(ctx, `SELECT b.id, b.data FROM blobs b WHERE b.id IN (`+ids+`)`, args...)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
-	var out []uint32
 	for rows.Next() {
-		var uid uint32
+		var id int64
 		var data []byte
-		if err := rows.Scan(&uid, &data); err != nil {
-			return nil, err
+		if err := rows.Scan(&id, &data); err != nil {
+			return err
 		}
-		if strings.Contains(extractText(data).field(field), q) {
-			out = append(out, uid)
+		fn(id, data)
+	}
+	return rows.Err()
+}
+
+// phrase is the FTS4 query for words in a row, the last one as a prefix.
+// Quoting keeps words such as "or" and "near" from being read as operators.
+func phrase(words []string, prefix bool) string {
+	p := `"` + strings.Join(words, " ")
+	if prefix {
+		p += "*"
+	}
+	return p + `"`
+}
+
+// endsInWord reports whether folded text ends with a letter or digit, so
+// that its last word may be the beginning of a longer one.
+func endsInWord(folded string) bool {
+	t := tokens(folded)
+	return len(t) > 0 && strings.HasSuffix(folded, t[len(t)-1])
+}
+
+// matchWords is the index's match (see TextKey) done on text: the words in a
+// row, the last one as a prefix if prefix.
+func matchWords(s string, words []string, prefix bool) bool {
+	toks := tokens(s)
+	n := len(words)
+	for i := 0; i+n <= len(toks); i++ {
+		if slices.Equal(toks[i:i+n-1], words[:n-1]) &&
+			(toks[i+n-1] == words[n-1] || prefix && strings.HasPrefix(toks[i+n-1], words[n-1])) {
+			return true
 		}
 	}
-	return out, rows.Err()
+	return false
 }
 
 // tokens splits folded text into words the way FTS4's simple tokenizer does:
@@ -129,23 +445,4 @@ func tokens(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool {
 		return r < 0x80 && !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z')
 	})
-}
-
-// SearchHeader returns the UIDs of messages having a header field name whose
-// decoded value contains value (folded). An empty value matches any message that
-// has the field. It reads each message's header, so it is slower than SearchText.
-func (s *Store) SearchHeader(ctx context.Context, mailboxID int64, name, value string) ([]uint32, error) {
-	want := Fold(value)
-	var out []uint32
-	err := s.Fetch(ctx, mailboxID, nil, FetchContent, func(it Item) error {
-		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(it.Content)))
-		for _, v := range h.Values(name) {
-			if strings.Contains(Fold(decodeHeader(v)), want) {
-				out = append(out, it.UID)
-				break
-			}
-		}
-		return nil
-	})
-	return out, err
 }

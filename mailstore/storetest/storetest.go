@@ -33,6 +33,8 @@ func Run(t *testing.T, open Opener) {
 		{"Flags", testFlags},
 		{"Quota", testQuota},
 		{"Search", testSearch},
+		{"SearchFields", testSearchFields},
+		{"SearchCriteria", testSearchCriteria},
 		{"Watch", testWatch},
 		{"ManyRanges", testManyRanges},
 		{"Counters", testCounters},
@@ -684,4 +686,111 @@ func testRecent(t *testing.T, s *mailstore.Store) {
 	if n := must[uint32](t)(s.UnclaimedRecent(ctx, mb.ID)); n != 0 {
 		t.Errorf("unclaimed %d after claims", n)
 	}
+}
+
+// testSearchFields covers what SEARCH looks in (RFC 3501 6.4.4): TEXT in
+// every header field, FROM/TO/CC in the fields as written (display names,
+// comments, addresses), HEADER in one field's values, diacritics folded
+// (đ→d), words matched from their beginning; before and after indexing.
+func testSearchFields(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "sf@example.test")[0]
+	add := func(raw string) uint32 {
+		return must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", []byte(raw), nil, time.Time{})).UID
+	}
+	u1 := add("From: \"Nguyễn Văn A\" <a@so-tc.example> (Phòng TC)\r\nTo: =?UTF-8?Q?V=C4=83n_th=C6=B0?= <vanthu@example.test>\r\n" +
+		"Cc: Trưởng phòng <tp@example.test> (Đội 2)\r\nSubject: Đề nghị cấp kinh phí\r\nX-Phan-Loai: Khẩn\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\nĐà Nẵng, ngày 5 tháng 12.\r\n")
+	u2 := add("From: b@example.test\r\nTo: sf@example.test\r\nSubject: Thông báo\r\nX-Mailer: Thunderbird 128\r\n\r\nKhông khẩn. Đà-Nẵng và Hà Nội.\r\n")
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	check := func(stage string) {
+		t.Helper()
+		for _, c := range []struct {
+			k    mailstore.TextKey
+			want []uint32
+		}{
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "khan"}, []uint32{u1, u2}},     // X- header; body
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "thunderbird"}, []uint32{u2}},  // X-Mailer
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "khẩn"}, []uint32{u2}},         // body only
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "Phòng TC"}, []uint32{u1}},     // comment
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "nguyen van a"}, []uint32{u1}}, // quoted display name
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "a@so-tc.example"}, []uint32{u1}},
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "so-tc"}, []uint32{u1}},          // part of the domain
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "khan"}, nil},                    // other fields are not From
+			{mailstore.TextKey{Field: mailstore.FieldTo, Query: "văn thư"}, []uint32{u1}},          // RFC 2047 display name
+			{mailstore.TextKey{Field: mailstore.FieldCc, Query: "doi 2"}, []uint32{u1}},            // comment in Cc
+			{mailstore.TextKey{Field: mailstore.FieldCc, Query: "truong ph"}, []uint32{u1}},        // last word a prefix
+			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "DE NGHI"}, []uint32{u1}},     // đ→d, case
+			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "đề nghị cấp"}, []uint32{u1}}, // as written
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da nang"}, []uint32{u1, u2}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "nang da"}, nil}, // words out of order
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no"}, []uint32{u2}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no "}, nil}, // "no" as a whole word
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "@"}, []uint32{u1, u2}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: ""}, []uint32{u1, u2}},
+			{mailstore.TextKey{Header: "X-Phan-Loai", Query: "khan"}, []uint32{u1}},
+			{mailstore.TextKey{Header: "x-phan-loai", Query: ""}, []uint32{u1}},
+			{mailstore.TextKey{Header: "X-Mailer", Query: "128"}, []uint32{u2}},
+			{mailstore.TextKey{Header: "X-Mailer", Query: "khan"}, nil},
+			{mailstore.TextKey{Header: "X-Absent", Query: ""}, nil},
+			{mailstore.TextKey{Header: "Subject", Query: ""}, []uint32{u1, u2}},
+		} {
+			got := must[mailstore.Found](t)(s.Search(ctx, mb.ID, &mailstore.Criteria{Text: []mailstore.TextKey{c.k}})).UIDs
+			if !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
+				t.Errorf("%s: search %+v = %v, want %v", stage, c.k, got, c.want)
+			}
+		}
+	}
+	check("before indexing")
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed")
+}
+
+// testSearchCriteria combines text keys with the other criteria, as one
+// query answers them.
+func testSearchCriteria(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "sc@example.test")[0]
+	var uids []uint32
+	for i := 0; i < 20; i++ {
+		body := "Báo cáo tuần"
+		if i%4 == 0 {
+			body = "Công văn Đà Nẵng số " + fmt.Sprint(i)
+		}
+		date := time.Date(2026, 11, 1+i, 12, 0, 0, 0, time.Local)
+		d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@example.test", "sc@example.test", fmt.Sprint("Tin ", i), body), nil, date))
+		uids = append(uids, d.UID)
+	}
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	must[[]mailstore.Message](t)(s.StoreFlags(ctx, mb.ID, uids[:10], mailstore.FlagsAdd, []string{`\Seen`, "Gấp"}))
+	nang := mailstore.TextKey{Field: mailstore.FieldBody, Query: "đà nẵng"}
+	check := func(stage string) {
+		t.Helper()
+		for _, c := range []struct {
+			name string
+			c    mailstore.Criteria
+			want []uint32
+		}{
+			{"text", mailstore.Criteria{Text: []mailstore.TextKey{nang}}, []uint32{1, 5, 9, 13, 17}},
+			{"text unseen", mailstore.Criteria{Text: []mailstore.TextKey{nang}, NotFlags: []string{`\Seen`}}, []uint32{13, 17}},
+			{"text keyword", mailstore.Criteria{Text: []mailstore.TextKey{nang}, Flags: []string{"gấp"}}, []uint32{1, 5, 9}},
+			{"not text", mailstore.Criteria{UIDs: [][]mailstore.UIDRange{{{First: 1, Last: 8}}}, Not: []mailstore.Criteria{{Text: []mailstore.TextKey{nang}}}}, []uint32{2, 3, 4, 6, 7, 8}},
+			{"or", mailstore.Criteria{Or: [][2]mailstore.Criteria{{{Text: []mailstore.TextKey{nang}}, {UIDs: [][]mailstore.UIDRange{{{First: 20, Last: 20}}}}}}}, []uint32{1, 5, 9, 13, 17, 20}},
+			{"since before", mailstore.Criteria{Text: []mailstore.TextKey{nang}, Since: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC), Before: time.Date(2026, 11, 14, 0, 0, 0, 0, time.UTC)}, []uint32{5, 9, 13}},
+			{"sent", mailstore.Criteria{SentSince: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), SentBefore: time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)}, uids},
+			{"uid sets", mailstore.Criteria{UIDs: [][]mailstore.UIDRange{{{First: 1, Last: 10}}, {{First: 9, Last: 20}}}}, []uint32{9, 10}},
+		} {
+			got := must[mailstore.Found](t)(s.Search(ctx, mb.ID, &c.c)).UIDs
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: %s: %v, want %v", stage, c.name, got, c.want)
+			}
+		}
+	}
+	check("before indexing")
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed")
 }
