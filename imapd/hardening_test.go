@@ -39,3 +39,71 @@ func TestListManyWildcards(t *testing.T) {
 		t.Logf("LIST %.12s… over 900 folders: %v", pattern, time.Since(start))
 	}
 }
+
+// Issue 15, defect 7: a client's mistakes are answered BAD or NO with a code
+// naming them, at once, never NO [SERVERBUG] (which says the server is broken).
+func TestClientMistakes(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "INBOX", []byte("Subject: x\r\n\r\nhello\r\n"))
+	r := e.raw(t)
+	if _, st := r.cmd(`LOGIN nam@example.test pw`); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+	if _, st := r.cmd(`SELECT INBOX`); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+	for _, c := range []struct{ cmd, want string }{
+		{"SEARCH " + strings.Repeat("(", 2000) + "ALL" + strings.Repeat(")", 2000), "BAD"},
+		{"SEARCH " + strings.Repeat("NOT ", 5000) + "ALL", "OK"},
+		{`CREATE "&Jjo"`, "BAD"},
+		{`CREATE "&AGEAYgBj-"`, "BAD"}, // UTF-7 of ASCII must not be encoded
+		{`SELECT "&ZeVnLIqe"`, "BAD"},
+		{`LIST "" "&Jjo*"`, "BAD"},
+		{`STATUS "&-&" (MESSAGES)`, "BAD"},
+	} {
+		_, st := r.cmd(c.cmd)
+		if !strings.HasPrefix(st, c.want) || strings.Contains(st, "SERVERBUG") {
+			t.Errorf("%.40s…: %s, want %s", c.cmd, st, c.want)
+		}
+	}
+	if _, st := r.cmd(`SELECT INBOX`); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+
+	// A synchronizing literal too large for the command is refused before the
+	// client sends it: the client waits for "+", so the answer must not wait
+	// for the literal (it used to come after the 30 s command timeout).
+	r.n++
+	start := time.Now()
+	fmt.Fprintf(r.c, "a%d CREATE {100000}\r\n", r.n)
+	l := r.line()
+	if !strings.HasPrefix(l, fmt.Sprintf("a%d NO [LIMIT]", r.n)) && !strings.HasPrefix(l, fmt.Sprintf("a%d BAD", r.n)) {
+		t.Errorf("oversized literal: %q", l)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("oversized literal answered after %v", d)
+	}
+	// The connection goes on.
+	if _, st := r.cmd(`NOOP`); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("after oversized literal: %s", st)
+	}
+	// A small one is fine.
+	r.n++
+	fmt.Fprintf(r.c, "a%d CREATE {4}\r\n", r.n)
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("small literal: %q", l)
+	}
+	fmt.Fprintf(r.c, "Abcd\r\n")
+	if l := r.line(); !strings.HasPrefix(l, fmt.Sprintf("a%d OK", r.n)) {
+		t.Fatalf("small literal: %q", l)
+	}
+
+	// A non-synchronizing one (LITERAL+) is already on its way: BAD, and the
+	// server may hang up rather than read it, but must not hang.
+	r.n++
+	fmt.Fprintf(r.c, "a%d CREATE {100000+}\r\n%s\r\n", r.n, strings.Repeat("x", 100000))
+	l = r.line()
+	if !strings.HasPrefix(l, fmt.Sprintf("a%d BAD", r.n)) && !strings.HasPrefix(l, "* BYE") && !strings.HasPrefix(l, fmt.Sprintf("a%d NO [LIMIT]", r.n)) {
+		t.Errorf("oversized non-synchronizing literal: %q", l)
+	}
+}

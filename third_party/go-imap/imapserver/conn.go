@@ -365,6 +365,17 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	}
 
 	dec.DiscardLine()
+	if refused, nonSync := dec.LiteralRefused(); refused && nonSync {
+		// sealmail: the literal's bytes are on their way and would be read as
+		// commands; rather than read up to 4 GiB, end the connection.
+		c.state = imap.ConnStateLogout
+		defer c.Bye("Literal too large")
+		err = &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeLimit,
+			Text: "Literals are limited to 4096 bytes for this command",
+		}
+	}
 
 	var (
 		resp    *imap.StatusResponse
@@ -476,9 +487,12 @@ func (c *Conn) handleUnsubscribe(dec *imapwire.Decoder) error {
 
 func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 	if size > 4096 {
+		// sealmail: [LIMIT] (RFC 5530), answered at once; readCommand reads
+		// no further (the client waits for "+") or, for a non-synchronizing
+		// literal already on its way, answers BAD and hangs up.
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodeTooBig,
+			Code: imap.ResponseCodeLimit,
 			Text: "Literals are limited to 4096 bytes for this command",
 		}
 	}

@@ -207,7 +207,12 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	name, err := utf7.Decode(mailbox)
+	if err != nil {
+		// sealmail: the client's mistake, not an internal error.
+		return "", newClientBugError("Mailbox pattern is not valid modified UTF-7")
+	}
+	return name, nil
 }
 
 func isListChar(ch byte) bool {

@@ -63,6 +63,22 @@ type Decoder struct {
 	crlf      bool
 	listDepth int
 	readBytes int64
+
+	// sealmail: a literal CheckBufferedLiteralFunc refused, so that the
+	// rest of the command is not read as if the client were sending it.
+	refused        bool
+	refusedNonSync bool
+}
+
+// LiteralRefused reports whether a literal of the command was refused by
+// CheckBufferedLiteralFunc, and whether it was a non-synchronizing one (whose
+// bytes are on their way) rather than one the client waits to be invited to
+// send (and will not send).
+//
+// sealmail: upstream then read on, waiting for the line's end until the
+// command timeout.
+func (dec *Decoder) LiteralRefused() (refused, nonSync bool) {
+	return dec.refused, dec.refusedNonSync
 }
 
 // NewDecoder creates a new decoder.
@@ -97,6 +113,9 @@ func (dec *Decoder) readByte() (byte, bool) {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
 	}
 	dec.crlf = false
+	if dec.refused {
+		return 0, false // sealmail: see LiteralRefused
+	}
 	if dec.literal {
 		return 0, dec.returnErr(fmt.Errorf("imapwire: cannot decode while a literal is open"))
 	}
@@ -264,7 +283,7 @@ func (dec *Decoder) DiscardUntilByte(untilCh byte) {
 }
 
 func (dec *Decoder) DiscardLine() {
-	if dec.crlf {
+	if dec.crlf || dec.refused {
 		return
 	}
 	var text string
@@ -471,7 +490,8 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		// sealmail: the client's mistake, not an internal error.
+		return false, &DecoderExpectError{Message: "lists nested too deep"}
 	}
 
 	for {
@@ -518,10 +538,12 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	name, err := utf7.Decode(name)
-	if err == nil {
-		*ptr = name
+	if err != nil {
+		// sealmail: the client's mistake, not an internal error.
+		return dec.returnErr(&DecoderExpectError{Message: "mailbox name is not valid modified UTF-7"})
 	}
-	return dec.returnErr(err)
+	*ptr = name
+	return true
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -578,7 +600,10 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
 			lit.cancel()
-			return false
+			// sealmail: keep the reason (upstream dropped it) and remember
+			// that the line does not go on.
+			dec.refused, dec.refusedNonSync = true, nonSync
+			return dec.returnErr(err)
 		}
 	}
 	var sb strings.Builder
