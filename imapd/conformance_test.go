@@ -24,7 +24,7 @@ func TestCapabilitiesBeforeLogin(t *testing.T) {
 	hasStatus(t, st, "OK")
 	pre := capList(t, lines)
 	for _, want := range []string{"IMAP4rev1", "IMAP4rev2", "ENABLE", "IDLE", "LITERAL+", "UTF8=ACCEPT", "ID", "SASL-IR",
-		"AUTH=PLAIN", "UNAUTHENTICATE"} {
+		"AUTH=PLAIN", "UNAUTHENTICATE", "SORT", "SORT=DISPLAY", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "CONDSTORE"} {
 		if !pre[want] {
 			t.Errorf("not advertised before login: %s (%v)", want, lines)
 		}

@@ -33,6 +33,7 @@ var _ imapserver.SessionAppendLimit = (*session)(nil)
 var _ imapserver.SessionID = (*session)(nil)
 var _ imapserver.SessionQuota = (*session)(nil)
 var _ imapserver.SessionUnauthenticate = (*session)(nil)
+var _ imapserver.SessionSort = (*session)(nil)
 
 // ctx is for store calls. It is not cancelled at Shutdown: a command in flight
 // runs to completion, so no client is told NO about a write that committed.

@@ -197,6 +197,9 @@ func (c *Conn) serve() {
 	if _, ok := c.session.(SessionID); !ok && caps.Has(imap.CapID) {
 		panic("imapserver: server advertises ID but session doesn't support it")
 	}
+	if _, ok := c.session.(SessionSort); !ok && (caps.Has(imap.CapSort) || len(caps.ThreadAlgorithms()) > 0) {
+		panic("imapserver: server advertises SORT or THREAD but session doesn't support it")
+	}
 	if _, ok := c.session.(SessionQuota); !ok && caps.Has(imap.CapQuota) {
 		panic("imapserver: server advertises QUOTA but session doesn't support it")
 	}
@@ -342,6 +345,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "SORT", "UID SORT": // sealmail: SORT and THREAD.
+		err = c.handleSort(dec, numKind)
+	case "THREAD", "UID THREAD":
+		err = c.handleThread(dec, numKind)
 	case "ID": // sealmail: ID and QUOTA.
 		err = c.handleID(dec)
 	case "GETQUOTA":
@@ -577,7 +584,7 @@ func (c *Conn) poll(cmd string) error {
 
 	allowExpunge := true
 	switch cmd {
-	case "FETCH", "STORE", "SEARCH":
+	case "FETCH", "STORE", "SEARCH", "SORT", "THREAD": // sealmail: SORT, THREAD as SEARCH
 		allowExpunge = false
 	}
 
