@@ -140,7 +140,7 @@ type rawConn struct {
 	tag int
 }
 
-func rawSelect(b *testing.B, e *env) *rawConn {
+func rawSelect(b testing.TB, e *env) *rawConn {
 	c, err := tls.Dial("tcp", e.tls, e.client)
 	if err != nil {
 		b.Fatal(err)
@@ -158,7 +158,7 @@ func rawSelect(b *testing.B, e *env) *rawConn {
 // run sends a command and reads up to its tagged response, which must be OK.
 // It returns how many untagged FETCH responses came; message data holds no
 // literal here, so every response is one line.
-func (r *rawConn) run(b *testing.B, cmd string) int {
+func (r *rawConn) run(b testing.TB, cmd string) int {
 	r.tag++
 	tag := "t" + strconv.Itoa(r.tag)
 	if _, err := io.WriteString(r.c, tag+" "+cmd+"\r\n"); err != nil {

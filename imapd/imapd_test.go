@@ -40,16 +40,31 @@ type env struct {
 
 func newEnv(t testing.TB, configure ...func(*Server)) *env {
 	t.Helper()
-	store, err := mailstore.Open(t.TempDir(), mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
+	return newEnvAt(t, t.TempDir(), configure...)
+}
+
+// newEnvAt is newEnv on the store in dir, which may already hold the accounts.
+func newEnvAt(t testing.TB, dir string, configure ...func(*Server)) *env {
+	t.Helper()
+	store, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{store: store, accts: storetest.Setup(t, store, "nam@example.test", "lan@example.test")}
+	e := &env{store: store}
+	if a, err := store.Account(context.Background(), "nam@example.test"); err == nil {
+		b, err := store.Account(context.Background(), "lan@example.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.accts = []mailstore.Account{a, b}
+	} else {
+		e.accts = storetest.Setup(t, store, "nam@example.test", "lan@example.test")
+	}
 
-	dir := t.TempDir()
-	e.certFile = filepath.Join(dir, "cert.pem")
-	keyFile := filepath.Join(dir, "key.pem")
+	certDir := t.TempDir()
+	e.certFile = filepath.Join(certDir, "cert.pem")
+	keyFile := filepath.Join(certDir, "key.pem")
 	if err := config.WriteSelfSigned(e.certFile, keyFile, []string{"127.0.0.1", "localhost"}); err != nil {
 		t.Fatal(err)
 	}
