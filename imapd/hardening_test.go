@@ -54,7 +54,11 @@ func TestClientMistakes(t *testing.T) {
 	}
 	for _, c := range []struct{ cmd, want string }{
 		{"SEARCH " + strings.Repeat("(", 2000) + "ALL" + strings.Repeat(")", 2000), "BAD"},
-		{"SEARCH " + strings.Repeat("NOT ", 5000) + "ALL", "OK"},
+		{"SEARCH " + strings.Repeat("NOT ", 5000) + "ALL", "BAD"},
+		{"SEARCH " + strings.Repeat("OR SEEN ", 3000) + "ALL", "BAD"},
+		{"SEARCH " + strings.Repeat("SEEN ", 3000) + "ALL", "NO [LIMIT]"},
+		{"SEARCH " + strings.Repeat("NOT ", 30) + "ALL", "OK"},
+		{"SEARCH " + strings.Repeat("SEEN ", 300) + "ALL", "OK"},
 		{`CREATE "&Jjo"`, "BAD"},
 		{`CREATE "&AGEAYgBj-"`, "BAD"}, // UTF-7 of ASCII must not be encoded
 		{`SELECT "&ZeVnLIqe"`, "BAD"},

@@ -17,6 +17,9 @@ import (
 // query. Sequence numbers and \Recent become UIDs here, as only the session
 // knows them.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	if err := checkSearchSize(criteria); err != nil {
+		return nil, err
+	}
 	sel := s.sel
 	sel.static(criteria)
 	var found mailstore.Found
@@ -68,6 +71,43 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		sel.res = uidSet(saved)
 	}
 	return data, nil
+}
+
+// Search criteria are answered by one SQL expression, which SQLite bounds
+// (1000 levels deep); past these bounds the client gets an answer naming its
+// mistake rather than the store's error as a server fault.
+const (
+	maxSearchDepth = 64  // NOT and OR nested
+	maxSearchKeys  = 400 // keys in all
+)
+
+func checkSearchSize(c *imap.SearchCriteria) error {
+	keys, depth := searchSize(c)
+	if depth > maxSearchDepth {
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Search criteria nested too deep"}
+	}
+	if keys > maxSearchKeys {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many search keys"}
+	}
+	return nil
+}
+
+// searchSize counts c's keys and how deep NOT and OR nest in it.
+func searchSize(c *imap.SearchCriteria) (keys, depth int) {
+	keys = len(c.SeqNum) + len(c.UID) + len(c.Header) + len(c.Body) + len(c.Text) + len(c.Flag) + len(c.NotFlag) + 1
+	sub := func(c *imap.SearchCriteria) {
+		k, d := searchSize(c)
+		keys += k
+		depth = max(depth, d+1)
+	}
+	for i := range c.Not {
+		sub(&c.Not[i])
+	}
+	for i := range c.Or {
+		sub(&c.Or[i][0])
+		sub(&c.Or[i][1])
+	}
+	return keys, depth
 }
 
 func uidSet(uids []uint32) imap.UIDSet {
