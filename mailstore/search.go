@@ -142,6 +142,18 @@ type query struct {
 	mailboxID int64
 	args      []any
 	pending   map[int64]*text // contents not indexed yet, read once per search
+	depth     int             // ORs nested so far
+}
+
+// maxOrDepth bounds nested ORs, each an SQL expression level (SQLite allows
+// 1000 in all); real clients nest a few.
+const maxOrDepth = 200
+
+// onlyNot reports whether c is a single NOT and nothing else.
+func onlyNot(c *Criteria) bool {
+	return len(c.Not) == 1 && len(c.UIDs) == 0 && len(c.Flags) == 0 && len(c.NotFlags) == 0 &&
+		c.Since.IsZero() && c.Before.IsZero() && c.SentSince.IsZero() && c.SentBefore.IsZero() &&
+		c.Larger == 0 && c.Smaller == 0 && c.ModSeq == 0 && len(c.Text) == 0 && len(c.Or) == 0
 }
 
 func (q *query) where(c *Criteria) (string, error) {
@@ -199,13 +211,28 @@ func (q *query) where(c *Criteria) (string, error) {
 		add(cond, args...)
 	}
 	for i := range c.Not {
+		// NOT NOT x is x: clients (and fuzzers) send thousands in a row, and
+		// SQLite's expressions nest at most 1000 deep.
+		inner, neg := &c.Not[i], true
+		for onlyNot(inner) {
+			inner, neg = &inner.Not[0], !neg
+		}
 		// The nested condition's arguments go in as it is built, in place.
 		conds = append(conds, "")
-		w, err := q.where(&c.Not[i])
+		w, err := q.where(inner)
 		if err != nil {
 			return "", err
 		}
-		conds[len(conds)-1] = "NOT (" + w + ")"
+		if neg {
+			w = "NOT (" + w + ")"
+		}
+		conds[len(conds)-1] = "(" + w + ")"
+	}
+	if len(c.Or) > 0 {
+		if q.depth++; q.depth > maxOrDepth {
+			return "", fmt.Errorf("%w: search criteria nested more than %d deep", ErrInvalid, maxOrDepth)
+		}
+		defer func() { q.depth-- }()
 	}
 	for i := range c.Or {
 		conds = append(conds, "")

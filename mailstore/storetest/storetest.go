@@ -793,4 +793,20 @@ func testSearchCriteria(t *testing.T, s *mailstore.Store) {
 		t.Fatal(err)
 	}
 	check("indexed")
+	// Thousands of NOTs in a row cancel out; ORs nested past any real use
+	// are refused as invalid, not failed as a server error.
+	deep := mailstore.Criteria{Text: []mailstore.TextKey{nang}}
+	for range 5001 {
+		deep = mailstore.Criteria{Not: []mailstore.Criteria{deep}}
+	}
+	if got := must[mailstore.Found](t)(s.Search(ctx, mb.ID, &deep)).UIDs; len(got) != 15 || slices.Contains(got, 1) {
+		t.Errorf("5001 NOTs: %v", got)
+	}
+	deep = mailstore.Criteria{}
+	for range 1000 {
+		deep = mailstore.Criteria{Or: [][2]mailstore.Criteria{{deep, {}}}}
+	}
+	if _, err := s.Search(ctx, mb.ID, &deep); !errors.Is(err, mailstore.ErrInvalid) {
+		t.Errorf("1000 nested ORs: %v", err)
+	}
 }
