@@ -149,3 +149,70 @@ func TestFetchBinaryPartial(t *testing.T) {
 		t.Errorf("imapclient partial BINARY: %q", got)
 	}
 }
+
+func TestEnvelopeGroupsAndRawDate(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "", []byte("From: \"Nguyễn Văn A\" <a@x.test>\r\n"+
+		"To: Undisclosed:;\r\nCc: Team: b@x.test, c@y.test;, d@z.test\r\n"+
+		"Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nSubject: hi\r\n\r\nx\r\n"))
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	lines, st := r.cmd("FETCH 1 ENVELOPE")
+	hasStatus(t, st, "OK")
+	want := `* 1 FETCH (UID 1 ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800 (PST)" "hi" ` +
+		`(("=?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?=" NIL "a" "x.test")) (("=?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?=" NIL "a" "x.test")) ` +
+		`(("=?utf-8?q?Nguy=E1=BB=85n_V=C4=83n_A?=" NIL "a" "x.test")) ` +
+		`((NIL NIL "Undisclosed" NIL)(NIL NIL NIL NIL)) ` +
+		`((NIL NIL "Team" NIL)(NIL NIL "b" "x.test")(NIL NIL "c" "y.test")(NIL NIL NIL NIL)(NIL NIL "d" "z.test")) NIL NIL NIL))`
+	if len(lines) != 1 || lines[0] != want {
+		t.Errorf("ENVELOPE:\n%q\nwant\n%q", lines, want)
+	}
+
+	c := e.dial(t, "nam", nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatal(msgs, err)
+	}
+	env := msgs[0].Envelope
+	if len(env.To) != 2 || !env.To[0].IsGroupStart() || env.To[0].Mailbox != "Undisclosed" || !env.To[1].IsGroupEnd() || len(env.Cc) != 5 {
+		t.Errorf("imapclient envelope To %+v Cc %+v", env.To, env.Cc)
+	}
+}
+
+func TestBodyStructureNamesEncodedWithoutUTF8(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "", []byte("Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n"+
+		"--b\r\nContent-Type: application/pdf; name=\"=?UTF-8?B?Q8O0bmcgdsSDbi5wZGY=?=\"\r\n"+
+		"Content-Disposition: attachment;\r\n filename*=UTF-8''C%C3%B4ng%20v%C4%83n%2028%20-%20D%E1%BB%B1%20th%E1%BA%A3o.pdf\r\n"+
+		"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n"))
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	lines, st := r.cmd("FETCH 1 BODYSTRUCTURE")
+	hasStatus(t, st, "OK")
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{`("name" "=?UTF-8?B?Q8O0bmcgdsSDbi5wZGY=?=")`,
+		`("attachment" ("filename*" "UTF-8''C%C3%B4ng%20v%C4%83n%2028%20-%20D%E1%BB%B1%20th%E1%BA%A3o.pdf"))`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("BODYSTRUCTURE without UTF8=ACCEPT lacks %s:\n%s", want, got)
+		}
+	}
+	for _, c := range got {
+		if c > 127 {
+			t.Fatalf("BODYSTRUCTURE without UTF8=ACCEPT carries UTF-8:\n%s", got)
+		}
+	}
+	r.cmd("ENABLE UTF8=ACCEPT")
+	lines, _ = r.cmd("FETCH 1 BODYSTRUCTURE")
+	got = strings.Join(lines, "\n")
+	for _, want := range []string{`("name" "Công văn.pdf")`, `("attachment" ("filename" "Công văn 28 - Dự thảo.pdf"))`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("BODYSTRUCTURE with UTF8=ACCEPT lacks %s:\n%s", want, got)
+		}
+	}
+}

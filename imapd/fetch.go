@@ -59,7 +59,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	condStore := len(seenNow) > 0 && s.conn.Enabled(imap.CapCondStore)
 	var first error
 	// One response is written before the next is prepared, so they share f.
-	f := fetched{addrs: make(addressCache)}
+	enabled := s.conn.EnabledCaps()
+	f := fetched{addrs: make(addressCache), utf8: enabled.Has(imap.CapUTF8Accept) || enabled.Has(imap.CapIMAP4rev2)}
 	err = s.srv.Store.FetchChanged(s.cmdCtx(), sel.mb.ID, query, int64(options.ChangedSince), what, func(it mailstore.Item) error {
 		n := sel.seq(it.UID)
 		if n == 0 {
@@ -117,6 +118,7 @@ type fetched struct {
 	binarySize []uint32
 
 	addrs addressCache // kept from message to message
+	utf8  bool         // the client enabled UTF8=ACCEPT or IMAP4rev2
 }
 
 var errUnknownCTE = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE, Text: "Cannot decode this part's transfer encoding"}
@@ -128,7 +130,7 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 		f.addrs.envelope(&f.envelope, it.Envelope)
 	}
 	if options.BodyStructure != nil {
-		f.structure = bodyStructure(it.Structure)
+		f.structure = bodyStructure(it.Structure, f.utf8)
 	}
 	for _, bs := range options.BodySection {
 		f.sections = append(f.sections, bodySection(it.Content, bs))
@@ -282,6 +284,7 @@ func (c addressCache) envelope(out *imap.Envelope, e *mailstore.Envelope) {
 	}
 	*out = imap.Envelope{
 		Date:      e.Date,
+		DateRaw:   e.DateRaw,
 		Subject:   e.Subject,
 		From:      c.list(e.From),
 		Sender:    c.list(e.Sender),
@@ -306,6 +309,11 @@ func (c addressCache) list(as []mailstore.Address) []imap.Address {
 	out := make([]imap.Address, len(as))
 	for i, a := range as {
 		out[i] = imap.Address{Name: mime.QEncoding.Encode("utf-8", a.Name), Mailbox: a.Mailbox, Host: a.Host}
+		if a.Host == "" && a.Mailbox != "" {
+			// A group's name stands where a mailbox would; RFC 3501 has it
+			// as a phrase, encoded like any display name.
+			out[i].Mailbox = mime.QEncoding.Encode("utf-8", a.Mailbox)
+		}
 	}
 	if len(as) == 1 && c != nil && len(c) < maxCached {
 		c[as[0]] = out
@@ -316,26 +324,26 @@ func (c addressCache) list(as []mailstore.Address) []imap.Address {
 // bodyStructure converts the stored structure. It never yields what
 // imapserver's writer would panic on: a multipart without children, a missing
 // extension block, an attached message without a body.
-func bodyStructure(p *mailstore.Part) imap.BodyStructure {
+func bodyStructure(p *mailstore.Part, utf8 bool) imap.BodyStructure {
 	if p == nil {
 		return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Text: &imap.BodyStructureText{}, Extended: &imap.BodyStructureSinglePartExt{}}
 	}
 	var disp *imap.BodyStructureDisposition
 	if p.Disposition != "" {
-		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispositionParams}
+		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: params(p.DispositionParams, p.RawDispositionParams, utf8)}
 	}
 	if p.IsMultipart() && len(p.Children) > 0 {
 		mp := &imap.BodyStructureMultiPart{
 			Subtype:  p.Subtype,
-			Extended: &imap.BodyStructureMultiPartExt{Params: p.Params, Disposition: disp, Language: p.Language, Location: p.Location},
+			Extended: &imap.BodyStructureMultiPartExt{Params: params(p.Params, p.RawParams, utf8), Disposition: disp, Language: p.Language, Location: p.Location},
 		}
 		for i := range p.Children {
-			mp.Children = append(mp.Children, bodyStructure(&p.Children[i]))
+			mp.Children = append(mp.Children, bodyStructure(&p.Children[i], utf8))
 		}
 		return mp
 	}
 	sp := &imap.BodyStructureSinglePart{
-		Type: p.Type, Subtype: p.Subtype, Params: p.Params,
+		Type: p.Type, Subtype: p.Subtype, Params: params(p.Params, p.RawParams, utf8),
 		ID: p.ID, Description: p.Description, Encoding: p.Encoding, Size: uint32(p.Size),
 		Extended: &imap.BodyStructureSinglePartExt{Disposition: disp, Language: p.Language, Location: p.Location},
 	}
@@ -354,7 +362,36 @@ func bodyStructure(p *mailstore.Part) imap.BodyStructure {
 		if len(p.Children) > 0 {
 			child = &p.Children[0]
 		}
-		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: envelope(p.Envelope), BodyStructure: bodyStructure(child), NumLines: p.Lines}
+		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: envelope(p.Envelope), BodyStructure: bodyStructure(child, utf8), NumLines: p.Lines}
 	}
 	return sp
+}
+
+// params are a part's parameters for the client: decoded for one that
+// accepts UTF-8, otherwise as the message wrote them (RFC 2231 or 2047), or,
+// for structures stored before those were kept, encoded as RFC 2047 words,
+// which clients decode in file names too.
+func params(decoded, raw map[string]string, utf8 bool) map[string]string {
+	if utf8 || isASCII(decoded) {
+		return decoded
+	}
+	if raw != nil {
+		return raw
+	}
+	out := make(map[string]string, len(decoded))
+	for k, v := range decoded {
+		out[k] = mime.BEncoding.Encode("utf-8", v)
+	}
+	return out
+}
+
+func isASCII(m map[string]string) bool {
+	for _, v := range m {
+		for i := 0; i < len(v); i++ {
+			if v[i] >= 0x80 {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -31,12 +31,14 @@ func TestFetchEnvelopes(t *testing.T) {
 			"In-Reply-To: <p1@x.test> <p2@x.test>\r\n" +
 			"Message-ID: <m1@so.gov.vn>\r\n\r\nbody\r\n",
 		want: imap.Envelope{
-			Date:      time.Date(2026, 11, 28, 10, 0, 0, 0, time.FixedZone("", 7*3600)),
-			Subject:   "Văn bản về Đà Nẵng",
-			From:      []imap.Address{{Name: "Nguyễn Văn A", Mailbox: "a", Host: "so.gov.vn"}},
-			Sender:    []imap.Address{{Name: "Văn thư ", Mailbox: "vt", Host: "so.gov.vn"}},
-			ReplyTo:   []imap.Address{{Name: "Phòng Tổ chức", Mailbox: "tc", Host: "so.gov.vn"}},
-			To:        []imap.Address{{Mailbox: "b", Host: "x.test"}, {Name: "Lê C", Mailbox: "c", Host: "x.test"}, {Name: "Đ", Mailbox: "d", Host: "x.test"}},
+			Date:    time.Date(2026, 11, 28, 10, 0, 0, 0, time.FixedZone("", 7*3600)),
+			Subject: "Văn bản về Đà Nẵng",
+			From:    []imap.Address{{Name: "Nguyễn Văn A", Mailbox: "a", Host: "so.gov.vn"}},
+			Sender:  []imap.Address{{Name: "Văn thư ", Mailbox: "vt", Host: "so.gov.vn"}},
+			ReplyTo: []imap.Address{{Name: "Phòng Tổ chức", Mailbox: "tc", Host: "so.gov.vn"}},
+			// The group keeps its start (name, no host) and end markers.
+			To: []imap.Address{{Mailbox: "=?utf-8?q?C=C3=A1c_ph=C3=B2ng_ban?="}, {Mailbox: "b", Host: "x.test"},
+				{Name: "Lê C", Mailbox: "c", Host: "x.test"}, {}, {Name: "Đ", Mailbox: "d", Host: "x.test"}},
 			Cc:        []imap.Address{{Name: strings.TrimSpace(long), Mailbox: "l", Host: "x.test"}},
 			InReplyTo: []string{"p1@x.test", "p2@x.test"},
 			MessageID: "m1@so.gov.vn",

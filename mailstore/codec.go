@@ -11,7 +11,11 @@ import (
 // a 10,000-message mailbox decodes 10,000 of them, and JSON's reflection made that
 // the larger part of the cost. The format is a version byte, the date as unix
 // nanoseconds with its zone offset, then length-prefixed strings and lists.
-const envelopeVersion = 1
+//
+// Version 2 added the Date: field as sent and address lists with group
+// markers. Version 1 rows still decode (members of groups flattened, no raw
+// date); the indexer re-parses them in the background (upgradeEnvelopes).
+const envelopeVersion = 2
 
 func encodeEnvelope(e *Envelope) []byte {
 	b := make([]byte, 0, 256)
@@ -24,6 +28,7 @@ func encodeEnvelope(e *Envelope) []byte {
 	}
 	b = binary.AppendVarint(b, nanos)
 	b = binary.AppendVarint(b, int64(offset))
+	b = appendString(b, e.DateRaw)
 	b = appendString(b, e.Subject)
 	for _, l := range [][]Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
 		b = binary.AppendUvarint(b, uint64(len(l)))
@@ -102,7 +107,7 @@ func (d *decoder) count() int {
 }
 
 func decodeEnvelope(b []byte) (*Envelope, error) {
-	if len(b) == 0 || b[0] != envelopeVersion {
+	if len(b) == 0 || b[0] != 1 && b[0] != envelopeVersion {
 		return nil, errCorrupt
 	}
 	d := &decoder{b: b[1:], s: string(b[1:])}
@@ -110,6 +115,9 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 	nanos, offset := d.varint(), d.varint()
 	if nanos != 0 {
 		e.Date = time.Unix(0, nanos).In(zone(offset))
+	}
+	if b[0] >= 2 {
+		e.DateRaw = d.string()
 	}
 	e.Subject = d.string()
 	for _, l := range []*[]Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc} {

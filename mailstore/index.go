@@ -42,7 +42,7 @@ func (s *Store) indexer() {
 		case <-t.C:
 		}
 		due := time.Now().Add(indexMaxLag)
-		for _, step := range []func(context.Context) (bool, error){s.indexSome, s.collectGarbage} {
+		for _, step := range []func(context.Context) (bool, error){s.indexSome, s.collectGarbage, s.upgradeEnvelopes} {
 			for {
 				if !s.awaitQuiet(due) {
 					return

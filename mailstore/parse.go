@@ -17,7 +17,9 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// Address is a decoded mail address.
+// Address is a decoded mail address, or a marker of RFC 5322 group syntax
+// in an address list: a group's start has its name in Mailbox and no Host,
+// its end is all empty (the form IMAP's ENVELOPE gives them).
 type Address struct {
 	Name    string `json:"n,omitempty"`
 	Mailbox string `json:"m,omitempty"`
@@ -26,7 +28,10 @@ type Address struct {
 
 // Envelope holds the decoded header fields clients list.
 type Envelope struct {
-	Date      time.Time `json:"d"`
+	Date time.Time `json:"d"`
+	// DateRaw is the Date: field as sent (unfolded), which IMAP's ENVELOPE
+	// carries; Date is its parsed time, for sorting and SENTBEFORE.
+	DateRaw   string    `json:"dr,omitempty"`
 	Subject   string    `json:"s,omitempty"`
 	From      []Address `json:"f,omitempty"`
 	Sender    []Address `json:"se,omitempty"`
@@ -52,6 +57,11 @@ type Part struct {
 	DispositionParams map[string]string `json:"dp,omitempty"`
 	Language          []string          `json:"la,omitempty"`
 	Location          string            `json:"lo,omitempty"`
+	// RawParams and RawDispositionParams are the parameters as the message
+	// wrote them (RFC 2231 or RFC 2047 encoded), kept only when a decoded
+	// value is not ASCII: clients that have not enabled UTF-8 get these.
+	RawParams            map[string]string `json:"rp,omitempty"`
+	RawDispositionParams map[string]string `json:"rdp,omitempty"`
 	// Envelope and Children[0] describe an encapsulated message/rfc822.
 	Envelope *Envelope `json:"en,omitempty"`
 	Children []Part    `json:"c,omitempty"`
@@ -179,6 +189,7 @@ func envelope(h textproto.Header) Envelope {
 	id, _ := mh.MessageID()
 	return Envelope{
 		Date:      date,
+		DateRaw:   unfold(h.Get("Date")),
 		Subject:   subject,
 		From:      addrs(mh, "From"),
 		Sender:    addrs(mh, "Sender"),
@@ -191,17 +202,149 @@ func envelope(h textproto.Header) Envelope {
 	}
 }
 
+// addrs parses an address field, keeping RFC 5322 groups ("Undisclosed:;",
+// "Team: a@x, b@y;") as start and end markers around their members, which
+// net/mail would flatten. Addresses that do not parse are left out.
 func addrs(mh mail.Header, key string) []Address {
-	list, _ := mh.AddressList(key)
+	v := mh.Get(key)
 	var out []Address
-	for _, a := range list {
-		mbox, host, ok := strings.Cut(a.Address, "@")
-		if !ok {
-			continue
+	plain := func(s string) {
+		if strings.Trim(s, " \t\r\n,") == "" {
+			return
 		}
-		out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
+		list, _ := mail.ParseAddressList(s)
+		for _, a := range list {
+			if mbox, host, ok := strings.Cut(a.Address, "@"); ok {
+				out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
+			}
+		}
+	}
+	// Scan for ':' and ';' outside quoted strings, comments and angle
+	// brackets; text before a group's ':' back to the last ',' is its name.
+	start, item := 0, 0 // where plain text and the current list item begin
+	group := -1         // where the open group's members begin
+	var name string
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '"':
+			i = skipQuoted(v, i)
+		case '(':
+			i = skipComment(v, i)
+		case '<':
+			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+				i += j
+			}
+		case ',':
+			if group < 0 {
+				item = i + 1
+			}
+		case ':':
+			if group < 0 {
+				plain(v[start:item])
+				name = groupName(v[item:i])
+				group = i + 1
+			}
+		case ';':
+			if group >= 0 {
+				out = append(out, Address{Mailbox: name})
+				plain(v[group:i])
+				out = append(out, Address{})
+				group, start, item = -1, i+1, i+1
+			}
+		}
+	}
+	if group >= 0 { // an unterminated group still ends with the field
+		out = append(out, Address{Mailbox: name})
+		plain(v[group:])
+		out = append(out, Address{})
+	} else {
+		plain(v[start:])
 	}
 	return out
+}
+
+func skipQuoted(v string, i int) int {
+	for i++; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return i
+}
+
+func skipComment(v string, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// groupName is a group's display name, unquoted and decoded.
+func groupName(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(s[1 : len(s)-1])
+	}
+	return decodeHeader(s)
+}
+
+// rawParams returns the parameters of a header value as written, when one of
+// the decoded ones is not ASCII; nil otherwise.
+func rawParams(v string, decoded map[string]string) map[string]string {
+	ascii := true
+	for _, d := range decoded {
+		for i := 0; i < len(d); i++ {
+			if d[i] >= 0x80 {
+				ascii = false
+			}
+		}
+	}
+	if ascii {
+		return nil
+	}
+	out := map[string]string{}
+	v = unfold(v)
+	// Parameters start after the first ';' outside quotes.
+	for i, start := 0, -1; i <= len(v); i++ {
+		if i < len(v) && v[i] == '"' {
+			i = skipQuoted(v, i)
+			continue
+		}
+		if i < len(v) && v[i] != ';' {
+			continue
+		}
+		if start >= 0 {
+			if k, val, ok := strings.Cut(v[start:i], "="); ok {
+				k, val = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(val)
+				if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+					val = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(val[1 : len(val)-1])
+				}
+				if k != "" {
+					out[k] = val
+				}
+			}
+		}
+		start = i + 1
+	}
+	return out
+}
+
+// unfold joins a folded header value into one line.
+func unfold(v string) string {
+	return strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v))
 }
 
 // maxDepth bounds MIME nesting; deeper parts are treated as opaque.
@@ -225,7 +368,9 @@ func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
 	}
 	if disp, dp, err := mh.ContentDisposition(); err == nil && disp != "" {
 		p.Disposition, p.DispositionParams = disp, dp
+		p.RawDispositionParams = rawParams(h.Get("Content-Disposition"), dp)
 	}
+	p.RawParams = rawParams(h.Get("Content-Type"), p.Params)
 	if lang := h.Get("Content-Language"); lang != "" {
 		for _, l := range strings.Split(lang, ",") {
 			p.Language = append(p.Language, strings.TrimSpace(l))

@@ -78,6 +78,9 @@ type Store struct {
 	indexPoke chan struct{} // wakes the indexer after a commit
 	commits   atomic.Int64  // commits so far, so the indexer can see the writer idle
 	poll      time.Duration
+
+	// envelopesCurrent is set once no envelope of an older codec version is left.
+	envelopesCurrent atomic.Bool
 }
 
 // DBFile is the database's file name inside the data directory.

@@ -87,7 +87,10 @@ type FetchItemBinarySectionSize struct {
 // In-Reply-To and Message-ID values contain message identifiers without angle
 // brackets.
 type Envelope struct {
-	Date      time.Time
+	Date time.Time
+	// sealmail: DateRaw, when set, is sent instead of Date: RFC 3501's
+	// env-date is the Date: header field as the message has it.
+	DateRaw   string
 	Subject   string
 	From      []Address
 	Sender    []Address

@@ -889,16 +889,30 @@ func readEnvelope(dec *imapwire.Decoder, options *Options) (*imap.Envelope, erro
 }
 
 func readAddressList(dec *imapwire.Decoder, options *Options) ([]imap.Address, error) {
+	// sealmail: RFC 3501 has no SP between addresses ("(" 1*address ")");
+	// accept it as well, as upstream's server sent it.
+	var nilAtom string
+	if dec.Atom(&nilAtom) {
+		if !dec.Expect(nilAtom == "NIL", "NIL") {
+			return nil, dec.Err()
+		}
+		return nil, nil
+	}
+	if !dec.ExpectSpecial('(') {
+		return nil, dec.Err()
+	}
 	var l []imap.Address
-	err := dec.ExpectNList(func() error {
+	for !dec.Special(')') {
+		if len(l) > 0 {
+			dec.SP()
+		}
 		addr, err := readAddress(dec, options)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		l = append(l, *addr)
-		return nil
-	})
-	return l, err
+	}
+	return l, nil
 }
 
 func readAddress(dec *imapwire.Decoder, options *Options) (*imap.Address, error) {

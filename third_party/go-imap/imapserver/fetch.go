@@ -546,7 +546,9 @@ func writeEnvelope(enc *imapwire.Encoder, envelope *imap.Envelope) {
 	}
 
 	enc.Special('(')
-	if envelope.Date.IsZero() {
+	if envelope.DateRaw != "" { // sealmail: the field as sent
+		enc.String(envelope.DateRaw)
+	} else if envelope.Date.IsZero() {
 		enc.NIL()
 	} else {
 		enc.String(envelope.Date.Format(envelopeDateLayout))
@@ -586,8 +588,10 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		return
 	}
 
-	enc.List(len(l), func(i int) {
-		addr := l[i]
+	// sealmail: addresses follow each other without SP: RFC 3501's
+	// env-* rules are "(" 1*address ")".
+	enc.Special('(')
+	for _, addr := range l {
 		enc.Special('(')
 		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
 		enc.SP().NIL().SP()
@@ -595,7 +599,8 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 		enc.SP()
 		writeNString(enc, addr.Host)
 		enc.Special(')')
-	})
+	}
+	enc.Special(')')
 }
 
 func writeNString(enc *imapwire.Encoder, s string) {
