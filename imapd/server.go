@@ -49,10 +49,6 @@ type Server struct {
 	logins *throttle.Logins
 	log    *slog.Logger
 
-	// ctx is cancelled by Shutdown, cutting short the waits of throttled logins.
-	ctx    context.Context
-	cancel context.CancelFunc
-
 	mu       sync.Mutex
 	closed   bool
 	sessions sync.WaitGroup
@@ -107,7 +103,6 @@ func (s *Server) init() {
 			s.logins = throttle.NewLogins()
 		}
 		s.conns = &throttle.Conns{Limits: s.ConnLimits, Protocol: "imap", Logger: s.log}
-		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.srv = imapserver.New(&imapserver.Options{
 			NewSession: s.newSession,
 			Caps:       caps,
@@ -166,7 +161,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	s.cancel()
 	s.mu.Unlock()
 	// imapserver's Close closes listeners and connections; an error there is a
 	// listener failing to close, which is of no consequence now.

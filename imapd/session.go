@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -52,30 +51,26 @@ func (s *session) Close() error {
 }
 
 func (s *session) Login(username, password string) error {
-	keys := []string{"ip:" + s.ip.String(), "user:" + strings.ToLower(username)}
-	if d := s.srv.logins.Delay(keys...); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-s.srv.ctx.Done():
-			t.Stop()
-			return errShutdown
-		}
+	// The throttle answers before the password is checked: guesses beyond
+	// the account's allowance cost no argon2id, wherever they come from.
+	try, err := s.srv.logins.Begin(mailstore.LoginName(username), s.ip)
+	if err != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: err.Error()}
 	}
 	acct, err := s.srv.Store.Authenticate(s.ctx(), username, password)
 	switch {
 	case errors.Is(err, mailstore.ErrAuthFailed):
-		s.srv.logins.Fail(keys...)
+		try.Fail()
 		s.srv.log.Info("imap login failed", "ip", s.ip, "user", username)
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, mailstore.ErrDisabled):
+		try.Cancel()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: "Account disabled"}
 	case err != nil:
+		try.Cancel()
 		return s.fail("login", err)
 	}
-	// Only the account's record is forgiven: one valid account must not let
-	// its owner wipe the guesses counted against their address.
-	s.srv.logins.Succeed(keys[1])
+	try.Succeed()
 	if err := s.slot.Login(acct.Address); err != nil {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
 	}

@@ -378,11 +378,16 @@ func (s *Store) RemoveAccount(ctx context.Context, address string) error {
 	})
 }
 
+// LoginName is the name of the account a login as name is checked against,
+// however it is spelled. Login throttles count failures by it, so it must stay
+// what Authenticate looks up (were aliases ever to log in, it would resolve them).
+func LoginName(name string) string { return normAddr(name) }
+
 // Authenticate checks a password and returns the account. It returns ErrAuthFailed
 // for an unknown address or a wrong password alike, and ErrDisabled for a disabled
 // account with the right password.
 func (s *Store) Authenticate(ctx context.Context, address, password string) (Account, error) {
-	address = normAddr(address)
+	address = LoginName(address)
 	var a Account
 	var hash string
 	err := s.read(ctx, func(db *sql.DB) error {

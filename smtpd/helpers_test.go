@@ -125,7 +125,7 @@ func start(t testing.TB, srv *Server) *env {
 		srv.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if srv.Logins == nil {
-		srv.Logins = &throttle.Logins{Free: 3, Window: time.Minute, Max: 300 * time.Millisecond}
+		srv.Logins = throttle.NewLogins()
 	}
 	listen := func() net.Listener {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -134,26 +135,29 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *session) login(username, password string) error {
-	keys := []string{"ip:" + ss.ip.String(), "user:" + strings.ToLower(username)}
-	// The wait comes before the check, so a guesser learns nothing sooner by
-	// hanging up.
-	if d := ss.srv.logins.Delay(keys...); d > 0 {
-		time.Sleep(d)
+	// The throttle answers before the password is checked: guesses beyond
+	// the account's allowance cost no argon2id, wherever they come from.
+	addr, _ := netip.AddrFromSlice(ss.ip)
+	try, err := ss.srv.logins.Begin(mailstore.LoginName(username), addr.Unmap())
+	if err != nil {
+		return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: err.Error()}
 	}
 	acct, err := ss.srv.Store.Authenticate(context.Background(), username, password)
 	switch {
 	case errors.Is(err, mailstore.ErrAuthFailed):
-		ss.srv.logins.Fail(keys...)
+		try.Fail()
 		ss.srv.log.Warn("smtp auth failed", "ip", ss.ip.String(), "user", username)
 		return smtp.ErrAuthFailed
 	case errors.Is(err, mailstore.ErrDisabled):
+		try.Cancel()
 		ss.srv.log.Warn("smtp auth refused", "ip", ss.ip.String(), "user", username, "reason", "account disabled")
 		return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: account disabled"}
 	case err != nil:
+		try.Cancel()
 		ss.srv.log.Error("smtp auth", "ip", ss.ip.String(), "user", username, "err", err)
 		return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
 	}
-	ss.srv.logins.Succeed(keys...)
+	try.Succeed()
 	if ss.slot != nil {
 		if err := ss.slot.Login(acct.Address); err != nil {
 			// 454, not 421: the client may stay connected and retry AUTH later.

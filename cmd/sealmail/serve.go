@@ -109,6 +109,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
 	logins := throttle.NewLogins()
+	logins.Logger = log.With("server", "login")
 	conns := throttle.ConnLimits{
 		PerAddress:        c.Limits.MaxUnauthPerIP,
 		PerAccountAddress: c.Limits.MaxConnsPerUserIP,
