@@ -216,3 +216,54 @@ func TestBodyStructureNamesEncodedWithoutUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestListSubscribedNonExistent(t *testing.T) {
+	e := newEnv(t)
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	for _, c := range []string{`CREATE "Dự án/2026"`, `CREATE "Cũ"`, `UNSUBSCRIBE "Dự án"`, `UNSUBSCRIBE "Drafts"`, `UNSUBSCRIBE "Junk"`,
+		`UNSUBSCRIBE "Sent"`, `UNSUBSCRIBE "Trash"`, `UNSUBSCRIBE "Archive"`, `UNSUBSCRIBE INBOX`, `DELETE "Cũ"`, `ENABLE UTF8=ACCEPT`} {
+		if _, st := r.cmd(c); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("%s: %s", c, st)
+		}
+	}
+	check := func(cmd string, want ...string) {
+		t.Helper()
+		lines, st := r.cmd(cmd)
+		hasStatus(t, st, "OK")
+		if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:\n%s\nwant\n%s", cmd, strings.Join(lines, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	// The deleted mailbox's subscription stays (RFC 3501 6.3.6).
+	check(`LIST (SUBSCRIBED) "" "*"`,
+		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`,
+		`* LIST (\HasNoChildren \Subscribed) "/" "Dự án/2026"`)
+	// "%" does not reach Dự án/2026: its parent is reported for it.
+	check(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
+		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`,
+		`* LIST (\HasChildren) "/" "Dự án" (CHILDINFO ("SUBSCRIBED"))`)
+	// "*" reaches it: no CHILDINFO.
+	check(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`,
+		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`,
+		`* LIST (\HasNoChildren \Subscribed) "/" "Dự án/2026"`)
+	check(`LIST "" "C*" RETURN (SUBSCRIBED)`,
+		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`)
+	check(`LSUB "" "%"`,
+		`* LSUB (\HasNoChildren \Noselect) "/" "Cũ"`,
+		`* LSUB (\HasChildren \Noselect) "/" "Dự án"`)
+	check(`LSUB "" "*"`,
+		`* LSUB (\HasNoChildren \Noselect) "/" "Cũ"`,
+		`* LSUB (\HasNoChildren) "/" "Dự án/2026"`)
+	// Unsubscribing the name ends it; creating the mailbox again takes it over.
+	if _, st := r.cmd(`UNSUBSCRIBE "Cũ"`); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+	check(`LSUB "" "C*"`)
+	r.cmd(`SUBSCRIBE "Dự án"`)
+	r.cmd(`DELETE "Dự án"`)
+	r.cmd(`CREATE "Dự án"`)
+	check(`LSUB "" "D*"`,
+		`* LSUB (\HasChildren) "/" "Dự án"`,
+		`* LSUB (\HasNoChildren) "/" "Dự án/2026"`)
+}

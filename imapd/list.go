@@ -28,17 +28,29 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		patterns[i] = inboxCase(p)
 	}
 
+	// Subscriptions whose mailbox was deleted are names of their own.
+	var orphans map[string]bool
+	if options.SelectSubscribed || options.ReturnSubscribed {
+		names, err := s.srv.Store.Subscriptions(ctx, s.acct.ID)
+		if err != nil {
+			return s.fail("list", err)
+		}
+		orphans = make(map[string]bool, len(names))
+		for _, n := range names {
+			orphans[n] = true
+		}
+	}
 	byName := make(map[string]*mailstore.Mailbox, len(mbs))
 	hasChildren := map[string]bool{}
-	subscribedChild := map[string]bool{}
+	var subscribedNames []string
 	for i := range mbs {
 		m := &mbs[i]
 		byName[m.Name] = m
 		for p := parent(m.Name); p != ""; p = parent(p) {
 			hasChildren[p] = true
-			if m.Subscribed {
-				subscribedChild[p] = true
-			}
+		}
+		if m.Subscribed {
+			subscribedNames = append(subscribedNames, m.Name)
 		}
 	}
 	// Parents that are not mailboxes themselves (their mailbox was deleted but
@@ -48,22 +60,44 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		names = append(names, m.Name)
 	}
 	for p := range hasChildren {
-		if byName[p] == nil {
+		if byName[p] == nil && !orphans[p] {
 			names = append(names, p)
 		}
 	}
+	for n := range orphans {
+		if byName[n] == nil {
+			names = append(names, n)
+			subscribedNames = append(subscribedNames, n)
+		} else {
+			delete(orphans, n) // a mailbox of that name exists again
+		}
+	}
 	sort.Strings(names)
+	// RECURSIVEMATCH (RFC 5258 3.5): a name is reported for a subscribed
+	// descendant that the patterns do not match themselves.
+	subscribedBelow := func(name string) bool {
+		prefix := name + mailstore.Separator
+		for _, n := range subscribedNames {
+			if strings.HasPrefix(n, prefix) && !matchAny(n, ref, patterns, false) {
+				return true
+			}
+		}
+		return false
+	}
 
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return s.fail("list", err)
 		}
 		m := byName[name]
-		if !matchAny(name, ref, patterns, m == nil) {
+		if !matchAny(name, ref, patterns, m == nil && !orphans[name]) {
 			continue
 		}
 		data := imap.ListData{Delim: delim, Mailbox: name}
-		if m == nil {
+		switch {
+		case m == nil && (orphans[name] || options.SelectSubscribed):
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
+		case m == nil:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
 		}
 		if hasChildren[name] {
@@ -71,7 +105,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		} else {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 		}
-		subscribed := m != nil && m.Subscribed
+		subscribed := m != nil && m.Subscribed || orphans[name]
 		if subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 		}
@@ -83,12 +117,11 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		if options.SelectSpecialUse && (m == nil || m.SpecialUse == "") {
 			continue
 		}
-		if options.SelectSubscribed && !subscribed {
-			if !options.SelectRecursiveMatch || !subscribedChild[name] {
-				continue
-			}
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-		} else if options.SelectRecursiveMatch && subscribedChild[name] {
+		below := options.SelectRecursiveMatch && subscribedBelow(name)
+		if options.SelectSubscribed && !subscribed && !below {
+			continue
+		}
+		if below {
 			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
 		}
 		if options.ReturnStatus != nil && m != nil {

@@ -293,6 +293,10 @@ func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string) (Mailbo
 	if err != nil {
 		return Mailbox{}, err
 	}
+	// A new mailbox is subscribed; a subscription kept for its name is now its own.
+	if _, err := tx.Exec(`DELETE FROM subscriptions WHERE account_id=? AND name=?`, accountID, name); err != nil {
+		return Mailbox{}, err
+	}
 	id, _ := r.LastInsertId()
 	return Mailbox{ID: id, AccountID: accountID, Name: name, UIDValidity: v, UIDNext: 1, Subscribed: true, SpecialUse: specialUse}, nil
 }
@@ -320,6 +324,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 			return fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
 		}
 		if err != nil {
+			return err
+		}
+		// The subscription outlives the mailbox (RFC 3501 6.3.6).
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO subscriptions (account_id, name)
+			SELECT account_id, name FROM mailboxes WHERE id=? AND subscribed`, id); err != nil {
 			return err
 		}
 		return deleteMailbox(tx, id)
@@ -395,6 +404,28 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 		if err != nil {
 			return err
 		}
-		return mustAffect(r, "mailbox "+name)
+		if n, _ := r.RowsAffected(); n > 0 || on {
+			return mustAffect(r, "mailbox "+name)
+		}
+		// Unsubscribing a name whose mailbox was deleted.
+		r, err = tx.Exec(`DELETE FROM subscriptions WHERE account_id=? AND name=?`, accountID, name)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, "subscription "+name)
 	})
+}
+
+// Subscriptions returns the subscribed names that are no mailbox: mailboxes
+// deleted while subscribed.
+func (s *Store) Subscriptions(ctx context.Context, accountID int64) ([]string, error) {
+	out, err := queryAll(ctx, s, func(r scanner) (string, error) {
+		var name string
+		err := r.Scan(&name)
+		return name, err
+	}, `SELECT name FROM subscriptions WHERE account_id=? ORDER BY name`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: subscriptions: %w", err)
+	}
+	return out, nil
 }

@@ -44,7 +44,10 @@ func (c *Conn) handleLSub(dec *imapwire.Decoder) error {
 		return err
 	}
 
-	options := &imap.ListOptions{SelectSubscribed: true}
+	// sealmail: RECURSIVEMATCH gives what RFC 3501 wants of LSUB: a level
+	// that "%" stops at, unsubscribed but with subscribed children, is listed
+	// (as \Noselect, see writeLSub).
+	options := &imap.ListOptions{SelectSubscribed: true, SelectRecursiveMatch: true}
 	w := &ListWriter{
 		conn: c,
 		lsub: true,
@@ -103,9 +106,27 @@ func (c *Conn) writeLSub(data *imap.ListData) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
+	// sealmail: LSUB has RFC 3501's attributes: \Noselect for a name that is
+	// not subscribed itself (listed for its children) or is no mailbox, and
+	// neither \Subscribed nor \NonExistent, which LIST-EXTENDED added.
+	attrs := make([]imap.MailboxAttr, 0, len(data.Attrs)+1)
+	subscribed, noSelect := false, false
+	for _, a := range data.Attrs {
+		switch a {
+		case imap.MailboxAttrSubscribed:
+			subscribed = true
+		case imap.MailboxAttrNonExistent, imap.MailboxAttrNoSelect:
+			noSelect = true
+		default:
+			attrs = append(attrs, a)
+		}
+	}
+	if noSelect || !subscribed {
+		attrs = append(attrs, imap.MailboxAttrNoSelect)
+	}
 	enc.Atom("*").SP().Atom("LSUB").SP()
-	enc.List(len(data.Attrs), func(i int) {
-		enc.MailboxAttr(data.Attrs[i])
+	enc.List(len(attrs), func(i int) {
+		enc.MailboxAttr(attrs[i])
 	})
 	enc.SP()
 	if data.Delim == 0 {
