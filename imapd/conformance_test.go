@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -266,4 +267,41 @@ func TestListSubscribedNonExistent(t *testing.T) {
 	check(`LSUB "" "D*"`,
 		`* LSUB (\HasChildren) "/" "Dự án"`,
 		`* LSUB (\HasNoChildren) "/" "Dự án/2026"`)
+}
+
+func TestAppendEmptyMIMEPart(t *testing.T) {
+	e := newEnv(t)
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	r.cmd("SELECT INBOX")
+	for i, m := range []string{
+		// a part with an empty header and an empty body
+		"Subject: a\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n--x--\r\n",
+		// a text part with no body
+		"Subject: b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\n--x--\r\n",
+		// an empty base64 attachment between two parts
+		"Subject: c\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+			"--x\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			"--x\r\nContent-Type: text/plain\r\n\r\nbye\r\n--x--\r\n",
+	} {
+		lines, st := r.cmd(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(m), m))
+		hasStatus(t, st, "OK [APPENDUID")
+		if len(lines) == 0 || lines[0] != fmt.Sprintf("* %d EXISTS", i+1) {
+			t.Errorf("APPEND %d: %q", i+1, lines)
+		}
+	}
+	lines, st := r.cmd("FETCH 1:3 (BODYSTRUCTURE BINARY.PEEK[1] BODY.PEEK[2])")
+	hasStatus(t, st, "OK")
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		`* 1 FETCH (UID 1 BODYSTRUCTURE (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed"`,
+		`* 2 FETCH (UID 2 BODYSTRUCTURE (("text" "plain" NIL NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed"`,
+		`("application" "pdf" ("name" "a.pdf") NIL NIL "base64" 0 NIL NIL NIL NIL)`,
+		"* 3 FETCH (UID 3 BODYSTRUCTURE",
+		"BODY[2] {0}",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("FETCH lacks %s:\n%s", want, got)
+		}
+	}
 }

@@ -353,7 +353,9 @@ const maxDepth = 20
 func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
 	mh := message.Header{Header: h}
 	mediaType, params, err := mh.ContentType()
-	if err != nil || mediaType == "" {
+	// No Content-Type at all is RFC 2045's default, text/plain in US-ASCII
+	// (go-message answers text/plain without the charset).
+	if err != nil || mediaType == "" || !h.Has("Content-Type") {
 		mediaType, params = "text/plain", map[string]string{"charset": "us-ascii"}
 	}
 	typ, sub, _ := strings.Cut(mediaType, "/")
