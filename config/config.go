@@ -75,6 +75,7 @@ type Limits struct {
 	// moves there with a warning.
 	MaxConnectionsPerIP int      `toml:"max-connections-per-ip"`
 	CommandTimeout      Duration `toml:"command-timeout"`
+	MaxInFlight         Size     `toml:"max-in-flight"`
 	IMAPIdleTimeout     Duration `toml:"imap-idle-timeout"`
 }
 
@@ -114,6 +115,7 @@ func Default(hostname string) Config {
 			MaxConnsPerUser:   100,
 			MaxConns:          10000,
 			CommandTimeout:    Duration(5 * time.Minute),
+			MaxInFlight:       1 << 30,
 			IMAPIdleTimeout:   Duration(30 * time.Minute),
 		},
 		DNS: "system",
@@ -203,6 +205,8 @@ func (c *Config) Check() error {
 		return errors.New("limits.max-connections: must be positive")
 	case c.Limits.CommandTimeout <= 0:
 		return errors.New("limits.command-timeout: must be positive")
+	case c.Limits.MaxInFlight < c.Limits.MaxMessageSize:
+		return errors.New("limits.max-in-flight: must be at least limits.max-message-size")
 	case c.Limits.IMAPIdleTimeout < Duration(30*time.Minute):
 		return errors.New("limits.imap-idle-timeout: RFC 9051 requires at least 30m")
 	case c.Relay.GiveUpAfter <= 0:
@@ -342,6 +346,9 @@ max-connections-per-user = {{.Limits.MaxConnsPerUser}}
 max-connections = {{.Limits.MaxConns}}
 # How long a client may take over one SMTP command or line.
 command-timeout = "{{.Limits.CommandTimeout}}"
+# Total size of the messages being received over SMTP at once, in memory and
+# in DATA/spool; past it, new messages get 452/451 (try again later).
+max-in-flight = "{{.Limits.MaxInFlight}}"
 # How long an IMAP client may stay silent (RFC 9051: at least 30m).
 imap-idle-timeout = "{{.Limits.IMAPIdleTimeout}}"
 

@@ -89,6 +89,13 @@ type Server struct {
 	// Registry numbers, seals and verifies official documents; nil passes them
 	// as ordinary mail.
 	Registry *registry.Registry
+	// SpoolDir holds the files of messages being received past their first
+	// 256 KiB (see spool.go); serve gives a directory inside the data
+	// directory. Empty means the system's temporary directory.
+	SpoolDir string
+	// MaxInFlight caps the total size of the messages being received or
+	// delivered at once; zero means 1 GiB.
+	MaxInFlight int64
 
 	once   sync.Once
 	host   string
@@ -96,6 +103,12 @@ type Server struct {
 	logins *throttle.Logins
 	conns  *throttle.Conns
 	peers  peerAddrs
+
+	spoolDir string
+	spoolErr error
+	memory   budget // in-memory message buffers
+	inflight budget // messages being received or delivered
+	loads    loads  // spooled messages loaded for delivery
 
 	closed  atomic.Bool // read on every client read, so not under mu
 	mu      sync.Mutex
@@ -108,6 +121,7 @@ const (
 	defaultMaxRecipients  = 1000
 	defaultCommandTimeout = 5 * time.Minute
 	defaultPeerConnsPerIP = 500 // config.Default's limits.max-connections-per-peer-ip
+	defaultMaxInFlight    = 1 << 30
 
 	// maxLineLength bounds a line, in commands and messages alike. RFC 5322
 	// says 998, but mailers write a To: naming hundreds of staff on one line,
@@ -135,6 +149,19 @@ func (s *Server) init() {
 		s.peers.srv = s
 		s.conns = &throttle.Conns{Limits: s.ConnLimits, AddressLimit: s.peers.limit, Protocol: "smtp", Logger: s.log}
 		s.open = make(map[*conn]struct{})
+		s.memory.max = maxMemInFlight
+		s.inflight.max = s.MaxInFlight
+		if s.inflight.max <= 0 {
+			s.inflight.max = defaultMaxInFlight
+		}
+		s.loads.max = s.maxMessageSize()
+		s.loads.cond = sync.NewCond(&s.loads.mu)
+		s.spoolDir = s.SpoolDir
+		if s.spoolDir == "" {
+			s.spoolDir = os.TempDir()
+		} else {
+			s.spoolErr = cleanSpool(s.spoolDir)
+		}
 	})
 }
 
@@ -184,6 +211,9 @@ func (s *Server) ServeSubmission(l net.Listener, implicitTLS bool) error {
 
 func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
 	s.init()
+	if s.spoolErr != nil {
+		return s.spoolErr
+	}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return s.newSession(c, r), nil
 	}))

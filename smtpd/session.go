@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -55,6 +54,8 @@ type transaction struct {
 	seen     map[int64]bool
 	remote   []string
 	rseen    map[string]bool
+	held     int64  // bytes of Server.inflight taken for the declared SIZE
+	spool    *spool // the message, from DATA on
 }
 
 func (s *Server) newSession(c *smtp.Conn, r role) *session {
@@ -180,7 +181,17 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		tx.opts = *opts
 	}
-	if err := ss.checkSender(from); err != nil {
+	err := ss.checkSender(from)
+	if err == nil && tx.opts.Size > 0 {
+		// Room for the declared size is taken now, so a message that began
+		// is not refused at its end for want of it.
+		if ss.srv.inflight.take(tx.opts.Size) {
+			tx.held = tx.opts.Size
+		} else {
+			err = errBusySize
+		}
+	}
+	if err != nil {
 		ss.tx = tx
 		ss.finish(err, 0)
 		return err
@@ -311,67 +322,50 @@ func (ss *session) Data(r io.Reader) error {
 	if tx == nil {
 		return errNeedMail
 	}
-	buf := readBuffers.Get().(*bytes.Buffer)
-	defer putReadBuffer(buf)
-	raw, err := ss.readMessage(buf, r, tx.opts.Size)
-	if err != nil {
-		ss.finish(err, int64(len(raw)))
+	sp := ss.srv.newSpool(tx.held)
+	tx.held, tx.spool = 0, sp
+	if err := ss.readError(sp.readFrom(r)); err != nil {
+		ss.finish(err, sp.size)
 		return err
 	}
-	err = ss.deliver(tx, raw)
-	ss.finish(err, int64(len(raw)))
+	err := ss.deliver(tx, sp)
+	ss.finish(err, sp.size)
 	return err
 }
 
-// readBuffers keeps the buffers messages are read into: deliver copies the
-// message out (behind its trace fields), so a buffer is free again when Data
-// returns. Grown afresh for every message, a 100 KiB one cost more in
-// allocation and zeroing than in reading.
-var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBuffer is the largest buffer kept for reuse, so that one huge
-// message does not pin its memory.
-const maxPooledBuffer = 1 << 20
-
-func putReadBuffer(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBuffer {
-		b.Reset()
-		readBuffers.Put(b)
-	}
-}
-
-// readMessage reads the message whole into buf: the store takes it as one
-// piece. go-smtp already stops DATA at MaxMessageBytes and refuses BDAT chunks
-// beyond it; the limit here keeps that true whatever path the bytes took.
-func (ss *session) readMessage(buf *bytes.Buffer, r io.Reader, declared int64) ([]byte, error) {
-	max := ss.srv.maxMessageSize()
-	if declared > 0 {
-		buf.Grow(int(min(declared, max)) + 512)
-	}
-	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
+// readError says why reading a message failed. go-smtp already stops DATA at
+// MaxMessageBytes and refuses BDAT chunks beyond it; spool.readFrom keeps that
+// true whatever path the bytes took.
+func (ss *session) readError(err error) error {
+	var se *smtp.SMTPError
 	switch {
-	case errors.Is(err, smtp.ErrDataTooLarge), err == nil && int64(buf.Len()) > max:
-		return nil, smtp.ErrDataTooLarge
-	case errors.Is(err, smtp.ErrDataReset):
-		return nil, err
+	case err == nil:
+		return nil
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return smtp.ErrDataTooLarge
+	case errors.Is(err, smtp.ErrDataReset), errors.As(err, &se):
+		return err
 	case errors.Is(err, smtp.ErrTooLongLine):
 		// go-smtp hangs up after this; the message would fail the same way again.
-		return nil, errLineTooLong
-	case err != nil:
-		if ss.srv.closed.Load() {
-			return nil, errShuttingDown
-		}
-		return nil, errReadFailed
+		return errLineTooLong
+	case ss.srv.closed.Load():
+		return errShuttingDown
 	}
-	return buf.Bytes(), nil
+	return errReadFailed
 }
 
 // deliver adds the trace and checks, stores the message once for every local
 // recipient and queues it for the remote ones. It returns nil only when all of
 // that is durable.
-func (ss *session) deliver(tx *transaction, raw []byte) error {
+func (ss *session) deliver(tx *transaction, sp *spool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.commandTimeout())
 	defer cancel()
+	buf, err := sp.bytes(ctx)
+	if err != nil {
+		return err
+	}
+	at := headroom
+	raw := buf[at:]
 
 	var prefix strings.Builder
 	junk := false
@@ -402,9 +396,7 @@ func (ss *session) deliver(tx *transaction, raw []byte) error {
 		}
 		prefix.WriteString(add)
 	}
-	msg := make([]byte, 0, prefix.Len()+len(raw))
-	msg = append(msg, prefix.String()...)
-	msg = append(msg, raw...)
+	msg := prepend(prefix.String(), buf, at)
 
 	if ss.role == roleSubmission && ss.srv.Registry != nil {
 		// An official document is numbered and sealed before anyone gets it.
@@ -535,6 +527,10 @@ var errAborted = errors.New("aborted by the client")
 func (ss *session) finish(err error, size int64) {
 	tx := ss.tx
 	ss.tx = nil
+	if tx.spool != nil {
+		tx.spool.release()
+	}
+	ss.srv.inflight.give(tx.held)
 	user := ""
 	if ss.acct != nil {
 		user = ss.acct.Address

@@ -136,6 +136,8 @@ func serve(ctx context.Context, c *config.Config) error {
 		ConnLimits:     conns,
 		PeerConnsPerIP: c.Limits.MaxConnsPerPeerIP,
 		Resolver:       res,
+		MaxInFlight:    int64(c.Limits.MaxInFlight),
+		SpoolDir:       c.Path("spool"),
 		Logins:         logins,
 		Queue:          queue,
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},

@@ -1,0 +1,101 @@
+package smtpd
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bigMessage is a message of about n bytes, lines of 76 characters.
+func bigMessage(subject string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: x@remote.test\r\nTo: a@example.test\r\nSubject: %s\r\n\r\n", subject)
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "%08d %s\r\n", i, strings.Repeat("q", 66))
+	}
+	return b.String()
+}
+
+// TestSpool: a message past the in-memory part goes through a spool file in
+// SpoolDir, which is empty again afterwards, and is stored intact.
+func TestSpool(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, &Server{SpoolDir: dir})
+	for _, n := range []int{100, memPerMessage - 10, memPerMessage + 10, 3 << 20} {
+		msg := bigMessage(fmt.Sprintf("size %d", n), n)
+		if err := send(e.dialMX(t), "x@remote.test", []string{"a@example.test"}, msg); err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		items := e.inbox(t, "a@example.test")
+		got := items[len(items)-1].Content
+		if !bytes.HasSuffix(got, []byte(msg)) || !bytes.HasPrefix(got, []byte("Received: ")) {
+			t.Fatalf("%d bytes: stored %d bytes, not the message behind its trace field", n, len(got))
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+	if u := e.srv.inflight.used.Load(); u != 0 {
+		t.Errorf("%d bytes still counted in flight", u)
+	}
+	if u := e.srv.memory.used.Load(); u != 0 {
+		t.Errorf("%d bytes still counted in memory", u)
+	}
+}
+
+// TestInFlightBudget: a SIZE that does not fit what is left of MaxInFlight is
+// refused at MAIL with 452, a message that outgrows it gets 451 at the end of
+// DATA, and the connection stays in step; once room returns, mail flows.
+func TestInFlightBudget(t *testing.T) {
+	e := start(t, &Server{SpoolDir: t.TempDir(), MaxInFlight: 3 << 20})
+	// One client declares 2 MiB and holds it.
+	holder := dialRaw(t, e.mx)
+	holder.ok("EHLO big.test")
+	holder.ok("MAIL FROM:<x@remote.test> SIZE=2097152")
+
+	r := dialRaw(t, e.mx)
+	r.ok("EHLO other.test")
+	if code, msg := r.cmd("MAIL FROM:<x@remote.test> SIZE=2000000"); code != 452 || !strings.HasPrefix(msg, "4.3.1") {
+		t.Fatalf("SIZE over the budget left: %d %s", code, msg)
+	}
+	// Without SIZE the message takes room as it grows, and runs out.
+	r.ok("MAIL FROM:<x@remote.test>")
+	r.ok("RCPT TO:<a@example.test>")
+	r.ok("DATA")
+	r.write(strings.ReplaceAll(bigMessage("too much", 2<<20), "\r\n.", "\r\n..") + ".\r\n")
+	if code, msg := r.reply(); code != 451 || !strings.HasPrefix(msg, "4.3.1") {
+		t.Fatalf("message over the budget: %d %s", code, msg)
+	}
+	r.ok("NOOP")
+	// A small one still fits.
+	r.ok("MAIL FROM:<x@remote.test> SIZE=1000")
+	r.ok("RCPT TO:<a@example.test>")
+	r.ok("DATA")
+	r.write("Subject: small\r\n\r\nfits\r\n.\r\n")
+	r.expect(250)
+
+	holder.ok("RSET")
+	r.ok("MAIL FROM:<x@remote.test> SIZE=2000000")
+	r.ok("RCPT TO:<a@example.test>")
+	r.ok("DATA")
+	r.write(bigMessage("now it fits", 1900000) + ".\r\n")
+	r.expect(250)
+	if n := len(e.inbox(t, "a@example.test")); n != 2 {
+		t.Errorf("stored %d messages, want 2", n)
+	}
+	holder.ok("QUIT")
+	r.ok("QUIT")
+	waitFor(t, func() bool { return e.srv.inflight.used.Load() == 0 })
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}
