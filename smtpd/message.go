@@ -95,3 +95,81 @@ func (ss *session) checkHeader(raw []byte) (string, error) {
 var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
 	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
 }}
+
+// stripAuthResults removes the Authentication-Results fields whose authserv-id
+// is this server's (RFC 8601 5): only this server may say what it verified, so
+// such a field from outside is a forgery meant to show a "pass" to readers.
+// It works in place on msg = buf[at:], moving the header fields it keeps
+// towards the body, and returns the message's new start; every other byte is
+// left as it came.
+func stripAuthResults(buf []byte, at int, authservID string) int {
+	msg := buf[at:]
+	var keep []int // [start, end) pairs of the header's fields to keep, relative to msg
+	drop := false
+	i := 0
+	for i < len(msg) {
+		end := bytes.IndexByte(msg[i:], '\n')
+		if end < 0 {
+			end = len(msg)
+		} else {
+			end += i + 1
+		}
+		line := msg[i:end]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break // the end of the header
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			drop = forgedAuthResults(line, msg[end:], authservID)
+			if !drop {
+				keep = append(keep, i, end)
+			}
+		} else if !drop {
+			if n := len(keep); n > 0 && keep[n-1] == i {
+				keep[n-1] = end
+			} else {
+				keep = append(keep, i, end)
+			}
+		}
+		i = end
+	}
+	if len(keep) == 2 && keep[0] == 0 && keep[1] == i || len(keep) == 0 && i == 0 {
+		return at
+	}
+	// Move the kept fields, last first, so that they end where the header did.
+	to := at + i
+	for k := len(keep) - 2; k >= 0; k -= 2 {
+		n := keep[k+1] - keep[k]
+		to -= n
+		copy(buf[to:], buf[at+keep[k]:at+keep[k+1]])
+	}
+	return to
+}
+
+// forgedAuthResults reports whether the field starting with line is an
+// Authentication-Results field of authservID; rest follows the line, for the
+// case of an authserv-id on a continuation line.
+func forgedAuthResults(line, rest []byte, authservID string) bool {
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok || !strings.EqualFold(string(bytes.TrimRight(name, " \t")), "Authentication-Results") {
+		return false
+	}
+	v := strings.TrimLeft(string(value), " \t\r\n")
+	if v == "" {
+		// The authserv-id is on the next line of the field.
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			end = len(rest)
+		}
+		v = strings.TrimLeft(string(rest[:end]), " \t")
+	}
+	for strings.HasPrefix(v, "(") {
+		// A comment before the authserv-id.
+		_, after, ok := strings.Cut(v, ")")
+		if !ok {
+			return false
+		}
+		v = strings.TrimLeft(after, " \t")
+	}
+	id := v[:strings.IndexFunc(v+";", func(r rune) bool { return r == ';' || r == ' ' || r == '\t' || r == '\r' || r == '\n' || r == '(' })]
+	return strings.EqualFold(id, authservID)
+}

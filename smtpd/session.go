@@ -388,6 +388,9 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 			prefix.WriteString(strings.TrimRight(header, "\r\n") + "\r\n")
 		}
 	}
+	// After the check, which must see the message as its signer sent it.
+	at = stripAuthResults(buf, at, ss.srv.host)
+	raw = buf[at:]
 	prefix.WriteString(ss.received(tx))
 	if ss.role == roleSubmission {
 		add, err := ss.checkHeader(raw)
