@@ -76,6 +76,7 @@ type Limits struct {
 	MaxConnectionsPerIP int      `toml:"max-connections-per-ip"`
 	CommandTimeout      Duration `toml:"command-timeout"`
 	MaxInFlight         Size     `toml:"max-in-flight"`
+	MinDataRate         Size     `toml:"min-data-rate"`
 	IMAPIdleTimeout     Duration `toml:"imap-idle-timeout"`
 }
 
@@ -116,6 +117,7 @@ func Default(hostname string) Config {
 			MaxConns:          10000,
 			CommandTimeout:    Duration(5 * time.Minute),
 			MaxInFlight:       1 << 30,
+			MinDataRate:       1 << 10,
 			IMAPIdleTimeout:   Duration(30 * time.Minute),
 		},
 		DNS: "system",
@@ -205,6 +207,8 @@ func (c *Config) Check() error {
 		return errors.New("limits.max-connections: must be positive")
 	case c.Limits.CommandTimeout <= 0:
 		return errors.New("limits.command-timeout: must be positive")
+	case c.Limits.MinDataRate <= 0:
+		return errors.New("limits.min-data-rate: must be positive")
 	case c.Limits.MaxInFlight < c.Limits.MaxMessageSize:
 		return errors.New("limits.max-in-flight: must be at least limits.max-message-size")
 	case c.Limits.IMAPIdleTimeout < Duration(30*time.Minute):
@@ -344,8 +348,12 @@ max-connections-per-user-ip = {{.Limits.MaxConnsPerUserIP}}
 max-connections-per-user = {{.Limits.MaxConnsPerUser}}
 # All connections of the protocol: protects the server's memory.
 max-connections = {{.Limits.MaxConns}}
-# How long a client may take over one SMTP command or line.
+# How long a client may take over one whole SMTP command line (from when the
+# server waits for it), and the longest wait for the next bytes of a message.
 command-timeout = "{{.Limits.CommandTimeout}}"
+# Bytes per second a message must average once command-timeout has passed
+# since its DATA (or first BDAT); slower clients get 421 and are disconnected.
+min-data-rate = "{{.Limits.MinDataRate}}"
 # Total size of the messages being received over SMTP at once, in memory and
 # in DATA/spool; past it, new messages get 452/451 (try again later).
 max-in-flight = "{{.Limits.MaxInFlight}}"

@@ -61,9 +61,9 @@ type Server struct {
 	MaxMessageSize int64
 	// MaxRecipients caps RCPT commands per message; zero means 1000.
 	MaxRecipients int
-	// CommandTimeout is how long the server waits for the client to send
-	// anything (a command, or the next bytes of a message) and to read a reply;
-	// zero means 5 minutes.
+	// CommandTimeout bounds the time a client takes over a whole command line
+	// (from when the server waits for it), each wait for the bytes of a
+	// message, and the reading of a reply; zero means 5 minutes.
 	CommandTimeout time.Duration
 	// ConnLimits caps simultaneous connections over all ports of this Server:
 	// per address before AUTH (all of the MX port), per account after; zero
@@ -78,6 +78,11 @@ type Server struct {
 	Resolver interface {
 		LookupIP(ctx context.Context, host string) ([]net.IP, error)
 	}
+	// MinDataRate is the slowest a message may come, in bytes per second on
+	// average since its start, once CommandTimeout has passed; zero means
+	// 1 KiB/s. A client sending a byte every few seconds cannot hold a
+	// connection (and its share of MaxInFlight) for ever.
+	MinDataRate int64
 	// Logins slows password guessing; share it with the IMAP server. Nil gets a
 	// private one with throttle's defaults.
 	Logins *throttle.Logins
@@ -122,6 +127,7 @@ const (
 	defaultCommandTimeout = 5 * time.Minute
 	defaultPeerConnsPerIP = 500 // config.Default's limits.max-connections-per-peer-ip
 	defaultMaxInFlight    = 1 << 30
+	defaultMinDataRate    = 1 << 10
 
 	// maxLineLength bounds a line, in commands and messages alike. RFC 5322
 	// says 998, but mailers write a To: naming hundreds of staff on one line,
@@ -224,8 +230,13 @@ func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
 	if srv.MaxRecipients <= 0 {
 		srv.MaxRecipients = defaultMaxRecipients
 	}
-	// Reads get their deadline from conn, per read rather than per command, so
-	// that a large message on a slow link is not cut off while it still flows.
+	// A command line must come whole within the timeout; a message, at
+	// MinDataRate once the timeout has passed (patched go-smtp).
+	srv.ReadTimeout = s.commandTimeout()
+	srv.MinDataRate = s.MinDataRate
+	if srv.MinDataRate <= 0 {
+		srv.MinDataRate = defaultMinDataRate
+	}
 	srv.WriteTimeout = s.commandTimeout()
 	srv.MaxLineLength = maxLineLength
 	srv.EnableSMTPUTF8 = true
@@ -285,7 +296,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // listener counts connections per client address, refuses those over the cap,
-// and wraps the rest so reads have an idle deadline.
+// and wraps the rest so that Shutdown can interrupt their reads.
 type listener struct {
 	net.Listener
 	srv *Server
@@ -337,8 +348,8 @@ func (l *listener) refuse(nc net.Conn, why error) {
 	fmt.Fprintf(w, "421 4.7.0 %s %s\r\n", l.srv.host, why)
 }
 
-// conn gives every read its own deadline (an idle timeout) and releases the
-// client's connection count when closed.
+// conn lets Shutdown interrupt reads and releases the client's connection
+// count when closed. go-smtp sets the read deadlines.
 type conn struct {
 	net.Conn
 	srv  *Server
@@ -349,15 +360,13 @@ type conn struct {
 }
 
 func (c *conn) Read(b []byte) (int, error) {
-	c.mu.Lock()
 	if c.srv.closed.Load() {
 		// Shutdown: finish what is buffered, then see a timeout, which makes
 		// go-smtp say 421 and hang up.
+		c.mu.Lock()
 		c.Conn.SetReadDeadline(time.Now())
-	} else {
-		c.Conn.SetReadDeadline(time.Now().Add(c.srv.commandTimeout()))
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	return c.Conn.Read(b)
 }
 

@@ -740,8 +740,10 @@ func TestConnectionLimits(t *testing.T) {
 
 // A client sending slowly but steadily is not cut off: the timeout is for
 // silence, not for the whole message.
+// TestSlowClient: a message that keeps coming at MinDataRate is taken however
+// long past CommandTimeout it lasts.
 func TestSlowClient(t *testing.T) {
-	e := start(t, &Server{CommandTimeout: 300 * time.Millisecond})
+	e := start(t, &Server{CommandTimeout: 300 * time.Millisecond, MinDataRate: 50})
 	r := dialRaw(t, e.mx)
 	r.ok("EHLO slow.test")
 	r.ok("MAIL FROM:<x@remote.test>")

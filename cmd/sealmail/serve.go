@@ -137,6 +137,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		PeerConnsPerIP: c.Limits.MaxConnsPerPeerIP,
 		Resolver:       res,
 		MaxInFlight:    int64(c.Limits.MaxInFlight),
+		MinDataRate:    int64(c.Limits.MinDataRate),
 		SpoolDir:       c.Path("spool"),
 		Logins:         logins,
 		Queue:          queue,

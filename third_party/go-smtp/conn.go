@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -983,11 +984,49 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	c.startDataRate()
+	defer c.stopDataRate()
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
 	io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	if r.readErr != nil {
+		// sealmail: the rest of the message cannot be told from commands
+		// any more: say why and hang up, as upstream does for a command
+		// line. Upstream answered and went on reading the message's
+		// remaining lines as commands.
+		c.readFailed(r.readErr)
+		return
+	}
 	c.writeResponse(code, enhancedCode, msg)
+}
+
+// sealmail: startDataRate makes the reads of a message keep to MinDataRate.
+func (c *Conn) startDataRate() {
+	if c.server.MinDataRate <= 0 || c.lineLimitReader.Rate != nil {
+		return
+	}
+	grace := c.server.DataGrace
+	if grace <= 0 {
+		grace = c.server.ReadTimeout
+	}
+	c.lineLimitReader.Rate = &dataRate{conn: c.conn, min: c.server.MinDataRate, grace: grace,
+		idle: c.server.ReadTimeout, start: time.Now()}
+}
+
+func (c *Conn) stopDataRate() {
+	c.lineLimitReader.Rate = nil
+}
+
+// sealmail: readFailed answers a read error in the middle of a message and
+// closes the connection.
+func (c *Conn) readFailed(err error) {
+	if neterr, ok := err.(net.Error); ok && neterr.Timeout() {
+		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Timeout: the message came too slowly, closing connection")
+	} else {
+		c.writeResponse(421, EnhancedCode{4, 4, 0}, "Connection error, sorry")
+	}
+	c.Close()
 }
 
 func (c *Conn) handleBdat(arg string) {
@@ -1079,8 +1118,15 @@ func (c *Conn) handleBdat(arg string) {
 		c.lineLimitReader.LineLimit = c.server.MaxLineLength
 	}()
 
-	chunk := io.LimitReader(c.text.R, int64(size))
+	c.startDataRate()
+	chunk := &errReader{r: io.LimitReader(c.text.R, int64(size))}
 	_, err = io.Copy(c.bdatPipe, chunk)
+	if chunk.err != nil {
+		// sealmail: the chunk's rest would be read as commands.
+		c.bdatPipe.CloseWithError(chunk.err)
+		c.readFailed(chunk.err)
+		return
+	}
 	if err != nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
@@ -1331,7 +1377,28 @@ func (c *Conn) readLine() (string, error) {
 		}
 	}
 
-	return c.text.ReadLine()
+	// sealmail: a line cut off by an error (a timeout, a hang-up) is an
+	// error, not a command: textproto's ReadLine returns what came of such a
+	// line as if it were whole, and the next call the error.
+	var long []byte
+	for {
+		l, err := c.text.R.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long, l...)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if long != nil {
+			l = append(long, l...)
+		}
+		l = l[:len(l)-1]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		return string(l), nil
+	}
 }
 
 func (c *Conn) reset() {
@@ -1342,6 +1409,7 @@ func (c *Conn) reset() {
 		c.bdatPipe.CloseWithError(ErrDataReset)
 		c.bdatPipe = nil
 	}
+	c.stopDataRate()
 	c.bdatStatus = nil
 	c.bytesReceived = 0
 
@@ -1351,4 +1419,19 @@ func (c *Conn) reset() {
 
 	c.fromReceived = false
 	c.recipients = nil
+}
+
+// sealmail: errReader keeps the error of its reader other than EOF, to tell
+// a client's broken stream from a backend's refusal.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *errReader) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }

@@ -51,6 +51,9 @@ var ErrDataTooLarge = &SMTPError{
 type dataReader struct {
 	r     *bufio.Reader
 	state int
+	// sealmail: readErr is the client's stream failing (a timeout, a reset),
+	// after which the connection cannot go on.
+	readErr error
 
 	limited bool
 	n       int64 // Maximum bytes remaining
@@ -159,6 +162,9 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 	}
 	if err == io.EOF && r.state != stateEOF {
 		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF && err != ErrTooLongLine {
+		r.readErr = err
 	}
 	if err == nil && r.state == stateEOF {
 		err = io.EOF

@@ -41,6 +41,14 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
+	// sealmail: MinDataRate, if not zero, is the slowest a message may come,
+	// in bytes per second on average, once DataGrace has passed since its
+	// start (DATA, or the first BDAT); ReadTimeout still bounds each wait.
+	// A client too slow is told 421 and disconnected. Zero keeps upstream's
+	// rule: a message must come within the ReadTimeout of its DATA command.
+	MinDataRate int64
+	DataGrace   time.Duration
+
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
 	EnableSMTPUTF8 bool
