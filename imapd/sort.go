@@ -1,17 +1,12 @@
 package imapd
 
 import (
-	"bufio"
-	"bytes"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 	"golang.org/x/text/collate"
 	"golang.org/x/text/language"
 
@@ -19,8 +14,8 @@ import (
 )
 
 // SORT and THREAD (RFC 5256). Messages are chosen by Search, so every search
-// key works here as in SEARCH; their envelopes come from what the store parsed
-// at delivery (THREAD=REFERENCES reads the headers for References too).
+// key works here as in SEARCH; their envelopes (References included) come
+// from what the store parsed at delivery, so no content is read.
 //
 // Strings compare as RFC 5256's default collation, i;ascii-casemap, applied to
 // the folded text (mailstore.Fold: no tone or vowel marks, đ as d), so that
@@ -61,19 +56,15 @@ func (s *session) sortMessages(criteria *imap.SearchCriteria, refs bool) ([]sort
 	for i, u := range found {
 		uids[i] = uint32(u)
 	}
-	what := mailstore.FetchEnvelope
-	if refs {
-		what |= mailstore.FetchContent
-	}
 	msgs := make([]sortMsg, 0, len(uids))
-	err = s.srv.Store.Fetch(s.cmdCtx(), s.sel.mb.ID, uids, what, func(it mailstore.Item) error {
+	err = s.srv.Store.Fetch(s.cmdCtx(), s.sel.mb.ID, uids, mailstore.FetchEnvelope, func(it mailstore.Item) error {
 		n := s.sel.seq(it.UID)
 		if n == 0 {
 			return nil
 		}
 		m := sortMsg{uid: it.UID, seq: n, arrival: it.InternalDate, size: it.Size, env: it.Envelope}
 		if refs {
-			m.refs = references(it.Content, it.Envelope)
+			m.refs = references(it.Envelope)
 		}
 		msgs = append(msgs, m)
 		return nil
@@ -86,15 +77,13 @@ func (s *session) sortMessages(criteria *imap.SearchCriteria, refs bool) ([]sort
 
 // references returns the message ids a message refers to, oldest first:
 // References, or failing that the first id of In-Reply-To (RFC 5256 step 1A).
-func references(content []byte, env *mailstore.Envelope) []string {
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(content)))
-	if err == nil {
-		mh := mail.Header{Header: message.Header{Header: h}}
-		if ids, err := mh.MsgIDList("References"); err == nil && len(ids) > 0 {
-			return ids
-		}
-	}
-	if env != nil && len(env.InReplyTo) > 0 {
+func references(env *mailstore.Envelope) []string {
+	switch {
+	case env == nil:
+		return nil
+	case len(env.References) > 0:
+		return env.References
+	case len(env.InReplyTo) > 0:
 		return env.InReplyTo[:1]
 	}
 	return nil

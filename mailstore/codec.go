@@ -13,9 +13,11 @@ import (
 // nanoseconds with its zone offset, then length-prefixed strings and lists.
 //
 // Version 2 added the Date: field as sent and address lists with group
-// markers. Version 1 rows still decode (members of groups flattened, no raw
-// date); the indexer re-parses them in the background (upgradeEnvelopes).
-const envelopeVersion = 2
+// markers, version 3 References (for THREAD, which would otherwise read every
+// message's content). Older rows still decode (members of groups flattened, no
+// raw date, no References); the indexer re-parses them in the background
+// (upgradeEnvelopes).
+const envelopeVersion = 3
 
 func encodeEnvelope(e *Envelope) []byte {
 	b := make([]byte, 0, 256)
@@ -38,11 +40,17 @@ func encodeEnvelope(e *Envelope) []byte {
 			b = appendString(b, a.Host)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(e.InReplyTo)))
-	for _, s := range e.InReplyTo {
+	b = appendStrings(b, e.InReplyTo)
+	b = appendString(b, e.MessageID)
+	return appendStrings(b, e.References)
+}
+
+func appendStrings(b []byte, l []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, s := range l {
 		b = appendString(b, s)
 	}
-	return appendString(b, e.MessageID)
+	return b
 }
 
 func appendString(b []byte, s string) []byte {
@@ -107,7 +115,7 @@ func (d *decoder) count() int {
 }
 
 func decodeEnvelope(b []byte) (*Envelope, error) {
-	if len(b) == 0 || b[0] != 1 && b[0] != envelopeVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > envelopeVersion {
 		return nil, errCorrupt
 	}
 	d := &decoder{b: b[1:], s: string(b[1:])}
@@ -130,14 +138,24 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 			(*l)[i] = Address{Name: d.string(), Mailbox: d.string(), Host: d.string()}
 		}
 	}
-	if n := d.count(); n > 0 {
-		e.InReplyTo = make([]string, n)
-		for i := range e.InReplyTo {
-			e.InReplyTo[i] = d.string()
-		}
-	}
+	e.InReplyTo = d.strings()
 	e.MessageID = d.string()
+	if b[0] >= 3 {
+		e.References = d.strings()
+	}
 	return e, d.err
+}
+
+func (d *decoder) strings() []string {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = d.string()
+	}
+	return l
 }
 
 // zones holds the fixed zones of whole quarter hours, which are all that real

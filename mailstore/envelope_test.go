@@ -53,7 +53,8 @@ func TestEnvelopeGroups(t *testing.T) {
 	}
 }
 
-// v1 is the envelope encoding before version 2 added the raw date.
+// v1 is the envelope encoding before version 2 added the raw date and
+// version 3 References.
 func v1(e *Envelope) []byte {
 	b := encodeEnvelope(&Envelope{Date: e.Date, Subject: e.Subject, To: e.To})
 	n := 1
@@ -61,7 +62,8 @@ func v1(e *Envelope) []byte {
 		_, k := binary.Varint(b[n:])
 		n += k
 	}
-	return append([]byte{1}, append(append([]byte(nil), b[1:n]...), b[n+1:]...)...)
+	// Without the raw date's empty string, and without References' count.
+	return append([]byte{1}, append(append([]byte(nil), b[1:n]...), b[n+1:len(b)-1]...)...)
 }
 
 func TestEnvelopeUpgrade(t *testing.T) {
@@ -78,7 +80,7 @@ func TestEnvelopeUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := "Date: Tue, 1 Dec 2026 09:00:00 +0700\r\nTo: Undisclosed:;\r\nSubject: Công văn\r\n\r\nx\r\n"
+	raw := "Date: Tue, 1 Dec 2026 09:00:00 +0700\r\nTo: Undisclosed:;\r\nSubject: Công văn\r\nReferences: <a@x> <b@x>\r\n\r\nx\r\n"
 	ds, err := s.Deliver(ctx, []byte(raw), time.Time{}, []Target{{AccountID: acct.ID}})
 	if err != nil || ds[0].Err != nil {
 		t.Fatal(err, ds)
@@ -104,7 +106,8 @@ func TestEnvelopeUpgrade(t *testing.T) {
 	if more, err := s.upgradeEnvelopes(ctx); more || err != nil {
 		t.Fatal(more, err)
 	}
-	if e := fetch(); e.DateRaw != "Tue, 1 Dec 2026 09:00:00 +0700" || !reflect.DeepEqual(e.To, []Address{{Mailbox: "Undisclosed"}, {}}) {
+	if e := fetch(); e.DateRaw != "Tue, 1 Dec 2026 09:00:00 +0700" || !reflect.DeepEqual(e.To, []Address{{Mailbox: "Undisclosed"}, {}}) ||
+		!reflect.DeepEqual(e.References, []string{"a@x", "b@x"}) {
 		t.Errorf("upgraded row %+v", e)
 	}
 	if more, err := s.upgradeEnvelopes(ctx); more || err != nil || !s.envelopesCurrent.Load() {

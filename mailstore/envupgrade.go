@@ -10,8 +10,7 @@ import (
 const upgradeBatch = 200
 
 // upgradeEnvelopes re-parses, a batch at a time and in the background, the
-// envelopes stored by codec version 1, which lacked the raw Date: field and
-// RFC 5322 groups. Until a row is reached it is served as it was. It reports
+// envelopes stored by an older codec version (see codec.go). Until a row is reached it is served as it was. It reports
 // whether more may remain; once none does it costs nothing more.
 func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 	if s.envelopesCurrent.Load() {
@@ -24,7 +23,7 @@ func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 	var rows []row
 	err := s.read(ctx, func(db *sql.DB) error {
 		rows = rows[:0]
-		rs, err := db.QueryContext(ctx, `SELECT id, data FROM blobs WHERE substr(envelope, 1, 1) = x'01' AND data IS NOT NULL LIMIT ?`, upgradeBatch)
+		rs, err := db.QueryContext(ctx, `SELECT id, data FROM blobs WHERE substr(envelope, 1, 1) < ? AND data IS NOT NULL LIMIT ?`, []byte{envelopeVersion}, upgradeBatch)
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,9 @@ type Envelope struct {
 	Cc        []Address `json:"c,omitempty"`
 	Bcc       []Address `json:"b,omitempty"`
 	InReplyTo []string  `json:"i,omitempty"`
-	MessageID string    `json:"id,omitempty"`
+	// References are the ids of the References: field, oldest first.
+	References []string `json:"rf,omitempty"`
+	MessageID  string   `json:"id,omitempty"`
 }
 
 // Part is one node of a message's MIME structure.
@@ -186,19 +188,21 @@ func envelope(h textproto.Header) Envelope {
 		subject = h.Get("Subject")
 	}
 	inReplyTo, _ := mh.MsgIDList("In-Reply-To")
+	references, _ := mh.MsgIDList("References")
 	id, _ := mh.MessageID()
 	return Envelope{
-		Date:      date,
-		DateRaw:   unfold(h.Get("Date")),
-		Subject:   subject,
-		From:      addrs(mh, "From"),
-		Sender:    addrs(mh, "Sender"),
-		ReplyTo:   addrs(mh, "Reply-To"),
-		To:        addrs(mh, "To"),
-		Cc:        addrs(mh, "Cc"),
-		Bcc:       addrs(mh, "Bcc"),
-		InReplyTo: inReplyTo,
-		MessageID: id,
+		Date:       date,
+		DateRaw:    unfold(h.Get("Date")),
+		Subject:    subject,
+		From:       addrs(mh, "From"),
+		Sender:     addrs(mh, "Sender"),
+		ReplyTo:    addrs(mh, "Reply-To"),
+		To:         addrs(mh, "To"),
+		Cc:         addrs(mh, "Cc"),
+		Bcc:        addrs(mh, "Bcc"),
+		InReplyTo:  inReplyTo,
+		References: references,
+		MessageID:  id,
 	}
 }
 
