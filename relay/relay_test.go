@@ -394,3 +394,36 @@ func TestFallbackAcrossHosts(t *testing.T) {
 	}
 	waitFor(t, "delivery to the second MX", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
 }
+
+// TestPeerRelayDNSOff: with DNS off, a peer's relay named by host name is
+// found in the hosts file, or fails with an error that says so; the system's
+// resolver is never asked.
+func TestPeerRelayDNSOff(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("# peers\n127.0.0.1 localhost\n10.9.8.7 mail.peer.test mail # the peer\n::1 MAIL.peer.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []mailstore.Peer{{Domain: "peer.test", Relay: "mail.peer.test:2525"}, {Domain: "lost.test", Relay: "mail.lost.test:25"}} {
+		if err := s.AddPeer(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := &Queue{Store: s, Resolver: resolve.Off{Hosts: hosts}}
+	rt, err := q.route(ctx, "peer.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range rt.hops {
+		got = append(got, h.name+"="+h.addr)
+	}
+	if want := "mail.peer.test=10.9.8.7:2525 mail.peer.test=[::1]:2525"; strings.Join(got, " ") != want || rt.tls == nil {
+		t.Errorf("peer by name: %v, want %s", got, want)
+	}
+	_, err = q.route(ctx, "lost.test")
+	if re, ok := err.(*routeError); !ok || re.perm || !strings.Contains(re.msg, "mail.lost.test is not in "+hosts) {
+		t.Errorf("peer not in the hosts file: %v", err)
+	}
+}

@@ -83,7 +83,20 @@ func (q *Queue) peerRoute(ctx context.Context, p mailstore.Peer) (*route, error)
 		}
 		// The name checked in the certificate is the relay host as configured,
 		// DNS name or IP address alike.
-		r.hops = []hop{{name: host, addr: p.Relay}}
+		if net.ParseIP(host) != nil {
+			r.hops = []hop{{name: host, addr: p.Relay}}
+			return r, nil
+		}
+		// A name goes through the configured resolver, never the dialer's:
+		// with dns = off that is the hosts file only.
+		_, port, _ := net.SplitHostPort(p.Relay)
+		ips, err := q.resolver().LookupIP(ctx, host)
+		if err != nil {
+			return nil, &routeError{msg: fmt.Sprintf("peer %s: relay host %s: %v (give the relay as IP:PORT, or name it in /etc/hosts)", p.Domain, host, err)}
+		}
+		for _, ip := range ips[:min(len(ips), maxHops)] {
+			r.hops = append(r.hops, hop{name: host, addr: net.JoinHostPort(ip.String(), port)})
+		}
 		return r, nil
 	}
 	hops, err := q.mxHops(ctx, p.Domain)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -20,7 +22,7 @@ type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
 
-// ErrOff is returned by Off for every lookup.
+// ErrOff is returned by Off for every lookup the hosts file does not answer.
 var ErrOff = errors.New("dns is off")
 
 // IsNotFound reports whether err says the name has no such records (as opposed
@@ -59,12 +61,50 @@ func New(setting string, timeout time.Duration) (Resolver, error) {
 	return NewCache(r, timeout), nil
 }
 
-// Off is the resolver of closed networks: every lookup fails with ErrOff.
-type Off struct{}
+// Off is the resolver of closed networks: no query leaves the machine. MX
+// and TXT lookups fail with ErrOff; addresses come from the hosts file only
+// (a peer's relay named in /etc/hosts), never from the system's resolver.
+type Off struct {
+	// Hosts is the hosts file; empty means /etc/hosts.
+	Hosts string
+}
 
 func (Off) LookupMX(context.Context, string) ([]*net.MX, error) { return nil, ErrOff }
-func (Off) LookupIP(context.Context, string) ([]net.IP, error)  { return nil, ErrOff }
 func (Off) LookupTXT(context.Context, string) ([]string, error) { return nil, ErrOff }
+
+func (o Off) LookupIP(_ context.Context, host string) ([]net.IP, error) {
+	path := o.Hosts
+	if path == "" {
+		path = "/etc/hosts"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w, and the hosts file cannot be read: %v", ErrOff, err)
+	}
+	host = strings.TrimSuffix(host, ".")
+	var ips []net.IP
+	for _, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		ip := net.ParseIP(f[0])
+		if ip == nil {
+			continue
+		}
+		for _, name := range f[1:] {
+			if strings.EqualFold(strings.TrimSuffix(name, "."), host) {
+				ips = append(ips, ip)
+				break
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("%w and %s is not in %s", ErrOff, host, path)
+	}
+	return ips, nil
+}
 
 type netResolver struct{ r *net.Resolver }
 
