@@ -14,6 +14,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/smallstep/pkcs7"
@@ -94,6 +95,13 @@ func newAttribute(oid asn1.ObjectIdentifier, v any) (attribute, error) {
 // signDetached returns a DER SignedData over content whose SHA-256 is
 // digest, signed by s at time t and timestamped if s has a Timestamper.
 func signDetached(ctx context.Context, s *Seal, digest []byte, t time.Time) ([]byte, error) {
+	return signCMS(ctx, s, digest, t, true)
+}
+
+// signCMS is signDetached, with the signingTime attribute only when
+// signingTime is set: PAdES (ETSI EN 319 142-1 §5.2.1) forbids it, the
+// time being the signature dictionary's /M or the timestamp's.
+func signCMS(ctx context.Context, s *Seal, digest []byte, t time.Time, signingTime bool) ([]byte, error) {
 	sigAlg, err := signatureAlgorithm(s.Key.Public())
 	if err != nil {
 		return nil, err
@@ -116,12 +124,23 @@ func signDetached(ctx context.Context, s *Seal, digest []byte, t time.Time) ([]b
 		{pkcs7.OIDAttributeMessageDigest, digest},
 		{oidSigningCertV2, ess},
 	} {
+		if !signingTime && a.oid.Equal(pkcs7.OIDAttributeSigningTime) {
+			continue
+		}
 		attr, err := newAttribute(a.oid, a.v)
 		if err != nil {
 			return nil, err
 		}
 		attrs = append(attrs, attr)
 	}
+	// DER orders a SET OF by encoding (X.690 §11.6). Verifiers that
+	// re-encode the attributes, as NSS does for PDF signatures, would
+	// otherwise hash other bytes than were signed.
+	slices.SortFunc(attrs, func(a, b attribute) int {
+		x, _ := asn1.Marshal(a)
+		y, _ := asn1.Marshal(b)
+		return bytes.Compare(x, y)
+	})
 	signed, err := asn1.MarshalWithParams(attrs, "set")
 	if err != nil {
 		return nil, fmt.Errorf("signed attributes: %w", err)

@@ -84,7 +84,7 @@ func buildMessage(t testing.TB, from, subject string, files ...file) []byte {
 }
 
 // pdf returns n pseudo-random bytes posing as a PDF.
-func pdf(n int) []byte { return signingtest.PDF(1, n) }
+func testPDF(n int) []byte { return signingtest.PDF(1, n) }
 
 const testSubject = "Về việc triển khai hệ thống thư điện tử công vụ năm 2026"
 
@@ -101,8 +101,8 @@ func testDocument(a Agency) Document {
 }
 
 var testFiles = []file{
-	{"Công văn số 123 - Kế hoạch triển khai.pdf", "application/pdf", pdf(40 << 10)},
-	{"Phụ lục.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", pdf(3000)},
+	{"Công văn số 123 - Kế hoạch triển khai.pdf", "application/pdf", testPDF(40 << 10)},
+	{"Phụ lục.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", testPDF(3000)},
 }
 
 // stamped returns a document from agency A stamped with s.

@@ -10,7 +10,7 @@ import (
 func TestHasher(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, size := range []int{0, 1000, hashBuffers * hashChunk, 3 << 20} {
-		data := pdf(size)
+		data := testPDF(size)
 		h := newHasher(size)
 		buf := make([]byte, 0, decodeChunk)
 		for p := data; len(p) > 0; {

@@ -45,7 +45,7 @@ func TestSplitMultipart(t *testing.T) {
 }
 
 func TestDecodeBase64(t *testing.T) {
-	data := pdf(200 << 10) // spans several decoder chunks
+	data := testPDF(200 << 10) // spans several decoder chunks
 	enc := base64.StdEncoding.EncodeToString(data)
 	wrap := func(n int, eol string) string {
 		var b strings.Builder
@@ -87,7 +87,7 @@ func TestDecodeBase64(t *testing.T) {
 func TestDecodeBase64LikeStd(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 3000 {
-		enc := []byte(base64.StdEncoding.EncodeToString(pdf(r.IntN(400))))
+		enc := []byte(base64.StdEncoding.EncodeToString(testPDF(r.IntN(400))))
 		var in []byte
 		for len(enc) > 0 {
 			k := min(len(enc), 4*r.IntN(25)+r.IntN(2)*r.IntN(4))
@@ -108,7 +108,7 @@ func TestDecodeBase64LikeStd(t *testing.T) {
 
 func TestWriteBase64(t *testing.T) {
 	for _, n := range []int{0, 1, 57, 58, 300 * 57, 300*57 + 5} {
-		data := pdf(n)
+		data := testPDF(n)
 		var b bytes.Buffer
 		if err := writeBase64(&b, data); err != nil {
 			t.Fatal(err)

@@ -121,7 +121,7 @@ func TestStampOtherInputs(t *testing.T) {
 	// Text in an LF-only message gets CRLF line ends, the canonical form;
 	// the line break before a delimiter belongs to the delimiter.
 	note := "Dòng một\r\nDòng hai, có dấu ="
-	data := pdf(1000)
+	data := testPDF(1000)
 	var b64 strings.Builder
 	enc := base64.StdEncoding.EncodeToString(data)
 	for len(enc) > 64 {
@@ -244,7 +244,7 @@ func TestStampSmallNumber(t *testing.T) {
 
 func benchMessage(b *testing.B) (*pki, []byte) {
 	a := newPKI(b, agencyA, testNow, testNow)
-	return a, buildMessage(b, agencyA.OfficialAddress, testSubject, file{"big.pdf", "application/pdf", pdf(10 << 20)})
+	return a, buildMessage(b, agencyA.OfficialAddress, testSubject, file{"big.pdf", "application/pdf", testPDF(10 << 20)})
 }
 
 // reportCPU reports, once the caller's b.Loop ends, the CPU time per
@@ -264,7 +264,7 @@ func cpuTime() time.Duration {
 
 // BenchmarkSHA256_10MB is the yardstick for the other benchmarks.
 func BenchmarkSHA256_10MB(b *testing.B) {
-	data := pdf(10 << 20)
+	data := testPDF(10 << 20)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	defer reportCPU(b)()

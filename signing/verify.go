@@ -142,6 +142,14 @@ func verifyChain(s *signature, domain string, roots map[string]*x509.CertPool, n
 	if pool == nil {
 		return nil, "", fail(ReasonNoAnchor, "no trust anchor configured for %s", domain)
 	}
+	chain, detail, err := chainTo(s, pool, "an anchor of "+domain, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, now)
+	return chain, domain + " " + detail, err
+}
+
+// chainTo builds a chain from the signer's certificate to an anchor in
+// pool (described as anchors, for messages) for one of usages, and returns
+// it, signer first.
+func chainTo(s *signature, pool *x509.CertPool, anchors string, usages []x509.ExtKeyUsage, now time.Time) ([]*x509.Certificate, string, error) {
 	inter := x509.NewCertPool()
 	for _, c := range s.certs {
 		if !c.Equal(s.cert) {
@@ -164,13 +172,13 @@ func verifyChain(s *signature, domain string, roots map[string]*x509.CertPool, n
 		Roots:         pool,
 		Intermediates: inter,
 		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		KeyUsages:     usages,
 	})
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &unknown):
-		return nil, "", fail(ReasonUntrusted, "%v (not an anchor of %s)", err, domain)
+		return nil, "", fail(ReasonUntrusted, "%v (not %s)", err, anchors)
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
 		return nil, "", fail(ReasonKeyUsage, "%v", err)
 	case err != nil:
@@ -181,7 +189,7 @@ func verifyChain(s *signature, domain string, roots map[string]*x509.CertPool, n
 		return nil, "", fail(ReasonKeyUsage, "certificate allows neither digitalSignature nor nonRepudiation")
 	}
 	c := chains[0]
-	return c, fmt.Sprintf("%s anchored in %q", domain, c[len(c)-1].Subject.String()), nil
+	return c, fmt.Sprintf("anchored in %q", c[len(c)-1].Subject.String()), nil
 }
 
 // checkValidity checks the seal at its signing time: a trusted timestamp's,

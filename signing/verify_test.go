@@ -371,7 +371,7 @@ func TestVerifyNotSigned(t *testing.T) {
 
 func BenchmarkVerify10MB(b *testing.B) {
 	a := newPKI(b, agencyA, testNow, testNow)
-	msg := buildMessage(b, agencyA.OfficialAddress, testSubject, file{"big.pdf", "application/pdf", pdf(10 << 20)})
+	msg := buildMessage(b, agencyA.OfficialAddress, testSubject, file{"big.pdf", "application/pdf", testPDF(10 << 20)})
 	out, err := Stamp(b.Context(), msg, a.seal, testDocument(agencyA), testNow)
 	if err != nil {
 		b.Fatal(err)
