@@ -24,7 +24,7 @@ const (
 	ReasonMalformedPDF    Reason = "malformed-pdf"
 	ReasonBadByteRange    Reason = "bad-byte-range"
 	ReasonModified        Reason = "modified-after-signing"
-	ReasonNoPDFSignature  Reason = "no-pdf-signature"  // the PDF carries no signature
+	ReasonNoPDFSignature  Reason = "no-pdf-signature" // the PDF carries no signature
 	ReasonNoSignerSig     Reason = "no-signer-signature"
 	ReasonNoAgencySig     Reason = "no-agency-signature" // the seal's signature is missing or does not cover the file
 	ReasonPDFSignerFailed Reason = "pdf-signature-invalid"
