@@ -1,16 +1,20 @@
 package signing
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"image"
 	"image/color"
 	"math/big"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,9 +99,15 @@ func sinApprox(x float64) float64 {
 // its last page.
 func signedLetter(t testing.TB, signer *Seal, filler int) []byte {
 	t.Helper()
-	out, err := SignPDF(t.Context(), signingtest.Letter(7, filler), signer, PDFSignOptions{
+	return signLetter(t, signingtest.Letter(7, filler, 3), signer)
+}
+
+// signLetter signs a Letter visibly where it leaves room for the signer.
+func signLetter(t testing.TB, letter []byte, signer *Seal) []byte {
+	t.Helper()
+	out, err := SignPDF(t.Context(), letter, signer, PDFSignOptions{
 		Field: "Signer", Name: signer.Cert.Subject.CommonName, Reason: "Ký ban hành",
-		Appearance: &Appearance{Page: -1, Rect: [4]float64{330, 110, 480, 170}, Image: signatureImage()},
+		Appearance: &Appearance{Page: -1, Rect: signingtest.SignerRect, Image: signatureImage()},
 	}, testNow)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +169,7 @@ func TestSignPDFTwice(t *testing.T) {
 func TestSignPDFXrefStream(t *testing.T) {
 	path := testtool.Path(t, "qpdf", "qpdf")
 	dir := t.TempDir()
-	writeFile(t, dir, "in.pdf", signingtest.Letter(3, 500))
+	writeFile(t, dir, "in.pdf", signingtest.Letter(3, 500, 3))
 	if out, err := exec.Command(path, "--object-streams=generate", filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")).CombinedOutput(); err != nil {
 		t.Fatalf("qpdf: %v\n%s", err, out)
 	}
@@ -309,4 +319,139 @@ func TestVerifyPDF(t *testing.T) {
 			t.Error("garbage verified")
 		}
 	})
+}
+
+// TestStampPDFs: a document whose main PDF the signer signed, with a PDF
+// attachment, is stamped; both files carry the agency's signature over the
+// whole file, the signer's stays valid, pdfsig and qpdf agree, and the
+// recipient's Verify checks all of it.
+func TestStampPDFs(t *testing.T) {
+	ca := newNationalCA(t, testNow)
+	signer := ca.person(t, "Nguyễn Văn An", agencyA.OrganName, testNow)
+	a := newPKI(t, agencyA, testNow, testNow)
+	main := signedLetter(t, signer, 1000)
+	annex := signingtest.Doc(9, 0, "PHU LUC\nDanh sach don vi trien khai", "Trang 2 cua phu luc")
+	msg := buildMessage(t, agencyA.OfficialAddress, testSubject,
+		file{"Công văn 123.pdf", "application/pdf", main}, file{"Phụ lục I.pdf", "application/pdf", annex})
+	if _, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.cert), Verify: VerifyOptions{Now: testNow}}); err != nil {
+		t.Fatalf("CheckSigner: %v", err)
+	}
+	sealImg, err := ParseSealImage(signingtest.SealPNG(400))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := testDocument(agencyA)
+	doc.PDF = &PDFStamp{SealImage: sealImg}
+	out, err := Stamp(t.Context(), msg, a.seal, doc, testNow.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := options(testNow.Add(time.Hour), map[Agency]*pki{agencyA: a})
+	opts.PDF = &PDFPolicy{TrustRoots: []*x509.Certificate{ca.cert}, RequireSigner: true}
+	res, err := Verify(out, opts)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	if len(res.PDFs) != 2 || len(res.PDFs[0].Signatures) != 2 || len(res.PDFs[1].Signatures) != 1 {
+		t.Fatalf("PDF reports: %+v", res.PDFs)
+	}
+	if c := res.Check(CheckPDF); !strings.Contains(c.Detail, "ký bởi Nguyễn Văn An") {
+		t.Errorf("pdf check: %+v", c)
+	}
+	files := attachedFiles(t, out)
+	for name, data := range files {
+		qpdfCheck(t, data)
+		rep := pdfsig(t, data)
+		want := 1
+		if name == "Công văn 123.pdf" {
+			want = 2
+		}
+		if n := strings.Count(rep, "Signature is Valid."); n != want || !strings.Contains(rep, "Total document signed") {
+			t.Errorf("%s: pdfsig:\n%s", name, rep)
+		}
+	}
+	if dir := os.Getenv("SEALMAIL_RENDER_DIR"); dir != "" {
+		// go test ./signing -run TestStampPDFs with this set renders the
+		// first page of each file, as docs/ shows them.
+		// The main document is a one-page letter here, so that its first
+		// page shows the seal over the signature.
+		msg := buildMessage(t, agencyA.OfficialAddress, testSubject,
+			file{"Công văn 123.pdf", "application/pdf", signLetter(t, signingtest.Letter(7, 0, 1), signer)})
+		out, err := Stamp(t.Context(), msg, a.seal, doc, testNow.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		render(t, attachedFiles(t, out)["Công văn 123.pdf"], 1, filepath.Join(dir, "pdf-main-document"))
+		render(t, files["Phụ lục I.pdf"], 1, filepath.Join(dir, "pdf-attachment"))
+	}
+
+	t.Run("without a signer's signature", func(t *testing.T) {
+		msg := buildMessage(t, agencyA.OfficialAddress, testSubject, file{"cv.pdf", "application/pdf", annex})
+		_, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.cert), Verify: VerifyOptions{Now: testNow}})
+		if !errors.As(err, new(*problem)) || !strings.Contains(err.Error(), "chưa có chữ ký số") {
+			t.Errorf("CheckSigner: %v", err)
+		}
+		doc := testDocument(agencyA)
+		doc.PDF = &PDFStamp{}
+		out, err := Stamp(t.Context(), msg, a.seal, doc, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Verify(out, opts)
+		if err == nil || res.Check(CheckPDF).Reason != ReasonNoSignerSig {
+			t.Errorf("Verify: %v\n%s", err, res)
+		}
+	})
+	t.Run("not sealed inside", func(t *testing.T) {
+		doc := testDocument(agencyA)
+		out, err := Stamp(t.Context(), msg, a.seal, doc, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Verify(out, opts)
+		if err == nil || res.Check(CheckPDF).Reason != ReasonNoAgencySig {
+			t.Errorf("Verify: %v\n%s", err, res)
+		}
+	})
+}
+
+func poolOf(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+// attachedFiles returns the decoded PDF attachments of a stamped message by name.
+func attachedFiles(t *testing.T, msg []byte) map[string][]byte {
+	t.Helper()
+	root, err := parsePart(signedPart(t, msg), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, p := range attachments(root.kids) {
+		if !p.isPDF() {
+			continue
+		}
+		var b bytes.Buffer
+		if err := decodeBody(p.cte(), p.body, &b); err != nil {
+			t.Fatal(err)
+		}
+		out[p.filename()] = b.Bytes()
+	}
+	return out
+}
+
+// render writes page of data as prefix.png with pdftoppm.
+func render(t *testing.T, data []byte, page int, prefix string) {
+	t.Helper()
+	path := testtool.Path(t, "pdftoppm", "poppler-utils")
+	dir := t.TempDir()
+	writeFile(t, dir, "doc.pdf", data)
+	p := strconv.Itoa(page)
+	if out, err := exec.Command(path, "-png", "-r", "110", "-f", p, "-l", p, "-singlefile", filepath.Join(dir, "doc.pdf"), prefix).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, out)
+	}
 }

@@ -19,6 +19,7 @@ const (
 	CheckManifest   = "manifest"   // manifest.xml matches the attachments and the seal
 	CheckEvidence   = "evidence"   // a receipt's evidence.xml (ParseReceipt)
 	CheckRevocation = "revocation" // CRL and OCSP
+	CheckPDF        = "pdf"        // the signatures inside the PDF attachments
 )
 
 // Status is the outcome of one check.
@@ -106,7 +107,9 @@ type Result struct {
 	SigningTime time.Time         `json:"signingTime,omitzero"`
 	Timestamp   time.Time         `json:"timestamp,omitzero"` // of a trusted RFC 3161 token; used instead of SigningTime
 	Manifest    *Manifest         `json:"manifest,omitempty"`
-	Checks      []Check           `json:"checks"`
+	PDFs        []*PDFReport      `json:"pdfs,omitempty"` // with VerifyOptions.PDF
+
+	Checks []Check `json:"checks"`
 }
 
 // Check returns the named check, or nil.

@@ -27,6 +27,9 @@ type Document struct {
 	Signer  SignerInfo // competent person who signed the document
 	Date    time.Time  // ngày ban hành, in the organ's time zone; the stamping time when zero
 	Place   string     // địa danh, optional
+	// PDF, when set, signs every PDF attachment inside as well (see
+	// PDFStamp), before the message is sealed.
+	PDF *PDFStamp
 }
 
 // Stamp seals msg, a complete RFC 5322 message with at least one
@@ -94,6 +97,12 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	if len(atts) == 0 {
 		return nil, errors.New("message has no attachment")
 	}
+	var signed map[*part]Attachment
+	if doc.PDF != nil {
+		if signed, err = stampPDFs(ctx, atts, seal, doc, Notation(doc.Number, code), now); err != nil {
+			return nil, err
+		}
+	}
 	m := &Manifest{
 		From:             Organ{OrganID: doc.Agency.OrganID, OrganName: doc.Agency.OrganName, Email: addr},
 		To:               doc.To,
@@ -109,6 +118,10 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	hashed := make(chan error, 1)
 	go func() {
 		for i, p := range atts {
+			if a, ok := signed[p]; ok {
+				m.Attachments[i] = a
+				continue
+			}
 			a, err := digest(p)
 			if err != nil {
 				hashed <- err

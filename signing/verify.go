@@ -36,6 +36,10 @@ type VerifyOptions struct {
 	// own signingTime is used.
 	TSARoots *x509.CertPool
 
+	// PDF, when set, also verifies the signatures inside every PDF
+	// attachment (see PDFPolicy) as the check CheckPDF.
+	PDF *PDFPolicy
+
 	Now  time.Time     // time of verification; zero means time.Now()
 	Skew time.Duration // allowed signingTime skew; zero means DefaultSkew
 }
@@ -46,15 +50,33 @@ type VerifyOptions struct {
 // for the sender's rejection notice.
 func Verify(msg []byte, opts VerifyOptions) (*Result, error) {
 	var m *Manifest
+	var pdfCheck func(*Result)
 	res, err := verify(msg, opts, CheckManifest, func(env *envelope, cert *x509.Certificate) (string, error) {
 		var err error
 		m, err = checkManifest(env, cert)
 		if err != nil {
 			return "", err
 		}
+		if opts.PDF != nil && cert != nil {
+			pdfCheck = func(res *Result) { checkPDFs(res, env, cert, opts) }
+		}
 		return fmt.Sprintf("%s: %d attachment(s) match", m.DocumentID, len(m.Attachments)), nil
 	})
 	res.Manifest = m
+	switch {
+	case opts.PDF == nil:
+	case pdfCheck == nil:
+		res.skip("the message did not verify", CheckPDF)
+	default:
+		// Only worth the work once the message itself verified.
+		if err == nil {
+			pdfCheck(res)
+			res.OK = false
+			err = res.finish()
+		} else {
+			res.skip("the message did not verify", CheckPDF)
+		}
+	}
 	return res, err
 }
 

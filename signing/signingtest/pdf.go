@@ -41,6 +41,14 @@ func Doc(seed byte, filler int, pages ...string) []byte {
 		var c bytes.Buffer
 		c.WriteString("BT /F1 12 Tf 72 770 Td 16 TL\n")
 		for _, line := range strings.Split(text, "\n") {
+			// "@X Y text" draws text at X, Y; other lines follow each other.
+			var x, y float64
+			if k, _ := fmt.Sscanf(line, "@%g %g ", &x, &y); k == 2 {
+				_, rest, _ := strings.Cut(line[1:], " ")
+				_, rest, _ = strings.Cut(rest, " ")
+				fmt.Fprintf(&c, "ET BT /F1 12 Tf %g %g Td (%s) Tj ET BT /F1 12 Tf 72 770 Td 16 TL\n", x, y, escape(rest))
+				continue
+			}
 			fmt.Fprintf(&c, "(%s) '\n", escape(line))
 		}
 		fmt.Fprintf(&c, "ET\nBT /F1 9 Tf 290 30 Td (%d/%d) Tj ET\n", i+1, n)
@@ -67,11 +75,23 @@ func escape(s string) string {
 	return r.Replace(s)
 }
 
-// Letter is a three-page official letter (công văn) with filler bytes of
-// image data, for tests that need a realistic main document.
-func Letter(seed byte, filler int) []byte {
-	return Doc(seed, filler,
-		"UBND THANH PHO HA NOI\nSO THONG TIN VA TRUYEN THONG\n\nSo: ..../STTTT-VP\n\nV/v trien khai he thong thu dien tu cong vu\n\nKinh gui: So Tai chinh",
-		"Noi dung trang 2.\nKe hoach trien khai gom ba giai doan.",
-		"Noi nhan:\n- Nhu tren;\n- Luu: VT.\n\nGIAM DOC\n\n\n\n\n\nNguyen Van An")
+// Letter is an official letter (công văn) of pages pages with filler bytes
+// of image data. The signer's block is on the last page: the title at the
+// right, room for the signature at 330-480 x 110-170 (SignerRect), the name
+// under it.
+func Letter(seed byte, filler, pages int) []byte {
+	head := "UBND THANH PHO HA NOI\nSO THONG TIN VA TRUYEN THONG\n\nSo: ..../STTTT-VP\n" +
+		"V/v trien khai he thong thu dien tu cong vu\n\nKinh gui: So Tai chinh\n\n" +
+		"So Thong tin va Truyen thong gui kem ke hoach trien khai he thong\nthu dien tu cong vu nam 2026."
+	sign := "\n\nNoi nhan:\n- Nhu tren;\n- Luu: VT.\n@365 190 GIAM DOC\n@355 90 Nguyen Van An"
+	texts := make([]string, max(pages, 1))
+	texts[0] = head
+	for i := 1; i < len(texts); i++ {
+		texts[i] = fmt.Sprintf("Noi dung trang %d.\nKe hoach trien khai gom ba giai doan.", i+1)
+	}
+	texts[len(texts)-1] += sign
+	return Doc(seed, filler, texts...)
 }
+
+// SignerRect is where Letter leaves room for the signer's signature.
+var SignerRect = [4]float64{330, 110, 480, 170}

@@ -1,0 +1,247 @@
+package signing
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"strings"
+	"time"
+
+	"sealmail/signing/pdf"
+)
+
+// PDFStamp is how Stamp signs the PDF files of a document inside, as
+// Decree 30/2020 wants the agency's signature (Art. 5.1, 14, Appendix I):
+// every PDF attachment gets the seal's signature as an incremental update.
+// The first PDF is the main document: its signature shows the seal image
+// over the signer's signature, with the agency's name and the time; the
+// others, attachments (phụ lục), show the main document's number and the
+// time at the top right of their first page.
+type PDFStamp struct {
+	Profile   string      // ProfilePKCS7 when empty
+	SealImage image.Image // the agency's red seal; nil shows the text only
+}
+
+// isPDF tells the attachments signed inside.
+func (p *part) isPDF() bool {
+	return p.mediaType == "application/pdf" || strings.HasSuffix(strings.ToLower(p.filename()), ".pdf")
+}
+
+// stampPDFs signs the PDF attachments in place: each part's body becomes
+// the signed file, base64. It returns the signed files' manifest entries.
+func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, notation string, now time.Time) (map[*part]Attachment, error) {
+	out := map[*part]Attachment{}
+	main := true
+	for _, p := range atts {
+		if !p.isPDF() {
+			continue
+		}
+		var raw bytes.Buffer
+		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
+			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
+		}
+		f, err := pdf.Parse(raw.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("attachment %q is not a readable PDF: %w", p.filename(), err)
+		}
+		var ap *Appearance
+		if main {
+			ap, err = mainAppearance(f, doc.PDF.SealImage, doc.Agency.OrganName, now)
+		} else {
+			ap, err = annexAppearance(f, notation, now)
+		}
+		if err != nil {
+			return nil, err
+		}
+		reason := "Văn bản số " + notation
+		if !main {
+			reason = "Phụ lục kèm văn bản số " + notation
+		}
+		signed, err := SignPDF(ctx, raw.Bytes(), seal, PDFSignOptions{Profile: doc.PDF.Profile, Field: "Agency seal",
+			Name: doc.Agency.OrganName, Reason: reason, Location: doc.Place, Appearance: ap}, now)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
+		}
+		var enc bytes.Buffer
+		enc.Grow(len(signed)*4/3 + len(signed)/38)
+		writeBase64(&enc, signed) // to memory: cannot fail
+		p.header.Set("Content-Transfer-Encoding", "base64")
+		p.body = enc.Bytes()
+		sum := sha256.Sum256(signed)
+		out[p] = Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum[:])}
+		main = false
+	}
+	return out, nil
+}
+
+// SignerPolicy is what the main PDF must carry before the agency signs it.
+type SignerPolicy struct {
+	// Roots are the national roots the signer's certificate must chain to
+	// (documents.trust-roots); nil leaves the chain unchecked.
+	Roots *x509.CertPool
+	// Verify supplies CRLs, OCSP, TSA roots, the time and skew.
+	Verify VerifyOptions
+}
+
+// CheckSigner checks that the main PDF of msg (its first PDF attachment)
+// carries at least one valid signature, the signer's, covering the file
+// as it is, before the agency signs it (Decree 30 Art. 14 and 32.2.d).
+// It returns the report on that file; err, when not nil, names the reason
+// in Vietnamese and English.
+func CheckSigner(msg []byte, policy SignerPolicy) (*PDFReport, error) {
+	top, err := parsePart(crlf(msg), 0)
+	if err != nil {
+		return nil, err
+	}
+	kids := top.kids
+	if top.mediaType != "multipart/mixed" {
+		kids = []*part{top}
+	}
+	for _, p := range attachments(kids) {
+		if !p.isPDF() {
+			continue
+		}
+		var raw bytes.Buffer
+		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
+			return nil, fmt.Errorf("tệp %q không đọc được / attachment %q cannot be decoded: %w", p.filename(), p.filename(), err)
+		}
+		rep, err := VerifyPDF(raw.Bytes(), policy.Roots, policy.Verify)
+		rep.File = p.filename()
+		if err != nil {
+			return rep, fmt.Errorf("tệp %q không phải PDF hợp lệ / %q is not a valid PDF: %w", p.filename(), p.filename(), err)
+		}
+		return rep, signerVerdict(rep, nil)
+	}
+	return nil, errors.New("văn bản không có tệp PDF để ký số / the document has no PDF file to sign")
+}
+
+// signerVerdict requires a valid signature in rep other than the agency's
+// (agency nil: any signature) that nothing but signatures followed.
+func signerVerdict(rep *PDFReport, agency *x509.Certificate) error {
+	var why string
+	for _, s := range rep.Signatures {
+		if agency != nil && s.SignerCert != nil && s.SignerCert.Equal(agency) {
+			continue
+		}
+		if c := s.failure(); c != nil {
+			why = fmt.Sprintf("%s: %s [%s] %s", s.Signer, c.Name, c.Reason, c.Detail)
+			continue
+		}
+		return nil
+	}
+	if why == "" {
+		return fail(ReasonNoSignerSig, "tệp PDF chính %q chưa có chữ ký số của người có thẩm quyền / the main PDF %q has no signature of the person with authority",
+			rep.File, rep.File)
+	}
+	return fail(ReasonNoSignerSig, "chữ ký số của người có thẩm quyền trong tệp PDF chính %q không hợp lệ / the signer's signature in the main PDF %q is not valid: %s",
+		rep.File, rep.File, why)
+}
+
+// PDFPolicy is what a receiving agency requires of the PDF files of a
+// document (Decree 30 Art. 21.2.a): every signature valid, chained to the
+// sender's seal CA or to the national roots and not revoked; the last one
+// the sealing agency's, covering the whole file; and, when RequireSigner,
+// a signer's signature in the main document before it.
+type PDFPolicy struct {
+	TrustRoots    []*x509.Certificate // documents.trust-roots
+	RequireSigner bool
+}
+
+// checkPDFs verifies the PDF attachments of a verified message sealed by
+// seal and adds the outcome to res as CheckPDF.
+func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOptions) {
+	root, err := parsePart(env.entity, 0)
+	if err != nil {
+		res.add(CheckPDF, "", fail(ReasonMalformedMIME, "%v", err))
+		return
+	}
+	_, rest, err := xmlPart(root, manifestName)
+	if err != nil {
+		res.add(CheckPDF, "", fail(ReasonNoManifest, "%v", err))
+		return
+	}
+	domain := env.from[strings.LastIndexByte(env.from, '@')+1:]
+	pool := x509.NewCertPool()
+	if p := opts.Roots[strings.ToLower(domain)]; p != nil {
+		pool = p.Clone()
+	}
+	for _, c := range opts.PDF.TrustRoots {
+		pool.AddCert(c)
+	}
+	var details []string
+	main := true
+	for _, p := range attachments(rest) {
+		if !p.isPDF() {
+			continue
+		}
+		var raw bytes.Buffer
+		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
+			res.add(CheckPDF, "", fail(ReasonMalformedPDF, "%q: %v", p.filename(), err))
+			return
+		}
+		rep, err := VerifyPDF(raw.Bytes(), pool, opts)
+		rep.File = p.filename()
+		res.PDFs = append(res.PDFs, rep)
+		if err == nil {
+			err = pdfVerdict(rep, seal, main && opts.PDF.RequireSigner)
+		}
+		if err != nil {
+			var pr *problem
+			if errors.As(err, &pr) {
+				err = fail(pr.reason, "%q: %s", rep.File, pr.msg)
+			}
+			res.add(CheckPDF, "", err)
+			return
+		}
+		details = append(details, rep.summary())
+		main = false
+	}
+	if len(details) == 0 {
+		res.skip("no PDF attachment", CheckPDF)
+		return
+	}
+	res.add(CheckPDF, strings.Join(details, "; "), nil)
+}
+
+// pdfVerdict applies PDFPolicy to one file's report.
+func pdfVerdict(rep *PDFReport, seal *x509.Certificate, requireSigner bool) error {
+	for _, s := range rep.Signatures {
+		if c := s.failure(); c != nil {
+			return fail(c.Reason, "signature %q by %s: %s: %s", s.Field, s.Signer, c.Name, c.Detail)
+		}
+	}
+	n := len(rep.Signatures)
+	if n == 0 {
+		return fail(ReasonNoPDFSignature, "no signature inside the file")
+	}
+	if last := rep.Signatures[n-1]; last.SignerCert == nil || !last.SignerCert.Equal(seal) || !last.Whole {
+		return fail(ReasonNoAgencySig, "the last signature is not the sending agency's over the whole file")
+	}
+	if requireSigner {
+		return signerVerdict(rep, seal)
+	}
+	return nil
+}
+
+// summary describes the signatures of a verified file in Vietnamese, for
+// the register and the recipients.
+func (rep *PDFReport) summary() string {
+	var parts []string
+	for _, s := range rep.Signatures {
+		who := s.Signer
+		if s.Organization != "" && s.Organization != s.Signer {
+			who += " (" + s.Organization + ")"
+		}
+		at := s.SigningTime
+		if !s.Timestamp.IsZero() {
+			at = s.Timestamp
+		}
+		parts = append(parts, "ký bởi "+who+" lúc "+ISOTime(at))
+	}
+	return rep.File + ": " + strings.Join(parts, ", ") + ", toàn vẹn"
+}
