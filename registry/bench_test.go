@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-
-	"sealmail/signing/signingtest"
 )
 
 // BenchmarkOutgoing10MB measures what a clerk's submission of a 10 MB
@@ -17,7 +15,7 @@ import (
 func BenchmarkOutgoing10MB(b *testing.B) {
 	x := newExchange(b)
 	a := x.a
-	msg := docMessage(b, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 10<<20)})
+	msg := docMessage(b, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(b, 1, 10<<20)})
 	old := []byte(header(b, msg, "Message-Id"))
 	ctx := context.Background()
 	b.SetBytes(int64(len(msg)))

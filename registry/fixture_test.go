@@ -106,7 +106,7 @@ func (x *exchange) newSide(t testing.TB, d mailstore.Domain) *side {
 	}
 	sd := &side{store: s, dir: dir, domain: d, clerk: accts[0], staff: accts[1]}
 	sd.reg = &Registry{Store: s, DataDir: dir, Hostname: "mail." + d.Name, Queue: x, Now: x.clock.Now,
-		Logger: discard}
+		Logger: discard, PDF: PDFPolicy{TrustRoots: []*x509.Certificate{authority().ca.Cert}}}
 	return sd
 }
 
@@ -341,4 +341,32 @@ func decodedText(t testing.TB, msg []byte) []byte {
 			}
 		}
 	}
+}
+
+// authority is the person with authority whose signature the main PDF of every
+// test document carries, certified by a national CA both agencies trust.
+var authority = sync.OnceValue(func() *testSigner {
+	t := &testing.T{}
+	ca := signingtest.NewCA(t, t0)
+	cert, key := ca.Person(t, "Nguyễn Văn An", "Sở Thông tin và Truyền thông", t0)
+	return &testSigner{ca: ca, seal: &signing.Seal{Cert: cert, Chain: []*x509.Certificate{ca.Cert}, Key: key}}
+})
+
+type testSigner struct {
+	ca   *signingtest.CA
+	seal *signing.Seal
+}
+
+// signedPDF returns a two-page letter of about size bytes, signed by the
+// signer where the letter leaves room for it.
+func signedPDF(t testing.TB, seed byte, size int) []byte {
+	t.Helper()
+	out, err := signing.SignPDF(context.Background(), signingtest.Letter(seed, size, 2), authority().seal, signing.PDFSignOptions{
+		Field: "Signer", Name: "Nguyễn Văn An",
+		Appearance: &signing.Appearance{Page: -1, Rect: signingtest.SignerRect, Image: signingtest.SignatureImage()},
+	}, t0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

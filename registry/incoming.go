@@ -133,13 +133,22 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency) error {
 		Notation: m.Code.CodeNumber + "/" + m.Code.CodeNotation, DocumentID: m.DocumentID, MessageID: in.messageID,
 		DocDate: m.PromulgationInfo.PromulgationDate, Time: in.now, Subject: m.Subject, Signer: signerText(m.SignerInfo),
 		Organ: m.From.OrganName, Sender: in.from, Recipients: g.rcpts, Copies: 1, Status: StatusReceived,
-		Files: docFiles(manifestFiles(m)),
+		Files: docFiles(manifestFiles(m)), Notes: pdfNotes(in.res),
 	}, nil)
 	redelivered := errors.Is(err, mailstore.ErrExists)
 	if err != nil && !redelivered {
 		return err
 	}
-	out, err := setVerdict(in.msg, "pass"+param("organ", m.From.OrganID)+param("doc", e.Notation)+param("so-den", strconv.Itoa(e.Number)))
+	verdict := "pass" + param("organ", m.From.OrganID) + param("doc", e.Notation) + param("so-den", strconv.Itoa(e.Number))
+	if n := pdfNotes(in.res); n != "" {
+		// The names stay in the register: a header line must stay short.
+		sigs := 0
+		for _, p := range in.res.PDFs {
+			sigs += len(p.Signatures)
+		}
+		verdict += param("pdf", fmt.Sprintf("%d file(s), %d signature(s) verified", len(in.res.PDFs), sigs))
+	}
+	out, err := setVerdict(in.msg, verdict)
 	if err != nil {
 		return err
 	}
@@ -329,4 +338,13 @@ func manifestFiles(m *signing.Manifest) []signing.FileDigest {
 		out[i] = signing.FileDigest{Name: a.FileName, SHA256: a.SHA256}
 	}
 	return out
+}
+
+// pdfNotes is what verification found inside the PDF files, in Vietnamese:
+// who signed each and when, for the register and the recipients.
+func pdfNotes(res *signing.Result) string {
+	if c := res.Check(signing.CheckPDF); c != nil && c.Status == signing.Pass {
+		return "Chữ ký số trong tệp PDF: " + c.Detail
+	}
+	return ""
 }

@@ -128,6 +128,8 @@ var checkNames = map[string][2]string{
 	signing.CheckManifest:   {"danh mục và mã băm tệp đính kèm", "attachment list and digests"},
 	signing.CheckEvidence:   {"nội dung biên nhận", "receipt evidence"},
 	signing.CheckRevocation: {"chứng thư số đã bị thu hồi hoặc không kiểm tra được", "certificate revoked or revocation unknown"},
+	signing.CheckPDF: {"chữ ký số trong tệp PDF (người có thẩm quyền, cơ quan ban hành, toàn vẹn, chứng thư số)",
+		"signatures inside the PDF (signer, issuing agency, integrity, certificates)"},
 }
 
 // failures lists the failed checks, "check: reason; ...", for receipts and

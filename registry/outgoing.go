@@ -56,9 +56,26 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	if err != nil {
 		return nil, err
 	}
+	now := r.now()
+	// The agency signs only what the person with authority signed (Decree
+	// 30 Art. 14, 32.2.d): checked before a number is taken, so a refused
+	// release uses none.
+	if !r.PDF.AllowUnsigned {
+		opts, err := r.VerifyOptions(ctx, d.Name)
+		if err != nil {
+			return nil, err
+		}
+		opts.Now = now
+		if _, err := signing.CheckSigner(msg, signing.SignerPolicy{Roots: r.PDF.trustPool(), Verify: opts}); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+		}
+	}
+	img, err := sealImage(r.DataDir, d.Name)
+	if err != nil {
+		return nil, err
+	}
 	subject, _ := h.Subject()
 	sig := signer(h)
-	now := r.now()
 	date := now.In(r.loc())
 	e, err := r.Store.Register(ctx, mailstore.DocEntry{
 		Domain: d.Name, Direction: mailstore.DocOut, Year: date.Year(), MessageID: messageID,
@@ -78,7 +95,8 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	} else if err != nil {
 		return nil, err
 	}
-	doc := signing.Document{Number: e.Number, Agency: Agency(d), To: r.organs(ctx, h), Subject: subject, Signer: sig, Date: date}
+	doc := signing.Document{Number: e.Number, Agency: Agency(d), To: r.organs(ctx, h), Subject: subject, Signer: sig, Date: date,
+		PDF: &signing.PDFStamp{Profile: r.PDF.Profile, SealImage: img}}
 	stamped, files, err := r.stamp(ctx, msg, seal, doc, d.Name, now)
 	if err != nil {
 		e.Status, e.Notes = StatusVoid, "not sealed: "+err.Error()
@@ -130,7 +148,8 @@ func (r *Registry) stamp(ctx context.Context, msg []byte, seal *signing.Seal, do
 		anchor = seal.Chain[len(seal.Chain)-1]
 	}
 	pool.AddCert(anchor)
-	res, err := signing.Verify(stamped, signing.VerifyOptions{Roots: map[string]*x509.CertPool{domain: pool}, TSARoots: r.TSARoots, Now: now})
+	res, err := signing.Verify(stamped, signing.VerifyOptions{Roots: map[string]*x509.CertPool{domain: pool}, TSARoots: r.TSARoots, Now: now,
+		PDF: &signing.PDFPolicy{TrustRoots: r.PDF.TrustRoots, RequireSigner: !r.PDF.AllowUnsigned}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("the sealed document does not verify: %s", failures(res))
 	}

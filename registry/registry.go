@@ -161,6 +161,36 @@ type Registry struct {
 	TSARoots *x509.CertPool
 	// OCSP asks the responders named in seal certificates; nil checks CRLs only.
 	OCSP signing.OCSPFetcher
+	// PDF is the policy for the PDF files of official documents.
+	PDF PDFPolicy
+}
+
+// PDFPolicy is how the registry signs and checks the PDF files inside
+// official documents (Decree 30/2020 Art. 5.1, 14, 21.2.a, Appendix I).
+// Its zero value is the safe default.
+type PDFPolicy struct {
+	// Profile is the PDF signature profile: signing.ProfilePKCS7 (the
+	// default, as the national CA's tools sign) or signing.ProfilePAdES.
+	Profile string
+	// AllowUnsigned releases and accepts a main PDF that carries no valid
+	// signature of the person with authority
+	// (documents.require-signer-signature = false).
+	AllowUnsigned bool
+	// TrustRoots are the national roots signers' certificates chain to
+	// (documents.trust-roots); a seal chains to its agency's seal CA.
+	TrustRoots []*x509.Certificate
+}
+
+// trustPool returns the trust roots as a pool, nil when there are none.
+func (p PDFPolicy) trustPool() *x509.CertPool {
+	if len(p.TrustRoots) == 0 {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	for _, c := range p.TrustRoots {
+		pool.AddCert(c)
+	}
+	return pool
 }
 
 func (r *Registry) now() time.Time {

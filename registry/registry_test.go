@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/emersion/go-message"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -21,7 +23,6 @@ import (
 	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 	"sealmail/signing"
-	"sealmail/signing/signingtest"
 )
 
 const subject = "Về việc triển khai hệ thống thư điện tử công vụ năm 2026"
@@ -32,7 +33,7 @@ func TestExchange(t *testing.T) {
 	ctx := context.Background()
 	x := newExchange(t)
 	a, b := x.a, x.b
-	att := signingtest.PDF(1, 40<<10)
+	att := signedPDF(t, 1, 40<<10)
 	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"Công văn 01 - Kế hoạch.pdf", att})
 	out := x.submit(t, a, a.clerk, []string{b.staff.Address}, msg)
 
@@ -51,7 +52,13 @@ func TestExchange(t *testing.T) {
 		!slices.Equal(e.Recipients, []string{b.staff.Address}) || e.Copies != 1 {
 		t.Errorf("outgoing entry: %+v", e)
 	}
-	if len(e.Files) != 1 || e.Files[0].SHA256 != sum(att) || e.Files[0].Name != "Công văn 01 - Kế hoạch.pdf" {
+	// The registry signed the PDF inside: the file sent is the signer's plus
+	// the agency's signature.
+	sent := attachment(t, out, "Công văn 01 - Kế hoạch.pdf")
+	if !bytes.HasPrefix(sent, att) {
+		t.Error("the sent PDF does not keep the signer's revision")
+	}
+	if len(e.Files) != 1 || e.Files[0].SHA256 != sum(sent) || e.Files[0].Name != "Công văn 01 - Kế hoạch.pdf" {
 		t.Errorf("outgoing entry files: %+v", e.Files)
 	}
 	if len(e.Acks) != 1 || e.Acks[0].Party != b.domain.OfficialAddress || e.Acks[0].StatusCode != "01" {
@@ -87,7 +94,7 @@ func TestExchange(t *testing.T) {
 	in := inReg[0]
 	if in.Number != 1 || in.Notation != "01/STTTT-VP" || in.DocumentID != wantID || in.Organ != a.domain.OrganName ||
 		in.Sender != a.domain.OfficialAddress || in.DocDate != "2026-11-28" || in.Subject != subject || in.Status != StatusReceived ||
-		in.MessageID != e.MessageID || len(in.Files) != 1 || in.Files[0].SHA256 != sum(att) {
+		in.MessageID != e.MessageID || len(in.Files) != 1 || in.Files[0].SHA256 != sum(sent) {
 		t.Errorf("incoming entry: %+v", in)
 	}
 	if len(in.Acks) != 1 || in.Acks[0].Party != a.domain.OfficialAddress || in.Acks[0].StatusCode != "01" {
@@ -97,7 +104,7 @@ func TestExchange(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("recipient's INBOX holds %d messages", len(got))
 	}
-	wantVerdict := `Official-Document: pass; organ=000.00.12.H10; doc="01/STTTT-VP"; so-den=1` + "\r\n"
+	wantVerdict := `Official-Document: pass; organ=000.00.12.H10; doc="01/STTTT-VP"; so-den=1; pdf="1 file(s), 2 signature(s) verified"` + "\r\n"
 	if !bytes.HasPrefix(got[0], []byte(wantVerdict)) || !bytes.Equal(got[0][len(wantVerdict):], out) {
 		t.Errorf("delivered document does not start with %q followed by the stamped message:\n%.300s", wantVerdict, got[0])
 	}
@@ -149,7 +156,7 @@ func TestExchange(t *testing.T) {
 	}
 
 	// The next document takes the next number on both sides.
-	x.submit(t, a, a.clerk, []string{b.staff.Address}, docMessage(t, a.domain.OfficialAddress, b.staff.Address, "Thứ hai", file{"b.pdf", signingtest.PDF(2, 1000)}))
+	x.submit(t, a, a.clerk, []string{b.staff.Address}, docMessage(t, a.domain.OfficialAddress, b.staff.Address, "Thứ hai", file{"b.pdf", signedPDF(t, 2, 1000)}))
 	if r := docs(t, a, mailstore.DocOut); len(r) != 2 || r[1].Notation != "02/STTTT-VP" {
 		t.Errorf("second outgoing: %+v", r)
 	}
@@ -163,7 +170,7 @@ func TestExchange(t *testing.T) {
 func TestNotADocument(t *testing.T) {
 	x := newExchange(t)
 	a, b := x.a, x.b
-	att := file{"cv.pdf", signingtest.PDF(1, 100)}
+	att := file{"cv.pdf", signedPDF(t, 1, 100)}
 	for _, c := range []struct {
 		name string
 		acct mailstore.Account
@@ -197,7 +204,7 @@ func TestNoSeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
+		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)}))
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "seal init") {
 		t.Errorf("no seal: %v", err)
 	}
@@ -231,7 +238,7 @@ func TestConcurrentClerks(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, c := range clerks {
 		wg.Go(func() {
-			msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, fmt.Sprintf("Văn bản %d", i), file{"cv.pdf", signingtest.PDF(byte(i), 2000)})
+			msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, fmt.Sprintf("Văn bản %d", i), file{"cv.pdf", signedPDF(t, byte(i), 2000)})
 			out, err := a.reg.Outgoing(ctx, c, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
 			if err != nil {
 				t.Error(err)
@@ -260,7 +267,7 @@ func TestConcurrentClerks(t *testing.T) {
 func TestResubmission(t *testing.T) {
 	x := newExchange(t)
 	a := x.a
-	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)})
+	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)})
 	first := x.submit(t, a, a.clerk, []string{x.b.staff.Address}, msg)
 	x.clock.Set(t0.Add(time.Hour))
 	again, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
@@ -289,7 +296,7 @@ func TestYearRollover(t *testing.T) {
 	send := func(at time.Time) string {
 		x.clock.Set(at)
 		out := x.submit(t, a, a.clerk, []string{b.staff.Address},
-			docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
+			docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)}))
 		return header(t, out, "Official-Document-Id")
 	}
 	eve := time.Date(2026, 12, 31, 23, 50, 0, 0, ICT)
@@ -311,8 +318,8 @@ func TestYearRollover(t *testing.T) {
 // recipient finds a notice in quarantine, nothing is registered, and the
 // sender (if it is a known agency) gets a failure receipt with the reason.
 func TestQuarantine(t *testing.T) {
-	att := signingtest.PDF(1, 20<<10)
-	other := signingtest.PDF(9, 20<<10)
+	att := signedPDF(t, 1, 20<<10)
+	other := signedPDF(t, 9, 20<<10)
 	// stampedBy stamps a document From agency ag with seal, as a rogue or
 	// misconfigured server would.
 	stampedBy := func(t *testing.T, ag signing.Agency, seal *signing.Seal, to string, at time.Time) []byte {
@@ -339,9 +346,14 @@ func TestQuarantine(t *testing.T) {
 		}, "signature: digest-mismatch; manifest: hash-mismatch", true, "vanthu@a.test"},
 		{"forged manifest", func(t *testing.T, x *exchange) []byte {
 			// The attachment replaced and the manifest made to match it.
-			m := rewritePart(t, x.sealed(t, att), "cv.pdf", func([]byte) []byte { return other })
+			var sealed, forged []byte
+			m := rewritePart(t, x.sealed(t, att), "cv.pdf", func(b []byte) []byte {
+				sealed = slices.Clone(b)
+				forged = append(slices.Clone(other), make([]byte, len(b))...)[:len(b)]
+				return forged
+			})
 			return rewritePart(t, m, "manifest.xml", func(b []byte) []byte {
-				return bytes.Replace(b, []byte(sum(att)), []byte(sum(other)), 1)
+				return bytes.Replace(b, []byte(sum(sealed)), []byte(sum(forged)), 1)
 			})
 		}, "signature: digest-mismatch", true, "vanthu@a.test"},
 		{"revoked", func(t *testing.T, x *exchange) []byte {
@@ -483,7 +495,7 @@ func TestForgedReceipt(t *testing.T) {
 	a, b := x.a, x.b
 	ctx := context.Background()
 	out, err := a.reg.Outgoing(ctx, a.clerk, a.domain.OfficialAddress, []string{b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)}))
+		docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +535,7 @@ func TestOpenSSLVerifiesFiledCopy(t *testing.T) {
 	x := newExchange(t)
 	a := x.a
 	x.submit(t, a, a.clerk, []string{x.b.staff.Address},
-		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 30<<10)}))
+		docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 30<<10)}))
 	filed := folder(t, a, a.clerk, OutFolder)
 	if len(filed) != 1 {
 		t.Fatalf("Văn bản đi holds %d messages", len(filed))
@@ -594,4 +606,25 @@ func (s *side) evidence(t *testing.T) []mailstore.Evidence {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// attachment returns the decoded attachment called name in msg.
+func attachment(t *testing.T, msg []byte, name string) []byte {
+	t.Helper()
+	e, err := message.Read(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	e.Walk(func(_ []int, p *message.Entity, err error) error {
+		_, params, _ := p.Header.ContentDisposition()
+		if err == nil && params["filename"] == name {
+			got, err = io.ReadAll(p.Body)
+		}
+		return err
+	})
+	if got == nil {
+		t.Fatalf("no attachment %s", name)
+	}
+	return got
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"image"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,10 +20,11 @@ import (
 
 // Files of a domain's seal directory. Keys are mode 0600 and never logged.
 const (
-	CACertFile   = "ca.pem"   // the CA peers must trust for this domain's seals
-	CAKeyFile    = "ca.key"   // only for a pilot CA made by InitSeal
-	SealCertFile = "seal.pem" // the seal certificate, then its chain
-	SealKeyFile  = "seal.key"
+	CACertFile    = "ca.pem"   // the CA peers must trust for this domain's seals
+	CAKeyFile     = "ca.key"   // only for a pilot CA made by InitSeal
+	SealCertFile  = "seal.pem" // the seal certificate, then its chain
+	SealKeyFile   = "seal.key"
+	SealImageFile = "seal.png" // the red seal shown on documents (Appendix I)
 )
 
 // SealDir returns the directory of a hosted domain's seal: DATA/seal/DOMAIN.
@@ -113,6 +115,31 @@ func writeFile(path string, data []byte) error {
 	return nil
 }
 
+// InstallSealImage checks data as a seal picture (signing.ParseSealImage)
+// and installs it as the domain's.
+func InstallSealImage(dataDir, domain string, data []byte) error {
+	if _, err := signing.ParseSealImage(data); err != nil {
+		return err
+	}
+	dir := SealDir(dataDir, domain)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return writeFile(filepath.Join(dir, SealImageFile), data)
+}
+
+// sealImage loads a domain's seal picture; nil when it has none.
+func sealImage(dataDir, domain string) (image.Image, error) {
+	data, err := os.ReadFile(filepath.Join(SealDir(dataDir, domain), SealImageFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return signing.ParseSealImage(data)
+}
+
 // SealCA returns the PEM CA certificate peers must trust for a hosted
 // domain's seals.
 func SealCA(dataDir, domain string) ([]byte, error) {
@@ -131,7 +158,8 @@ func SealCA(dataDir, domain string) ([]byte, error) {
 // signing.ReasonNoAnchor.
 func (r *Registry) VerifyOptions(ctx context.Context, domain string) (signing.VerifyOptions, error) {
 	domain = strings.ToLower(domain)
-	opts := signing.VerifyOptions{TSARoots: r.TSARoots, OCSP: r.OCSP}
+	opts := signing.VerifyOptions{TSARoots: r.TSARoots, OCSP: r.OCSP,
+		PDF: &signing.PDFPolicy{TrustRoots: r.PDF.TrustRoots, RequireSigner: !r.PDF.AllowUnsigned}}
 	var caPEM []byte
 	var crlFiles []string
 	hosted, err := r.Store.IsLocalDomain(ctx, domain)

@@ -23,7 +23,7 @@ func TestTimestamped(t *testing.T) {
 		s.reg.Timestamper = &signing.TSAClient{URL: tsa.URL, Roots: tsa.Roots}
 		s.reg.TSARoots = tsa.Roots
 	}
-	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 1000)})
+	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 1000)})
 	out := x.submit(t, a, a.clerk, []string{b.staff.Address}, msg)
 
 	opts, err := b.reg.VerifyOptions(ctx, a.domain.Name)
@@ -66,7 +66,7 @@ func TestTSADown(t *testing.T) {
 	down := httptest.NewServer(nil)
 	down.Close()
 	a.reg.Timestamper = &signing.TSAClient{URL: down.URL}
-	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signingtest.PDF(1, 100)})
+	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)})
 	_, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
 	if err == nil || errors.Is(err, ErrRejected) || !errors.Is(err, signing.ErrTimestamp) {
 		t.Fatalf("TSA down: %v, want a temporary time-stamping error", err)

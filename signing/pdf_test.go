@@ -2,14 +2,8 @@ package signing
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
-	"image"
-	"image/color"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,75 +18,16 @@ import (
 	"sealmail/signing/signingtest"
 )
 
-// nationalCA is a stand-in for the national CA that issues the personal
-// certificates of people with signing authority: RSA, as the government
-// CA's are.
-type nationalCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
+type nationalCA struct{ *signingtest.CA }
+
+func newNationalCA(t testing.TB, now time.Time) nationalCA {
+	return nationalCA{signingtest.NewCA(t, now)}
 }
 
-func newNationalCA(t testing.TB, now time.Time) *nationalCA {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		Subject:               organSubject("Cục Chứng thực số và Bảo mật thông tin (thử nghiệm)", "Ban Cơ yếu Chính phủ", ""),
-		NotBefore:             now.Add(-24 * time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	cert, err := create(tmpl, nil, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &nationalCA{cert: cert, key: key}
-}
-
-// person issues a personal signing certificate (RSA 2048) for a signer.
-func (ca *nationalCA) person(t testing.TB, name, organ string, now time.Time) *Seal {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		Subject:   organSubject(name, organ, ""),
-		NotBefore: now.Add(-time.Hour),
-		NotAfter:  now.Add(365 * 24 * time.Hour),
-		KeyUsage:  x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-	}
-	cert, err := create(tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Seal{Cert: cert, Chain: []*x509.Certificate{ca.cert}, Key: key}
-}
-
-// signatureImage is a blue scribble on a transparent background, as a
-// signer's signature image looks.
-func signatureImage() image.Image {
-	img := image.NewNRGBA(image.Rect(0, 0, 300, 120))
-	for x := 20; x < 280; x++ {
-		y := 60 + int(30*sinApprox(float64(x)/25))
-		for d := -2; d <= 2; d++ {
-			img.SetNRGBA(x, y+d, color.NRGBA{0, 40, 200, 255})
-		}
-	}
-	return img
-}
-
-func sinApprox(x float64) float64 {
-	// A triangle wave is scribble enough.
-	x -= 4 * float64(int(x/4))
-	if x < 2 {
-		return x - 1
-	}
-	return 3 - x
+// person returns a signer's personal certificate and key as a Seal.
+func (ca nationalCA) person(t testing.TB, name, organ string, now time.Time) *Seal {
+	cert, key := ca.Person(t, name, organ, now)
+	return &Seal{Cert: cert, Chain: []*x509.Certificate{ca.Cert}, Key: key}
 }
 
 // signedLetter returns a three-page letter signed visibly by the signer on
@@ -107,7 +42,7 @@ func signLetter(t testing.TB, letter []byte, signer *Seal) []byte {
 	t.Helper()
 	out, err := SignPDF(t.Context(), letter, signer, PDFSignOptions{
 		Field: "Signer", Name: signer.Cert.Subject.CommonName, Reason: "Ký ban hành",
-		Appearance: &Appearance{Page: -1, Rect: signingtest.SignerRect, Image: signatureImage()},
+		Appearance: &Appearance{Page: -1, Rect: signingtest.SignerRect, Image: signingtest.SignatureImage()},
 	}, testNow)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +112,7 @@ func TestSignPDFXrefStream(t *testing.T) {
 	ca := newNationalCA(t, testNow)
 	signer := ca.person(t, "Trần Thị Bình", agencyA.OrganName, testNow)
 	one, err := SignPDF(t.Context(), in, signer, PDFSignOptions{Field: "Signer",
-		Appearance: &Appearance{Page: -1, Rect: [4]float64{330, 110, 480, 170}, Image: signatureImage()}}, testNow)
+		Appearance: &Appearance{Page: -1, Rect: [4]float64{330, 110, 480, 170}, Image: signingtest.SignatureImage()}}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +160,7 @@ func TestVerifyPDF(t *testing.T) {
 	signer := ca.person(t, "Nguyễn Văn An", agencyA.OrganName, testNow)
 	a := newPKI(t, agencyA, testNow, testNow)
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	roots.AddCert(a.ca)
 	opts := VerifyOptions{Now: testNow.Add(time.Hour)}
 	one := signedLetter(t, signer, 1000)
@@ -295,13 +230,7 @@ func TestVerifyPDF(t *testing.T) {
 		wantPDFFailure(t, rep, 0, CheckChain, ReasonUntrusted)
 	})
 	t.Run("revoked", func(t *testing.T) {
-		crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-			Number: big.NewInt(1), ThisUpdate: testNow, NextUpdate: testNow.Add(7 * 24 * time.Hour),
-			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: signer.Cert.SerialNumber, RevocationTime: testNow.Add(-time.Minute)}},
-		}, ca.cert, ca.key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		crl := ca.CRL(t, testNow, testNow.Add(-time.Minute), signer.Cert)
 		list, err := x509.ParseRevocationList(crl)
 		if err != nil {
 			t.Fatal(err)
@@ -333,7 +262,7 @@ func TestStampPDFs(t *testing.T) {
 	annex := signingtest.Doc(9, 0, "PHU LUC\nDanh sach don vi trien khai", "Trang 2 cua phu luc")
 	msg := buildMessage(t, agencyA.OfficialAddress, testSubject,
 		file{"Công văn 123.pdf", "application/pdf", main}, file{"Phụ lục I.pdf", "application/pdf", annex})
-	if _, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.cert), Verify: VerifyOptions{Now: testNow}}); err != nil {
+	if _, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.Cert), Verify: VerifyOptions{Now: testNow}}); err != nil {
 		t.Fatalf("CheckSigner: %v", err)
 	}
 	sealImg, err := ParseSealImage(signingtest.SealPNG(400))
@@ -347,7 +276,7 @@ func TestStampPDFs(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := options(testNow.Add(time.Hour), map[Agency]*pki{agencyA: a})
-	opts.PDF = &PDFPolicy{TrustRoots: []*x509.Certificate{ca.cert}, RequireSigner: true}
+	opts.PDF = &PDFPolicy{TrustRoots: []*x509.Certificate{ca.Cert}, RequireSigner: true}
 	res, err := Verify(out, opts)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, res)
@@ -387,7 +316,7 @@ func TestStampPDFs(t *testing.T) {
 
 	t.Run("without a signer's signature", func(t *testing.T) {
 		msg := buildMessage(t, agencyA.OfficialAddress, testSubject, file{"cv.pdf", "application/pdf", annex})
-		_, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.cert), Verify: VerifyOptions{Now: testNow}})
+		_, err := CheckSigner(msg, SignerPolicy{Roots: poolOf(ca.Cert), Verify: VerifyOptions{Now: testNow}})
 		if !errors.As(err, new(*problem)) || !strings.Contains(err.Error(), "chưa có chữ ký số") {
 			t.Errorf("CheckSigner: %v", err)
 		}

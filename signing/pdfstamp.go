@@ -165,13 +165,26 @@ func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOp
 		res.add(CheckPDF, "", fail(ReasonNoManifest, "%v", err))
 		return
 	}
+	// The seal chains to its agency's anchors, as the S/MIME seal did; any
+	// other signer to those or to the national roots, and goes unchecked
+	// when no national roots are configured.
 	domain := env.from[strings.LastIndexByte(env.from, '@')+1:]
-	pool := x509.NewCertPool()
-	if p := opts.Roots[strings.ToLower(domain)]; p != nil {
-		pool = p.Clone()
+	sealPool := opts.Roots[strings.ToLower(domain)]
+	var signerPool *x509.CertPool
+	if len(opts.PDF.TrustRoots) > 0 {
+		signerPool = x509.NewCertPool()
+		if sealPool != nil {
+			signerPool = sealPool.Clone()
+		}
+		for _, c := range opts.PDF.TrustRoots {
+			signerPool.AddCert(c)
+		}
 	}
-	for _, c := range opts.PDF.TrustRoots {
-		pool.AddCert(c)
+	rootsFor := func(c *x509.Certificate) *x509.CertPool {
+		if c.Equal(seal) {
+			return sealPool
+		}
+		return signerPool
 	}
 	var details []string
 	main := true
@@ -184,7 +197,7 @@ func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOp
 			res.add(CheckPDF, "", fail(ReasonMalformedPDF, "%q: %v", p.filename(), err))
 			return
 		}
-		rep, err := VerifyPDF(raw.Bytes(), pool, opts)
+		rep, err := verifyPDF(raw.Bytes(), rootsFor, opts)
 		rep.File = p.filename()
 		res.PDFs = append(res.PDFs, rep)
 		if err == nil {

@@ -80,6 +80,11 @@ type PDFReport struct {
 // skips the chain and revocation checks. Only opts' CRLs, OCSP,
 // RequireRevocation, TSARoots, Now and Skew apply.
 func VerifyPDF(data []byte, roots *x509.CertPool, opts VerifyOptions) (*PDFReport, error) {
+	return verifyPDF(data, func(*x509.Certificate) *x509.CertPool { return roots }, opts)
+}
+
+// verifyPDF is VerifyPDF with the roots chosen per signer's certificate.
+func verifyPDF(data []byte, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions) (*PDFReport, error) {
 	rep := &PDFReport{}
 	f, err := pdf.Parse(data)
 	if err != nil {
@@ -103,12 +108,12 @@ func VerifyPDF(data []byte, roots *x509.CertPool, opts VerifyOptions) (*PDFRepor
 		if f.Dict(fd["V"]) == nil || (fd.Name("FT") != "Sig" && f.Dict(fd["Parent"]).Name("FT") != "Sig") {
 			continue
 		}
-		rep.Signatures = append(rep.Signatures, verifyPDFSignature(f, fd, roots, opts, now, skew))
+		rep.Signatures = append(rep.Signatures, verifyPDFSignature(f, fd, rootsFor, opts, now, skew))
 	}
 	return rep, nil
 }
 
-func verifyPDFSignature(f *pdf.File, field pdf.Dict, roots *x509.CertPool, opts VerifyOptions, now time.Time, skew time.Duration) PDFSignature {
+func verifyPDFSignature(f *pdf.File, field pdf.Dict, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions, now time.Time, skew time.Duration) PDFSignature {
 	data := f.Data()
 	v := f.Dict(field["V"])
 	ps := PDFSignature{SubFilter: string(v.Name("SubFilter"))}
@@ -196,7 +201,7 @@ func verifyPDFSignature(f *pdf.File, field pdf.Dict, roots *x509.CertPool, opts 
 		}
 	}
 	var chain []*x509.Certificate
-	if roots == nil {
+	if roots := rootsFor(sig.cert); roots == nil {
 		res.skip("no trust roots configured (documents.trust-roots)", CheckChain)
 	} else {
 		var detail string
