@@ -40,8 +40,8 @@ func (ca *CA) Person(t testing.TB, name, organ string, now time.Time) (*x509.Cer
 	t.Helper()
 	key := rsaKey(t)
 	tmpl := &x509.Certificate{
-		Subject:   pkix.Name{Country: []string{"VN"}, Organization: []string{organ}, CommonName: name},
-		KeyUsage:  x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		Subject:  pkix.Name{Country: []string{"VN"}, Organization: []string{organ}, CommonName: name},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 	}
 	return issue(t, tmpl, ca.Cert, key.Public(), ca.Key, now), key
 }
