@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,15 @@ type Documents struct {
 	TSAURL string `toml:"tsa-url"`
 	// TSACA is a PEM file of the roots of trusted TSAs: ours and peers'.
 	TSACA string `toml:"tsa-ca"`
+	// PDFProfile is the signature profile inside PDFs: "adbe.pkcs7.detached"
+	// or "pades" (ETSI.CAdES.detached).
+	PDFProfile string `toml:"pdf-profile"`
+	// RequireSignerSignature refuses a release whose main PDF has no valid
+	// signature of the person with authority, and quarantines such arrivals.
+	RequireSignerSignature bool `toml:"require-signer-signature"`
+	// TrustRoots is a PEM file of the national roots signers' certificates
+	// chain to.
+	TrustRoots string `toml:"trust-roots"`
 }
 
 // Default returns the configuration for a production server of hostname.
@@ -126,6 +136,7 @@ func Default(hostname string) Config {
 			DelayWarning: Duration(4 * time.Hour),
 			DMARCPolicy:  "follow",
 		},
+		Documents: Documents{PDFProfile: "adbe.pkcs7.detached", RequireSignerSignature: true},
 	}
 }
 
@@ -236,7 +247,42 @@ func (c *Config) Check() error {
 			return errors.New("documents.tsa-ca: must be set when documents.tsa-url is")
 		}
 	}
+	switch c.Documents.PDFProfile {
+	case "adbe.pkcs7.detached", "pades":
+	default:
+		return fmt.Errorf("documents.pdf-profile: %q (want adbe.pkcs7.detached or pades)", c.Documents.PDFProfile)
+	}
 	return nil
+}
+
+// TrustRoots reads the documents.trust-roots file; nil when it is not set.
+func (c *Config) TrustRoots() ([]*x509.Certificate, error) {
+	if c.Documents.TrustRoots == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(c.Path(c.Documents.TrustRoots))
+	if err != nil {
+		return nil, fmt.Errorf("documents.trust-roots: %w", err)
+	}
+	var certs []*x509.Certificate
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("documents.trust-roots: %s: %w", c.Path(c.Documents.TrustRoots), err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("documents.trust-roots: %s holds no PEM certificate", c.Path(c.Documents.TrustRoots))
+	}
+	return certs, nil
 }
 
 // TSARoots reads the documents.tsa-ca file; nil when it is not set.
@@ -381,6 +427,19 @@ tsa-url = "{{.Documents.TSAURL}}"
 # this server's TSA and its peers'. Required with tsa-url. Received documents
 # with a timestamp from these TSAs are judged at that time.
 tsa-ca = "{{.Documents.TSACA}}"
+# The agency's digital signature inside every PDF of a released document
+# (Decree 30/2020, Appendix I): "adbe.pkcs7.detached", as the national CA's
+# signing tools write it and Adobe Reader and vSignPDF check it, or "pades"
+# (PAdES baseline B-B, B-T when tsa-url is set).
+pdf-profile = "{{.Documents.PDFProfile}}"
+# Release only documents whose main PDF (the first PDF attached) carries a
+# valid signature of the person with authority, and quarantine arrivals
+# without one (Decree 30/2020 Art. 14, 32.2.d).
+require-signer-signature = {{.Documents.RequireSignerSignature}}
+# PEM file of the national roots (e.g. the government CA's) that signers'
+# certificates must chain to. Empty: signers' certificates are checked for
+# integrity and validity dates but not for their issuer.
+trust-roots = "{{.Documents.TrustRoots}}"
 `))
 
 // Size is a byte count written as "50MiB", "2GiB", "512KiB" or plain bytes.

@@ -123,7 +123,7 @@ func TestSelfSigned(t *testing.T) {
 func TestTSARoots(t *testing.T) {
 	dir := t.TempDir()
 	c := Default("mail.test")
-	c.Documents = Documents{TSAURL: "http://tsa.test/tsr", TSACA: "tsa.pem"}
+	c.Documents.TSAURL, c.Documents.TSACA = "http://tsa.test/tsr", "tsa.pem"
 	if err := Write(dir, c); err != nil {
 		t.Fatal(err)
 	}
@@ -150,5 +150,31 @@ func TestTSARoots(t *testing.T) {
 	got.Documents = Documents{}
 	if pool, err := got.TSARoots(); pool != nil || err != nil {
 		t.Errorf("unset: %v, %v", pool, err)
+	}
+}
+
+func TestDocumentsPDF(t *testing.T) {
+	dir := t.TempDir()
+	c := Default("mail.test")
+	if !c.Documents.RequireSignerSignature || c.Documents.PDFProfile != "adbe.pkcs7.detached" {
+		t.Errorf("defaults: %+v", c.Documents)
+	}
+	c.Documents.PDFProfile, c.Documents.RequireSignerSignature, c.Documents.TrustRoots = "pades", false, "roots.pem"
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Documents != c.Documents {
+		t.Errorf("round trip: %+v", got.Documents)
+	}
+	if _, err := got.TrustRoots(); err == nil || !strings.Contains(err.Error(), "documents.trust-roots") {
+		t.Errorf("missing roots file: %v", err)
+	}
+	got.Documents.PDFProfile = "pdf"
+	if err := got.Check(); err == nil || !strings.Contains(err.Error(), "documents.pdf-profile") {
+		t.Errorf("bad profile: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package signing
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -178,6 +179,9 @@ func newSeal(cert *x509.Certificate, chain []*x509.Certificate, key any) (*Seal,
 	}
 	if _, err := signatureAlgorithm(s.Public()); err != nil {
 		return nil, fmt.Errorf("signing: %w", err)
+	}
+	if k, ok := s.Public().(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("signing: RSA key of %d bits; seals need 2048 or more", k.N.BitLen())
 	}
 	return &Seal{Cert: cert, Chain: chain, Key: s}, nil
 }

@@ -67,7 +67,11 @@ func docVerify(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		r := &registry.Registry{Store: s, DataDir: *f.data, TSARoots: tsaRoots}
+		policy, err := pdfPolicy(c)
+		if err != nil {
+			return err
+		}
+		r := &registry.Registry{Store: s, DataDir: *f.data, TSARoots: tsaRoots, PDF: policy}
 		if opts, err = r.VerifyOptions(ctx, domain); err != nil {
 			return err
 		}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/csv"
 	"fmt"
 	"math/big"
@@ -17,6 +20,9 @@ import (
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/signing"
+	"sealmail/signing/signingtest"
+
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 // agencyData sets up a data directory whose domain agency.example is an
@@ -101,6 +107,44 @@ func TestSeal(t *testing.T) {
 	writeSeal(t, wrong, certFile, keyFile)
 	fails(t, "", []string{"seal", "import", "agency.example", "--cert", certFile, "--key", keyFile, "--data", data},
 		"not agency.example's official address vanthu@agency.example")
+
+	// An RSA seal from the government CA, as a .p12 with its chain.
+	gov := signingtest.NewCA(t, time.Now())
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "Sở Thông tin và Truyền thông", SerialNumber: "000.00.12.H10"},
+		EmailAddresses: []string{"vanthu@agency.example"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	}, gov.Cert, rsaKey.Public(), gov.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaCert, _ := x509.ParseCertificate(der)
+	p12, err := pkcs12.Modern.Encode(rsaKey, rsaCert, []*x509.Certificate{gov.Cert}, "mật khẩu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12File := filepath.Join(tmp, "seal.p12")
+	if err := os.WriteFile(p12File, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "mật khẩu\n", "seal", "import", "agency.example", "--p12", p12File, "--password-stdin", "--data", data)
+	if seal, err := registry.LoadSeal(data, "agency.example"); err != nil || !seal.Cert.Equal(rsaCert) {
+		t.Errorf("the RSA seal was not installed: %v", err)
+	}
+	// The seal picture: red on a transparent background, nothing else.
+	png := filepath.Join(tmp, "seal.png")
+	if err := os.WriteFile(png, signingtest.SealPNG(300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "", "seal", "image", "agency.example", png, "--data", data)
+	if err := os.WriteFile(png, []byte("not a picture"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"seal", "image", "agency.example", png, "--data", data}, "seal image")
 }
 
 func writeSeal(t *testing.T, s *signing.Seal, certFile, keyFile string) {
@@ -128,11 +172,26 @@ func sendDocument(t *testing.T, data string, n int) []byte {
 		t.Fatal(err)
 	}
 	r := &registry.Registry{Store: s, DataDir: data, Hostname: "mail.agency.example"}
+	// Signed by a person whose CA nobody configured: no documents.trust-roots
+	// means the signer's issuer goes unchecked.
+	ca := signingtest.NewCA(t, time.Now())
+	cert, key := ca.Person(t, "Nguyễn Văn An", "Sở Thông tin và Truyền thông", time.Now())
+	signed, err := signing.SignPDF(ctx, signingtest.Letter(byte(n), 0, 1), &signing.Seal{Cert: cert, Key: key}, signing.PDFSignOptions{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf := base64.StdEncoding.EncodeToString(signed)
+	var wrapped strings.Builder
+	for len(pdf) > 76 {
+		wrapped.WriteString(pdf[:76] + "\r\n")
+		pdf = pdf[76:]
+	}
+	wrapped.WriteString(pdf)
 	msg := fmt.Appendf(nil, "From: vanthu@agency.example\r\nTo: nam@agency.example\r\nSubject: Công văn %d\r\n"+
 		"Message-ID: <%d.%d@agency.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\n"+
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nKính gửi anh Nam.\r\n"+
 		"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=cv.pdf\r\n"+
-		"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjcKJcOkw7zDtsOf\r\n--b--\r\n", n, n, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z))
+		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", n, n, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z), wrapped.String())
 	out, err := r.Outgoing(ctx, clerk, "vanthu@agency.example", []string{"nam@agency.example"}, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +232,10 @@ func TestDocVerify(t *testing.T) {
 
 	// A flipped byte in the attachment.
 	bad := filepath.Join(dir, "bad.eml")
-	if err := os.WriteFile(bad, bytes.Replace(doc, []byte("JVBERi0xLjcKJcOkw7zDtsOf"), []byte("JVBERi0xLjcKJcOkw7zDtsOg"), 1), 0o600); err != nil {
+	flipped := bytes.Clone(doc)
+	i := bytes.Index(flipped, []byte("JVBERi0xLjcK")) + 200 // inside the PDF's base64
+	flipped[i] = map[bool]byte{true: 'B', false: 'A'}[flipped[i] == 'A']
+	if err := os.WriteFile(bad, flipped, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := sealmail(t, "", "doc", "verify", bad, "--data", data)

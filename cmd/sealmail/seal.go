@@ -20,7 +20,29 @@ var sealCmd = &command{name: "seal", short: "manage the agency seals that sign o
 	{name: "init", short: "create a pilot CA and a seal for a domain", run: sealInit},
 	{name: "import", short: "install a seal issued by a certificate authority", run: sealImport},
 	{name: "export-ca", short: "print the CA certificate peers must trust for a domain's seals", run: sealExportCA},
+	{name: "image", short: "install the red seal picture shown on signed PDFs (PNG, transparent background)", run: sealImage},
 }}
+
+func sealImage(ctx context.Context, args []string) error {
+	f := newFlags("seal image", "DOMAIN FILE.png")
+	pos, err := f.parse(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	d, err := agencyDomain(ctx, *f.data, pos[0])
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(pos[1])
+	if err != nil {
+		return err
+	}
+	if err := registry.InstallSealImage(*f.data, d.Name, data); err != nil {
+		return fmt.Errorf("%s: %w", pos[1], err)
+	}
+	fmt.Printf("installed the seal picture of %s; released documents show it over the signer's signature\n", d.Name)
+	return nil
+}
 
 // agencyDomain returns a domain hosted in the data directory dir, which must
 // have the agency details a seal needs.

@@ -103,8 +103,13 @@ func serve(ctx context.Context, c *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("%w; check [documents] in %s", err, c.Path(config.FileName))
 	}
+	policy, err := pdfPolicy(c)
+	if err != nil {
+		return err
+	}
 	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry"),
-		TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{}}
+		TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{},
+		PDF: policy}
 	if c.Documents.TSAURL != "" {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
@@ -211,4 +216,17 @@ func serve(ctx context.Context, c *config.Config) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// pdfPolicy is the [documents] policy for the PDFs of official documents.
+func pdfPolicy(c *config.Config) (registry.PDFPolicy, error) {
+	roots, err := c.TrustRoots()
+	if err != nil {
+		return registry.PDFPolicy{}, fmt.Errorf("%w; check [documents] in %s", err, c.Path(config.FileName))
+	}
+	profile := signing.ProfilePKCS7
+	if c.Documents.PDFProfile == "pades" {
+		profile = signing.ProfilePAdES
+	}
+	return registry.PDFPolicy{Profile: profile, AllowUnsigned: !c.Documents.RequireSignerSignature, TrustRoots: roots}, nil
 }
