@@ -13,9 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
@@ -63,8 +65,45 @@ func document(t *testing.T, from, to, file string, pdf []byte) string {
 		signingtest.File{Name: file, Type: "application/pdf", Data: pdf}))
 }
 
-// pdf returns n pseudo-random bytes posing as a PDF.
-func pdf(n int) []byte { return signingtest.PDF(1, n) }
+// national is the national CA that certifies the person with authority who
+// signs every test document; both agencies trust it (documents.trust-roots).
+var national = sync.OnceValue(func() *signingtest.CA { return signingtest.NewCA(&testing.T{}, time.Now()) })
+
+// pdf returns a three-page letter with about n bytes of image data, signed
+// visibly by the director where the letter leaves room for it.
+func pdf(n int) []byte {
+	t := &testing.T{}
+	cert, key := national().Person(t, "Nguyễn Văn An", "Sở Thông tin và Truyền thông", time.Now())
+	out, err := signing.SignPDF(context.Background(), signingtest.Letter(1, n, 3), &signing.Seal{Cert: cert, Key: key}, signing.PDFSignOptions{
+		Field: "Signer", Name: "Nguyễn Văn An",
+		Appearance: &signing.Appearance{Page: -1, Rect: signingtest.SignerRect, Image: signingtest.SignatureImage()},
+	}, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// attachment returns the decoded attachment called name in msg.
+func attachment(t *testing.T, msg []byte, name string) []byte {
+	t.Helper()
+	e, err := message.Read(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	e.Walk(func(_ []int, p *message.Entity, err error) error {
+		_, params, _ := p.Header.ContentDisposition()
+		if err == nil && params["filename"] == name {
+			got, err = io.ReadAll(p.Body)
+		}
+		return err
+	})
+	if got == nil {
+		t.Fatalf("no attachment %s", name)
+	}
+	return got
+}
 
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
@@ -151,12 +190,18 @@ func TestOfficialDocument(t *testing.T) {
 		!slices.Equal(e.Recipients, []string{lan}) || e.Subject != subject || !strings.HasPrefix(e.DocumentID, "000.00.12.H10,") {
 		t.Errorf("A's outgoing entry: %+v", e)
 	}
-	if len(e.Files) != 1 || e.Files[0].Name != file || e.Files[0].SHA256 != sum(att) {
-		t.Errorf("A's outgoing entry files: %+v", e.Files)
-	}
 	filed := a.folder(t, "clerk", registry.OutFolder)
 	if len(filed) != 1 {
 		t.Fatalf("A's clerk has %d messages in %s, want the stamped copy", len(filed), registry.OutFolder)
+	}
+	// A signed the PDF inside, after the director: the file sent keeps his
+	// revision and adds the agency's.
+	sent := attachment(t, filed[0], file)
+	if !bytes.HasPrefix(sent, att) {
+		t.Error("the sent PDF does not keep the signer's revision")
+	}
+	if len(e.Files) != 1 || e.Files[0].Name != file || e.Files[0].SHA256 != sum(sent) {
+		t.Errorf("A's outgoing entry files: %+v", e.Files)
 	}
 	if id := headerOf(t, filed[0]).Get("Official-Document-Id"); id != e.DocumentID {
 		t.Errorf("the filed copy has Official-Document-Id %q, want %q", id, e.DocumentID)
@@ -174,7 +219,8 @@ func TestOfficialDocument(t *testing.T) {
 	in := inReg[0]
 	if in.Number != 1 || in.Notation != e.Notation || in.DocumentID != e.DocumentID || in.MessageID != e.MessageID ||
 		in.Status != registry.StatusReceived || in.Sender != officialA || in.Organ != "Sở Thông tin và Truyền thông" ||
-		!slices.Equal(in.Recipients, []string{lan}) || len(in.Files) != 1 || in.Files[0].SHA256 != sum(att) {
+		!slices.Equal(in.Recipients, []string{lan}) || len(in.Files) != 1 || in.Files[0].SHA256 != sum(sent) ||
+		!strings.Contains(in.Notes, "ký bởi Nguyễn Văn An") {
 		t.Errorf("B's incoming entry: %+v", in)
 	}
 	got := b.inbox(t, "lan")
@@ -182,7 +228,7 @@ func TestOfficialDocument(t *testing.T) {
 		t.Fatalf("lan's INBOX holds %d messages, want the document", len(got))
 	}
 	h := headerOf(t, got[0])
-	if v, want := h.Get("Official-Document"), `pass; organ=000.00.12.H10; doc="01/STTTT-VP"; so-den=1`; v != want {
+	if v, want := h.Get("Official-Document"), `pass; organ=000.00.12.H10; doc="01/STTTT-VP"; so-den=1; pdf="1 file(s), 2 signature(s) verified"`; v != want {
 		t.Errorf("Official-Document: %q, want %q", v, want)
 	}
 	if ar := h.Get("Authentication-Results"); !strings.Contains(ar, "dkim=pass header.d=agency-a.test") {
@@ -199,10 +245,29 @@ func TestOfficialDocument(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the delivered document does not verify at B: %v\n%s", err, res)
 	}
-	if m := res.Manifest; m.DocumentID != e.DocumentID || len(m.Attachments) != 1 || m.Attachments[0].SHA256 != sum(att) ||
+	if m := res.Manifest; m.DocumentID != e.DocumentID || len(m.Attachments) != 1 || m.Attachments[0].SHA256 != sum(sent) ||
 		len(m.To) != 1 || m.To[0].OrganName != "Sở Tài chính" {
 		t.Errorf("manifest: %+v", m)
 	}
+	// What lan's PDF reader checks in the file she saves: poppler and qpdf.
+	t.Run("pdfsig", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "saved.pdf")
+		if err := os.WriteFile(path, attachment(t, got[0], file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(testtool.Path(t, "pdfsig", "poppler-utils"), "-nocert", path).CombinedOutput()
+		if err != nil || strings.Count(string(out), "Signature Validation: Signature is Valid.") != 2 ||
+			!strings.Contains(string(out), "Signer Certificate Common Name: Nguyễn Văn An") ||
+			!strings.Contains(string(out), "- Signer Certificate Common Name: Sở Thông tin và Truyền thông\n") ||
+			!strings.HasSuffix(strings.TrimSpace(string(out)), "Total document signed\n  - Signature Validation: Signature is Valid.") {
+			t.Errorf("pdfsig: %v\n%s", err, out)
+		}
+		out, err = exec.Command(testtool.Path(t, "qpdf", "qpdf"), "--check", path).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "No syntax or stream encoding errors found") {
+			t.Errorf("qpdf --check: %v\n%s", err, out)
+		}
+	})
 	if n := len(b.folder(t, "clerk", registry.InFolder)); n != 1 {
 		t.Errorf("B's clerk has %d documents in %s, want 1", n, registry.InFolder)
 	}
@@ -283,7 +348,7 @@ func TestTamperedDocument(t *testing.T) {
 	if r := b.register(t, mailstore.DocIn); len(r) != 1 || r[0].Number != 1 {
 		t.Fatalf("B's incoming register after the genuine document: %+v", r)
 	}
-	if got := b.inbox(t, "lan"); len(got) != 1 || !strings.HasSuffix(headerOf(t, got[0]).Get("Official-Document"), "so-den=1") {
+	if got := b.inbox(t, "lan"); len(got) != 1 || !strings.Contains(headerOf(t, got[0]).Get("Official-Document"), "so-den=1;") {
 		t.Errorf("lan's INBOX holds %d messages, want the genuine document as so-den=1", len(got))
 	}
 	b.delivered(t)

@@ -87,7 +87,8 @@ func newInstance(t testing.TB, domain string, users ...string) *instance {
 	host := "mail." + domain
 	x.queue = &relay.Queue{Store: s, Resolver: x.dns, Hostname: host, DKIM: &mailauth.Signer{Dir: dkimDir},
 		Logger: log.With("server", "relay"), DialTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second}
-	x.docs = &registry.Registry{Store: s, DataDir: dir, Hostname: host, Queue: x.queue, Logger: log.With("server", "registry")}
+	x.docs = &registry.Registry{Store: s, DataDir: dir, Hostname: host, Queue: x.queue, Logger: log.With("server", "registry"),
+		PDF: registry.PDFPolicy{TrustRoots: []*x509.Certificate{national().Cert}}}
 	x.smtp = &smtpd.Server{Store: s, TLSConfig: serverTLS, Hostname: host, Logger: log.With("server", "smtp"),
 		CommandTimeout: 10 * time.Second, Queue: x.queue,
 		Inbound: &mailauth.Checker{Resolver: x.dns, Hostname: host}, Registry: x.docs}
