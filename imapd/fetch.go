@@ -36,9 +36,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	var seenNow map[uint32]bool
 	if !sel.readOnly && setsSeen(options) {
 		changed, err := s.srv.Store.StoreFlags(s.ctx(), sel.mb.ID, uids, mailstore.FlagsAdd, []string{string(imap.FlagSeen)})
-		if err != nil {
+		if err != nil && !errors.Is(err, mailstore.ErrFull) {
 			return s.fail("fetch", err)
 		}
+		// With the disk full the client still gets its mail, flags unchanged.
 		sel.remember(changed)
 		seenNow = make(map[uint32]bool, len(changed))
 		for _, m := range changed {

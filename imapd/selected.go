@@ -94,6 +94,11 @@ func (s *session) claimRecent(sel *selected) error {
 		from, err = s.srv.Store.RecentFrom(s.ctx(), sel.mb.ID)
 	} else {
 		from, err = s.srv.Store.ClaimRecent(s.ctx(), sel.mb.ID, last)
+		if errors.Is(err, mailstore.ErrFull) {
+			// With the disk full the mailbox still opens; its new messages
+			// are shown recent without being claimed.
+			from, err = s.srv.Store.RecentFrom(s.ctx(), sel.mb.ID)
+		}
 	}
 	if err != nil {
 		return s.fail("select", err)

@@ -126,6 +126,9 @@ func (s *session) fail(op string, err error) error {
 		code, text = imap.ResponseCodeInUse, "Mailbox cannot be removed"
 	case errors.Is(err, mailstore.ErrInvalid):
 		code, text = imap.ResponseCodeCannot, strings.TrimPrefix(err.Error(), "mailstore: ")
+	case errors.Is(err, mailstore.ErrFull):
+		// The store logged it; the client should try again later.
+		code, text = imap.ResponseCodeUnavailable, "Server storage is full, try again later"
 	case errors.Is(err, mailstore.ErrClosed), errors.Is(err, context.Canceled):
 		return errShutdown
 	default:

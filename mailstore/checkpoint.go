@@ -49,6 +49,17 @@ func (s *Store) checkpointer() {
 const maxWALFrames = 16384
 
 func (s *Store) checkpoint() {
+	s.endFull()
+	if s.full.Load() {
+		// The disk is full: the WAL may hold megabytes (up to maxWALFrames,
+		// and the frames of the transactions that failed) that
+		// journal_size_limit (64 MiB) would leave in place. TRUNCATE copies
+		// what is committed into the database, when the disk has room for
+		// it, and cuts the file to nothing, giving its space to the next
+		// deliveries as soon as there is any.
+		s.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		return
+	}
 	var busy, frames, done int
 	if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
 		return

@@ -24,6 +24,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Options struct {
 	// PollInterval is how often the store looks for changes made by other
 	// processes (default 200ms).
 	PollInterval time.Duration
+	// Logger receives what the store has to tell an administrator (a full
+	// disk, and its end); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -78,6 +82,9 @@ type Store struct {
 	indexPoke chan struct{} // wakes the indexer after a commit
 	commits   atomic.Int64  // commits so far, so the indexer can see the writer idle
 	poll      time.Duration
+	log       *slog.Logger
+	full      atomic.Bool  // in an episode of full disk (see classify)
+	lastFull  atomic.Int64 // when a write last failed for want of space, in Unix ns
 
 	// envelopesCurrent is set once no envelope of an older codec version is left.
 	envelopesCurrent atomic.Bool
@@ -151,6 +158,10 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.PollInterval > 0 {
 		s.poll = opt.PollInterval
 	}
+	s.log = opt.Logger
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	s.watch.init()
 	if err := s.rdb.QueryRow(`SELECT COALESCE(MAX(id), 0) FROM changes`).Scan(&s.watch.last); err != nil {
 		s.Close()
@@ -163,6 +174,9 @@ func Open(dir string, opt Options) (*Store, error) {
 	go s.checkpointer()
 	return s, nil
 }
+
+// dir is the data directory the store's files are in.
+func (s *Store) dir() string { return filepath.Dir(s.path) }
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
@@ -261,11 +275,11 @@ func (s *Store) commit(batch []*op) {
 	for i, o := range batch {
 		switch {
 		case errors.Is(err, errOpFailed):
-			o.errc <- errs[i]
+			o.errc <- s.classify(errs[i])
 		case err != nil:
-			o.errc <- fmt.Errorf("mailstore: commit: %w", err)
+			o.errc <- s.classify(fmt.Errorf("mailstore: commit: %w", err))
 		default:
-			o.errc <- errs[i]
+			o.errc <- s.classify(errs[i])
 		}
 	}
 	s.commits.Add(1)
