@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -159,12 +160,23 @@ func rawSelect(b testing.TB, e *env) *rawConn {
 // It returns how many untagged FETCH responses came; message data holds no
 // literal here, so every response is one line.
 func (r *rawConn) run(b testing.TB, cmd string) int {
+	n := 0
+	r.each(b, cmd, func(line []byte) {
+		if bytes.Contains(line[:min(len(line), 20)], []byte(" FETCH (")) {
+			n++
+		}
+	})
+	return n
+}
+
+// each sends a command and calls fn with each untagged response line (only
+// valid until the next read) up to the tagged response, which must be OK.
+func (r *rawConn) each(b testing.TB, cmd string, fn func(line []byte)) {
 	r.tag++
 	tag := "t" + strconv.Itoa(r.tag)
 	if _, err := io.WriteString(r.c, tag+" "+cmd+"\r\n"); err != nil {
 		b.Fatal(err)
 	}
-	n := 0
 	for {
 		line, err := r.r.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -174,15 +186,100 @@ func (r *rawConn) run(b testing.TB, cmd string) int {
 			b.Fatal(err)
 		}
 		switch {
-		case bytes.HasPrefix(line, []byte("* ")) && bytes.Contains(line[:min(len(line), 20)], []byte(" FETCH (")):
-			n++
+		case bytes.HasPrefix(line, []byte("* ")):
+			fn(line)
 		case bytes.HasPrefix(line, []byte(tag+" ")):
 			if !bytes.HasPrefix(line[len(tag)+1:], []byte("OK")) {
 				b.Fatalf("%s: %s", cmd, line)
 			}
-			return n
+			return
 		}
 	}
+}
+
+// BenchmarkQResync reopens the 10,000-message INBOX as a QRESYNC client
+// that was offline while 100 things happened: 50 messages flagged, 30
+// expunged, 20 delivered. The answer must carry exactly those: 70 FETCHes
+// and 30 UIDs in VANISHED (EARLIER). Its cost must not depend on the
+// mailbox's size (target: under 5 ms of server time); cpu-ms/op is the
+// process's CPU, the server's nearly all (the client only splits lines).
+func BenchmarkQResync(b *testing.B) {
+	e := benchEnv(b)
+	r := rawSelect(b, e)
+	r.run(b, "ENABLE QRESYNC")
+	var validity, highest string
+	r.each(b, "SELECT INBOX", func(line []byte) {
+		if m := regexp.MustCompile(`\[(UIDVALIDITY|HIGHESTMODSEQ) (\d+)\]`).FindSubmatch(line); m != nil {
+			if string(m[1]) == "UIDVALIDITY" {
+				validity = string(m[2])
+			} else {
+				highest = string(m[2])
+			}
+		}
+	})
+	// Offline, another session changes 100 messages' worth.
+	c := selectInbox(b, e)
+	var flagged, deleted imap.UIDSet
+	for i := range 50 {
+		flagged.AddNum(imap.UID(1 + i*197))
+	}
+	for i := range 30 {
+		deleted.AddNum(imap.UID(100 + i*331))
+	}
+	for _, op := range []struct {
+		set  imap.UIDSet
+		flag imap.Flag
+	}{{flagged, imap.FlagFlagged}, {deleted, imap.FlagDeleted}} {
+		if _, err := c.Store(op.set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{op.flag}}, nil).Collect(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := c.Expunge().Collect(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 20 {
+		e.deliver(b, e.accts[0], "", storetest.Msg("a@b.test", "nam@example.test", fmt.Sprint("new ", i), "b"))
+	}
+	cmd := fmt.Sprintf("SELECT INBOX (QRESYNC (%s %s 1:%d))", validity, highest, benchMessages)
+	cpu := cpuTime()
+	for b.Loop() {
+		fetches, vanished := 0, 0
+		r.each(b, cmd, func(line []byte) {
+			switch {
+			case bytes.Contains(line, []byte(" FETCH (")):
+				fetches++
+			case bytes.HasPrefix(line, []byte("* VANISHED (EARLIER) ")):
+				set, err := imapwireUIDSet(string(bytes.TrimSpace(line[len("* VANISHED (EARLIER) "):])))
+				if err != nil {
+					b.Fatal(err)
+				}
+				uids, _ := set.Nums()
+				vanished += len(uids)
+			}
+		})
+		if fetches != 70 || vanished != 30 {
+			b.Fatalf("resync sent %d FETCHes and %d vanished UIDs, want 70 and 30", fetches, vanished)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+// imapwireUIDSet parses a UID set as the server wrote it.
+func imapwireUIDSet(s string) (imap.UIDSet, error) {
+	var set imap.UIDSet
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, ok := strings.Cut(part, ":")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := strconv.ParseUint(lo, 10, 32)
+		z, err2 := strconv.ParseUint(hi, 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("bad UID set %q", s)
+		}
+		set = append(set, imap.UIDRange{Start: imap.UID(a), Stop: imap.UID(z)})
+	}
+	return set, nil
 }
 
 func BenchmarkFetchBodies(b *testing.B) {
@@ -258,6 +355,13 @@ func BenchmarkIdleMemory(b *testing.B) {
 	}
 	b.Run("tls", func(b *testing.B) { idleMemory(b, e, e.tls) })
 	b.Run("starttls", func(b *testing.B) { idleMemory(b, e, e.plain, "IMAPD_IDLE_STARTTLS=1") })
+}
+
+// BenchmarkSelectedMemory is BenchmarkIdleMemory with the 10,000-message
+// INBOX selected: what a session holds must not grow with the mailbox.
+func BenchmarkSelectedMemory(b *testing.B) {
+	e := benchEnv(b)
+	idleMemory(b, e, e.tls)
 }
 
 func idleMemory(b *testing.B, e *env, addr string, env ...string) {
