@@ -272,6 +272,13 @@ func TestCondStore(t *testing.T) {
 	if got := grep(r.ok("SEARCH MODSEQ \"/flags/\\\\draft\" all 1"), `SEARCH`); len(got) != 1 || !regexp.MustCompile(`^\* SEARCH 1 2 3 4 \(MODSEQ \d+\)$`).MatchString(got[0]) {
 		t.Errorf("SEARCH MODSEQ with entry: %q", got)
 	}
+	if got := grep(r.ok("SEARCH RETURN (COUNT) MODSEQ 1"), `ESEARCH`); len(got) != 1 || !regexp.MustCompile(`^\* ESEARCH \(TAG "a\d+"\) COUNT 4 MODSEQ \d+$`).MatchString(got[0]) {
+		t.Errorf("ESEARCH MODSEQ: %q", got)
+	}
+	// A mailbox that never changed has HIGHESTMODSEQ 1, below any change.
+	if got := grep(r.ok("STATUS Drafts (HIGHESTMODSEQ)"), `STATUS`); fmt.Sprint(got) != `[* STATUS "Drafts" (HIGHESTMODSEQ 1)]` {
+		t.Errorf("STATUS of an unchanged mailbox: %q", got)
+	}
 	// Once enabled, others' flag changes arrive with their MODSEQ.
 	c2 := e.login(t, "nam")
 	c2.ok("SELECT INBOX")
