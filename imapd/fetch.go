@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"mime"
 	"strings"
 
@@ -27,7 +28,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
 		what |= mailstore.FetchStructure // BINARY needs each part's encoding
 	}
-	if len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+	if needsContent(options) {
 		what |= mailstore.FetchContent
 	}
 
@@ -94,6 +95,25 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	return first
 }
 
+// needsContent reports whether a FETCH needs whole messages. A partial of
+// the whole message (BODY[]<0.1000>, how clients page through large mail) is
+// read as a range instead.
+func needsContent(options *imap.FetchOptions) bool {
+	if len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		return true
+	}
+	for _, bs := range options.BodySection {
+		if !isRange(bs) {
+			return true
+		}
+	}
+	return false
+}
+
+func isRange(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone && bs.Partial != nil
+}
+
 func setsSeen(options *imap.FetchOptions) bool {
 	for _, bs := range options.BodySection {
 		if !bs.Peek {
@@ -133,7 +153,19 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 	if options.BodyStructure != nil {
 		f.structure = bodyStructure(it.Structure, f.utf8)
 	}
+	if it.Err != nil {
+		return s.contentFailed(it)
+	}
 	for _, bs := range options.BodySection {
+		if it.Content == nil && isRange(bs) {
+			b, err := s.srv.Store.ReadContent(s.ctx(), it.Ref, bs.Partial.Offset, bs.Partial.Size)
+			if err != nil {
+				it.Err = err
+				return s.contentFailed(it)
+			}
+			f.sections = append(f.sections, b)
+			continue
+		}
 		f.sections = append(f.sections, bodySection(it.Content, bs))
 	}
 	for _, bs := range options.BinarySection {
@@ -149,6 +181,20 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 		f.binarySize = append(f.binarySize, imapserver.ExtractBinarySectionSize(bytes.NewReader(it.Content), bs))
 	}
 	return nil
+}
+
+// contentFailed answers for a message whose content the store could not
+// give back intact: the client gets NO [CORRUPTION] naming the message (and
+// the other messages of the FETCH), never wrong bytes; the admin gets the log
+// line to act on ('sealmail check', a restore).
+func (s *session) contentFailed(it *mailstore.Item) error {
+	s.srv.log.Error("imap fetch: message content", "err", it.Err, "uid", it.UID, "user", s.user(), "mailbox", s.selName())
+	if errors.Is(it.Err, mailstore.ErrContentMissing) || errors.Is(it.Err, mailstore.ErrContentCorrupt) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCorruption,
+			Text: fmt.Sprintf("Message UID %d is damaged on the server and cannot be read; the administrator has been told", it.UID)}
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+		Text: fmt.Sprintf("Message UID %d cannot be read now, try again later", it.UID)}
 }
 
 func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, options *imap.FetchOptions, flags, modSeq bool) error {

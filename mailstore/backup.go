@@ -1,27 +1,103 @@
 package mailstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
-// Backup writes a consistent copy of the database, as of one moment, to dest
-// (which must not exist) while the store keeps serving, and syncs it to disk.
-func (s *Store) Backup(ctx context.Context, dest string) error {
-	if _, err := os.Stat(dest); err == nil {
-		return fmt.Errorf("mailstore: backup: %s: %w", dest, ErrExists)
+// Backup writes a consistent copy of the store, as of one moment, while it
+// keeps serving: the database to dbPath (which must not exist), and every
+// content that copy refers to into blobs. Reclaim is held back meanwhile, so
+// content expunged after the snapshot is still there to copy. Everything is
+// synced before Backup returns.
+func (s *Store) Backup(ctx context.Context, dbPath string, blobs BlobStore) (err error) {
+	if _, err := os.Stat(dbPath); err == nil {
+		return fmt.Errorf("mailstore: backup: %s: %w", dbPath, ErrExists)
 	}
-	err := s.read(ctx, func(db *sql.DB) error {
-		_, err := db.ExecContext(ctx, `VACUUM INTO ?`, dest)
+	if err := s.holdReclaim(ctx, time.Now().Add(backupHold)); err != nil {
+		return fmt.Errorf("mailstore: backup: %w", err)
+	}
+	defer func() {
+		if herr := s.holdReclaim(context.Background(), time.Time{}); err == nil && herr != nil {
+			err = fmt.Errorf("mailstore: backup: %w", herr)
+		}
+	}()
+	err = s.read(ctx, func(db *sql.DB) error {
+		_, err := db.ExecContext(ctx, `VACUUM INTO ?`, dbPath)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("mailstore: backup to %s: %w", dest, err)
+		return fmt.Errorf("mailstore: backup to %s: %w", dbPath, err)
 	}
-	return syncFileAndDir(dest)
+	if err := syncFileAndDir(dbPath); err != nil {
+		return fmt.Errorf("mailstore: backup to %s: %w", dbPath, err)
+	}
+	refs, err := referencedContent(ctx, dbPath)
+	if err != nil {
+		return fmt.Errorf("mailstore: backup: %w", err)
+	}
+	var batch []Sum
+	for _, c := range refs {
+		if err := s.copyContent(ctx, c, blobs); err != nil {
+			return fmt.Errorf("mailstore: backup: %w", err)
+		}
+		if batch = append(batch, c.Sum); len(batch) == 1024 {
+			if err := blobs.Sync(ctx, batch); err != nil {
+				return fmt.Errorf("mailstore: backup: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := blobs.Sync(ctx, batch); err != nil {
+		return fmt.Errorf("mailstore: backup: %w", err)
+	}
+	return nil
+}
+
+// backupHold is how long a backup holds reclaim back at most: long enough for
+// a large store, short enough that a killed backup does not keep deleted mail
+// on disk for long.
+const backupHold = 12 * time.Hour
+
+// referencedContent lists the content a database file refers to.
+func referencedContent(ctx context.Context, dbPath string) ([]ContentRef, error) {
+	db, err := sql.Open(readerDriver, "file:"+dbPath+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT hash, size FROM blobs`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ContentRef
+	for rows.Next() {
+		var c ContentRef
+		var h []byte
+		if err := rows.Scan(&h, &c.Size); err != nil {
+			return nil, err
+		}
+		copy(c.Sum[:], h)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// copyContent copies one content to another blob store, checked against its
+// sum on the way: a backup must not carry damage silently.
+func (s *Store) copyContent(ctx context.Context, c ContentRef, to BlobStore) error {
+	data, err := s.loadContent(ctx, c.Sum, c.Size)
+	if err != nil {
+		return fmt.Errorf("%w; see 'sealmail check'", err)
+	}
+	return to.Put(ctx, c.Sum, bytes.NewReader(data), c.Size)
 }
 
 func syncFileAndDir(path string) error {
@@ -61,4 +137,114 @@ func (s *Store) Check(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// ContentReport is what CheckContent found.
+type ContentReport struct {
+	Referenced int64 // contents the metadata refers to
+	Bytes      int64 // their size
+	Missing    []Sum // referenced, not in the blob store
+	Corrupt    []Sum // referenced, of the wrong size or not hashing to their name
+	Orphans    int64 // in the blob store, referenced by nothing
+	Removed    int64 // orphans removed (repair)
+}
+
+// CheckContent reads every content the metadata refers to and checks it
+// against its sum, and looks for stored content nothing refers to; with
+// repair it removes those orphans (and nothing else). It works while the
+// server runs: what looks wrong is checked again against the metadata of that
+// moment, so mail delivered or expunged meanwhile is not reported.
+func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, error) {
+	var rep ContentReport
+	stored := map[Sum]int64{}
+	err := s.blobs.List(ctx, func(sum Sum, size int64) error {
+		stored[sum] = size
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("mailstore: check: %w", err)
+	}
+	var refs []ContentRef
+	err = s.read(ctx, func(db *sql.DB) error {
+		refs = refs[:0]
+		rows, err := db.QueryContext(ctx, `SELECT hash, size FROM blobs`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c ContentRef
+			var h []byte
+			if err := rows.Scan(&h, &c.Size); err != nil {
+				return err
+			}
+			copy(c.Sum[:], h)
+			refs = append(refs, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return rep, fmt.Errorf("mailstore: check: %w", err)
+	}
+	for _, c := range refs {
+		delete(stored, c.Sum)
+		_, err := s.loadContent(ctx, c.Sum, c.Size)
+		if err != nil {
+			// Expunged and reclaimed meanwhile, or delivered again?
+			if still, rerr := s.referenced(ctx, c.Sum); rerr != nil {
+				return rep, fmt.Errorf("mailstore: check: %w", rerr)
+			} else if !still {
+				continue
+			}
+			_, err = s.loadContent(ctx, c.Sum, c.Size)
+		}
+		rep.Referenced++
+		rep.Bytes += c.Size
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrContentMissing):
+			rep.Missing = append(rep.Missing, c.Sum)
+		case errors.Is(err, ErrContentCorrupt):
+			rep.Corrupt = append(rep.Corrupt, c.Sum)
+		default:
+			return rep, fmt.Errorf("mailstore: check: %w", err)
+		}
+	}
+	for sum := range stored {
+		if still, err := s.referenced(ctx, sum); err != nil {
+			return rep, fmt.Errorf("mailstore: check: %w", err)
+		} else if still {
+			continue // delivered since the listing
+		}
+		rep.Orphans++
+		if !repair {
+			continue
+		}
+		var gone bool
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			var err error
+			if gone, err = s.deleteUnreferenced(tx, sum); err != nil {
+				return err
+			}
+			_, err = tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:])
+			return err
+		})
+		if err != nil {
+			return rep, fmt.Errorf("mailstore: check: remove orphan %s: %w", SumHex(sum), err)
+		}
+		if gone {
+			rep.Removed++
+			s.log.Info("removed orphaned content", "sum", SumHex(sum))
+		}
+	}
+	return rep, nil
+}
+
+// referenced reports whether the metadata refers to content now.
+func (s *Store) referenced(ctx context.Context, sum Sum) (bool, error) {
+	var n int
+	err := s.read(ctx, func(db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs WHERE hash=?`, sum[:]).Scan(&n)
+	})
+	return n > 0, err
 }

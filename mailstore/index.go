@@ -92,7 +92,7 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
 		more = false
-		rows, err := db.QueryContext(ctx, `SELECT b.id, b.data FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, indexBatch)
+		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, indexBatch)
 		if err != nil {
 			return err
 		}
@@ -104,9 +104,17 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 				break
 			}
 			var p pending
-			var data []byte
-			if err := rows.Scan(&p.id, &data); err != nil {
+			var c ContentRef
+			var hash []byte
+			if err := rows.Scan(&p.id, &hash, &c.Size); err != nil {
 				return err
+			}
+			copy(c.Sum[:], hash)
+			data, err := s.loadContent(ctx, c.Sum, c.Size)
+			if err != nil {
+				// Indexed as empty rather than retried for ever; 'sealmail
+				// check' reports the damage.
+				s.log.Error("indexing", "err", err)
 			}
 			size += len(data)
 			p.text = extractText(data)

@@ -1,6 +1,7 @@
 package mailstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -56,12 +57,12 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 		flagSets[i] = joinFlags(t.Flags)
 	}
 	out := make([]Delivered, len(targets))
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.storeContent(ctx, b, func(tx *sql.Tx) error {
 		for i := range out {
 			out[i] = Delivered{}
 		}
 		// Count a reference per target up front: failures are the exception.
-		blobID, err := b.insert(tx, len(targets))
+		blobID, err := s.insertBlob(tx, b, len(targets))
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,10 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 		return err
 	})
 	if errors.Is(err, errAllFailed) {
-		// Nothing stored: the per-target errors say why; drop the orphaned blob insert.
+		// Nothing stored: the per-target errors say why. The content just
+		// written goes the way of reclaimed content, unless something else
+		// refers to it by then.
+		s.forget(b.hash)
 		return out, nil
 	}
 	if err != nil {
@@ -193,10 +197,10 @@ func addKeywords(tx *sql.Tx, mailboxID int64, flags string) error {
 	return nil
 }
 
-// blob is message content ready to insert: hashed and parsed outside the
+// blob is message content ready to store: hashed and parsed outside the
 // transaction, so the writer goroutine spends its time only on SQL.
 type blob struct {
-	hash      [32]byte
+	hash      Sum
 	content   []byte
 	envelope  []byte
 	structure []byte
@@ -208,31 +212,67 @@ func newBlob(content []byte) *blob {
 	return &blob{hash: sha256.Sum256(content), content: content, envelope: encodeEnvelope(&env), structure: structure}
 }
 
-// insert stores the blob unless its content is already there, adding refs
+// storeContent puts b's content in the blob store and runs fn, which refers
+// to it (through insertBlob), in a write transaction. The content is synced
+// with the rest of fn's group commit before that commits. Should reclaim
+// delete the content between the Put and fn (it was the last copy of an
+// expunged message), fn finds out and the whole is done again.
+func (s *Store) storeContent(ctx context.Context, b *blob, fn func(tx *sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.blobs.Put(ctx, b.hash, bytes.NewReader(b.content), int64(len(b.content))); err != nil {
+			return err
+		}
+		fault("content:put")
+		err = s.writeContent(ctx, []Sum{b.hash}, fn)
+		if !errors.Is(err, errContentGone) {
+			return err
+		}
+	}
+	return err
+}
+
+// errContentGone says content put for an operation was reclaimed before the
+// operation's transaction; storeContent puts it again.
+var errContentGone = errors.New("content reclaimed meanwhile")
+
+// insertBlob records b's content unless it is already there, adding refs
 // references, and queues it for indexing when new. It returns the blob's id.
-func (b *blob) insert(tx *sql.Tx, refs int) (int64, error) {
+func (s *Store) insertBlob(tx *sql.Tx, b *blob, refs int) (int64, error) {
 	var id int64
 	var total int
-	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure, data) VALUES (?,?,?,?,?,?)
+	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure) VALUES (?,?,?,?,?)
 		ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs RETURNING id, refs`,
-		b.hash[:], len(b.content), refs, b.envelope, b.structure, b.content).Scan(&id, &total)
+		b.hash[:], len(b.content), refs, b.envelope, b.structure).Scan(&id, &total)
 	if err != nil || total != refs {
-		// total > refs: the content was already stored (and indexed or queued).
+		// total > refs: the content was already referenced, so reclaim
+		// cannot have touched it (and it is indexed or queued).
 		return id, err
+	}
+	// New to the metadata: reclaim may have deleted this content after our
+	// Put. It deletes only inside a write transaction that saw no reference,
+	// so checking here, under the same write lock, settles it.
+	if err := s.claimContent(tx, b.hash, int64(len(b.content))); err != nil {
+		return 0, err
 	}
 	_, err = tx.Exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, id)
 	return id, err
 }
 
-// releaseBlobs drops references and reclaims content nobody references any more.
+// releaseBlobs drops references; content nobody references any more leaves
+// the metadata and is queued for reclaim, which deletes it after this commit.
 func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 	for id, n := range counts {
 		var refs int
-		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs`, n, id).Scan(&refs); err != nil {
+		var hash []byte
+		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs, hash`, n, id).Scan(&refs, &hash); err != nil {
 			return err
 		}
 		if refs <= 0 {
 			if _, err := tx.Exec(`DELETE FROM blobs WHERE id=?`, id); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, since) VALUES (?,?)`, hash, now()); err != nil {
 				return err
 			}
 			r, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, id)
@@ -273,7 +313,13 @@ type Item struct {
 	Message
 	Envelope  *Envelope // with FetchEnvelope
 	Structure *Part     // with FetchStructure
-	Content   []byte    // with FetchContent
+	// Content is the whole message, with FetchContent, checked against its
+	// sum. If it could not be read, Err says why (ErrContentMissing,
+	// ErrContentCorrupt, a read error) and the other fields are still valid.
+	Content []byte
+	Err     error
+	// Ref names the content, for ranged reads with ReadContent.
+	Ref ContentRef
 }
 
 // What a Fetch reads beyond the per-mailbox state.
@@ -294,15 +340,12 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 // (CONDSTORE's CHANGEDSINCE, a QRESYNC resync): an index finds them, so a
 // few changes in a large mailbox cost a few rows.
 func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32, since int64, what int, fn func(Item) error) error {
-	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq`
+	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq, b.hash, b.size`
 	if what&FetchEnvelope != 0 {
 		cols += `, b.envelope`
 	}
 	if what&FetchStructure != 0 {
 		cols += `, b.structure`
-	}
-	if what&FetchContent != 0 {
-		cols += `, b.data`
 	}
 	cond, args := uidCond("m.uid", uids)
 	from := `messages m`
@@ -328,17 +371,13 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 		var date int64
 		// Envelope and structure are decoded before the next row, so they
 		// need no copy of their own.
-		var env, st sql.RawBytes
-		var data []byte
-		dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq}
+		var env, st, hash sql.RawBytes
+		dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq, &hash, &it.Ref.Size}
 		if what&FetchEnvelope != 0 {
 			dst = append(dst, &env)
 		}
 		if what&FetchStructure != 0 {
 			dst = append(dst, &st)
-		}
-		if what&FetchContent != 0 {
-			dst = append(dst, &data)
 		}
 		for rows.Next() {
 			it = Item{}
@@ -351,7 +390,10 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 			seen = it.UID
 			it.Flags = splitFlags(flags)
 			it.InternalDate = time.Unix(date, 0)
-			it.Content = data
+			copy(it.Ref.Sum[:], hash)
+			if what&FetchContent != 0 {
+				it.Content, it.Err = s.loadContent(ctx, it.Ref.Sum, it.Ref.Size)
+			}
 			// Stored metadata that does not decode (it never should) reads as
 			// empty rather than failing the whole listing.
 			if env != nil {

@@ -1,13 +1,19 @@
 package mailstore
 
 import (
+	"bytes"
+	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Migrations are schema/NNNN_name.sql, applied in order; PRAGMA user_version holds
@@ -56,7 +62,14 @@ func SchemaVersion() int {
 	return len(ms)
 }
 
-func migrate(db *sql.DB) error {
+// preSteps are work in Go that a migration, named without its number, needs
+// done first. They must be restartable: a step may be killed at any point and
+// run again at the next Open.
+var preSteps = map[string]func(db *sql.DB, blobs BlobStore, log *slog.Logger) error{
+	"blob_store.sql": moveContent,
+}
+
+func migrate(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -69,6 +82,12 @@ func migrate(db *sql.DB) error {
 		return fmt.Errorf("%w: database is at version %d, this build knows up to %d; run a newer sealmail", ErrNewerSchema, cur, len(ms))
 	}
 	for _, m := range ms[cur:] {
+		_, base, _ := strings.Cut(m.name, "_")
+		if step := preSteps[base]; step != nil {
+			if err := step(db, blobs, log); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+		}
 		tx, err := db.Begin()
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", m.name, err)
@@ -95,5 +114,131 @@ func migrate(db *sql.DB) error {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}
+	return vacuumIfPending(db, log)
+}
+
+// moveBatch is how many contents moveContent moves per transaction.
+const moveBatch = 256
+
+// moveContent moves message content out of the column blobs.data, where
+// sealmail kept it before the blob store, in batches: each batch is written
+// to the blob store and synced, then its rows' data emptied in one
+// transaction. Killed at any point it loses nothing (the data is still in the
+// database until its copy is durable) and the next Open carries on.
+func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
+	ctx := context.Background()
+	var total, left, bytesLeft int64
+	err := db.QueryRow(`SELECT COUNT(*), COUNT(*) FILTER (WHERE length(data) > 0), COALESCE(SUM(size) FILTER (WHERE length(data) > 0), 0) FROM blobs`).
+		Scan(&total, &left, &bytesLeft)
+	if err != nil {
+		return err
+	}
+	if left == 0 {
+		return nil
+	}
+	log.Info("moving message content out of the database into the blob store",
+		"contents", left, "of", total, "bytes", bytesLeft)
+	start, lastLog := time.Now(), time.Now()
+	var moved, movedBytes, last int64
+	for {
+		type row struct {
+			id   int64
+			sum  Sum
+			data []byte
+		}
+		var rs []row
+		rows, err := db.Query(`SELECT id, hash, data FROM blobs WHERE id > ? AND length(data) > 0 ORDER BY id LIMIT ?`, last, moveBatch)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r row
+			var h []byte
+			if err := rows.Scan(&r.id, &h, &r.data); err != nil {
+				rows.Close()
+				return err
+			}
+			copy(r.sum[:], h)
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(rs) == 0 {
+			break
+		}
+		sums := make([]Sum, len(rs))
+		ids := make([]any, len(rs))
+		for i, r := range rs {
+			if sha256.Sum256(r.data) != r.sum {
+				// Damaged inside the database already: keep it under the name
+				// the metadata uses, for 'sealmail check' to report.
+				log.Warn("content does not hash to its name; moved as it is", "sum", SumHex(r.sum))
+			}
+			if err := blobs.Put(ctx, r.sum, bytes.NewReader(r.data), int64(len(r.data))); err != nil {
+				return err
+			}
+			sums[i], ids[i] = r.sum, r.id
+			movedBytes += int64(len(r.data))
+		}
+		if err := blobs.Sync(ctx, sums); err != nil {
+			return err
+		}
+		fault("migrate:synced")
+		q := `UPDATE blobs SET data = x'' WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+		if _, err := db.Exec(q, ids...); err != nil {
+			return err
+		}
+		fault("migrate:committed")
+		moved += int64(len(rs))
+		last = rs[len(rs)-1].id
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			log.Info("moving message content", "moved", moved, "of", left, "bytes", movedBytes)
+		}
+	}
+	log.Info("message content moved to the blob store", "contents", moved, "bytes", movedBytes, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// vacuumIfPending rebuilds the database once after the content migration,
+// returning the pages the content took to the file system. It costs a pass
+// over what is left (the metadata), and as much free disk space.
+func vacuumIfPending(db *sql.DB, log *slog.Logger) error {
+	var pending int
+	err := db.QueryRow(`SELECT COUNT(*) FROM counters WHERE name = 'vacuum_pending'`).Scan(&pending)
+	if err != nil || pending == 0 {
+		return err
+	}
+	var path string
+	if err := db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+		return err
+	}
+	start := time.Now()
+	// Copy the WAL in first, so the size logged is the database's own.
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	before := fileSize(path)
+	log.Info("compacting the database after moving content out", "bytes", before)
+	if _, err := db.Exec(`VACUUM`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	if _, err := db.Exec(`DELETE FROM counters WHERE name = 'vacuum_pending'`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	log.Info("database compacted", "bytes before", before, "bytes after", fileSize(path), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func fileSize(path string) int64 {
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return info.Size()
 }

@@ -1,11 +1,17 @@
 package mailstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -131,4 +137,130 @@ func TestMigrateBuildsCounters(t *testing.T) {
 	if v, err := s.View(ctx, 2); err != nil || v.Messages != 0 || len(v.UIDs) != 0 {
 		t.Errorf("empty mailbox after migration: %+v, %v", v, err)
 	}
+}
+
+// oldStore writes a data directory as sealmail wrote it before the blob
+// store (schema 3, content in blobs.data): n messages in one INBOX.
+func oldStore(t *testing.T, dir string, n int) [][]byte {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, DBFile)+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:3] {
+		if _, err := db.Exec(m.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := tx.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`PRAGMA user_version = 3`)
+	exec(`INSERT INTO domains (name, created) VALUES ('old.test', 0)`)
+	exec(`INSERT INTO accounts (id, address, domain, password, created) VALUES (1, 'a@old.test', 'old.test', 'x', 0)`)
+	exec(`INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext) VALUES (1, 1, 'INBOX', 1, ?)`, n+1)
+	var raws [][]byte
+	for i := 0; i < n; i++ {
+		raw := []byte(fmt.Sprintf("From: a@old.test\r\nTo: a@old.test\r\nSubject: cũ %d\r\n\r\n%s\r\n", i, strings.Repeat("Thư lưu trữ từ trước. ", 200+i)))
+		raws = append(raws, raw)
+		b := newBlob(raw)
+		exec(`INSERT INTO blobs (id, hash, size, refs, envelope, structure, data) VALUES (?,?,?,1,?,?,?)`, i+1, b.hash[:], len(raw), b.envelope, b.structure, raw)
+		exec(`INSERT INTO messages (mailbox_id, uid, blob_id, internal_date, size, modseq) VALUES (1,?,?,0,?,1)`, i+1, i+1, len(raw))
+		exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, i+1)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	return raws
+}
+
+// TestMigrateChild is the child of TestMigrateContentKill9: it opens (and so
+// migrates) the store until a fault point kills it.
+func TestMigrateChild(t *testing.T) {
+	dir := os.Getenv("SEALMAIL_MIGRATE_DIR")
+	if dir == "" {
+		t.Skip("child process of TestMigrateContentKill9")
+	}
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+// TestMigrateContentKill9 upgrades a data directory of the previous schema,
+// killing the migration with SIGKILL after a batch's content was synced and
+// after a batch's commit, and checks that the last start finishes it: every
+// message with its content, nothing left in the database, which shrank.
+func TestMigrateContentKill9(t *testing.T) {
+	dir := t.TempDir()
+	raws := oldStore(t, dir, 700) // three batches
+	before := fileSize(filepath.Join(dir, DBFile))
+	for _, kill := range []struct {
+		point string
+		at    int
+	}{{"migrate:committed", 1}, {"migrate:synced", 1}, {"migrate:synced", 2}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMigrateChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SEALMAIL_MIGRATE_DIR="+dir, "SEALMAIL_FAULT_POINT="+kill.point, "SEALMAIL_FAULT_AT="+strconv.Itoa(kill.at))
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() == 0 {
+			t.Fatalf("%s #%d: migration not killed:\n%s", kill.point, kill.at, out)
+		}
+	}
+	var logs bytes.Buffer
+	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Log(logs.String())
+	ctx := context.Background()
+	i := 0
+	err = s.Fetch(ctx, 1, nil, FetchContent, func(it Item) error {
+		if it.Err != nil {
+			return it.Err
+		}
+		if !bytes.Equal(it.Content, raws[i]) {
+			t.Errorf("message %d differs after migration", i)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(raws) {
+		t.Fatalf("%d of %d messages after migration: %v", i, len(raws), err)
+	}
+	var cols int
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('blobs') WHERE name = 'data'`).Scan(&cols); err != nil || cols != 0 {
+		t.Errorf("blobs.data still there (%d, %v)", cols, err)
+	}
+	after := fileSize(filepath.Join(dir, DBFile))
+	if after*2 > before {
+		t.Errorf("database %d bytes before, %d after: not shrunk", before, after)
+	}
+	if !strings.Contains(logs.String(), "compacted") {
+		t.Errorf("compaction not logged: %s", logs.String())
+	}
+	rep, err := s.CheckContent(ctx, false)
+	if err != nil || rep.Referenced != int64(len(raws)) || len(rep.Missing)+len(rep.Corrupt) != 0 || rep.Orphans != 0 {
+		t.Errorf("content after migration: %+v, %v", rep, err)
+	}
+	if hits, err := s.SearchText(ctx, 1, FieldSubject, "cu 699"); err != nil || len(hits) != 1 {
+		t.Errorf("search after migration: %v, %v", hits, err)
+	}
+	t.Logf("database %d bytes before, %d after", before, after)
 }

@@ -69,8 +69,8 @@ func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, conten
 	b := newBlob(content)
 	t := now()
 	var id int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		blobID, err := b.insert(tx, 1)
+	err := s.storeContent(ctx, b, func(tx *sql.Tx) error {
+		blobID, err := s.insertBlob(tx, b, 1)
 		if err != nil {
 			return err
 		}
@@ -195,9 +195,10 @@ func (s *Store) QueueNextTry(ctx context.Context) (t time.Time, ok bool, err err
 
 // QueueContent returns a queued message's content.
 func (s *Store) QueueContent(ctx context.Context, id int64) ([]byte, error) {
-	var data []byte
+	var c ContentRef
+	var hash []byte
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT b.data FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id=?`, id).Scan(&data)
+		return db.QueryRowContext(ctx, `SELECT b.hash, b.size FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id=?`, id).Scan(&hash, &c.Size)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailstore: queue entry %d: %w", id, ErrNotFound)
@@ -205,7 +206,8 @@ func (s *Store) QueueContent(ctx context.Context, id int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: queue: %w", err)
 	}
-	return data, nil
+	copy(c.Sum[:], hash)
+	return s.loadContent(ctx, c.Sum, c.Size)
 }
 
 // RcptUpdate records the outcome of one delivery attempt for a recipient.

@@ -92,7 +92,7 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, c *Criteria) (Found
 			return err
 		}
 		defer tx.Rollback()
-		q := &query{ctx: ctx, tx: tx, mailboxID: mailboxID, top: true}
+		q := &query{s: s, ctx: ctx, tx: tx, mailboxID: mailboxID, top: true}
 		where, err := q.where(c)
 		if err != nil {
 			return err
@@ -141,6 +141,7 @@ func (s *Store) SearchHeader(ctx context.Context, mailboxID int64, name, value s
 // query builds one search's SQL condition; args follow the placeholders in
 // the order the condition's text has them.
 type query struct {
+	s         *Store
 	ctx       context.Context
 	tx        *sql.Tx
 	mailboxID int64
@@ -401,7 +402,7 @@ func (q *query) headerCond(name, value string) (string, []any, error) {
 		args = append(args, strings.Join(match, " "))
 	}
 	var hits []int64
-	err := readContents(q.ctx, q.tx, cand, args, func(id int64, data []byte) {
+	err := q.readContents(cand, args, func(id int64, data []byte) {
 		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
 		for _, v := range h.Values(name) {
 			f := Fold(decodeHeader(v))
@@ -426,7 +427,7 @@ func (q *query) unindexed() (map[int64]*text, error) {
 		return q.pending, nil
 	}
 	q.pending = map[int64]*text{}
-	err := readContents(q.ctx, q.tx, `SELECT DISTINCT m.blob_id FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
+	err := q.readContents(`SELECT DISTINCT m.blob_id FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
 		WHERE m.mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
 		q.pending[id] = extractText(data)
 	})
@@ -434,22 +435,39 @@ func (q *query) unindexed() (map[int64]*text, error) {
 }
 
 // readContents calls fn with the content of each blob whose id the query
-// (one column) returns.
-func readContents(ctx context.Context, tx *sql.Tx, ids string, args []any, fn func(id int64, data []byte)) error {
-	rows, err := tx.QueryContext(ctx, `SELECT b.id, b.data FROM blobs b WHERE b.id IN (`+ids+`)`, args...)
+// (one column) returns. Content that cannot be read fails the search: a
+// result silently missing a message would be wrong.
+func (q *query) readContents(ids string, args []any, fn func(id int64, data []byte)) error {
+	type cand struct {
+		id int64
+		c  ContentRef
+	}
+	var cands []cand
+	rows, err := q.tx.QueryContext(q.ctx, `SELECT b.id, b.hash, b.size FROM blobs b WHERE b.id IN (`+ids+`)`, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id int64
-		var data []byte
-		if err := rows.Scan(&id, &data); err != nil {
+		var x cand
+		var hash []byte
+		if err := rows.Scan(&x.id, &hash, &x.c.Size); err != nil {
 			return err
 		}
-		fn(id, data)
+		copy(x.c.Sum[:], hash)
+		cands = append(cands, x)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, x := range cands {
+		data, err := q.s.loadContent(q.ctx, x.c.Sum, x.c.Size)
+		if err != nil {
+			return err
+		}
+		fn(x.id, data)
+	}
+	return nil
 }
 
 // phrase is the FTS4 query for words in a row, the last one as a prefix.

@@ -1,17 +1,25 @@
 // Package mailstore holds everything sealmail keeps: domains, accounts, aliases,
-// mailboxes and messages, in one SQLite database shared by the SMTP and IMAP daemons
-// and by the admin command (which may run while the server does).
+// mailboxes and messages, shared by the SMTP and IMAP daemons and by the admin
+// command (which may run while the server does). It has two halves:
 //
-// On disk there is a single file, DIR/sealmail.db, in WAL mode with synchronous=FULL:
-// a transaction is durable once Commit returns, because the WAL is fsynced at every
-// commit. Message content lives in the database too (table blobs), addressed by its
-// SHA-256 and shared by every copy with a reference count, so one commit covers content,
-// metadata and index together and there is no second file to fsync or to leak.
+//   - metadata in one SQLite database, DIR/sealmail.db, in WAL mode with
+//     synchronous=FULL: a transaction is durable once Commit returns, because
+//     the WAL is fsynced at every commit;
+//   - content (the message bytes) in a BlobStore, addressed by SHA-256: by
+//     default DIR/blobs/, one file per content (mailstore/blob/disk). The
+//     table blobs holds each content's sum, size and reference count, so a
+//     circular to 3,000 staff is one file with refs = 3000.
+//
+// Durability order: content is written and synced before the commit of the
+// metadata that refers to it, so a crash can leave content nothing refers to
+// (removed later), never a reference to missing content. Content whose last
+// reference goes is deleted after that commit, in the background (reclaim.go).
 //
 // All writes of one process go through a single writer goroutine which takes every
-// operation that queued up while the previous commit was being fsynced and commits them
-// together (group commit); one failing operation does not fail the others (see
-// commit). Other processes writing the same file wait on SQLite's busy timeout.
+// operation that queued up while the previous commit was being fsynced, syncs the
+// content they wrote in one go, and commits them together (group commit); one
+// failing operation does not fail the others (see commit). Other processes writing
+// the same file wait on SQLite's busy timeout.
 //
 // Metadata a client lists often (envelope, body structure) is parsed once at delivery
 // and stored beside the content; the folded text for search lives in an FTS4 table
@@ -34,6 +42,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"sealmail/mailstore/blob/disk"
 )
 
 // Errors the store returns; test them with errors.Is.
@@ -56,6 +66,9 @@ type Options struct {
 	// PollInterval is how often the store looks for changes made by other
 	// processes (default 200ms).
 	PollInterval time.Duration
+	// Blobs is where message content is kept; nil means a disk.Store in
+	// DIR/blobs.
+	Blobs BlobStore
 	// Logger receives what the store has to tell an administrator (a full
 	// disk, and its end); nil means slog.Default().
 	Logger *slog.Logger
@@ -64,6 +77,8 @@ type Options struct {
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
 	path    string
+	blobs   BlobStore
+	log     *slog.Logger
 	wdb     *sql.DB // one connection: the writer goroutine's
 	rdb     *sql.DB // readers; WAL lets them run beside the writer
 	cdb     *sql.DB // the checkpointer's connection
@@ -73,18 +88,18 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	pw        PasswordParams
-	auth      authCache
-	dummyOnce sync.Once
-	dummy     string // a hash to check unknown users against, for equal timing
-	watch     watchers
-	poke      chan struct{} // wakes the notifier after a commit
-	indexPoke chan struct{} // wakes the indexer after a commit
-	commits   atomic.Int64  // commits so far, so the indexer can see the writer idle
-	poll      time.Duration
-	log       *slog.Logger
-	full      atomic.Bool  // in an episode of full disk (see classify)
-	lastFull  atomic.Int64 // when a write last failed for want of space, in Unix ns
+	pw          PasswordParams
+	auth        authCache
+	dummyOnce   sync.Once
+	dummy       string // a hash to check unknown users against, for equal timing
+	watch       watchers
+	poke        chan struct{} // wakes the notifier after a commit
+	indexPoke   chan struct{} // wakes the indexer after a commit
+	commits     atomic.Int64  // commits so far, so the indexer can see the writer idle
+	poll        time.Duration
+	full        atomic.Bool   // in an episode of full disk (see classify)
+	lastFull    atomic.Int64  // when a write last failed for want of space, in Unix ns
+	reclaimPoke chan struct{} // wakes the reclaimer after content lost its last reference
 
 	// envelopesCurrent is set once no envelope of an older codec version is left.
 	envelopesCurrent atomic.Bool
@@ -93,12 +108,27 @@ type Store struct {
 // DBFile is the database's file name inside the data directory.
 const DBFile = "sealmail.db"
 
+// BlobDir is the default blob store's directory inside the data directory.
+const BlobDir = "blobs"
+
 // Open opens (creating if needed) the store in dir and brings its schema up to date.
 func Open(dir string, opt Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
 	path := filepath.Join(dir, DBFile)
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	blobs := opt.Blobs
+	if blobs == nil {
+		d, err := disk.Open(filepath.Join(dir, BlobDir))
+		if err != nil {
+			return nil, fmt.Errorf("mailstore: %w", err)
+		}
+		blobs = d
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
@@ -114,7 +144,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	wdb.SetMaxOpenConns(1)
 	wdb.SetConnMaxIdleTime(0)
-	if err := migrate(wdb); err != nil {
+	if err := migrate(wdb, blobs, log); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("mailstore: %s: %w", path, err)
 	}
@@ -141,16 +171,19 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	cdb.SetMaxOpenConns(1)
 	s := &Store{
-		path:      path,
-		wdb:       wdb,
-		rdb:       rdb,
-		cdb:       cdb,
-		ops:       make(chan *op, 1024),
-		done:      make(chan struct{}),
-		pw:        defaultPasswordParams,
-		poke:      make(chan struct{}, 1),
-		indexPoke: make(chan struct{}, 1),
-		poll:      200 * time.Millisecond,
+		path:        path,
+		blobs:       blobs,
+		log:         log,
+		reclaimPoke: make(chan struct{}, 1),
+		wdb:         wdb,
+		rdb:         rdb,
+		cdb:         cdb,
+		ops:         make(chan *op, 1024),
+		done:        make(chan struct{}),
+		pw:          defaultPasswordParams,
+		poke:        make(chan struct{}, 1),
+		indexPoke:   make(chan struct{}, 1),
+		poll:        200 * time.Millisecond,
 	}
 	if opt.PasswordParams != nil {
 		s.pw = *opt.PasswordParams
@@ -158,20 +191,17 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.PollInterval > 0 {
 		s.poll = opt.PollInterval
 	}
-	s.log = opt.Logger
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	s.watch.init()
 	if err := s.rdb.QueryRow(`SELECT COALESCE(MAX(id), 0) FROM changes`).Scan(&s.watch.last); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.writer()
 	go s.notifier()
 	go s.indexer()
 	go s.checkpointer()
+	go s.reclaimer()
 	return s, nil
 }
 
@@ -180,6 +210,9 @@ func (s *Store) dir() string { return filepath.Dir(s.path) }
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
+
+// Blobs returns the store's blob store.
+func (s *Store) Blobs() BlobStore { return s.blobs }
 
 // Close waits for queued writes to commit and closes the database.
 func (s *Store) Close() error {
@@ -197,6 +230,9 @@ func (s *Store) Close() error {
 type op struct {
 	fn   func(tx *sql.Tx) error
 	errc chan error
+	// sums is the content fn refers to that was Put for it: synced before
+	// the batch commits.
+	sums []Sum
 }
 
 // maxBatch bounds a group commit so one transaction stays short.
@@ -206,7 +242,13 @@ const maxBatch = 256
 // fn may be run more than once if the commit has to be retried, so it must only
 // touch the transaction and variables it fully overwrites.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	o := &op{fn: fn, errc: make(chan error, 1)}
+	return s.writeContent(ctx, nil, fn)
+}
+
+// writeContent is write for an operation that refers to content it has Put:
+// sums are synced, together with the rest of the batch's, before the commit.
+func (s *Store) writeContent(ctx context.Context, sums []Sum, fn func(tx *sql.Tx) error) error {
+	o := &op{fn: fn, errc: make(chan error, 1), sums: sums}
 	// The read lock orders enqueueing before Close, so the writer, which drains
 	// the queue after Close, answers every operation that got in.
 	s.closeMu.RLock()
@@ -261,8 +303,13 @@ func (s *Store) writer() {
 // fails, the transaction is rolled back and every operation of the batch runs
 // again in a transaction of its own, so the failure stays its own.
 func (s *Store) commit(batch []*op) {
+	batch = s.syncContent(batch)
+	if len(batch) == 0 {
+		return
+	}
 	errs := make([]error, len(batch))
 	err := s.retryBusy(func() error { return runBatch(s.wdb, batch, errs) })
+	fault("commit:done")
 	if errors.Is(err, errOpFailed) && len(batch) > 1 {
 		for i, o := range batch {
 			one := errs[i : i+1]
@@ -285,6 +332,33 @@ func (s *Store) commit(batch []*op) {
 	s.commits.Add(1)
 	s.pokeNotifier()
 	s.pokeIndexer()
+}
+
+// syncContent makes the content of a batch durable before its commit, in one
+// Sync for all of its operations: concurrent deliveries share the fsyncs. If
+// that fails, the operations that wrote content fail and the rest go on.
+func (s *Store) syncContent(batch []*op) []*op {
+	var sums []Sum
+	for _, o := range batch {
+		sums = append(sums, o.sums...)
+	}
+	if len(sums) == 0 {
+		return batch
+	}
+	err := s.blobs.Sync(context.Background(), sums)
+	if err == nil {
+		fault("content:synced")
+		return batch
+	}
+	rest := batch[:0]
+	for _, o := range batch {
+		if len(o.sums) > 0 {
+			o.errc <- fmt.Errorf("mailstore: sync content: %w", err)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	return rest
 }
 
 // errOpFailed says an operation of the batch returned an error (kept in errs)

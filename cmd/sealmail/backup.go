@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"sealmail/mailstore"
+	"sealmail/mailstore/blob/disk"
 )
 
 var backupCmd = &command{name: "backup", short: "copy the whole data directory, consistently, while serving", run: backup}
@@ -50,10 +51,14 @@ func backup(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := s.Backup(ctx, filepath.Join(dest, mailstore.DBFile)); err != nil {
+	blobs, err := disk.Open(filepath.Join(dest, mailstore.BlobDir))
+	if err != nil {
 		return err
 	}
-	fmt.Printf("backed up %s to %s (database and %d other files)\n", data, dest, n)
+	if err := s.Backup(ctx, filepath.Join(dest, mailstore.DBFile), blobs); err != nil {
+		return err
+	}
+	fmt.Printf("backed up %s to %s (database, message content and %d other files)\n", data, dest, n)
 	fmt.Printf("to run from it: sealmail serve --data %s\n", dest)
 	return nil
 }
@@ -72,10 +77,11 @@ func within(path, dir string) (bool, error) {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }
 
-// copyTree copies every file and directory of src but the database into the
-// existing directory dst, keeping permissions and syncing each file, and
-// returns the number of files copied. The database is copied by the store,
-// which alone can take a consistent snapshot of it.
+// copyTree copies every file and directory of src but the database and the
+// message content into the existing directory dst, keeping permissions and
+// syncing each file, and returns the number of files copied. The database and
+// the content are copied by the store, which alone can take a consistent
+// snapshot of them.
 func copyTree(src, dst string) (int, error) {
 	skip := map[string]bool{}
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
@@ -92,6 +98,9 @@ func copyTree(src, dst string) (int, error) {
 		}
 		if rel == "." || skip[rel] {
 			return nil
+		}
+		if rel == mailstore.BlobDir && d.IsDir() {
+			return fs.SkipDir
 		}
 		to := filepath.Join(dst, rel)
 		info, err := d.Info()

@@ -49,6 +49,7 @@ var commands = []*command{
 	sealCmd,
 	docCmd,
 	backupCmd,
+	checkCmd,
 }
 
 // errHelp reports that usage was asked for and printed: exit 0.

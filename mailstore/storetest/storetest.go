@@ -16,7 +16,8 @@ import (
 	"sealmail/mailstore"
 )
 
-// Opener returns a new empty store in a fresh location; cleanup is the opener's job.
+// Opener returns a new empty store in a fresh location, built from the
+// metadata backend and the blob store under test; cleanup is the opener's job.
 type Opener func(t *testing.T) *mailstore.Store
 
 // Run runs the suite.
@@ -40,6 +41,11 @@ func Run(t *testing.T, open Opener) {
 		{"Counters", testCounters},
 		{"ModSeq", testModSeq},
 		{"Recent", testRecent},
+		{"ContentRanges", testContentRanges},
+		{"ContentDamage", testContentDamage},
+		{"ReclaimRace", testReclaimRace},
+		{"CheckContent", testCheckContent},
+		{"Backup", testBackup},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -268,6 +274,9 @@ func testSingleInstance(t *testing.T, s *mailstore.Store) {
 	if st.Blobs != 1 || st.Refs != 3 || st.Messages != 3 || st.Indexed != 1 {
 		t.Fatalf("after fan-out: %+v", st)
 	}
+	if n, size := stored(t, s); n != 1 || size != int64(len(raw)) {
+		t.Fatalf("blob store holds %d contents, %d bytes, after a fan-out of one %d byte message", n, size, len(raw))
+	}
 	if st.ContentBytes > int64(len(raw))+1024 {
 		t.Errorf("content stored more than once: %d bytes for a %d byte message", st.ContentBytes, len(raw))
 	}
@@ -297,6 +306,10 @@ func testSingleInstance(t *testing.T, s *mailstore.Store) {
 	st = must[mailstore.StorageStats](t)(s.StorageStats(ctx))
 	if st.Blobs != 0 || st.Refs != 0 || st.ContentBytes != 0 {
 		t.Fatalf("content not reclaimed: %+v", st)
+	}
+	must[struct{}](t)(struct{}{}, s.Reclaim(ctx))
+	if n, _ := stored(t, s); n != 0 {
+		t.Fatalf("blob store still holds %d contents after the last copy was expunged", n)
 	}
 	if hits := must[[]uint32](t)(s.SearchText(ctx, trash.ID, mailstore.FieldText, "circular")); len(hits) != 0 {
 		t.Errorf("index still finds reclaimed content: %v", hits)

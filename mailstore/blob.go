@@ -1,0 +1,139 @@
+package mailstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+)
+
+// Sum names a message's content: the SHA-256 of its bytes.
+type Sum = [sha256.Size]byte
+
+// BlobStore keeps message content, addressed by its SHA-256. Content is
+// immutable: it is written once, read any number of times (in ranges) and
+// deleted when no message refers to it any more. The metadata (which message
+// holds which content, how many references it has) is the Store's: a BlobStore
+// knows nothing but sums and bytes, so it can be a local directory
+// (mailstore/blob/disk) or an object store.
+//
+// The Store's order of work makes content safe without the BlobStore having
+// to know about messages: Put, then Sync, then the metadata commit that
+// refers to the content; and Delete only inside the write transaction that
+// has just seen that nothing refers to it (see reclaim.go).
+type BlobStore interface {
+	// Put stores size bytes from r under sum, replacing nothing if sum is
+	// already stored. The caller computed sum; Put need not check it. The
+	// content need not be durable before Sync.
+	Put(ctx context.Context, sum Sum, r io.Reader, size int64) error
+	// Sync makes the content of earlier Puts of sums durable. One call covers
+	// many sums so that a group commit shares the cost (a backend whose Put is
+	// durable does nothing).
+	Sync(ctx context.Context, sums []Sum) error
+	// Open reads the content from offset off: n bytes, or to the end if n < 0.
+	// It also returns the content's total size. Missing content is an error
+	// satisfying errors.Is(err, fs.ErrNotExist).
+	Open(ctx context.Context, sum Sum, off, n int64) (io.ReadCloser, int64, error)
+	// Stat returns the stored size of sum, or an fs.ErrNotExist error.
+	Stat(ctx context.Context, sum Sum) (int64, error)
+	// Delete removes sum. Deleting missing content is not an error.
+	Delete(ctx context.Context, sum Sum) error
+	// List calls fn for every stored content, in no particular order.
+	List(ctx context.Context, fn func(sum Sum, size int64) error) error
+}
+
+// Errors of content that the metadata refers to but the blob store cannot
+// give back as it was stored. They name the content's sum; test them with
+// errors.Is.
+var (
+	ErrContentMissing = errors.New("message content missing from the blob store")
+	ErrContentCorrupt = errors.New("message content damaged in the blob store")
+)
+
+// SumHex spells a sum as the blob stores and the admin see it.
+func SumHex(sum Sum) string { return hex.EncodeToString(sum[:]) }
+
+// ParseSum reads a sum spelled by SumHex.
+func ParseSum(s string) (Sum, bool) {
+	var sum Sum
+	if len(s) != 2*len(sum) {
+		return sum, false
+	}
+	_, err := hex.Decode(sum[:], []byte(s))
+	return sum, err == nil
+}
+
+func contentErr(sum Sum, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", ErrContentMissing, SumHex(sum))
+	}
+	return fmt.Errorf("mailstore: content %s: %w", SumHex(sum), err)
+}
+
+// loadContent reads a whole content of the given size and checks it against
+// its sum: a damaged file is reported, never served.
+func (s *Store) loadContent(ctx context.Context, sum Sum, size int64) ([]byte, error) {
+	r, total, err := s.blobs.Open(ctx, sum, 0, -1)
+	if err != nil {
+		return nil, contentErr(sum, err)
+	}
+	defer r.Close()
+	if total != size {
+		return nil, fmt.Errorf("%w: %s is %d bytes, should be %d", ErrContentCorrupt, SumHex(sum), total, size)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	h := sha256.New()
+	if _, err := buf.ReadFrom(io.TeeReader(r, h)); err != nil {
+		return nil, contentErr(sum, err)
+	}
+	if int64(buf.Len()) != size || !sumIs(h, sum) {
+		return nil, fmt.Errorf("%w: %s does not hash to its name", ErrContentCorrupt, SumHex(sum))
+	}
+	return buf.Bytes(), nil
+}
+
+func sumIs(h hash.Hash, sum Sum) bool {
+	var got Sum
+	h.Sum(got[:0])
+	return got == sum
+}
+
+// ReadContent reads n bytes of a message's content from offset off (n < 0:
+// to the end), without reading the rest: a partial FETCH of a 50 MiB message
+// costs what it returns. A range cannot be checked against the sum; the stored
+// size is checked instead, and a short read is reported as damage.
+func (s *Store) ReadContent(ctx context.Context, c ContentRef, off, n int64) ([]byte, error) {
+	if off >= c.Size || n == 0 {
+		return nil, nil
+	}
+	if n < 0 || off+n > c.Size {
+		n = c.Size - off
+	}
+	r, total, err := s.blobs.Open(ctx, c.Sum, off, n)
+	if err != nil {
+		return nil, contentErr(c.Sum, err)
+	}
+	defer r.Close()
+	if total != c.Size {
+		return nil, fmt.Errorf("%w: %s is %d bytes, should be %d", ErrContentCorrupt, SumHex(c.Sum), total, c.Size)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: %s ends early", ErrContentCorrupt, SumHex(c.Sum))
+		}
+		return nil, contentErr(c.Sum, err)
+	}
+	return buf, nil
+}
+
+// ContentRef names a message's content: enough to read it with ReadContent.
+type ContentRef struct {
+	Sum  Sum
+	Size int64
+}

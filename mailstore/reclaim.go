@@ -1,0 +1,183 @@
+package mailstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+)
+
+// Content whose last reference goes (EXPUNGE, a mailbox or account removed,
+// a queue entry done) leaves the metadata in that transaction and is queued
+// in blob_reclaim; the reclaimer deletes it afterwards, in the background.
+//
+// The race to get right: a delivery of the same content Puts it (finding the
+// file already there), then commits a new reference — while the reclaimer,
+// which saw no reference, deletes the file. Two rules settle it:
+//   - the reclaimer deletes content only inside a write transaction in which
+//     it has just seen that nothing refers to it;
+//   - a transaction that adds the first reference to content (insertBlob)
+//     checks, under that same write lock, that the content is still stored,
+//     and if not the delivery Puts it again (errContentGone).
+// Whichever commits first, the other sees it: no reference to missing content.
+// The write lock is SQLite's, so this holds across processes too.
+
+// reclaimEvery is how often the reclaimer looks for content to delete.
+const reclaimEvery = time.Second
+
+// reclaimBatch bounds the deletions done inside one write transaction.
+const reclaimBatch = 64
+
+func (s *Store) reclaimer() {
+	defer s.wg.Done()
+	t := time.NewTicker(reclaimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		case <-s.reclaimPoke:
+		}
+		if err := s.Reclaim(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Error("reclaiming content", "err", err)
+		}
+	}
+}
+
+// Reclaim deletes the content that no message or queue entry refers to any
+// more, unless a backup is holding it back. The store does it by itself in
+// the background; tests and the admin command call it to finish now.
+func (s *Store) Reclaim(ctx context.Context) error {
+	for {
+		more, err := s.reclaimSome(ctx)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
+	var sums []Sum
+	err := s.read(ctx, func(db *sql.DB) error {
+		sums = sums[:0]
+		rows, err := db.QueryContext(ctx, `SELECT hash FROM blob_reclaim WHERE NOT EXISTS
+			(SELECT 1 FROM counters WHERE name = 'reclaim_hold' AND value > ?) ORDER BY since LIMIT ?`, now(), reclaimBatch)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h []byte
+			if err := rows.Scan(&h); err != nil {
+				return err
+			}
+			var sum Sum
+			copy(sum[:], h)
+			sums = append(sums, sum)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(sums) == 0 {
+		return false, err
+	}
+	var deleted int
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		deleted = 0
+		// A backup that started after the read above holds content back.
+		var held int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM counters WHERE name = 'reclaim_hold' AND value > ?`, now()).Scan(&held); err != nil {
+			return err
+		}
+		if held > 0 {
+			return nil
+		}
+		for _, sum := range sums {
+			gone, err := s.deleteUnreferenced(tx, sum)
+			if err != nil {
+				return err
+			}
+			if gone {
+				deleted++
+			}
+			fault("reclaim:deleted")
+			if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("mailstore: reclaim: %w", err)
+	}
+	fault("reclaim:committed")
+	if deleted > 0 {
+		s.log.Debug("reclaimed content", "contents", deleted)
+	}
+	return len(sums) == reclaimBatch, nil
+}
+
+// deleteUnreferenced deletes content from the blob store if the metadata, as
+// tx sees it, does not refer to it. Only ever call it in a write transaction:
+// see the rules above.
+func (s *Store) deleteUnreferenced(tx *sql.Tx, sum Sum) (bool, error) {
+	var refs int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM blobs WHERE hash=?`, sum[:]).Scan(&refs); err != nil {
+		return false, err
+	}
+	if refs > 0 {
+		return false, nil // referenced again since it was queued
+	}
+	if err := s.blobs.Delete(context.Background(), sum); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// claimContent is called by the transaction adding the first reference to
+// content it Put: a pending reclaim is cancelled, and content deleted since
+// the Put makes the operation start again (errContentGone).
+func (s *Store) claimContent(tx *sql.Tx, sum Sum, size int64) error {
+	if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:]); err != nil {
+		return err
+	}
+	n, err := s.blobs.Stat(context.Background(), sum)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && n != size {
+		return errContentGone
+	}
+	return err
+}
+
+// forget queues content that was Put but whose operation was rolled back: if
+// nothing refers to it by the reclaimer's turn, it is deleted.
+func (s *Store) forget(sum Sum) {
+	err := s.write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, since) VALUES (?,?)`, sum[:], now())
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrClosed) {
+		s.log.Warn("content left unreferenced; 'sealmail check --repair' removes it", "sum", SumHex(sum), "err", err)
+	}
+}
+
+// holdReclaim keeps the reclaimer from deleting anything until the given time
+// (zero: release the hold), so that a backup can copy every content its
+// snapshot of the metadata refers to. The hold expires by itself if the
+// backup dies.
+func (s *Store) holdReclaim(ctx context.Context, until time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if until.IsZero() {
+			_, err := tx.Exec(`DELETE FROM counters WHERE name = 'reclaim_hold'`)
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO counters (name, value) VALUES ('reclaim_hold', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, until.Unix())
+		return err
+	})
+}
+
+// fault marks the steps of storing and reclaiming content where the crash
+// tests kill the process (durability_test.go); it does nothing otherwise.
+var fault = func(point string) {}
