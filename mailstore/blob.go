@@ -33,7 +33,7 @@ type BlobStore interface {
 	Put(ctx context.Context, sum Sum, r io.Reader, size int64) error
 	// Sync makes the content of earlier Puts of sums durable. One call covers
 	// many sums so that a group commit shares the cost (a backend whose Put is
-	// durable does nothing).
+	// durable does nothing). Content deleted since its Put is skipped.
 	Sync(ctx context.Context, sums []Sum) error
 	// Open reads the content from offset off: n bytes, or to the end if n < 0.
 	// It also returns the content's total size. Missing content is an error

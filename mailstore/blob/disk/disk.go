@@ -170,8 +170,14 @@ func parallel(items map[string]bool, fn func(string) error) error {
 	return errors.Join(errs...)
 }
 
+// syncFile fsyncs a content's file. One deleted since its Put is no error:
+// only reclaim deletes, and the transaction that refers to the content
+// finds out and puts it again (mailstore's claimContent).
 func syncFile(path string) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
