@@ -21,25 +21,39 @@ func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 		env []byte
 	}
 	var rows []row
+	var refs []ContentRef
 	err := s.read(ctx, func(db *sql.DB) error {
-		rows = rows[:0]
-		rs, err := db.QueryContext(ctx, `SELECT id, data FROM blobs WHERE substr(envelope, 1, 1) < ? AND data IS NOT NULL LIMIT ?`, []byte{envelopeVersion}, upgradeBatch)
+		rows, refs = rows[:0], refs[:0]
+		rs, err := db.QueryContext(ctx, `SELECT id, hash, size FROM blobs WHERE substr(envelope, 1, 1) < ? LIMIT ?`, []byte{envelopeVersion}, upgradeBatch)
 		if err != nil {
 			return err
 		}
 		defer rs.Close()
 		for rs.Next() {
 			var r row
-			var data []byte
-			if err := rs.Scan(&r.id, &data); err != nil {
+			var c ContentRef
+			var hash []byte
+			if err := rs.Scan(&r.id, &hash, &c.Size); err != nil {
 				return err
 			}
-			env, _ := parse(data, nil)
-			r.env = encodeEnvelope(&env)
-			rows = append(rows, r)
+			copy(c.Sum[:], hash)
+			rows, refs = append(rows, r), append(refs, c)
 		}
 		return rs.Err()
 	})
+	for i := range rows {
+		if err != nil {
+			break
+		}
+		data, lerr := s.loadContent(ctx, refs[i].Sum, refs[i].Size)
+		if lerr != nil {
+			// Damaged content: an empty envelope, rather than retrying for ever;
+			// 'sealmail check' reports it.
+			s.log.Error("upgrading envelope", "err", lerr)
+		}
+		env, _ := parse(data, nil)
+		rows[i].env = encodeEnvelope(&env)
+	}
 	if err != nil {
 		return false, fmt.Errorf("mailstore: upgrading envelopes: %w", err)
 	}
