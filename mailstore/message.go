@@ -221,7 +221,7 @@ func (s *Store) storeContent(ctx context.Context, b *blob, fn func(tx *sql.Tx) e
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if err = s.blobs.Put(ctx, b.hash, bytes.NewReader(b.content), int64(len(b.content))); err != nil {
-			return err
+			return s.classify(err)
 		}
 		fault("content:put")
 		err = s.writeContent(ctx, []Sum{b.hash}, fn)

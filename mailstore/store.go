@@ -353,7 +353,7 @@ func (s *Store) syncContent(batch []*op) []*op {
 	rest := batch[:0]
 	for _, o := range batch {
 		if len(o.sums) > 0 {
-			o.errc <- fmt.Errorf("mailstore: sync content: %w", err)
+			o.errc <- s.classify(fmt.Errorf("mailstore: sync content: %w", err))
 		} else {
 			rest = append(rest, o)
 		}
