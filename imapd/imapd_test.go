@@ -916,3 +916,33 @@ func TestSearchFields(t *testing.T) {
 		}
 	}
 }
+
+// A client that leaves in the middle of IDLE while mail arrives: the
+// session's Idle must be over before its Close runs (under -race, a data race
+// on the selected mailbox showed they overlapped).
+func TestIdleClientLeaves(t *testing.T) {
+	e := newEnv(t)
+	a := e.accts[0]
+	for i := range 5 {
+		r := e.raw(t)
+		r.cmd("LOGIN nam@example.test pw")
+		r.cmd("SELECT INBOX")
+		fmt.Fprintf(r.c, "i IDLE\r\n")
+		if l := r.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for j := range 10 {
+				msg := storetest.Msg("a@b.test", "nam@example.test", fmt.Sprintf("m%d-%d", i, j), "b")
+				if _, err := e.store.Deliver(context.Background(), msg, time.Time{}, []mailstore.Target{{AccountID: a.ID}}); err != nil {
+					t.Errorf("deliver: %v", err)
+				}
+			}
+		}()
+		r.c.Close()
+		<-done
+	}
+	// The server's shutdown at cleanup waits for every session to end.
+}
