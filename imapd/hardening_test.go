@@ -77,15 +77,12 @@ func TestClientMistakes(t *testing.T) {
 	// A synchronizing literal too large for the command is refused before the
 	// client sends it: the client waits for "+", so the answer must not wait
 	// for the literal (it used to come after the 30 s command timeout).
+	// The line is read with raw's deadline, shorter than that timeout.
 	r.n++
-	start := time.Now()
 	fmt.Fprintf(r.c, "a%d CREATE {100000}\r\n", r.n)
 	l := r.line()
 	if !strings.HasPrefix(l, fmt.Sprintf("a%d NO [LIMIT]", r.n)) && !strings.HasPrefix(l, fmt.Sprintf("a%d BAD", r.n)) {
 		t.Errorf("oversized literal: %q", l)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("oversized literal answered after %v", d)
 	}
 	// The connection goes on.
 	if _, st := r.cmd(`NOOP`); !strings.HasPrefix(st, "OK") {

@@ -372,7 +372,9 @@ func (e *env) raw(t *testing.T) *raw {
 
 func (r *raw) line() string {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// Generous for a loaded machine, yet shorter than the server's 30 s
+	// command timeout, which tests rely on not reaching.
+	r.c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	l, err := r.r.ReadString('\n')
 	if err != nil {
 		r.t.Fatalf("read: %v", err)
