@@ -6,7 +6,6 @@ package config
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"sealmail/internal/pemcert"
 )
 
 // FileName is the configuration file's name inside the data directory.
@@ -264,23 +265,9 @@ func (c *Config) TrustRoots() ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("documents.trust-roots: %w", err)
 	}
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("documents.trust-roots: %s: %w", c.Path(c.Documents.TrustRoots), err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("documents.trust-roots: %s holds no PEM certificate", c.Path(c.Documents.TrustRoots))
+	certs, err := pemcert.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("documents.trust-roots: %s: %w", c.Path(c.Documents.TrustRoots), err)
 	}
 	return certs, nil
 }

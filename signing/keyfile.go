@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"sealmail/internal/pemcert"
 )
 
 // EncodeCertsPEM returns certs as concatenated CERTIFICATE blocks.
@@ -34,23 +36,9 @@ func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 
 // ParseCertsPEM parses every CERTIFICATE block in data, in order.
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("signing: certificate: %w", err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("signing: no CERTIFICATE block")
+	certs, err := pemcert.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
 	}
 	return certs, nil
 }
