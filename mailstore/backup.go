@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"sealmail/internal/durable"
 )
 
 // Backup writes a consistent copy of the store, as of one moment, while it
@@ -101,21 +103,10 @@ func (s *Store) copyContent(ctx context.Context, c ContentRef, to BlobStore) err
 }
 
 func syncFileAndDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
+	if err := durable.SyncFile(path); err != nil {
 		return err
 	}
-	err = f.Sync()
-	f.Close()
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // Check runs SQLite's integrity check and the store's own invariants.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sealmail/internal/durable"
 	"sealmail/mailstore"
 	"sealmail/mailstore/blob/disk"
 )
@@ -131,7 +132,7 @@ func copyTree(src, dst string) (int, error) {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		return syncDir(path)
+		return durable.SyncDir(path)
 	})
 	return n, err
 }
@@ -151,13 +152,4 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 		err = out.Sync()
 	}
 	return errors.Join(err, out.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

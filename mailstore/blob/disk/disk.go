@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"sealmail/internal/durable"
 )
 
 // Store is a blob store in one local directory. It is safe for concurrent use,
@@ -55,10 +57,10 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	if created {
-		if err := syncDir(dir); err != nil {
+		if err := durable.SyncDir(dir); err != nil {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
 	}
@@ -133,7 +135,7 @@ func (s *Store) Sync(ctx context.Context, sums [][32]byte) error {
 	if err := parallel(paths, syncFile); err != nil {
 		return fmt.Errorf("blob store: sync: %w", err)
 	}
-	if err := parallel(dirs, syncDir); err != nil {
+	if err := parallel(dirs, durable.SyncDir); err != nil {
 		return fmt.Errorf("blob store: sync: %w", err)
 	}
 	return nil
@@ -174,24 +176,10 @@ func parallel(items map[string]bool, fn func(string) error) error {
 // only reclaim deletes, and the transaction that refers to the content
 // finds out and puts it again (mailstore's claimContent).
 func syncFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := durable.SyncFile(path); !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	err = f.Sync()
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
+	return nil
 }
 
 // Open reads n bytes from off (n < 0: to the end) and returns the file's size.
