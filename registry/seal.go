@@ -20,10 +20,13 @@ import (
 
 // Files of a domain's seal directory. Keys are mode 0600 and never logged.
 const (
-	CACertFile    = "ca.pem"   // the CA peers must trust for this domain's seals
-	CAKeyFile     = "ca.key"   // only for a pilot CA made by InitSeal
-	SealCertFile  = "seal.pem" // the seal certificate, then its chain
-	SealKeyFile   = "seal.key"
+	CACertFile   = "ca.pem"   // the CA peers must trust for this domain's seals
+	CAKeyFile    = "ca.key"   // only for a pilot CA made by InitSeal
+	SealCertFile = "seal.pem" // the seal certificate, then its chain
+	SealKeyFile  = "seal.key"
+	// SealTokenFile holds the PKCS#11 URI of a seal whose key is on a token
+	// or HSM; it takes the place of seal.key.
+	SealTokenFile = "seal.pkcs11"
 	SealImageFile = "seal.png" // the red seal shown on documents (Appendix I)
 )
 
@@ -38,10 +41,30 @@ func CRLDir(dataDir string) string {
 	return filepath.Join(dataDir, "seal", "crl")
 }
 
-// LoadSeal loads a hosted domain's seal.
+// LoadSeal loads a hosted domain's seal: its key from seal.key, or from
+// the token seal.pkcs11 names.
 func LoadSeal(dataDir, domain string) (*signing.Seal, error) {
 	dir := SealDir(dataDir, domain)
-	return signing.LoadPEM(filepath.Join(dir, SealCertFile), filepath.Join(dir, SealKeyFile))
+	uri, err := os.ReadFile(filepath.Join(dir, SealTokenFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return signing.LoadPEM(filepath.Join(dir, SealCertFile), filepath.Join(dir, SealKeyFile))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	u, err := signing.ParsePKCS11URI(strings.TrimSpace(string(uri)))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %s: %w", filepath.Join(dir, SealTokenFile), err)
+	}
+	certs, err := os.ReadFile(filepath.Join(dir, SealCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	chain, err := signing.ParseCertsPEM(certs)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %s: %w", filepath.Join(dir, SealCertFile), err)
+	}
+	return signing.LoadPKCS11(u, chain)
 }
 
 // Agency describes a hosted domain as the seal and manifests name it.
@@ -84,10 +107,43 @@ func InstallSeal(dataDir, domain string, seal *signing.Seal) error {
 	if err := signing.WriteKeyFile(filepath.Join(dir, SealKeyFile), seal.Key); err != nil {
 		return err
 	}
-	certs := append([]*x509.Certificate{seal.Cert}, seal.Chain...)
-	if err := writeFile(filepath.Join(dir, SealCertFile), signing.EncodeCertsPEM(certs...)); err != nil {
+	if err := writeCerts(dir, seal); err != nil {
 		return err
 	}
+	// The file key replaces a token's.
+	if err := os.Remove(filepath.Join(dir, SealTokenFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return writeCA(dir, seal)
+}
+
+// InstallTokenSeal installs seal, whose key is on the token uri names, as
+// the domain's seal: the URI (with the PIN file's path, never the PIN) in
+// seal.pkcs11, the certificates as InstallSeal writes them. A file key
+// installed before is removed: the seal now signs on the token only.
+func InstallTokenSeal(dataDir, domain string, uri *signing.PKCS11URI, seal *signing.Seal) error {
+	dir := SealDir(dataDir, domain)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, SealTokenFile), []byte(uri.String()+"\n")); err != nil {
+		return err
+	}
+	if err := writeCerts(dir, seal); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, SealKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return writeCA(dir, seal)
+}
+
+func writeCerts(dir string, seal *signing.Seal) error {
+	certs := append([]*x509.Certificate{seal.Cert}, seal.Chain...)
+	return writeFile(filepath.Join(dir, SealCertFile), signing.EncodeCertsPEM(certs...))
+}
+
+func writeCA(dir string, seal *signing.Seal) error {
 	if len(seal.Chain) == 0 {
 		return nil
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,30 +96,44 @@ func sealInit(ctx context.Context, args []string) error {
 }
 
 func sealImport(ctx context.Context, args []string) error {
-	f := newFlags("seal import", "DOMAIN (--cert FILE.pem --key FILE.pem | --p12 FILE [--password-stdin])")
+	f := newFlags("seal import", "DOMAIN (--cert FILE.pem --key FILE.pem | --p12 FILE [--password-stdin] | --pkcs11 URI --pin-file FILE [--module LIB.so] [--cert FILE.pem])")
 	certFile := f.String("cert", "", "PEM `FILE` of the seal certificate, then its chain")
 	keyFile := f.String("key", "", "PEM `FILE` of the seal's private key")
 	p12 := f.String("p12", "", "PKCS#12 `FILE` (.p12, .pfx) holding the key, the certificate and its chain")
 	pwStdin := f.Bool("password-stdin", false, "read the PKCS#12 password from the first line of standard input")
+	p11 := f.String("pkcs11", "", "RFC 7512 `URI` of the seal's key on a token or HSM, e.g. 'pkcs11:token=VanThu;object=seal'")
+	pinFile := f.String("pin-file", "", "`FILE` whose first line is the token's user PIN (mode 0600; read at every start)")
+	module := f.String("module", "", "the PKCS#11 `LIBRARY` that drives the token, e.g. /usr/lib/softhsm/libsofthsm2.so")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	pem := *certFile != "" || *keyFile != ""
+	pem := *keyFile != "" || (*certFile != "" && *p11 == "")
 	switch {
+	case *p11 != "" && (*keyFile != "" || *p12 != ""):
+		return f.errorf("--pkcs11 takes the key from the token: give no --key or --p12")
+	case *p11 == "" && (*pinFile != "" || *module != ""):
+		return f.errorf("--pin-file and --module go with --pkcs11")
 	case pem && *p12 != "":
 		return f.errorf("give either --cert and --key, or --p12")
 	case pem && (*certFile == "" || *keyFile == ""):
 		return f.errorf("--cert and --key go together")
-	case !pem && *p12 == "":
-		return f.errorf("missing --cert and --key, or --p12")
+	case !pem && *p12 == "" && *p11 == "":
+		return f.errorf("missing --cert and --key, --p12, or --pkcs11")
 	case *pwStdin && *p12 == "":
 		return f.errorf("--password-stdin goes with --p12")
 	}
 	var seal *signing.Seal
-	if pem {
+	var uri *signing.PKCS11URI
+	switch {
+	case *p11 != "":
+		if uri, seal, err = tokenSeal(*p11, *pinFile, *module, *certFile); err != nil {
+			return err
+		}
+		defer signing.CloseTokens()
+	case pem:
 		seal, err = signing.LoadPEM(*certFile, *keyFile)
-	} else {
+	default:
 		password := ""
 		if *pwStdin {
 			if password, err = readPassword(); err != nil {
@@ -146,15 +161,69 @@ func sealImport(ctx context.Context, args []string) error {
 	if now := time.Now(); now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return fmt.Errorf("the seal is valid from %s to %s, not now", c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
 	}
-	if err := registry.InstallSeal(*f.data, d.Name, seal); err != nil {
+	if uri != nil {
+		err = registry.InstallTokenSeal(*f.data, d.Name, uri, seal)
+	} else {
+		err = registry.InstallSeal(*f.data, d.Name, seal)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Printf("installed the seal of %s (%s), valid until %s, in %s\n", d.Name, c.Subject.CommonName,
 		c.NotAfter.Format(time.DateOnly), registry.SealDir(*f.data, d.Name))
+	if uri != nil {
+		fmt.Printf("Its key stays on the token and signs there; the server reads the PIN from %s at start.\n", uri.PINFile)
+	}
 	if len(seal.Chain) == 0 {
 		fmt.Printf("The seal came without its CA certificate: give peers your CA's certificate yourself.\n")
 	}
 	return nil
+}
+
+// tokenSeal opens the seal on a token: the URI from --pkcs11, completed with
+// --pin-file and --module (made absolute, as the server reads them from
+// another directory), the certificate from --cert or else the token.
+func tokenSeal(rawURI, pinFile, module, certFile string) (*signing.PKCS11URI, *signing.Seal, error) {
+	uri, err := signing.ParsePKCS11URI(rawURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pinFile != "" {
+		uri.PINFile = pinFile
+	}
+	if module != "" {
+		uri.Module = module
+	}
+	if uri.PINFile == "" {
+		return nil, nil, errors.New("missing --pin-file: the token's PIN is read from a file")
+	}
+	if uri.PINFile, err = filepath.Abs(uri.PINFile); err != nil {
+		return nil, nil, err
+	}
+	if uri.Module == "" {
+		return nil, nil, errors.New("missing --module: the path of the token's PKCS#11 library (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)")
+	}
+	if uri.Module, err = filepath.Abs(uri.Module); err != nil {
+		return nil, nil, err
+	}
+	if fi, err := os.Stat(uri.PINFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, nil, fmt.Errorf("PIN file %s is readable by others (mode %v); chmod 600 it", uri.PINFile, fi.Mode().Perm())
+	}
+	var certs []*x509.Certificate
+	if certFile != "" {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if certs, err = signing.ParseCertsPEM(b); err != nil {
+			return nil, nil, fmt.Errorf("%w in %s", err, certFile)
+		}
+	}
+	seal, err := signing.LoadPKCS11(uri, certs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return uri, seal, nil
 }
 
 func containsFold(list []string, s string) bool {

@@ -85,6 +85,8 @@ func serve(ctx context.Context, c *config.Config) error {
 		return err
 	}
 	defer s.Close()
+	// Log out of seal tokens (PKCS#11) on the way out.
+	defer signing.CloseTokens()
 	res, err := resolve.New(c.DNS, resolve.DefaultTimeout)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
