@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // TestTimestamped: with a TSA configured, documents and receipts carry
-// timestamps that the other side checks.
+// timestamps that the other side checks, and so does the agency's PAdES
+// signature inside the PDF (B-T), whose time B's register records.
 func TestTimestamped(t *testing.T) {
 	ctx := context.Background()
 	x := newExchange(t)
@@ -23,6 +25,7 @@ func TestTimestamped(t *testing.T) {
 		s.reg.Timestamper = &signing.TSAClient{URL: tsa.URL, Roots: tsa.Roots}
 		s.reg.TSARoots = tsa.Roots
 	}
+	a.reg.PDF.Profile = signing.ProfilePAdES
 	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 1000)})
 	out := x.submit(t, a, a.clerk, []string{b.staff.Address}, msg)
 
@@ -34,7 +37,8 @@ func TestTimestamped(t *testing.T) {
 	if res, err := signing.Verify(out, opts); err != nil || res.Check(signing.CheckTimestamp).Status != signing.Pass {
 		t.Errorf("document: %v\n%s", err, res)
 	}
-	if r := docs(t, b, mailstore.DocIn); len(r) != 1 || r[0].Status != StatusReceived {
+	if r := docs(t, b, mailstore.DocIn); len(r) != 1 || r[0].Status != StatusReceived ||
+		!strings.Contains(r[0].Notes, "ký bởi Sở Thông tin và Truyền thông lúc "+signing.ISOTime(t0.Add(time.Second))+" (dấu thời gian)") {
 		t.Errorf("B's incoming register: %+v", r)
 	}
 	// B's delivery receipt, in A's clerk's inbox beside A's own acceptance.

@@ -250,11 +250,12 @@ func (rep *PDFReport) summary() string {
 		if s.Organization != "" && s.Organization != s.Signer {
 			who += " (" + s.Organization + ")"
 		}
-		at := s.SigningTime
+		// A trusted token's time is a fact; the signer's own is a claim.
+		at := ISOTime(s.SigningTime)
 		if !s.Timestamp.IsZero() {
-			at = s.Timestamp
+			at = ISOTime(s.Timestamp) + " (dấu thời gian)"
 		}
-		parts = append(parts, "ký bởi "+who+" lúc "+ISOTime(at))
+		parts = append(parts, "ký bởi "+who+" lúc "+at)
 	}
 	return rep.File + ": " + strings.Join(parts, ", ") + ", toàn vẹn"
 }
