@@ -170,3 +170,23 @@ func writeBase64(w io.Writer, src []byte) error {
 	}
 	return nil
 }
+
+// base64Size is the length of n bytes as writeBase64 writes them: 76
+// characters a line, CRLF between lines.
+func base64Size(n int) int {
+	if n == 0 {
+		return 0
+	}
+	const perLine = lineLen / 4 * 3
+	lines := (n + perLine - 1) / perLine
+	return (n+2)/3*4 + 2*(lines-1)
+}
+
+// decodedSize bounds the size of p's body once decoded, so that the buffer
+// it is decoded into is allocated once.
+func decodedSize(p *part) int {
+	if p.cte() == "base64" {
+		return len(p.body)/4*3 + 3
+	}
+	return len(p.body)
+}

@@ -353,7 +353,7 @@ func poolOf(certs ...*x509.Certificate) *x509.CertPool {
 }
 
 // attachedFiles returns the decoded PDF attachments of a stamped message by name.
-func attachedFiles(t *testing.T, msg []byte) map[string][]byte {
+func attachedFiles(t testing.TB, msg []byte) map[string][]byte {
 	t.Helper()
 	root, err := parsePart(signedPart(t, msg), 0)
 	if err != nil {

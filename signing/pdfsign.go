@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"image"
 	"strconv"
 	"time"
@@ -60,37 +61,40 @@ const (
 // over every byte of the new file but its own /Contents. Earlier revisions
 // and signatures are left byte for byte as they were.
 func SignPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, error) {
-	out, err := signPDF(ctx, data, s, opts, now)
+	out, _, err := signPDF(ctx, data, s, opts, now)
 	if err != nil {
 		return nil, fmt.Errorf("signing: sign PDF: %w", err)
 	}
 	return out, nil
 }
 
-func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, error) {
+// signPDF is SignPDF, also returning the SHA-256 of the signed file: the
+// manifest lists it, and the signature's digest has hashed all but the
+// last few kilobytes of it already.
+func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, []byte, error) {
 	profile := opts.Profile
 	switch profile {
 	case "":
 		profile = ProfilePKCS7
 	case ProfilePKCS7, ProfilePAdES:
 	default:
-		return nil, fmt.Errorf("unknown PDF signature profile %q", profile)
+		return nil, nil, fmt.Errorf("unknown PDF signature profile %q", profile)
 	}
 	f, err := pdf.Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u, err := pdf.NewUpdate(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	catRef, cat, err := f.Catalog()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pages, err := f.Pages()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pageIdx := 0
 	if opts.Appearance != nil {
@@ -99,7 +103,7 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 			pageIdx += len(pages)
 		}
 		if pageIdx < 0 || pageIdx >= len(pages) {
-			return nil, fmt.Errorf("page %d of %d", opts.Appearance.Page, len(pages))
+			return nil, nil, fmt.Errorf("page %d of %d", opts.Appearance.Page, len(pages))
 		}
 	}
 	pageRef := pages[pageIdx]
@@ -141,7 +145,7 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 	if a := opts.Appearance; a != nil {
 		ap, err := appearance(u, a)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		widget["Rect"] = pdf.Array{a.Rect[0], a.Rect[1], a.Rect[2], a.Rect[3]}
 		widget["AP"] = pdf.Dict{"N": ap}
@@ -179,7 +183,7 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 
 	w, err := u.Write()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := w.Data
 	// Offsets of the object's body: after "n 0 obj\n".
@@ -187,26 +191,31 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 	lt := body + contentsAt
 	gt := lt + 1 + 2*room
 	if out[lt] != '<' || out[gt] != '>' {
-		return nil, errors.New("signature placeholder misplaced")
+		return nil, nil, errors.New("signature placeholder misplaced")
 	}
 	br := fmt.Appendf(nil, "[0 %d %d %d]", lt, gt+1, len(out)-gt-1)
 	if len(br) > len(byteRangeHole) {
-		return nil, errors.New("file too large for the byte range")
+		return nil, nil, errors.New("file too large for the byte range")
 	}
 	copy(out[body+byteRangeAt:], append(br, bytes.Repeat([]byte(" "), len(byteRangeHole)-len(br))...))
 
 	h := sha256.New()
 	h.Write(out[:lt])
+	whole := h.(hash.Cloner)
+	if whole, err = whole.Clone(); err != nil {
+		return nil, nil, err
+	}
 	h.Write(out[gt+1:])
 	der, err := signCMS(ctx, s, h.Sum(nil), now, profile == ProfilePKCS7)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if 2*len(der) > 2*room {
-		return nil, fmt.Errorf("signature of %d bytes exceeds the %d reserved", len(der), room)
+		return nil, nil, fmt.Errorf("signature of %d bytes exceeds the %d reserved", len(der), room)
 	}
 	hex.Encode(out[lt+1:], der)
-	return out, nil
+	whole.Write(out[lt:])
+	return out, whole.Sum(nil), nil
 }
 
 // byteRangeHole is the byte range before it is known: room for offsets of

@@ -3,7 +3,6 @@ package signing
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -42,6 +41,7 @@ func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, nota
 			continue
 		}
 		var raw bytes.Buffer
+		raw.Grow(decodedSize(p))
 		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
 			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
 		}
@@ -62,18 +62,17 @@ func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, nota
 		if !main {
 			reason = "Phụ lục kèm văn bản số " + notation
 		}
-		signed, err := SignPDF(ctx, raw.Bytes(), seal, PDFSignOptions{Profile: doc.PDF.Profile, Field: "Agency seal",
+		signed, sum, err := signPDF(ctx, raw.Bytes(), seal, PDFSignOptions{Profile: doc.PDF.Profile, Field: "Agency seal",
 			Name: doc.Agency.OrganName, Reason: reason, Location: doc.Place, Appearance: ap}, now)
 		if err != nil {
-			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
+			return nil, fmt.Errorf("attachment %q: sign PDF: %w", p.filename(), err)
 		}
 		var enc bytes.Buffer
-		enc.Grow(len(signed)*4/3 + len(signed)/38)
+		enc.Grow(base64Size(len(signed)))
 		writeBase64(&enc, signed) // to memory: cannot fail
 		p.header.Set("Content-Transfer-Encoding", "base64")
 		p.body = enc.Bytes()
-		sum := sha256.Sum256(signed)
-		out[p] = Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum[:])}
+		out[p] = Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum)}
 		main = false
 	}
 	return out, nil
@@ -107,6 +106,7 @@ func CheckSigner(msg []byte, policy SignerPolicy) (*PDFReport, error) {
 			continue
 		}
 		var raw bytes.Buffer
+		raw.Grow(decodedSize(p))
 		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
 			return nil, fmt.Errorf("tệp %q không đọc được / attachment %q cannot be decoded: %w", p.filename(), p.filename(), err)
 		}
@@ -193,6 +193,7 @@ func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOp
 			continue
 		}
 		var raw bytes.Buffer
+		raw.Grow(decodedSize(p))
 		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
 			res.add(CheckPDF, "", fail(ReasonMalformedPDF, "%q: %v", p.filename(), err))
 			return

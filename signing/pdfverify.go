@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"time"
@@ -104,16 +105,71 @@ func verifyPDF(data []byte, rootsFor func(*x509.Certificate) *x509.CertPool, opt
 	if skew == 0 {
 		skew = DefaultSkew
 	}
+	var sigs []pdf.Dict
+	var spans []span
 	for _, fd := range fields(f, cat) {
 		if f.Dict(fd["V"]) == nil || (fd.Name("FT") != "Sig" && f.Dict(fd["Parent"]).Name("FT") != "Sig") {
 			continue
 		}
-		rep.Signatures = append(rep.Signatures, verifyPDFSignature(f, fd, rootsFor, opts, now, skew))
+		sigs = append(sigs, fd)
+		if r, ok := byteRange(f, f.Dict(fd["V"])); ok {
+			spans = append(spans, span{a: int(r[1]), b: int(r[2]), end: int(r[2] + r[3])})
+		}
+	}
+	digests := spanDigests(data, spans)
+	for _, fd := range sigs {
+		rep.Signatures = append(rep.Signatures, verifyPDFSignature(f, fd, digests, rootsFor, opts, now, skew))
 	}
 	return rep, nil
 }
 
-func verifyPDFSignature(f *pdf.File, field pdf.Dict, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions, now time.Time, skew time.Duration) PDFSignature {
+// byteRange reads a signature's /ByteRange, [0 b c d] with b < c and c+d
+// within the file; ok is false for anything else.
+func byteRange(f *pdf.File, v pdf.Dict) (r [4]int64, ok bool) {
+	br := f.Array(v["ByteRange"])
+	ok = len(br) == 4
+	for i := 0; ok && i < 4; i++ {
+		r[i], ok = f.Int(br[i])
+		ok = ok && r[i] >= 0
+	}
+	return r, ok && r[0] == 0 && r[1] < r[2] && r[2]+r[3] <= int64(len(f.Data()))
+}
+
+// span is the signed bytes of a PDF signature: data[:a] and data[b:end].
+type span struct{ a, b, end int }
+
+// spanDigests returns the SHA-256 of every span. The signatures of a file
+// signed in turn all start at byte 0 and run to their own /Contents, near
+// the end of their revision, so their first parts are prefixes of one
+// another: hashing the longest once, and cloning the state at each
+// shorter one's gap, hashes a file with several signatures about once.
+func spanDigests(data []byte, spans []span) map[span][]byte {
+	order := slices.Clone(spans)
+	slices.SortFunc(order, func(x, y span) int { return x.a - y.a })
+	out := make(map[span][]byte, len(spans))
+	h := sha256.New()
+	pos := 0
+	for _, s := range order {
+		if _, done := out[s]; done {
+			continue
+		}
+		h.Write(data[pos:s.a])
+		pos = s.a
+		var c hash.Hash
+		if cl, err := h.(hash.Cloner).Clone(); err == nil {
+			c = cl
+		} else {
+			// Not for SHA-256, which can always be cloned; hash afresh.
+			c = sha256.New()
+			c.Write(data[:s.a])
+		}
+		c.Write(data[s.b:s.end])
+		out[s] = c.Sum(nil)
+	}
+	return out
+}
+
+func verifyPDFSignature(f *pdf.File, field pdf.Dict, digests map[span][]byte, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions, now time.Time, skew time.Duration) PDFSignature {
 	data := f.Data()
 	v := f.Dict(field["V"])
 	ps := PDFSignature{SubFilter: string(v.Name("SubFilter"))}
@@ -171,10 +227,7 @@ func verifyPDFSignature(f *pdf.File, field pdf.Dict, rootsFor func(*x509.Certifi
 		ps.SigningTime = sig.time
 	}
 	if err == nil {
-		h := sha256.New()
-		h.Write(data[:r[1]])
-		h.Write(data[r[2] : r[2]+r[3]])
-		err = sig.verify(h.Sum(nil))
+		err = sig.verify(digests[span{a: int(r[1]), b: int(r[2]), end: int(r[2] + r[3])}])
 	}
 	res.add(CheckSignature, "signed by "+ps.Signer, err)
 	if ps.Whole {

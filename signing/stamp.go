@@ -98,9 +98,16 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 		return nil, errors.New("message has no attachment")
 	}
 	var signed map[*part]Attachment
+	grown := 0 // what signing the PDFs added to the message
 	if doc.PDF != nil {
+		for _, p := range atts {
+			grown -= len(p.body)
+		}
 		if signed, err = stampPDFs(ctx, atts, seal, doc, Notation(doc.Number, code), now); err != nil {
 			return nil, err
+		}
+		for _, p := range atts {
+			grown += len(p.body)
 		}
 	}
 	m := &Manifest{
@@ -133,7 +140,7 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	}()
 
 	var out bytes.Buffer
-	out.Grow(len(msg) + growth(kids) + 16<<10)
+	out.Grow(len(msg) + grown + growth(kids) + 16<<10)
 	if err := writeTopFields(&out, h, "["+Notation(doc.Number, code)+"] ", doc.Subject); err != nil {
 		return nil, err
 	}

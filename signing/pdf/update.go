@@ -47,12 +47,16 @@ type Written struct {
 // Write returns the file with the update appended, its cross-reference
 // section of the same kind as the last one (table or stream).
 func (u *Update) Write() (*Written, error) {
+	// The update is laid out after the old file, then both are copied once
+	// into a slice of the final size: appending to a copy of a large file
+	// would copy it again whenever the update outgrew a guess.
 	old := u.f.data
-	out := make([]byte, 0, len(old)+16<<10)
-	out = append(out, old...)
-	if n := len(out); n > 0 && out[n-1] != '\n' && out[n-1] != '\r' {
-		out = append(out, '\n')
+	base := len(old)
+	newline := base > 0 && old[base-1] != '\n' && old[base-1] != '\r'
+	if newline {
+		base++
 	}
+	var out []byte // the update; offsets in the file are base+len(out)
 	nums := make([]int, 0, len(u.objs)+1)
 	for n := range u.objs {
 		nums = append(nums, n)
@@ -66,7 +70,7 @@ func (u *Update) Write() (*Written, error) {
 			gen = e.gen
 		}
 		gens[n] = gen
-		w.Offsets[n] = len(out)
+		w.Offsets[n] = base + len(out)
 		out = fmt.Appendf(out, "%d %d obj\n", n, gen)
 		out = Append(out, u.objs[n])
 		out = append(out, "\nendobj\n"...)
@@ -77,7 +81,7 @@ func (u *Update) Write() (*Written, error) {
 			trailer[k] = v
 		}
 	}
-	xrefAt := len(out)
+	xrefAt := base + len(out)
 	if u.f.XrefStream {
 		self := u.next
 		nums = append(nums, self)
@@ -120,7 +124,12 @@ func (u *Update) Write() (*Written, error) {
 		out = append(out, '\n')
 	}
 	out = fmt.Appendf(out, "startxref\n%d\n%%%%EOF\n", xrefAt)
-	w.Data = out
+	w.Data = make([]byte, 0, base+len(out))
+	w.Data = append(w.Data, old...)
+	if newline {
+		w.Data = append(w.Data, '\n')
+	}
+	w.Data = append(w.Data, out...)
 	return w, nil
 }
 

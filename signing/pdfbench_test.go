@@ -1,0 +1,143 @@
+package signing
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"sealmail/signing/signingtest"
+)
+
+// The 10 MB release benchmarks: what stamping and verifying a document
+// whose main PDF is 10 MB cost against the SHA-256 digests each cannot
+// avoid, timed in the same loop so that the machine's load hits both alike.
+// They report wall ms of the operation and of its digests per op, and
+// "x-digests", their ratio (the target: at most 1.2).
+
+// releaseFixture is a 10 MB three-page letter signed by the director, as
+// a clerk submits it, and the same document once stamped.
+type releaseFixture struct {
+	msg, stamped []byte
+	seal         *Seal
+	doc          Document
+	opts         VerifyOptions
+	signedPDF    []byte // the attachment as stamped
+	entity       []byte // the signed MIME entity: the attachment's base64 form and the rest
+}
+
+func newReleaseFixture(b *testing.B) *releaseFixture {
+	ca := newNationalCA(b, testNow)
+	signer := ca.person(b, "Nguyễn Văn An", agencyA.OrganName, testNow)
+	a := newPKI(b, agencyA, testNow, testNow)
+	main := signLetter(b, signingtest.Letter(7, 10<<20, 3), signer)
+	img, err := ParseSealImage(signingtest.SealPNG(400))
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := &releaseFixture{seal: a.seal, doc: testDocument(agencyA)}
+	x.doc.PDF = &PDFStamp{SealImage: img}
+	x.msg = buildMessage(b, agencyA.OfficialAddress, testSubject, file{"Công văn 123.pdf", "application/pdf", main})
+	if x.stamped, err = Stamp(b.Context(), x.msg, x.seal, x.doc, testNow.Add(time.Minute)); err != nil {
+		b.Fatal(err)
+	}
+	x.opts = options(testNow.Add(time.Hour), map[Agency]*pki{agencyA: a})
+	x.opts.PDF = &PDFPolicy{TrustRoots: []*x509.Certificate{ca.Cert}, RequireSigner: true}
+	x.signedPDF = attachedFiles(b, x.stamped)["Công văn 123.pdf"]
+	env, err := openSigned(crlf(x.stamped))
+	if err != nil {
+		b.Fatal(err)
+	}
+	x.entity = env.entity
+	return x
+}
+
+var byteRangeRE = regexp.MustCompile(`/ByteRange\s*\[\s*0\s+(\d+)\s+(\d+)\s+(\d+)\s*\]`)
+
+// rangesDigest hashes the byte ranges of the PDF's signatures: all of
+// them (verifying), or the last only (stamping signs only that one).
+func rangesDigest(b *testing.B, pdf []byte, all bool) {
+	ms := byteRangeRE.FindAllSubmatch(pdf, -1)
+	if len(ms) != 2 {
+		b.Fatalf("%d byte ranges, want the signer's and the agency's", len(ms))
+	}
+	if !all {
+		ms = ms[1:]
+	}
+	for _, m := range ms {
+		var r [3]int
+		for i := range r {
+			r[i], _ = strconv.Atoi(string(m[i+1]))
+		}
+		h := sha256.New()
+		h.Write(pdf[:r[0]])
+		h.Write(pdf[r[1] : r[1]+r[2]])
+		h.Sum(nil)
+	}
+}
+
+// timed runs the digests and the operation once each, adding their wall
+// times to dig and op.
+func timed(dig, op *time.Duration, digests, operation func()) {
+	t := time.Now()
+	digests()
+	*dig += time.Since(t)
+	t = time.Now()
+	operation()
+	*op += time.Since(t)
+}
+
+func reportRatio(b *testing.B, dig, op time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(op.Microseconds())/1e3/n, "op-ms/op")
+	b.ReportMetric(float64(dig.Microseconds())/1e3/n, "digests-ms/op")
+	b.ReportMetric(float64(op)/float64(dig), "x-digests")
+}
+
+// BenchmarkStampRelease10MB: Stamp signs the PDF inside (one byte range to
+// hash) and seals the message (the attachment for the manifest, its base64
+// form in the signed entity).
+func BenchmarkStampRelease10MB(b *testing.B) {
+	x := newReleaseFixture(b)
+	b.SetBytes(int64(len(x.signedPDF)))
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	var dig, op time.Duration
+	for b.Loop() {
+		timed(&dig, &op, func() {
+			rangesDigest(b, x.signedPDF, false)
+			sha256.Sum256(x.signedPDF)
+			sha256.Sum256(x.entity)
+		}, func() {
+			if _, err := Stamp(b.Context(), x.msg, x.seal, x.doc, testNow.Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	reportRatio(b, dig, op)
+}
+
+// BenchmarkVerifyRelease10MB: Verify checks the S/MIME seal (the base64
+// form in the entity, the attachment against the manifest) and both
+// signatures in the PDF (two byte ranges).
+func BenchmarkVerifyRelease10MB(b *testing.B) {
+	x := newReleaseFixture(b)
+	b.SetBytes(int64(len(x.signedPDF)))
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	var dig, op time.Duration
+	for b.Loop() {
+		timed(&dig, &op, func() {
+			rangesDigest(b, x.signedPDF, true)
+			sha256.Sum256(x.signedPDF)
+			sha256.Sum256(x.entity)
+		}, func() {
+			if res, err := Verify(x.stamped, x.opts); err != nil {
+				b.Fatalf("%v\n%s", err, res)
+			}
+		})
+	}
+	reportRatio(b, dig, op)
+}
