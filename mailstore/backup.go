@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"sealmail/internal/durable"
@@ -112,12 +113,30 @@ func syncFileAndDir(path string) error {
 // Check runs SQLite's integrity check and the store's own invariants.
 func (s *Store) Check(ctx context.Context) error {
 	return s.read(ctx, func(db *sql.DB) error {
-		var res string
-		if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+		rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
+		if err != nil {
 			return err
 		}
-		if res != "ok" {
-			return fmt.Errorf("mailstore: integrity check: %s", res)
+		var problems []string
+		for rows.Next() {
+			var res string
+			if err := rows.Scan(&res); err != nil {
+				rows.Close()
+				return err
+			}
+			// The index keeps no copy of the text (schema/0010), so SQLite
+			// cannot compare the index with one and always says this; the
+			// index's own tables are still checked as b-trees.
+			if res != "ok" && res != "malformed inverted index for FTS4 table main.fts" {
+				problems = append(problems, res)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("mailstore: integrity check: %s", strings.Join(problems, "; "))
 		}
 		var bad int
 		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs b WHERE refs != (SELECT COUNT(*) FROM messages WHERE blob_id = b.id)`).Scan(&bad); err != nil {
@@ -231,11 +250,12 @@ func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, e
 	return rep, nil
 }
 
-// referenced reports whether the metadata refers to content now.
+// referenced reports whether the metadata refers to content now (or the
+// index still needs its text).
 func (s *Store) referenced(ctx context.Context, sum Sum) (bool, error) {
-	var n int
+	var needed bool
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs WHERE hash=?`, sum[:]).Scan(&n)
+		return db.QueryRowContext(ctx, neededQuery, sum[:]).Scan(&needed)
 	})
-	return n > 0, err
+	return needed, err
 }

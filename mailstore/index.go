@@ -138,9 +138,7 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 			if n, _ := r.RowsAffected(); n == 0 {
 				continue
 			}
-			t := p.text
-			if _, err := tx.Exec(`INSERT INTO fts (docid, subject, "from", "to", cc, bcc, header, body) VALUES (?,?,?,?,?,?,?,?)`,
-				p.id, t.subject, t.from, t.to, t.cc, t.bcc, t.header, t.body.String()); err != nil {
+			if err := insertText(tx, "fts", p.id, p.text); err != nil {
 				return err
 			}
 		}
@@ -149,26 +147,85 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 	return more, err
 }
 
-// garbageBatch bounds how many index entries one transaction removes.
+// insertText adds a content's text as row docid of the index (fts) or of
+// the content table it reads on deletes (fts_text).
+func insertText(tx *sql.Tx, table string, docid int64, t *text) error {
+	_, err := tx.Exec(`INSERT INTO `+table+` (docid, subject, "from", "to", cc, bcc, header, body) VALUES (?,?,?,?,?,?,?,?)`,
+		docid, t.subject, t.from, t.to, t.cc, t.bcc, t.header, t.body.String())
+	return err
+}
+
+// garbageBatch bounds how many index rows one transaction removes.
 const garbageBatch = 200
 
-// collectGarbage removes index entries of reclaimed content, and reports
-// whether more may be waiting. Until then they are harmless: searches only report
-// messages, and a blob id is never reused.
+// collectGarbage removes index rows of released content, and reports whether
+// more may be waiting. Until then they are harmless: searches only report
+// messages, and a blob id is never reused. The index keeps no copy of the
+// text (schema/0010), and FTS4 needs the text to find the row's terms, so it
+// is extracted again from the blob store, which keeps the content until this
+// is done (neededQuery). Content that cannot be read any more leaves its
+// terms behind: they point at an id nothing uses, and cost only their space.
 func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
-	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`DELETE FROM fts WHERE docid IN (SELECT docid FROM fts_garbage ORDER BY docid LIMIT ?)`, garbageBatch); err != nil {
-			return err
-		}
-		r, err := tx.Exec(`DELETE FROM fts_garbage WHERE docid IN (SELECT docid FROM fts_garbage ORDER BY docid LIMIT ?)`, garbageBatch)
+	type garbage struct {
+		docid int64
+		text  *text
+	}
+	var batch []garbage
+	err := s.read(ctx, func(db *sql.DB) error {
+		batch = batch[:0]
+		rows, err := db.QueryContext(ctx, `SELECT docid, hash, size FROM fts_garbage ORDER BY docid LIMIT ?`, garbageBatch)
 		if err != nil {
 			return err
 		}
-		n, err = r.RowsAffected()
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			var g garbage
+			var c ContentRef
+			var hash []byte
+			if err := rows.Scan(&g.docid, &hash, &c.Size); err != nil {
+				return err
+			}
+			copy(c.Sum[:], hash)
+			data, err := s.loadContent(ctx, c.Sum, c.Size)
+			if err != nil {
+				s.log.Warn("removing an index row without its text; its terms stay behind", "err", err)
+			}
+			g.text = extractText(data)
+			batch = append(batch, g)
+		}
+		return rows.Err()
 	})
-	return n == garbageBatch, err
+	if err != nil || len(batch) == 0 {
+		return false, err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		for _, g := range batch {
+			r, err := tx.Exec(`DELETE FROM fts_garbage WHERE docid=?`, g.docid)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				continue // removed by another process meanwhile
+			}
+			if err := insertText(tx, "fts_text", g.docid, g.text); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM fts WHERE docid=?`, g.docid); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM fts_text WHERE docid=?`, g.docid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		select {
+		case s.reclaimPoke <- struct{}{}:
+		default:
+		}
+	}
+	return len(batch) == garbageBatch, err
 }
 
 // WaitIndexed blocks until the full-text index holds exactly the contents

@@ -265,7 +265,8 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 	for id, n := range counts {
 		var refs int
 		var hash []byte
-		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs, hash`, n, id).Scan(&refs, &hash); err != nil {
+		var size int64
+		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs, hash, size`, n, id).Scan(&refs, &hash, &size); err != nil {
 			return err
 		}
 		if refs <= 0 {
@@ -280,7 +281,9 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 				return err
 			}
 			if n, _ := r.RowsAffected(); n == 0 {
-				if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_garbage (docid) VALUES (?)`, id); err != nil {
+				// The index row goes before the content (its text is read
+				// again to remove it), so the reclaimer waits for it.
+				if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_garbage (docid, hash, size) VALUES (?,?,?)`, id, hash, size); err != nil {
 					return err
 				}
 			}
@@ -803,7 +806,7 @@ func (s *Store) StorageStats(ctx context.Context) (StorageStats, error) {
 	var st StorageStats
 	err := s.read(ctx, func(db *sql.DB) error {
 		return db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM messages), COUNT(*), COALESCE(SUM(refs),0), COALESCE(SUM(size),0),
-			(SELECT COUNT(*) FROM fts) FROM blobs`).
+			(SELECT COUNT(*) FROM fts_docsize) FROM blobs`).
 			Scan(&st.Messages, &st.Blobs, &st.Refs, &st.ContentBytes, &st.Indexed)
 	})
 	return st, err

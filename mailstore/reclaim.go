@@ -51,6 +51,17 @@ func (s *Store) reclaimer() {
 // more, unless a backup is holding it back. The store does it by itself in
 // the background; tests and the admin command call it to finish now.
 func (s *Store) Reclaim(ctx context.Context) error {
+	// Content waits for its index rows to go (neededQuery); take them out
+	// now rather than at the indexer's turn.
+	for {
+		more, err := s.collectGarbage(ctx)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
 	for {
 		more, err := s.reclaimSome(ctx)
 		if err != nil || !more {
@@ -63,8 +74,11 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 	var sums []Sum
 	err := s.read(ctx, func(db *sql.DB) error {
 		sums = sums[:0]
-		rows, err := db.QueryContext(ctx, `SELECT hash FROM blob_reclaim WHERE NOT EXISTS
-			(SELECT 1 FROM counters WHERE name = 'reclaim_hold' AND value > ?) ORDER BY since LIMIT ?`, now(), reclaimBatch)
+		// Content whose index row is still to be removed waits: removing
+		// it reads the text again (collectGarbage).
+		rows, err := db.QueryContext(ctx, `SELECT hash FROM blob_reclaim r WHERE NOT EXISTS
+			(SELECT 1 FROM counters WHERE name = 'reclaim_hold' AND value > ?)
+			AND NOT EXISTS (SELECT 1 FROM fts_garbage g WHERE g.hash = r.hash) ORDER BY since LIMIT ?`, now(), reclaimBatch)
 		if err != nil {
 			return err
 		}
@@ -95,6 +109,13 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 			return nil
 		}
 		for _, sum := range sums {
+			var waiting int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM fts_garbage WHERE hash=?`, sum[:]).Scan(&waiting); err != nil {
+				return err
+			}
+			if waiting > 0 {
+				continue // released again since the read above, indexed meanwhile
+			}
 			gone, err := s.deleteUnreferenced(tx, sum)
 			if err != nil {
 				return err
@@ -119,15 +140,20 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 	return len(sums) == reclaimBatch, nil
 }
 
+// neededQuery tells whether content is still needed: a message or queue
+// entry refers to it, or the index row of its text is still to be removed
+// (which reads the text again).
+const neededQuery = `SELECT EXISTS (SELECT 1 FROM blobs WHERE hash=?1) OR EXISTS (SELECT 1 FROM fts_garbage WHERE hash=?1)`
+
 // deleteUnreferenced deletes content from the blob store if the metadata, as
 // tx sees it, does not refer to it. Only ever call it in a write transaction:
 // see the rules above.
 func (s *Store) deleteUnreferenced(tx *sql.Tx, sum Sum) (bool, error) {
-	var refs int
-	if err := tx.QueryRow(`SELECT COUNT(*) FROM blobs WHERE hash=?`, sum[:]).Scan(&refs); err != nil {
+	var needed bool
+	if err := tx.QueryRow(neededQuery, sum[:]).Scan(&needed); err != nil {
 		return false, err
 	}
-	if refs > 0 {
+	if needed {
 		return false, nil // referenced again since it was queued
 	}
 	if err := s.blobs.Delete(context.Background(), sum); err != nil {

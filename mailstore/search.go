@@ -338,24 +338,16 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		return "1", nil, nil // every text contains the empty string
 	}
 	words := tokens(folded)
-	var cond string
-	var args []any
 	if len(words) == 0 {
-		hay := `subject||' '||"from"||' '||"to"||' '||cc||' '||bcc||' '||header||' '||body`
-		if col, ok := fieldCols[field]; ok {
-			hay = col
-		}
-		cond = `EXISTS (SELECT 1 FROM fts WHERE fts.docid = m.blob_id AND instr(` + hay + `, ?) > 0)`
-		args = []any{folded}
-	} else {
-		// MATCH on a column searches that column only; on the table, all of them.
-		target := "fts"
-		if col, ok := fieldCols[field]; ok {
-			target = col
-		}
-		cond = `m.blob_id IN (SELECT docid FROM fts WHERE ` + target + ` MATCH ?)`
-		args = []any{phrase(words, endsInWord(folded))}
+		return q.substringCond(field, folded)
 	}
+	// MATCH on a column searches that column only; on the table, all of them.
+	target := "fts"
+	if col, ok := fieldCols[field]; ok {
+		target = col
+	}
+	cond := `m.blob_id IN (SELECT docid FROM fts WHERE ` + target + ` MATCH ?)`
+	args := []any{phrase(words, endsInWord(folded))}
 	pending, err := q.unindexed()
 	if err != nil {
 		return "", nil, err
@@ -363,7 +355,7 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 	var hits []int64
 	for id, t := range pending {
 		for _, col := range t.columns(field) {
-			if len(words) == 0 && strings.Contains(col, folded) || len(words) > 0 && matchWords(col, words, endsInWord(folded)) {
+			if matchWords(col, words, endsInWord(folded)) {
 				hits = append(hits, id)
 				break
 			}
@@ -375,6 +367,27 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		args = append(args, string(b))
 	}
 	return cond, args, nil
+}
+
+// substringCond is the condition for a query with no letters or digits
+// ("@", "--"), which the index, made of words, cannot answer: every content
+// of the mailbox is read. The index keeps no copy of the text (schema/0010);
+// such queries are rare enough not to keep one for them.
+func (q *query) substringCond(field Field, folded string) (string, []any, error) {
+	var hits []int64
+	err := q.readContents(`SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
+		for _, col := range extractText(data).columns(field) {
+			if strings.Contains(col, folded) {
+				hits = append(hits, id)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	b, _ := json.Marshal(hits)
+	return `m.blob_id IN (SELECT value FROM json_each(?))`, []any{string(b)}, nil
 }
 
 // headerCond is the condition for a header field's values. The index finds

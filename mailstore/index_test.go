@@ -1,0 +1,87 @@
+package mailstore
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestIndexKeepsNoText checks that the full-text index holds no copy of the
+// text (schema/0010), and that the terms of expunged content leave the index
+// (the text read again from the blob store) before the content is deleted.
+func TestIndexKeepsNoText(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.AddAccount(ctx, NewAccount{Address: "idx@example.test", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("From: Lê Thị Hoa <hoa@example.test>\r\nTo: idx@example.test\r\nSubject: Báo cáo quý\r\n\r\nHội nghị tổng kết tại Quy Nhơn, zephyrine.\r\n")
+	d, err := s.Append(ctx, a.ID, "INBOX", raw, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(`SELECT COUNT(*) FROM fts_text`); n != 0 {
+		t.Errorf("fts_text holds %d rows after indexing, want 0", n)
+	}
+	if n := count(`SELECT COUNT(*) FROM sqlite_schema WHERE name = 'fts_content'`); n != 0 {
+		t.Errorf("the index has a content table of its own")
+	}
+	for _, q := range []string{"zephyrine", `"quy nhon"`, "hoa"} {
+		if n := count(`SELECT COUNT(*) FROM fts WHERE fts MATCH ?`, q); n != 1 {
+			t.Errorf("index finds %q in %d rows, want 1", q, n)
+		}
+	}
+	if got, err := s.SearchText(ctx, d.MailboxID, FieldText, "quy nhơn"); err != nil || len(got) != 1 {
+		t.Errorf("search: %v %v", got, err)
+	}
+	if err := s.Check(ctx); err != nil {
+		t.Errorf("check with an indexed content: %v", err)
+	}
+
+	if _, err := s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, d.MailboxID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"zephyrine", `"quy nhon"`, "hoa"} {
+		if n := count(`SELECT COUNT(*) FROM fts WHERE fts MATCH ?`, q); n != 0 {
+			t.Errorf("index still finds %q in %d rows after reclaim", q, n)
+		}
+	}
+	if n := count(`SELECT COUNT(*) FROM fts_garbage`) + count(`SELECT COUNT(*) FROM fts_docsize`) + count(`SELECT COUNT(*) FROM fts_text`); n != 0 {
+		t.Errorf("%d index rows left after reclaim", n)
+	}
+	if n := count(`SELECT COUNT(*) FROM blob_reclaim`); n != 0 {
+		t.Errorf("content still waiting for reclaim: %d", n)
+	}
+	var left int
+	if err := s.blobs.List(ctx, func(Sum, int64) error { left++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("blob store holds %d contents after reclaim", left)
+	}
+}
