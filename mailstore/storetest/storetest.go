@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"SingleInstance", testSingleInstance},
 		{"Flags", testFlags},
 		{"Quota", testQuota},
+		{"AppendMany", testAppendMany},
 		{"Search", testSearch},
 		{"SearchFields", testSearchFields},
 		{"SearchCriteria", testSearchCriteria},
@@ -364,6 +365,61 @@ func testQuota(t *testing.T, s *mailstore.Store) {
 	ds = must[[]mailstore.Delivered](t)(s.Deliver(ctx, big, time.Time{}, []mailstore.Target{{AccountID: a.ID, IgnoreQuota: true}}))
 	if ds[0].Err != nil {
 		t.Errorf("notice ignoring quota: %v", ds[0].Err)
+	}
+}
+
+// testAppendMany stores a batch as one operation: UIDs in order, counters,
+// quota and the index kept as by Append; a batch over quota stores nothing.
+func testAppendMany(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	Setup(t, s)
+	a := must[mailstore.Account](t)(s.AddAccount(ctx, mailstore.NewAccount{Address: "bulk@example.test", Password: "pw", Quota: 5000}))
+	first := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "Lưu trữ", Msg("x@y", "bulk@example.test", "một", "đầu tiên"), nil, time.Time{}))
+	var msgs []mailstore.NewMessage
+	var size int64
+	for i := range 3 {
+		m := Msg("x@y", "bulk@example.test", fmt.Sprintf("Công văn %d", i), "Hội nghị tại Huế")
+		size += int64(len(m))
+		msgs = append(msgs, mailstore.NewMessage{Content: m, Flags: []string{`\Seen`, "$Imported"}, Date: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)})
+	}
+	msgs = append(msgs, msgs[0]) // the same content twice: stored once
+	size += int64(len(msgs[0].Content))
+	uids := must[[]uint32](t)(s.AppendMany(ctx, a.ID, "Lưu trữ", msgs))
+	if !slices.Equal(uids, []uint32{first.UID + 1, first.UID + 2, first.UID + 3, first.UID + 4}) {
+		t.Fatalf("AppendMany UIDs %v after %d", uids, first.UID)
+	}
+	st := must[mailstore.Status](t)(s.MailboxStatus(ctx, first.MailboxID))
+	if st.Messages != 5 || st.Unseen != 1 {
+		t.Errorf("status after AppendMany: %+v", st)
+	}
+	if got := must[[]uint32](t)(s.SearchText(ctx, first.MailboxID, mailstore.FieldBody, "hue")); !slices.Equal(got, uids) {
+		t.Errorf("search before indexing: %v", got)
+	}
+	must[struct{}](t)(struct{}{}, s.WaitIndexed(ctx))
+	if got := must[[]uint32](t)(s.SearchText(ctx, first.MailboxID, mailstore.FieldSubject, "cong van 1")); !slices.Equal(got, uids[1:2]) {
+		t.Errorf("search after indexing: %v", got)
+	}
+	var dates []time.Time
+	must[struct{}](t)(struct{}{}, s.Fetch(ctx, first.MailboxID, uids, 0, func(it mailstore.Item) error {
+		dates = append(dates, it.Message.InternalDate)
+		if !slices.Contains(it.Message.Flags, "$Imported") {
+			t.Errorf("flags of %d: %v", it.Message.UID, it.Message.Flags)
+		}
+		return nil
+	}))
+	if len(dates) != 4 || !dates[3].Equal(msgs[3].Date) {
+		t.Errorf("internal dates: %v", dates)
+	}
+	acct := must[mailstore.Account](t)(s.Account(ctx, "bulk@example.test"))
+	if want := int64(len(Msg("x@y", "bulk@example.test", "một", "đầu tiên"))) + size; acct.Used < want-64 || acct.Used > want+64 {
+		t.Errorf("used %d, want about %d", acct.Used, want)
+	}
+	big := []mailstore.NewMessage{{Content: Msg("x@y", "bulk@example.test", "nhỏ", "a")}, {Content: Msg("x@y", "bulk@example.test", "lớn", strings.Repeat("x", 5000))}}
+	if _, err := s.AppendMany(ctx, a.ID, "Lưu trữ", big); !errors.Is(err, mailstore.ErrOverQuota) {
+		t.Errorf("AppendMany over quota: %v", err)
+	}
+	if st := must[mailstore.Status](t)(s.MailboxStatus(ctx, first.MailboxID)); st.Messages != 5 {
+		t.Errorf("a batch over quota stored part of itself: %+v", st)
 	}
 }
 
