@@ -374,13 +374,18 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 // of the mailbox is read. The index keeps no copy of the text (schema/0010);
 // such queries are rare enough not to keep one for them.
 func (q *query) substringCond(field Field, folded string) (string, []any, error) {
+	return q.readHits(`SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?`, []any{q.mailboxID}, func(data []byte) bool {
+		return slices.ContainsFunc(extractText(data).columns(field), func(col string) bool { return strings.Contains(col, folded) })
+	})
+}
+
+// readHits is the condition selecting the contents, among those the query
+// ids returns, that match says hold what is looked for.
+func (q *query) readHits(ids string, args []any, match func(data []byte) bool) (string, []any, error) {
 	var hits []int64
-	err := q.readContents(`SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
-		for _, col := range extractText(data).columns(field) {
-			if strings.Contains(col, folded) {
-				hits = append(hits, id)
-				return
-			}
+	err := q.readContents(ids, args, func(id int64, data []byte) {
+		if match(data) {
+			hits = append(hits, id)
 		}
 	})
 	if err != nil {
@@ -414,23 +419,14 @@ func (q *query) headerCond(name, value string) (string, []any, error) {
 		cand += ` AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
 		args = append(args, strings.Join(match, " "))
 	}
-	var hits []int64
-	err := q.readContents(cand, args, func(id int64, data []byte) {
+	return q.readHits(cand, args, func(data []byte) bool {
 		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
-		for _, v := range h.Values(name) {
+		return slices.ContainsFunc(h.Values(name), func(v string) bool {
 			f := Fold(decodeHeader(v))
-			if strings.TrimSpace(folded) == "" || len(words) == 0 && strings.Contains(f, folded) ||
-				len(words) > 0 && matchWords(f, words, endsInWord(folded)) {
-				hits = append(hits, id)
-				return
-			}
-		}
+			return strings.TrimSpace(folded) == "" || len(words) == 0 && strings.Contains(f, folded) ||
+				len(words) > 0 && matchWords(f, words, endsInWord(folded))
+		})
 	})
-	if err != nil {
-		return "", nil, err
-	}
-	b, _ := json.Marshal(hits)
-	return `m.blob_id IN (SELECT value FROM json_each(?))`, []any{string(b)}, nil
 }
 
 // unindexed returns the folded text of this mailbox's contents that the
