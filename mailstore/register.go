@@ -29,6 +29,20 @@ const (
 	DocIn  Direction = "in"
 )
 
+// Series of a register: each is numbered from 01 every year (Decree 30/2020
+// Art. 15.1, 22.2); confidential documents have their own.
+const (
+	SeriesOrdinary     = ""
+	SeriesConfidential = "mat" // văn bản mật
+)
+
+// Media of a registered document: paper and electronic documents share
+// their series (Art. 15.1: "thống nhất giữa văn bản giấy và văn bản điện tử").
+const (
+	MediumElectronic = "electronic"
+	MediumPaper      = "paper"
+)
+
 // DocFile is a file of a document and the SHA-256 of its content.
 type DocFile struct {
 	Name   string `json:"name"`
@@ -49,6 +63,8 @@ type DocEntry struct {
 	ID         int64
 	Domain     string // the agency whose register this is
 	Direction  Direction
+	Series     string // SeriesOrdinary or SeriesConfidential
+	Medium     string // MediumElectronic (the default) or MediumPaper
 	Year       int
 	Number     int       // số (out) or số đến (in), from 1 each year
 	Notation   string    // số/ký hiệu of the document, e.g. 123/STTTT-VP
@@ -56,11 +72,13 @@ type DocEntry struct {
 	MessageID  string    // of the message that carried it
 	DocDate    string    // YYYY-MM-DD in the issuing organ's time zone
 	Time       time.Time // sent (out) or received and passed on (in)
+	DocType    string    // tên loại: Công văn, Quyết định, ...
 	Subject    string    // trích yếu
 	Signer     string
 	Organ      string   // issuing organ (in)
 	Sender     string   // the clerk account that sent it (out), the From: address (in)
 	Recipients []string // nơi nhận (out), receiving persons (in)
+	FiledWith  string   // the unit or person keeping the filed copy (out)
 	Copies     int
 	Status     string
 	Notes      string
@@ -68,8 +86,8 @@ type DocEntry struct {
 	Acks       []DocAck // filled by the read functions
 }
 
-// Register adds e to the register of its Domain and Direction for e.Year
-// under the next number, which it sets. Numbering is atomic across goroutines
+// Register adds e to the register of its Domain, Direction and Series for
+// e.Year under the next number, which it sets. Numbering is atomic across goroutines
 // and processes: the number is taken and the line written in one write
 // transaction, and a number once given is never given again.
 //
@@ -82,8 +100,13 @@ type DocEntry struct {
 // message keeps its number.
 func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)) (DocEntry, error) {
 	e.Domain = normAddr(e.Domain)
-	if e.Domain == "" || (e.Direction != DocOut && e.Direction != DocIn) || e.Year < 1 {
-		return DocEntry{}, fmt.Errorf("mailstore: register: %w: domain %q, direction %q, year %d", ErrInvalid, e.Domain, e.Direction, e.Year)
+	if e.Medium == "" {
+		e.Medium = MediumElectronic
+	}
+	if e.Domain == "" || (e.Direction != DocOut && e.Direction != DocIn) || e.Year < 1 ||
+		(e.Series != SeriesOrdinary && e.Series != SeriesConfidential) || (e.Medium != MediumElectronic && e.Medium != MediumPaper) {
+		return DocEntry{}, fmt.Errorf("mailstore: register: %w: domain %q, direction %q, series %q, medium %q, year %d",
+			ErrInvalid, e.Domain, e.Direction, e.Series, e.Medium, e.Year)
 	}
 	rcpts, files := marshalList(e.Recipients), marshalList(e.Files)
 	var out DocEntry
@@ -100,20 +123,20 @@ func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)
 			}
 		}
 		out = e
-		if err := tx.QueryRow(`INSERT INTO doc_numbers (domain, direction, year, last) VALUES (?,?,?,1)
-			ON CONFLICT (domain, direction, year) DO UPDATE SET last = last + 1 RETURNING last`,
-			e.Domain, e.Direction, e.Year).Scan(&out.Number); err != nil {
+		if err := tx.QueryRow(`INSERT INTO doc_numbers (domain, direction, series, year, last) VALUES (?,?,?,?,1)
+			ON CONFLICT (domain, direction, series, year) DO UPDATE SET last = last + 1 RETURNING last`,
+			e.Domain, e.Direction, e.Series, e.Year).Scan(&out.Number); err != nil {
 			return err
 		}
 		if fill != nil {
 			fill(&out)
 		}
-		return tx.QueryRow(`INSERT INTO doc_register (domain, direction, year, number, notation, document_id, message_id,
-			doc_date, registered, subject, signer, organ, sender, recipients, copies, status, notes, files)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-			out.Domain, out.Direction, out.Year, out.Number, out.Notation, out.DocumentID, out.MessageID,
-			out.DocDate, out.Time.Unix(), out.Subject, out.Signer, out.Organ, out.Sender, rcpts, out.Copies,
-			out.Status, out.Notes, files).Scan(&out.ID)
+		return tx.QueryRow(`INSERT INTO doc_register (domain, direction, series, medium, year, number, notation, document_id,
+			message_id, doc_date, registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status,
+			notes, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+			out.Domain, out.Direction, out.Series, out.Medium, out.Year, out.Number, out.Notation, out.DocumentID,
+			out.MessageID, out.DocDate, out.Time.Unix(), out.DocType, out.Subject, out.Signer, out.Organ, out.Sender, rcpts,
+			out.FiledWith, out.Copies, out.Status, out.Notes, files).Scan(&out.ID)
 	})
 	if errors.Is(err, ErrExists) {
 		return out, fmt.Errorf("mailstore: register: message %s is number %d: %w", e.MessageID, out.Number, ErrExists)
@@ -191,7 +214,7 @@ func (s *Store) Docs(ctx context.Context, q DocQuery) ([]DocEntry, error) {
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	query += ` ORDER BY domain, direction, year, number`
+	query += ` ORDER BY domain, direction, year, series, number`
 	out, err := queryAll(ctx, s, scanDoc, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: register: %w", err)
@@ -212,15 +235,16 @@ func scanAck(sc scanner) (DocAck, error) {
 	return a, err
 }
 
-const docCols = `id, domain, direction, year, number, notation, document_id, message_id, doc_date, registered,
-	subject, signer, organ, sender, recipients, copies, status, notes, files`
+const docCols = `id, domain, direction, series, medium, year, number, notation, document_id, message_id, doc_date,
+	registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status, notes, files`
 
 func scanDoc(sc scanner) (DocEntry, error) {
 	var e DocEntry
 	var t int64
 	var rcpts, files string
-	err := sc.Scan(&e.ID, &e.Domain, &e.Direction, &e.Year, &e.Number, &e.Notation, &e.DocumentID, &e.MessageID,
-		&e.DocDate, &t, &e.Subject, &e.Signer, &e.Organ, &e.Sender, &rcpts, &e.Copies, &e.Status, &e.Notes, &files)
+	err := sc.Scan(&e.ID, &e.Domain, &e.Direction, &e.Series, &e.Medium, &e.Year, &e.Number, &e.Notation, &e.DocumentID,
+		&e.MessageID, &e.DocDate, &t, &e.DocType, &e.Subject, &e.Signer, &e.Organ, &e.Sender, &rcpts, &e.FiledWith, &e.Copies,
+		&e.Status, &e.Notes, &files)
 	if err != nil {
 		return DocEntry{}, err
 	}

@@ -23,6 +23,7 @@ var docCmd = &command{name: "doc", short: "official documents: verify, registers
 	{name: "verify", short: "check a stamped document (.eml) offline and print every check", run: docVerify},
 	{name: "register", short: "the registers of documents sent and received", sub: []*command{
 		{name: "list", short: "list a register (sổ đi or sổ đến) for a year", run: docRegisterList},
+		{name: "add", short: "record a paper document in a register, under the next number", run: docRegisterAdd},
 	}},
 	{name: "status", short: "show a document's register entries, receipts and evidence", run: docStatus},
 }}
@@ -133,15 +134,21 @@ type docJSON struct {
 	DocumentID string              `json:"document_id"`
 	MessageID  string              `json:"message_id"`
 	Files      []mailstore.DocFile `json:"files"`
+	Series     string              `json:"series"` // "" or "mat" (confidential)
+	Medium     string              `json:"medium"` // electronic or paper
+	DocType    string              `json:"doc_type"`
+	FiledWith  string              `json:"filed_with"`
 }
 
 func toJSON(e mailstore.DocEntry) docJSON {
 	return docJSON{e.Domain, string(e.Direction), e.Year, e.Number, e.Notation, e.DocDate, e.Time.In(registry.ICT), e.Subject,
-		e.Signer, e.Organ, e.Sender, e.Recipients, e.Copies, e.Status, e.Acks, e.Notes, e.DocumentID, e.MessageID, e.Files}
+		e.Signer, e.Organ, e.Sender, e.Recipients, e.Copies, e.Status, e.Acks, e.Notes, e.DocumentID, e.MessageID, e.Files,
+		e.Series, e.Medium, e.DocType, e.FiledWith}
 }
 
 var docCSVHeader = []string{"domain", "register", "year", "number", "notation", "doc_date", "registered", "subject", "signer",
-	"organ", "sender", "recipients", "copies", "status", "acks", "notes", "document_id", "message_id", "files"}
+	"organ", "sender", "recipients", "copies", "status", "acks", "notes", "document_id", "message_id", "files",
+	"series", "medium", "doc_type", "filed_with"}
 
 func (d docJSON) csv() []string {
 	var files []string
@@ -150,7 +157,8 @@ func (d docJSON) csv() []string {
 	}
 	return []string{d.Domain, d.Register, strconv.Itoa(d.Year), strconv.Itoa(d.Number), d.Notation, d.DocDate,
 		d.Registered.Format(time.RFC3339), d.Subject, d.Signer, d.Organ, d.Sender, strings.Join(d.Recipients, ", "),
-		strconv.Itoa(d.Copies), d.Status, acksText(d.Acks), d.Notes, d.DocumentID, d.MessageID, strings.Join(files, "; ")}
+		strconv.Itoa(d.Copies), d.Status, acksText(d.Acks), d.Notes, d.DocumentID, d.MessageID, strings.Join(files, "; "),
+		d.Series, d.Medium, d.DocType, d.FiledWith}
 }
 
 // acksText is the acknowledgement column: "01 vanthu@b (2026-11-28 09:31); ...".
