@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMigrateUpgrades opens a database left at schema 1 by an older sealmail,
@@ -263,4 +264,67 @@ func TestMigrateContentKill9(t *testing.T) {
 		t.Errorf("search after migration: %v, %v", hits, err)
 	}
 	t.Logf("database %d bytes before, %d after", before, after)
+}
+
+// TestMigrateDocSeries: registers written before series existed keep their
+// lines, numbers and acknowledgements, in the ordinary series, and go on
+// numbering from where they were.
+func TestMigrateDocSeries(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, DBFile)+"?_journal_mode=WAL&_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := 0
+	for i, m := range ms {
+		if strings.Contains(m.name, "doc_series") {
+			before = i
+			break
+		}
+	}
+	if before == 0 {
+		t.Fatal("no doc_series migration")
+	}
+	for _, m := range ms[:before] {
+		if _, err := db.Exec(m.sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = db.Exec(fmt.Sprintf(`PRAGMA user_version = %d;
+		INSERT INTO doc_numbers (domain, direction, year, last) VALUES ('a.test', 'out', 2026, 7);
+		INSERT INTO doc_register (id, domain, direction, year, number, notation, document_id, message_id, doc_date, registered,
+			subject, signer, organ, sender, recipients, copies, status, notes, files)
+			VALUES (3, 'a.test', 'out', 2026, 7, '07/A-VP', 'X,2026/11/28,07/A-VP', '<7@a.test>', '2026-11-28', 0,
+			'Công văn cũ', '', '', 'clerk@a.test', '["nam@b.test"]', 1, 'sent', '', '[]');
+		INSERT INTO doc_acks (register_id, party, status_code, reason, time) VALUES (3, 'vanthu@b.test', '01', '', 0)`, before))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(dir, Options{PasswordParams: &CheapPasswordParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	es, err := s.Docs(ctx, DocQuery{Domain: "a.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].ID != 3 || es[0].Number != 7 || es[0].Series != SeriesOrdinary || es[0].Medium != MediumElectronic ||
+		len(es[0].Acks) != 1 || es[0].Acks[0].StatusCode != "01" {
+		t.Fatalf("after migration: %+v", es)
+	}
+	e, err := s.Register(ctx, DocEntry{Domain: "a.test", Direction: DocOut, Year: 2026, MessageID: "<8@a.test>"}, nil)
+	if err != nil || e.Number != 8 {
+		t.Errorf("next number %d, %v; want 8", e.Number, err)
+	}
+	// The acknowledgements still reference the register.
+	if err := s.AckDoc(ctx, 999, DocAck{Party: "x@b.test", StatusCode: "01", Time: time.Unix(0, 0)}); err == nil {
+		t.Error("an acknowledgement of no register line was stored")
+	}
 }
