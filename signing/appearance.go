@@ -2,7 +2,6 @@ package signing
 
 import (
 	"bytes"
-	_ "embed"
 	"errors"
 	"fmt"
 	"image"
@@ -16,17 +15,14 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 
+	sealfont "sealmail/signing/font"
 	"sealmail/signing/pdf"
 )
 
 // The visible signatures are pictures: text is drawn into them with an
 // embedded font that has every Vietnamese glyph (DejaVu Serif, Bitstream
 // Vera licence, font/LICENSE), so any PDF reader shows it as it was meant.
-//
-//go:embed font/DejaVuSerif.ttf
-var serifTTF []byte
-
-var serif = sync.OnceValues(func() (*opentype.Font, error) { return opentype.Parse(serifTTF) })
+var serif = sync.OnceValues(func() (*opentype.Font, error) { return opentype.Parse(sealfont.SerifTTF) })
 
 // Appearance geometry, in PDF points (1/72 in).
 const (

@@ -24,6 +24,7 @@ var docCmd = &command{name: "doc", short: "official documents: verify, registers
 	{name: "register", short: "the registers of documents sent and received", sub: []*command{
 		{name: "list", short: "list a register (sổ đi or sổ đến) for a year", run: docRegisterList},
 		{name: "add", short: "record a paper document in a register, under the next number", run: docRegisterAdd},
+		{name: "export", short: "write a year's register as Appendix IV lays it out: PDF (A4, to print and bind), CSV or XLSX", run: docRegisterExport},
 	}},
 	{name: "status", short: "show a document's register entries, receipts and evidence", run: docStatus},
 }}

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"sealmail/mailstore"
 	"sealmail/registry"
+	"sealmail/registry/book"
 )
 
 // docRegisterAdd records a paper document: Decree 30/2020 numbers paper and
@@ -90,6 +93,86 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 	} else {
 		fmt.Printf("registered số %s, ngày %s, in the %s of %d\n", e.Notation, e.DocDate, book, e.Year)
 	}
+	return nil
+}
+
+// docRegisterExport writes a register as the clerk prints and binds it
+// (Decree 30/2020 Art. 16.2.b, 22.3.b: "in ra giấy ..., đóng sổ").
+func docRegisterExport(ctx context.Context, args []string) error {
+	f := newFlags("doc register export", "--outgoing|--incoming --domain D [--year Y] [--confidential] --format pdf|csv|xlsx [--output FILE]")
+	out := f.Bool("outgoing", false, "the register of documents sent (sổ văn bản đi)")
+	in := f.Bool("incoming", false, "the register of documents received (sổ văn bản đến)")
+	domain := f.String("domain", "", "the agency's `DOMAIN`")
+	year := f.Int("year", time.Now().In(registry.ICT).Year(), "the `YEAR` (default this year)")
+	confidential := f.Bool("confidential", false, "the register of confidential (mật) documents")
+	format := f.String("format", "", "`pdf` (A4 landscape, to print), csv or xlsx")
+	output := f.String("output", "", "write to `FILE` instead of standard output")
+	if _, err := f.parse(args, 0, 0); err != nil {
+		return err
+	}
+	if *out == *in {
+		return f.errorf("give one of --outgoing and --incoming")
+	}
+	if *domain == "" {
+		return f.errorf("missing --domain")
+	}
+	switch *format {
+	case "pdf", "csv", "xlsx":
+	case "":
+		return f.errorf("missing --format: pdf, csv or xlsx")
+	default:
+		return f.errorf("--format %q: want pdf, csv or xlsx", *format)
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d, err := s.Domain(ctx, *domain)
+	if err != nil {
+		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", *domain)
+	}
+	dir := mailstore.DocOut
+	if *in {
+		dir = mailstore.DocIn
+	}
+	es, err := s.Docs(ctx, mailstore.DocQuery{Domain: d.Name, Direction: dir, Year: *year})
+	if err != nil {
+		return err
+	}
+	series := mailstore.SeriesOrdinary
+	if *confidential {
+		series = mailstore.SeriesConfidential
+	}
+	b := &book.Book{Agency: d.OrganName, Direction: dir, Year: *year, Confidential: *confidential, Location: registry.ICT}
+	if b.Agency == "" {
+		b.Agency = d.Name
+	}
+	for _, e := range es {
+		if e.Series == series {
+			b.Entries = append(b.Entries, e)
+		}
+	}
+	var buf bytes.Buffer
+	switch *format {
+	case "pdf":
+		err = b.WritePDF(&buf, time.Now().In(registry.ICT))
+	case "csv":
+		err = b.WriteCSV(&buf)
+	case "xlsx":
+		err = b.WriteXLSX(&buf)
+	}
+	if err != nil {
+		return err
+	}
+	if *output == "" {
+		_, err = os.Stdout.Write(buf.Bytes())
+		return err
+	}
+	if err := os.WriteFile(*output, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %d document(s) of the %d %s\n", *output, len(b.Entries), *year, strings.ToLower(b.Title()))
 	return nil
 }
 
