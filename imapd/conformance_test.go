@@ -222,7 +222,8 @@ func TestListSubscribedNonExistent(t *testing.T) {
 	e := newEnv(t)
 	r := e.raw(t)
 	r.cmd("LOGIN nam@example.test pw")
-	for _, c := range []string{`CREATE "Dự án/2026"`, `CREATE "Cũ"`, `UNSUBSCRIBE "Dự án"`, `UNSUBSCRIBE "Drafts"`, `UNSUBSCRIBE "Junk"`,
+	// CREATE subscribes nothing; the default mailboxes are subscribed.
+	for _, c := range []string{`CREATE "Dự án/2026"`, `CREATE "Cũ"`, `SUBSCRIBE "Dự án/2026"`, `SUBSCRIBE "Cũ"`, `UNSUBSCRIBE "Drafts"`, `UNSUBSCRIBE "Junk"`,
 		`UNSUBSCRIBE "Sent"`, `UNSUBSCRIBE "Trash"`, `UNSUBSCRIBE "Archive"`, `UNSUBSCRIBE INBOX`, `DELETE "Cũ"`, `ENABLE UTF8=ACCEPT`} {
 		if _, st := r.cmd(c); !strings.HasPrefix(st, "OK") {
 			t.Fatalf("%s: %s", c, st)
@@ -248,7 +249,10 @@ func TestListSubscribedNonExistent(t *testing.T) {
 	check(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`,
 		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`,
 		`* LIST (\HasNoChildren \Subscribed) "/" "Dự án/2026"`)
-	check(`LIST "" "C*" RETURN (SUBSCRIBED)`,
+	// RETURN (SUBSCRIBED) marks what is listed, which is mailboxes: the
+	// SUBSCRIBED selection alone lists names that are none (RFC 5258 3.2).
+	check(`LIST "" "C*" RETURN (SUBSCRIBED)`)
+	check(`LIST (SUBSCRIBED) "" "C*" RETURN (SUBSCRIBED)`,
 		`* LIST (\NonExistent \HasNoChildren \Subscribed) "/" "Cũ"`)
 	check(`LSUB "" "%"`,
 		`* LSUB (\HasNoChildren \Noselect) "/" "Cũ"`,

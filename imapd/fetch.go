@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -63,10 +64,17 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	// One response is written before the next is prepared, so they share f.
 	enabled := s.conn.EnabledCaps()
 	f := fetched{addrs: make(addressCache), utf8: enabled.Has(imap.CapUTF8Accept) || enabled.Has(imap.CapIMAP4rev2)}
+	written := 0
+	var got []uint32 // for a FETCH of UIDs alone, which messages answered
+	onlyUID := uidOnly(options)
 	err = s.srv.Store.FetchChanged(s.cmdCtx(), sel.mb.ID, query, int64(options.ChangedSince), what, func(it mailstore.Item) error {
 		n := sel.seq(it.UID)
 		if n == 0 {
 			return nil // delivered after the client last heard; not yet announced
+		}
+		written++
+		if onlyUID {
+			got = append(got, it.UID)
 		}
 		if err := s.prepare(&f, &it, options); err != nil {
 			if first == nil {
@@ -92,7 +100,45 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		return s.fail("fetch", err)
 	}
+	if written < len(uids) && options.ChangedSince == 0 && first == nil {
+		return s.fetchExpunged(w, uids, got, onlyUID)
+	}
 	return first
+}
+
+// errExpungeIssued answers a FETCH of messages another session expunged,
+// which this one has not been told of yet (it may not be during a FETCH:
+// RFC 9051 7.5.1). The text is what Dovecot says, which clients and test
+// suites recognise.
+var errExpungeIssued = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpungeIssued,
+	Text: "Some of the requested messages no longer exist"}
+
+// fetchExpunged answers for those of uids that are gone from the store but
+// still in the client's view: their UID is all that is still known, so a FETCH
+// of UIDs alone (onlyUID) gets it (RFC 2180 4.1.2), any other gets NO
+// [EXPUNGEISSUED] after the data of the messages that remain. got are the
+// UIDs the store answered for.
+func (s *session) fetchExpunged(w *imapserver.FetchWriter, uids, got []uint32, onlyUID bool) error {
+	if !onlyUID {
+		return errExpungeIssued
+	}
+	slices.Sort(got)
+	for _, uid := range uids {
+		if _, ok := slices.BinarySearch(got, uid); ok {
+			continue
+		}
+		r := w.CreateMessage(s.sel.seq(uid))
+		r.WriteUID(imap.UID(uid))
+		if err := r.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func uidOnly(o *imap.FetchOptions) bool {
+	return !o.Flags && !o.InternalDate && !o.RFC822Size && !o.Envelope && o.BodyStructure == nil &&
+		len(o.BodySection) == 0 && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 && !o.ModSeq
 }
 
 // needsContent reports whether a FETCH needs whole messages. A partial of
@@ -355,7 +401,7 @@ func (c addressCache) list(as []mailstore.Address) []imap.Address {
 	}
 	out := make([]imap.Address, len(as))
 	for i, a := range as {
-		out[i] = imap.Address{Name: mime.QEncoding.Encode("utf-8", a.Name), Mailbox: a.Mailbox, Host: a.Host}
+		out[i] = imap.Address{Name: mime.QEncoding.Encode("utf-8", a.Name), ADL: a.Route, Mailbox: a.Mailbox, Host: a.Host}
 		if a.Host == "" && a.Mailbox != "" {
 			// A group's name stands where a mailbox would; RFC 3501 has it
 			// as a phrase, encoded like any display name.

@@ -295,12 +295,18 @@ func TestMailboxes(t *testing.T) {
 		t.Errorf("LIST-STATUS: %+v", d)
 	}
 
-	// Subscriptions.
+	// Subscriptions: CREATE subscribes nothing, SUBSCRIBE does.
+	for _, n := range []string{"Văn bản đến", "Lưu trữ"} {
+		if err := c.Subscribe(n).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := c.Unsubscribe("Lưu trữ").Wait(); err != nil {
 		t.Fatal(err)
 	}
 	sub := list("*", &imap.ListOptions{SelectSubscribed: true})
-	if sub["Lưu trữ"] != nil || sub["Văn bản đến"] == nil || !has(sub["Văn bản đến"], imap.MailboxAttrSubscribed) {
+	if sub["Lưu trữ"] != nil || sub["Văn bản đến"] == nil || !has(sub["Văn bản đến"], imap.MailboxAttrSubscribed) ||
+		sub["Văn bản đến/2026/Sở Tài chính"] != nil {
 		t.Errorf("LIST (SUBSCRIBED): %v", keys(sub))
 	}
 
@@ -905,13 +911,14 @@ func TestSearchFields(t *testing.T) {
 	r.cmd("LOGIN nam@example.test pw")
 	r.cmd("SELECT INBOX")
 	for cmd, want := range map[string]string{
-		`UID SEARCH TEXT "hoa toc"`:              "* SEARCH 1 2",
-		`UID SEARCH HEADER X-Phan-Loai "Hỏa"`:    "* SEARCH 1",
-		`UID SEARCH FROM "phong tc"`:             "* SEARCH 1",
-		`UID SEARCH FROM "Nguyễn Văn A"`:         "* SEARCH 1",
-		`UID SEARCH FROM "x.example"`:            "* SEARCH 1",
-		`UID SEARCH SUBJECT "de nghi"`:           "* SEARCH 1",
-		`UID SEARCH BODY "hoa toc" NOT FROM "a"`: "* SEARCH 2",
+		`UID SEARCH TEXT "hoa toc"`:                 "* SEARCH 1 2",
+		`UID SEARCH HEADER X-Phan-Loai "Hỏa"`:       "* SEARCH 1",
+		`UID SEARCH FROM "phong tc"`:                "* SEARCH 1",
+		`UID SEARCH FROM "Nguyễn Văn A"`:            "* SEARCH 1",
+		`UID SEARCH FROM "x.example"`:               "* SEARCH 1",
+		`UID SEARCH SUBJECT "de nghi"`:              "* SEARCH 1",
+		`UID SEARCH BODY "hoa toc" NOT FROM "x.ex"`: "* SEARCH 2",
+		`UID SEARCH FROM "guyen van"`:               "* SEARCH 1", // a substring inside a word
 	} {
 		if lines, _ := r.cmd(cmd); len(lines) != 1 || lines[0] != want {
 			t.Errorf("%s: %q, want %q", cmd, lines, want)

@@ -60,16 +60,20 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		names = append(names, m.Name)
 	}
 	for p := range hasChildren {
-		if byName[p] == nil && !orphans[p] {
+		if byName[p] == nil && !(orphans[p] && options.SelectSubscribed) {
 			names = append(names, p)
 		}
 	}
 	for n := range orphans {
-		if byName[n] == nil {
-			names = append(names, n)
-			subscribedNames = append(subscribedNames, n)
-		} else {
+		if byName[n] != nil {
 			delete(orphans, n) // a mailbox of that name exists again
+			continue
+		}
+		subscribedNames = append(subscribedNames, n)
+		// Only the SUBSCRIBED selection lists names that are no mailbox;
+		// RETURN (SUBSCRIBED) alone marks the mailboxes listed anyway.
+		if options.SelectSubscribed {
+			names = append(names, n)
 		}
 	}
 	sort.Strings(names)

@@ -40,6 +40,17 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 	}
 	modSeq := found.ModSeq // highest of the matches, for CONDSTORE
+	if usesModSeq(criteria) && minMaxOnly(options) && len(uids) > 0 {
+		// RFC 7162 3.1.5: with only MIN or MAX returned, MODSEQ is the
+		// highest of the messages returned, not of all that matched.
+		c := sel.criteria(criteria)
+		c.UIDs = append(c.UIDs, returned(options, uids))
+		of, err := s.srv.Store.Search(s.cmdCtx(), sel.mb.ID, c)
+		if err != nil {
+			return nil, s.fail("search", err)
+		}
+		modSeq = of.ModSeq
+	}
 	if kind == imapserver.NumKindUID {
 		nums = uids
 	}
@@ -59,18 +70,34 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		// RFC 5182 2.1: with MIN or MAX but neither ALL nor COUNT, only those
 		// messages are saved.
 		saved := uids
-		if (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount && len(uids) > 0 {
+		if minMaxOnly(options) && len(uids) > 0 {
 			saved = nil
-			if options.ReturnMin {
-				saved = append(saved, uids[0])
-			}
-			if options.ReturnMax && (len(saved) == 0 || saved[0] != uids[len(uids)-1]) {
-				saved = append(saved, uids[len(uids)-1])
+			for _, r := range returned(options, uids) {
+				saved = append(saved, r.First)
 			}
 		}
 		sel.res = uidSet(saved)
 	}
 	return data, nil
+}
+
+// minMaxOnly reports whether a search returns MIN or MAX but neither ALL nor
+// COUNT, when only those messages count (RFC 5182 2.1, RFC 7162 3.1.5).
+func minMaxOnly(options *imap.SearchOptions) bool {
+	return (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount
+}
+
+// returned are the messages a MIN/MAX-only search reports, of its ascending
+// matches uids.
+func returned(options *imap.SearchOptions, uids []uint32) []mailstore.UIDRange {
+	var out []mailstore.UIDRange
+	if options.ReturnMin {
+		out = append(out, mailstore.UIDRange{First: uids[0], Last: uids[0]})
+	}
+	if last := uids[len(uids)-1]; options.ReturnMax && (len(out) == 0 || out[0].First != last) {
+		out = append(out, mailstore.UIDRange{First: last, Last: last})
+	}
+	return out
 }
 
 // Search criteria are answered by one SQL expression, which SQLite bounds

@@ -174,7 +174,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	default:
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR", Text: "A mailbox takes one special-use attribute"}
 	}
-	if _, err := s.srv.Store.CreateMailbox(s.ctx(), s.acct.ID, name, use); err != nil {
+	if _, err := s.srv.Store.CreateMailboxUnsubscribed(s.ctx(), s.acct.ID, name, use); err != nil {
 		return s.fail("create", err)
 	}
 	return nil

@@ -265,7 +265,7 @@ func (s *Store) AddAccounts(ctx context.Context, as []NewAccount) ([]Account, er
 			}
 			id, _ := r.LastInsertId()
 			for _, mb := range DefaultMailboxes {
-				if _, err := createMailbox(tx, id, mb.Name, mb.SpecialUse); err != nil {
+				if _, err := createMailbox(tx, id, mb.Name, mb.SpecialUse, true); err != nil {
 					return err
 				}
 			}

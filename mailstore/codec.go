@@ -16,7 +16,10 @@ import (
 // markers, version 3 References (for THREAD, which would otherwise read every
 // message's content). Older rows still decode (members of groups flattened, no
 // raw date, no References); the indexer re-parses them in the background
-// (upgradeEnvelopes).
+// (upgradeEnvelopes). A version 3 envelope may end with the obsolete source
+// routes of its addresses (RFC 5322 obs-route, "<@relay:user@host>"), as
+// (list, address, route) triples after References: rare enough that the rows
+// without them need no new version.
 const envelopeVersion = 3
 
 func encodeEnvelope(e *Envelope) []byte {
@@ -32,9 +35,9 @@ func encodeEnvelope(e *Envelope) []byte {
 	b = binary.AppendVarint(b, int64(offset))
 	b = appendString(b, e.DateRaw)
 	b = appendString(b, e.Subject)
-	for _, l := range [][]Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
-		b = binary.AppendUvarint(b, uint64(len(l)))
-		for _, a := range l {
+	for _, l := range e.lists() {
+		b = binary.AppendUvarint(b, uint64(len(*l)))
+		for _, a := range *l {
 			b = appendString(b, a.Name)
 			b = appendString(b, a.Mailbox)
 			b = appendString(b, a.Host)
@@ -42,7 +45,29 @@ func encodeEnvelope(e *Envelope) []byte {
 	}
 	b = appendStrings(b, e.InReplyTo)
 	b = appendString(b, e.MessageID)
-	return appendStrings(b, e.References)
+	b = appendStrings(b, e.References)
+	var routes []byte
+	n := 0
+	for i, l := range e.lists() {
+		for j, a := range *l {
+			if a.Route != "" {
+				routes = binary.AppendUvarint(routes, uint64(i))
+				routes = binary.AppendUvarint(routes, uint64(j))
+				routes = appendString(routes, a.Route)
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		b = binary.AppendUvarint(b, uint64(n))
+		b = append(b, routes...)
+	}
+	return b
+}
+
+// lists are e's address lists in the order the codec writes them.
+func (e *Envelope) lists() []*[]Address {
+	return []*[]Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc}
 }
 
 func appendStrings(b []byte, l []string) []byte {
@@ -142,6 +167,17 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 	e.MessageID = d.string()
 	if b[0] >= 3 {
 		e.References = d.strings()
+	}
+	if len(d.b) > 0 && d.err == nil {
+		lists := e.lists()
+		for n := d.count(); n > 0 && d.err == nil; n-- {
+			i, j, route := d.uvarint(), d.uvarint(), d.string()
+			if i >= uint64(len(lists)) || j >= uint64(len(*lists[i])) {
+				d.fail()
+				break
+			}
+			(*lists[i])[j].Route = route
+		}
 	}
 	return e, d.err
 }

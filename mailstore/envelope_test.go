@@ -53,6 +53,34 @@ func TestEnvelopeGroups(t *testing.T) {
 	}
 }
 
+// Addresses net/mail refuses whole: comments inside the address, an obsolete
+// source route; the others of the list still parse. imaptest's
+// fetch-envelope and search-addresses.
+func TestEnvelopeObsoleteAddresses(t *testing.T) {
+	e := envelope(header(t, "From: <user-from (comment)@ (comment) domain.org>\r\n"+
+		"To: <@route:user@domain>, \"Lê Bình\" <b@y.test>, <@r1,@r2:c@z.test> (Kế toán)\r\n"))
+	if want := []Address{{Mailbox: "user-from", Host: "domain.org"}}; !reflect.DeepEqual(e.From, want) {
+		t.Errorf("From %+v", e.From)
+	}
+	want := []Address{
+		{Mailbox: "user", Host: "domain", Route: "@route"},
+		{Name: "Lê Bình", Mailbox: "b", Host: "y.test"},
+		{Mailbox: "c", Host: "z.test", Route: "@r1,@r2"},
+	}
+	if !reflect.DeepEqual(e.To, want) {
+		t.Errorf("To %+v,\nwant %+v", e.To, want)
+	}
+	got, err := decodeEnvelope(encodeEnvelope(&e))
+	if err != nil || !reflect.DeepEqual(got.To, e.To) || !reflect.DeepEqual(got.From, e.From) {
+		t.Errorf("codec: %+v %v", got, err)
+	}
+	// The text index has the addresses as they are, for FROM/TO searches.
+	tx := extractText([]byte("From: <user-from (comment)@ (comment) domain.org>\r\n\r\nx\r\n"))
+	if !strings.Contains(tx.from, "user-from@domain.org") {
+		t.Errorf("indexed From %q", tx.from)
+	}
+}
+
 // v1 is the envelope encoding before version 2 added the raw date and
 // version 3 References.
 func v1(e *Envelope) []byte {

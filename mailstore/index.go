@@ -129,6 +129,7 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		vocab := map[string]struct{}{}
 		for _, p := range batch {
 			// The content may have been reclaimed, or indexed by another process, meanwhile.
 			r, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, p.id)
@@ -141,8 +142,13 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 			if err := insertText(tx, "fts", p.id, p.text); err != nil {
 				return err
 			}
+			for _, col := range p.text.columns(FieldText) {
+				for _, w := range tokens(col) {
+					vocab[w] = struct{}{}
+				}
+			}
 		}
-		return nil
+		return addVocab(tx, vocab)
 	})
 	return more, err
 }
@@ -248,4 +254,23 @@ func (s *Store) WaitIndexed(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// addVocab records the words of newly indexed text in fts_vocab, where
+// substring searches look for the words containing theirs.
+func addVocab(tx *sql.Tx, words map[string]struct{}) error {
+	if len(words) == 0 {
+		return nil
+	}
+	st, err := tx.Prepare(`INSERT OR IGNORE INTO fts_vocab (term) VALUES (?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for w := range words {
+		if _, err := st.Exec(w); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -245,19 +245,33 @@ func (s *Store) CheckCounters(ctx context.Context) error {
 	return errors.Join(problems...)
 }
 
-// CreateMailbox creates a mailbox, and any missing parents, for an account.
+// CreateMailbox creates a mailbox, and any missing parents, for an account,
+// subscribed: what the server or an administrator creates should show in
+// clients that list subscribed mailboxes only.
 func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name, specialUse string) (Mailbox, error) {
+	return s.createMailbox(ctx, accountID, name, specialUse, true)
+}
+
+// CreateMailboxUnsubscribed is CreateMailbox for a client's IMAP CREATE,
+// which subscribes nothing (RFC 3501 6.3.3, as Dovecot and Cyrus do): the
+// client subscribes the mailbox itself if it wants to. A name that was
+// subscribed before (its mailbox deleted) stays subscribed.
+func (s *Store) CreateMailboxUnsubscribed(ctx context.Context, accountID int64, name, specialUse string) (Mailbox, error) {
+	return s.createMailbox(ctx, accountID, name, specialUse, false)
+}
+
+func (s *Store) createMailbox(ctx context.Context, accountID int64, name, specialUse string, subscribe bool) (Mailbox, error) {
 	name = CanonicalName(name)
 	if err := checkMailboxName(name); err != nil {
 		return Mailbox{}, err
 	}
 	var m Mailbox
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := createParents(tx, accountID, name); err != nil {
+		if err := createParents(tx, accountID, name, subscribe); err != nil {
 			return err
 		}
 		var err error
-		m, err = createMailbox(tx, accountID, name, specialUse)
+		m, err = createMailbox(tx, accountID, name, specialUse, subscribe)
 		return err
 	})
 	if isUnique(err) {
@@ -267,7 +281,7 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name, specia
 }
 
 // createParents creates the missing ancestors of name, so that LIST shows a tree.
-func createParents(tx *sql.Tx, accountID int64, name string) error {
+func createParents(tx *sql.Tx, accountID int64, name string, subscribe bool) error {
 	parts := strings.Split(name, Separator)
 	for i := 1; i < len(parts); i++ {
 		parent := strings.Join(parts[:i], Separator)
@@ -276,7 +290,7 @@ func createParents(tx *sql.Tx, accountID int64, name string) error {
 			return err
 		}
 		if n == 0 {
-			if _, err := createMailbox(tx, accountID, parent, ""); err != nil {
+			if _, err := createMailbox(tx, accountID, parent, "", subscribe); err != nil {
 				return err
 			}
 		}
@@ -284,21 +298,27 @@ func createParents(tx *sql.Tx, accountID int64, name string) error {
 	return nil
 }
 
-func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string) (Mailbox, error) {
+func createMailbox(tx *sql.Tx, accountID int64, name, specialUse string, subscribe bool) (Mailbox, error) {
 	v, err := nextUIDValidity(tx)
 	if err != nil {
 		return Mailbox{}, err
 	}
-	r, err := tx.Exec(`INSERT INTO mailboxes (account_id, name, uidvalidity, special_use) VALUES (?,?,?,?)`, accountID, name, v, specialUse)
+	// A subscription kept for the name (its mailbox was deleted) is now the
+	// new mailbox's own.
+	kept, err := tx.Exec(`DELETE FROM subscriptions WHERE account_id=? AND name=?`, accountID, name)
 	if err != nil {
 		return Mailbox{}, err
 	}
-	// A new mailbox is subscribed; a subscription kept for its name is now its own.
-	if _, err := tx.Exec(`DELETE FROM subscriptions WHERE account_id=? AND name=?`, accountID, name); err != nil {
+	if n, _ := kept.RowsAffected(); n > 0 {
+		subscribe = true
+	}
+	r, err := tx.Exec(`INSERT INTO mailboxes (account_id, name, uidvalidity, special_use, subscribed) VALUES (?,?,?,?,?)`,
+		accountID, name, v, specialUse, subscribe)
+	if err != nil {
 		return Mailbox{}, err
 	}
 	id, _ := r.LastInsertId()
-	return Mailbox{ID: id, AccountID: accountID, Name: name, UIDValidity: v, UIDNext: 1, Subscribed: true, SpecialUse: specialUse}, nil
+	return Mailbox{ID: id, AccountID: accountID, Name: name, UIDValidity: v, UIDNext: 1, Subscribed: subscribe, SpecialUse: specialUse}, nil
 }
 
 // nextUIDValidity never repeats a value, even for a mailbox deleted and re-created
@@ -375,7 +395,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, oldName, new
 			return fmt.Errorf("mailbox %q: %w", newName, ErrExists)
 		}
 		if oldName == Inbox {
-			dst, err := createMailbox(tx, accountID, newName, "")
+			dst, err := createMailbox(tx, accountID, newName, "", true)
 			if err != nil {
 				return err
 			}
@@ -388,7 +408,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, oldName, new
 			newName, oldName, accountID, oldName+Separator); err != nil {
 			return err
 		}
-		return createParents(tx, accountID, newName)
+		return createParents(tx, accountID, newName, true)
 	})
 	if isUnique(err) {
 		return fmt.Errorf("mailbox %q: %w", newName, ErrExists)

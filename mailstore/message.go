@@ -135,10 +135,10 @@ func targetMailbox(tx *sql.Tx, t Target) (Mailbox, error) {
 		if err := checkMailboxName(name); err != nil {
 			return Mailbox{}, err
 		}
-		if err := createParents(tx, t.AccountID, name); err != nil {
+		if err := createParents(tx, t.AccountID, name, true); err != nil {
 			return Mailbox{}, err
 		}
-		return createMailbox(tx, t.AccountID, name, "")
+		return createMailbox(tx, t.AccountID, name, "", true)
 	}
 	return m, err
 }

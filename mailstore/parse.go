@@ -24,6 +24,7 @@ type Address struct {
 	Name    string `json:"n,omitempty"`
 	Mailbox string `json:"m,omitempty"`
 	Host    string `json:"h,omitempty"`
+	Route   string `json:"r,omitempty"` // obsolete source route, "@relay1,@relay2"
 }
 
 // Envelope holds the decoded header fields clients list.
@@ -125,7 +126,17 @@ func (t *text) addHeader(h textproto.Header) {
 		other.WriteString(key)
 		if col, ok := columns[key]; ok {
 			c := col(t)
-			*c += Fold(decodeHeader(f.Value())) + "\n"
+			v := Fold(decodeHeader(f.Value()))
+			*c += v + "\n"
+			if key != "Subject" {
+				// An address written with comments or a route inside it
+				// ("<a (x)@ (y) host>") is also found as what it is.
+				for _, a := range parseAddrs(f.Value()) {
+					if spec := Fold(a.Mailbox + "@" + a.Host); a.Host != "" && !strings.Contains(v, spec) {
+						*c += spec + "\n"
+					}
+				}
+			}
 			other.WriteByte('\n')
 			continue
 		}
@@ -210,16 +221,45 @@ func envelope(h textproto.Header) Envelope {
 // "Team: a@x, b@y;") as start and end markers around their members, which
 // net/mail would flatten. Addresses that do not parse are left out.
 func addrs(mh mail.Header, key string) []Address {
-	v := mh.Get(key)
+	return parseAddrs(mh.Get(key))
+}
+
+// parseAddrs parses the value of an address field, as addrs.
+func parseAddrs(v string) []Address {
 	var out []Address
+	routes := map[*mail.Address]string{}
+	// parseEach parses a list net/mail refuses whole, one address at a time,
+	// taking out what it does not know: comments inside an address
+	// ("<user (x)@ (y) host>") and source routes ("<@relay:user@host>"),
+	// which are kept in routes.
+	parseEach := func(s string) []*mail.Address {
+		var list []*mail.Address
+		for _, item := range splitAddresses(s) {
+			if a, err := mail.ParseAddress(item); err == nil {
+				list = append(list, a)
+				continue
+			}
+			clean, route := cleanAddress(item)
+			if a, err := mail.ParseAddress(clean); err == nil {
+				list = append(list, a)
+				if route != "" {
+					routes[a] = route
+				}
+			}
+		}
+		return list
+	}
 	plain := func(s string) {
 		if strings.Trim(s, " \t\r\n,") == "" {
 			return
 		}
-		list, _ := mail.ParseAddressList(s)
+		list, err := mail.ParseAddressList(s)
+		if err != nil {
+			list = parseEach(s)
+		}
 		for _, a := range list {
 			if mbox, host, ok := strings.Cut(a.Address, "@"); ok {
-				out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
+				out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host, Route: routes[a]})
 			}
 		}
 	}
@@ -265,6 +305,66 @@ func addrs(mh mail.Header, key string) []Address {
 		plain(v[start:])
 	}
 	return out
+}
+
+// splitAddresses splits an address list at the commas outside quoted
+// strings, comments and angle brackets.
+func splitAddresses(v string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = skipQuoted(v, i)
+		case '(':
+			i = skipComment(v, i)
+		case '<':
+			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+				i += j
+			}
+		case ',':
+			if s := strings.TrimSpace(v[start:i]); s != "" {
+				out = append(out, s)
+			}
+			start = i + 1
+		}
+	}
+	if s := strings.TrimSpace(v[start:]); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// cleanAddress takes out of the angle brackets of one address the comments
+// and white space around its parts, and the source route, which it returns.
+func cleanAddress(v string) (clean, route string) {
+	lt := strings.IndexByte(v, '<')
+	gt := strings.LastIndexByte(v, '>')
+	if lt < 0 || gt < lt {
+		return v, ""
+	}
+	var spec strings.Builder
+	inner := v[lt+1 : gt]
+	for i := 0; i < len(inner); i++ {
+		switch c := inner[i]; c {
+		case '"':
+			j := skipQuoted(inner, i)
+			spec.WriteString(inner[i:min(j+1, len(inner))])
+			i = j
+		case '(':
+			i = skipComment(inner, i)
+		case ' ', '\t', '\r', '\n':
+		default:
+			spec.WriteByte(c)
+		}
+	}
+	s := spec.String()
+	if strings.HasPrefix(s, "@") {
+		if colon := strings.IndexByte(s, ':'); colon > 0 {
+			route, s = s[:colon], s[colon+1:]
+		}
+	}
+	return v[:lt] + "<" + s + ">" + v[gt+1:], route
 }
 
 func skipQuoted(v string, i int) int {

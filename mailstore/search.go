@@ -55,15 +55,12 @@ type Criteria struct {
 // đ→d), in Field, or, if Header is set, in the values of that header field (an
 // empty Query then matches every message that has the field).
 //
-// Matching is by words, which is what the index can answer: the query's words
-// must appear in order, next to each other, the last one as a prefix unless
-// the query ends with a space or punctuation ("da nan" finds "Đà Nẵng",
-// "se@example" finds "se@example.test"). That is RFC 3501's substring match
-// for every query that starts at the beginning of a word; a query starting
-// inside a word ("ang" for "Nẵng") finds nothing, and punctuation between
-// words is not compared ("da nang" also finds "Đà-Nẵng"). A query with no
-// letters or digits at all ("@", "--") is compared as a substring of the
-// folded text.
+// Matching is RFC 3501's substring match on the folded text: "da nan" and
+// "ang" both find "Đà Nẵng", "ser-fro" finds "user-from@example.test". The
+// index answers it: fts_vocab gives the words of the index that contain each
+// word of the query, the index the contents holding them, and only when the
+// query is more than one word, or has no letters or digits at all ("@"),
+// are contents read to find it whole.
 type TextKey struct {
 	Field  Field
 	Header string
@@ -338,7 +335,12 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		return "1", nil, nil // every text contains the empty string
 	}
 	words := tokens(folded)
-	if len(words) == 0 {
+	match, ok, err := q.vocabMatch(words)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(words) == 0 || !ok {
+		// No word to look up, or one inside too many words of the index.
 		return q.substringCond(field, folded)
 	}
 	// MATCH on a column searches that column only; on the table, all of them.
@@ -346,19 +348,31 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 	if col, ok := fieldCols[field]; ok {
 		target = col
 	}
-	cond := `m.blob_id IN (SELECT docid FROM fts WHERE ` + target + ` MATCH ?)`
-	args := []any{phrase(words, endsInWord(folded))}
+	var cond string
+	var args []any
+	switch {
+	case match == "":
+		cond = "0" // a word that no indexed text contains
+	case len(words) == 1 && words[0] == folded:
+		// A lone word is inside one of the text's words: the index decides.
+		cond, args = `m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`, []any{match}
+	default:
+		// The contents with all the words are read to find the whole query.
+		cond, args, err = q.readHits(`SELECT docid FROM fts WHERE `+target+` MATCH ?`, []any{match}, func(data []byte) bool {
+			return contains(extractText(data), field, folded)
+		})
+		if err != nil {
+			return "", nil, err
+		}
+	}
 	pending, err := q.unindexed()
 	if err != nil {
 		return "", nil, err
 	}
 	var hits []int64
 	for id, t := range pending {
-		for _, col := range t.columns(field) {
-			if matchWords(col, words, endsInWord(folded)) {
-				hits = append(hits, id)
-				break
-			}
+		if contains(t, field, folded) {
+			hits = append(hits, id)
 		}
 	}
 	if len(hits) > 0 {
@@ -369,13 +383,69 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 	return cond, args, nil
 }
 
+// contains reports whether the folded text of field in t holds folded.
+func contains(t *text, field Field, folded string) bool {
+	return slices.ContainsFunc(t.columns(field), func(col string) bool { return strings.Contains(col, folded) })
+}
+
+// maxTerms bounds how many words of the index one word of a query may be
+// part of; one inside more ("e", "an") is looked for in the text itself.
+const maxTerms = 200
+
+// vocabMatch is the FTS4 query for the contents that hold, for each of words,
+// some word containing it: the candidates of a substring search. It is ""
+// when a word is in no word of the index; ok is false when one is in more
+// than maxTerms of them.
+func (q *query) vocabMatch(words []string) (match string, ok bool, err error) {
+	var groups []string
+	seen := map[string]bool{}
+	for _, w := range words {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		terms, err := q.terms(w)
+		if err != nil {
+			return "", false, err
+		}
+		if len(terms) == 0 {
+			return "", true, nil
+		}
+		if len(terms) > maxTerms {
+			return "", false, nil
+		}
+		// OR binds tighter than the implicit AND between the groups.
+		groups = append(groups, strings.Join(terms, " OR "))
+	}
+	return strings.Join(groups, " "), true, nil
+}
+
+// terms returns the words of the index that contain w, quoted for MATCH (so
+// that words such as "or" and "near" are no operators), at most maxTerms+1.
+func (q *query) terms(w string) ([]string, error) {
+	rows, err := q.tx.QueryContext(q.ctx, `SELECT term FROM fts_vocab WHERE instr(term, ?) > 0 LIMIT ?`, w, maxTerms+1)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var terms []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		terms = append(terms, `"`+t+`"`)
+	}
+	return terms, rows.Err()
+}
+
 // substringCond is the condition for a query with no letters or digits
-// ("@", "--"), which the index, made of words, cannot answer: every content
-// of the mailbox is read. The index keeps no copy of the text (schema/0010);
+// ("@", "--"), or with a word inside too many words of the index, which the
+// index cannot narrow: every content of the mailbox is read. The index keeps no copy of the text (schema/0010);
 // such queries are rare enough not to keep one for them.
 func (q *query) substringCond(field Field, folded string) (string, []any, error) {
 	return q.readHits(`SELECT DISTINCT blob_id FROM messages WHERE mailbox_id = ?`, []any{q.mailboxID}, func(data []byte) bool {
-		return slices.ContainsFunc(extractText(data).columns(field), func(col string) bool { return strings.Contains(col, folded) })
+		return contains(extractText(data), field, folded)
 	})
 }
 
@@ -397,7 +467,7 @@ func (q *query) readHits(ids string, args []any, match func(data []byte) bool) (
 
 // headerCond is the condition for a header field's values. The index finds
 // the contents whose header has the field's name and the query's words;
-// those candidates are read to check that the words are in that field.
+// those candidates are read to check that the query is in that field.
 func (q *query) headerCond(name, value string) (string, []any, error) {
 	name = stdtextproto.CanonicalMIMEHeaderKey(name)
 	folded := Fold(value)
@@ -410,21 +480,30 @@ func (q *query) headerCond(name, value string) (string, []any, error) {
 	for _, w := range tokens(Fold(name)) {
 		match = append(match, "header:"+w)
 	}
-	if len(words) > 0 {
-		match = append(match, phrase(words, endsInWord(folded)))
+	vocab, ok, err := q.vocabMatch(words)
+	if err != nil {
+		return "", nil, err
 	}
 	cand := `SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ?`
 	args := []any{q.mailboxID}
-	if len(match) > 0 {
-		cand += ` AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
-		args = append(args, strings.Join(match, " "))
+	switch {
+	case ok && vocab == "" && len(words) > 0:
+		// No indexed text has the words: only what is not indexed yet may.
+		cand += ` AND m.blob_id IN (SELECT blob_id FROM unindexed)`
+	default:
+		if ok && vocab != "" {
+			match = append(match, vocab)
+		}
+		if len(match) > 0 {
+			cand += ` AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
+			args = append(args, strings.Join(match, " "))
+		}
 	}
 	return q.readHits(cand, args, func(data []byte) bool {
 		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
 		return slices.ContainsFunc(h.Values(name), func(v string) bool {
 			f := Fold(decodeHeader(v))
-			return strings.TrimSpace(folded) == "" || len(words) == 0 && strings.Contains(f, folded) ||
-				len(words) > 0 && matchWords(f, words, endsInWord(folded))
+			return strings.TrimSpace(folded) == "" || strings.Contains(f, folded)
 		})
 	})
 }
@@ -477,37 +556,6 @@ func (q *query) readContents(ids string, args []any, fn func(id int64, data []by
 		fn(x.id, data)
 	}
 	return nil
-}
-
-// phrase is the FTS4 query for words in a row, the last one as a prefix.
-// Quoting keeps words such as "or" and "near" from being read as operators.
-func phrase(words []string, prefix bool) string {
-	p := `"` + strings.Join(words, " ")
-	if prefix {
-		p += "*"
-	}
-	return p + `"`
-}
-
-// endsInWord reports whether folded text ends with a letter or digit, so
-// that its last word may be the beginning of a longer one.
-func endsInWord(folded string) bool {
-	t := tokens(folded)
-	return len(t) > 0 && strings.HasSuffix(folded, t[len(t)-1])
-}
-
-// matchWords is the index's match (see TextKey) done on text: the words in a
-// row, the last one as a prefix if prefix.
-func matchWords(s string, words []string, prefix bool) bool {
-	toks := tokens(s)
-	n := len(words)
-	for i := 0; i+n <= len(toks); i++ {
-		if slices.Equal(toks[i:i+n-1], words[:n-1]) &&
-			(toks[i+n-1] == words[n-1] || prefix && strings.HasPrefix(toks[i+n-1], words[n-1])) {
-			return true
-		}
-	}
-	return false
 }
 
 // tokens splits folded text into words the way FTS4's simple tokenizer does:

@@ -466,6 +466,13 @@ func searchCases(t *testing.T, s *mailstore.Store, mbID int64, stage string, u1,
 		{mailstore.FieldText, "xyzzy", nil},
 		{mailstore.FieldTo, "se@example", []uint32{u1, u2}},
 		{mailstore.FieldText, "nang da", nil}, // words in the wrong order are not a substring
+		// Substrings starting inside a word (RFC 3501 6.4.4).
+		{mailstore.FieldText, "ang", []uint32{u1, u3}},
+		{mailstore.FieldFrom, "ran thi da", []uint32{u1}},
+		{mailstore.FieldBody, "ai chin", []uint32{u1}},
+		{mailstore.FieldSubject, "ong van ve", []uint32{u1}},
+		{mailstore.FieldTo, "e@exam", []uint32{u1, u2}},
+		{mailstore.FieldBody, "ai chinh de", nil}, // "," between
 	} {
 		got := must[[]uint32](t)(s.SearchText(context.Background(), mbID, c.f, c.q))
 		if !slices.Equal(got, c.want) {
@@ -760,7 +767,7 @@ func testRecent(t *testing.T, s *mailstore.Store) {
 // testSearchFields covers what SEARCH looks in (RFC 3501 6.4.4): TEXT in
 // every header field, FROM/TO/CC in the fields as written (display names,
 // comments, addresses), HEADER in one field's values, diacritics folded
-// (đ→d), words matched from their beginning; before and after indexing.
+// (đ→d), as substrings; before and after indexing.
 func testSearchFields(t *testing.T, s *mailstore.Store) {
 	ctx := context.Background()
 	a := Setup(t, s, "sf@example.test")[0]
@@ -791,7 +798,9 @@ func testSearchFields(t *testing.T, s *mailstore.Store) {
 			{mailstore.TextKey{Field: mailstore.FieldCc, Query: "truong ph"}, []uint32{u1}},        // last word a prefix
 			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "DE NGHI"}, []uint32{u1}},     // đ→d, case
 			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "đề nghị cấp"}, []uint32{u1}}, // as written
-			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da nang"}, []uint32{u1, u2}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da nang"}, []uint32{u1}}, // "Đà-Nẵng" is another string
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da-nang"}, []uint32{u2}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "hong kha"}, []uint32{u2}}, // inside words
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "nang da"}, nil}, // words out of order
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no"}, []uint32{u2}},
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no "}, nil}, // "no" as a whole word

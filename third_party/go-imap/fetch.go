@@ -105,6 +105,7 @@ type Envelope struct {
 // Address represents a sender or recipient of a message.
 type Address struct {
 	Name    string
+	ADL     string // sealmail: obsolete source route, "@relay" (RFC 3501 addr-adl)
 	Mailbox string
 	Host    string
 }

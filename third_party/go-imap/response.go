@@ -30,6 +30,7 @@ const (
 	ResponseCodeContactAdmin         ResponseCode = "CONTACTADMIN"
 	ResponseCodeCorruption           ResponseCode = "CORRUPTION"
 	ResponseCodeExpired              ResponseCode = "EXPIRED"
+	ResponseCodeExpungeIssued        ResponseCode = "EXPUNGEISSUED" // sealmail: RFC 5530
 	ResponseCodeHasChildren          ResponseCode = "HASCHILDREN"
 	ResponseCodeInUse                ResponseCode = "INUSE"
 	ResponseCodeLimit                ResponseCode = "LIMIT"
