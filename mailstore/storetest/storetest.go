@@ -798,10 +798,10 @@ func testSearchFields(t *testing.T, s *mailstore.Store) {
 			{mailstore.TextKey{Field: mailstore.FieldCc, Query: "truong ph"}, []uint32{u1}},        // last word a prefix
 			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "DE NGHI"}, []uint32{u1}},     // đ→d, case
 			{mailstore.TextKey{Field: mailstore.FieldSubject, Query: "đề nghị cấp"}, []uint32{u1}}, // as written
-			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da nang"}, []uint32{u1}}, // "Đà-Nẵng" is another string
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da nang"}, []uint32{u1}},        // "Đà-Nẵng" is another string
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "da-nang"}, []uint32{u2}},
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "hong kha"}, []uint32{u2}}, // inside words
-			{mailstore.TextKey{Field: mailstore.FieldText, Query: "nang da"}, nil}, // words out of order
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "nang da"}, nil},           // words out of order
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no"}, []uint32{u2}},
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "ha no "}, nil}, // "no" as a whole word
 			{mailstore.TextKey{Field: mailstore.FieldText, Query: "@"}, []uint32{u1, u2}},
