@@ -215,18 +215,33 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 		f.sections = append(f.sections, bodySection(it.Content, bs))
 	}
 	for _, bs := range options.BinarySection {
+		if bs.Specifier != imap.PartSpecifierNone {
+			f.binary = append(f.binary, bodySection(it.Content, binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot, bs.Partial)))
+			continue
+		}
 		if !decodable(it.Structure, bs.Part) {
 			return errUnknownCTE
 		}
 		f.binary = append(f.binary, imapserver.ExtractBinarySection(bytes.NewReader(it.Content), bs))
 	}
 	for _, bs := range options.BinarySectionSize {
+		if bs.Specifier != imap.PartSpecifierNone {
+			f.binarySize = append(f.binarySize, uint32(len(bodySection(it.Content, binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot, nil)))))
+			continue
+		}
 		if !decodable(it.Structure, bs.Part) {
 			return errUnknownCTE
 		}
 		f.binarySize = append(f.binarySize, imapserver.ExtractBinarySectionSize(bytes.NewReader(it.Content), bs))
 	}
 	return nil
+}
+
+// binaryAsBody is the BODY section a BINARY section with a specifier
+// (BINARY[1.MIME], BINARY[2.HEADER], Dovecot's extension of RFC 3516) stands
+// for: headers and MIME entities have no transfer encoding to undo.
+func binaryAsBody(part []int, spec imap.PartSpecifier, fields, fieldsNot []string, partial *imap.SectionPartial) *imap.FetchItemBodySection {
+	return &imap.FetchItemBodySection{Part: part, Specifier: spec, HeaderFields: fields, HeaderFieldsNot: fieldsNot, Partial: partial, Peek: true}
 }
 
 // contentFailed answers for a message whose content the store could not

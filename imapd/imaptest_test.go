@@ -149,3 +149,31 @@ func TestObsoleteAddressesAndSubstrings(t *testing.T) {
 		}
 	}
 }
+
+// BINARY with BODY's section specifiers, Dovecot's extension of RFC 3516 that
+// imaptest's fetch-binary-mime uses: what BODY gives, nothing decoded.
+func TestBinarySpecifiers(t *testing.T) {
+	e := newEnv(t)
+	e.deliver(t, e.accts[0], "", []byte("From: a@x.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"+
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\neGluIGNow6Bv\r\n"+
+		"--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: sub@x.test\r\nSubject: sub\r\n\r\nbody\r\n--b--\r\n"))
+	r := e.login(t, "nam")
+	r.ok("SELECT INBOX")
+	lit := func(item, s string) string { return fmt.Sprintf("* 1 FETCH (%s ~{%d}\r\n%s)", item, len(s), s) }
+	mime := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+	for cmd, want := range map[string]string{
+		"FETCH 1 BINARY.PEEK[1]":                         lit("BINARY[1]", "xin chào"),
+		"FETCH 1 BINARY.PEEK[1.MIME]":                    lit("BINARY[1.MIME]", mime),
+		"FETCH 1 BINARY.SIZE[1.MIME]":                    fmt.Sprintf("* 1 FETCH (BINARY.SIZE[1.MIME] %d)", len(mime)),
+		"FETCH 1 BINARY.SIZE[2.HEADER]":                  fmt.Sprintf("* 1 FETCH (BINARY.SIZE[2.HEADER] %d)", len("From: sub@x.test\r\nSubject: sub\r\n\r\n")),
+		"FETCH 1 BINARY.PEEK[2.HEADER.FIELDS (Subject)]": lit(`BINARY[2.HEADER.FIELDS ("Subject")]`, "Subject: sub\r\n\r\n"),
+		"FETCH 1 BINARY.PEEK[2.TEXT]<1.2>":               lit("BINARY[2.TEXT]<1>", "od"),
+	} {
+		lines := r.ok(cmd)
+		got := strings.Join(lines, "\r\n")
+		got = strings.Replace(got, "UID 1 ", "", 1)
+		if got != want {
+			t.Errorf("%s:\n%q\nwant\n%q", cmd, got, want)
+		}
+	}
+}

@@ -74,11 +74,22 @@ type FetchItemBinarySection struct {
 	Part    []int
 	Partial *SectionPartial
 	Peek    bool
+	// sealmail: the servers' extension (Dovecot's) beyond RFC 3516's
+	// section-binary: BINARY[1.MIME], BINARY[TEXT], BINARY[2.HEADER.FIELDS
+	// (...)], which are what BODY[] gives for them (headers and MIME
+	// entities have no transfer encoding to undo).
+	Specifier       PartSpecifier
+	HeaderFields    []string
+	HeaderFieldsNot []string
 }
 
 // FetchItemBinarySectionSize is a FETCH BINARY.SIZE[] data item.
 type FetchItemBinarySectionSize struct {
 	Part []int
+	// sealmail: as in FetchItemBinarySection.
+	Specifier       PartSpecifier
+	HeaderFields    []string
+	HeaderFieldsNot []string
 }
 
 // Envelope is the envelope structure of a message.

@@ -147,7 +147,7 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		writerOptions.obsolete[bs] = attName
 		options.BodySection = append(options.BodySection, bs)
 	case "BINARY", "BINARY.PEEK":
-		part, err := readSectionBinary(dec)
+		sec, err := readSectionBinary(dec)
 		if err != nil {
 			return err
 		}
@@ -156,17 +156,21 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 			return err
 		}
 		bs := &imap.FetchItemBinarySection{
-			Part:    part,
-			Partial: partial,
-			Peek:    attName == "BINARY.PEEK",
+			Part:            sec.Part,
+			Partial:         partial,
+			Peek:            attName == "BINARY.PEEK",
+			Specifier:       sec.Specifier,
+			HeaderFields:    sec.HeaderFields,
+			HeaderFieldsNot: sec.HeaderFieldsNot,
 		}
 		options.BinarySection = append(options.BinarySection, bs)
 	case "BINARY.SIZE":
-		part, err := readSectionBinary(dec)
+		sec, err := readSectionBinary(dec)
 		if err != nil {
 			return err
 		}
-		bss := &imap.FetchItemBinarySectionSize{Part: part}
+		bss := &imap.FetchItemBinarySectionSize{Part: sec.Part, Specifier: sec.Specifier,
+			HeaderFields: sec.HeaderFields, HeaderFieldsNot: sec.HeaderFieldsNot}
 		options.BinarySectionSize = append(options.BinarySectionSize, bss)
 	case "BODY":
 		if !dec.Special('[') {
@@ -301,31 +305,18 @@ func readHeaderList(dec *imapwire.Decoder) ([]string, error) {
 	return l, err
 }
 
-func readSectionBinary(dec *imapwire.Decoder) ([]int, error) {
+// readSectionBinary reads a BINARY section. sealmail: besides RFC 3516's
+// part numbers it takes BODY's specifiers (MIME, HEADER, TEXT, HEADER.FIELDS),
+// as Dovecot does.
+func readSectionBinary(dec *imapwire.Decoder) (*imap.FetchItemBodySection, error) {
 	if !dec.ExpectSpecial('[') {
 		return nil, dec.Err()
 	}
-	if dec.Special(']') {
-		return nil, nil
+	var sec imap.FetchItemBodySection
+	if err := readSection(dec, &sec); err != nil {
+		return nil, err
 	}
-
-	var l []int
-	for {
-		var num uint32
-		if !dec.ExpectNumber(&num) {
-			return l, dec.Err()
-		}
-		l = append(l, int(num))
-
-		if !dec.Special('.') {
-			break
-		}
-	}
-
-	if !dec.ExpectSpecial(']') {
-		return l, dec.Err()
-	}
-	return l, nil
+	return &sec, nil
 }
 
 func maybeReadPartial(dec *imapwire.Decoder) (*imap.SectionPartial, error) {
@@ -415,22 +406,21 @@ func (w *FetchResponseWriter) WriteBodySection(section *imap.FetchItemBodySectio
 	return w.enc.Literal(size)
 }
 
-func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
-	enc.Atom("BODY")
-	enc.Special('[')
-	writeSectionPart(enc, section.Part)
-	if len(section.Part) > 0 && section.Specifier != imap.PartSpecifierNone {
+// writeSectionSpec writes what is between a section's brackets.
+func writeSectionSpec(enc *imapwire.Encoder, part []int, specifier imap.PartSpecifier, fields, fieldsNot []string) {
+	writeSectionPart(enc, part)
+	if len(part) > 0 && specifier != imap.PartSpecifierNone {
 		enc.Special('.')
 	}
-	if section.Specifier != imap.PartSpecifierNone {
-		enc.Atom(string(section.Specifier))
+	if specifier != imap.PartSpecifierNone {
+		enc.Atom(string(specifier))
 
 		var headerList []string
-		if len(section.HeaderFields) > 0 {
-			headerList = section.HeaderFields
+		if len(fields) > 0 {
+			headerList = fields
 			enc.Atom(".FIELDS")
-		} else if len(section.HeaderFieldsNot) > 0 {
-			headerList = section.HeaderFieldsNot
+		} else if len(fieldsNot) > 0 {
+			headerList = fieldsNot
 			enc.Atom(".FIELDS.NOT")
 		}
 
@@ -440,6 +430,12 @@ func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySect
 			})
 		}
 	}
+}
+
+func writeItemBodySection(enc *imapwire.Encoder, section *imap.FetchItemBodySection) {
+	enc.Atom("BODY")
+	enc.Special('[')
+	writeSectionSpec(enc, section.Part, section.Specifier, section.HeaderFields, section.HeaderFieldsNot)
 	enc.Special(']')
 	if partial := section.Partial; partial != nil {
 		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
@@ -455,7 +451,7 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 	enc := w.enc.Encoder
 
 	enc.Atom("BINARY").Special('[')
-	writeSectionPart(enc, section.Part)
+	writeSectionSpec(enc, section.Part, section.Specifier, section.HeaderFields, section.HeaderFieldsNot)
 	enc.Special(']')
 	// sealmail: a partial fetch answers with its origin (RFC 3516 section 4.2),
 	// which upstream left out.
@@ -473,7 +469,7 @@ func (w *FetchResponseWriter) WriteBinarySectionSize(section *imap.FetchItemBina
 	enc := w.enc.Encoder
 
 	enc.Atom("BINARY.SIZE").Special('[')
-	writeSectionPart(enc, section.Part)
+	writeSectionSpec(enc, section.Part, section.Specifier, section.HeaderFields, section.HeaderFieldsNot)
 	enc.Special(']').SP().Number(size)
 }
 

@@ -160,6 +160,11 @@ func extractPartial(b []byte, partial *imap.SectionPartial) []byte {
 }
 
 func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte {
+	if item.Specifier != imap.PartSpecifierNone {
+		// sealmail: a header or MIME entity has nothing to decode.
+		return ExtractBodySection(r, &imap.FetchItemBodySection{Part: item.Part, Specifier: item.Specifier,
+			HeaderFields: item.HeaderFields, HeaderFieldsNot: item.HeaderFieldsNot, Partial: item.Partial})
+	}
 	var (
 		header textproto.Header
 		body   io.Reader
@@ -200,7 +205,8 @@ func ExtractBinarySection(r io.Reader, item *imap.FetchItemBinarySection) []byte
 
 func ExtractBinarySectionSize(r io.Reader, item *imap.FetchItemBinarySectionSize) uint32 {
 	// TODO: optimize
-	b := ExtractBinarySection(r, &imap.FetchItemBinarySection{Part: item.Part})
+	b := ExtractBinarySection(r, &imap.FetchItemBinarySection{Part: item.Part, Specifier: item.Specifier,
+		HeaderFields: item.HeaderFields, HeaderFieldsNot: item.HeaderFieldsNot})
 	return uint32(len(b))
 }
 
