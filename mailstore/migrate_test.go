@@ -328,6 +328,7 @@ func TestMigrateDocSeries(t *testing.T) {
 		t.Error("an acknowledgement of no register line was stored")
 	}
 }
+
 // TestMigrateVocab upgrades a store whose index predates fts_vocab: the
 // migration takes the index's words from it, so substring searches find the
 // mail indexed before.
