@@ -269,15 +269,10 @@ func parseAddrs(v string) []Address {
 	group := -1         // where the open group's members begin
 	var name string
 	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '"':
-			i = skipQuoted(v, i)
-		case '(':
-			i = skipComment(v, i)
-		case '<':
-			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-				i += j
-			}
+		if i = skipSpecial(v, i); i >= len(v) {
+			break
+		}
+		switch v[i] {
 		case ',':
 			if group < 0 {
 				item = i + 1
@@ -313,16 +308,10 @@ func splitAddresses(v string) []string {
 	var out []string
 	start := 0
 	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '"':
-			i = skipQuoted(v, i)
-		case '(':
-			i = skipComment(v, i)
-		case '<':
-			if j := strings.IndexByte(v[i:], '>'); j >= 0 {
-				i += j
-			}
-		case ',':
+		if i = skipSpecial(v, i); i >= len(v) {
+			break
+		}
+		if v[i] == ',' {
 			if s := strings.TrimSpace(v[start:i]); s != "" {
 				out = append(out, s)
 			}
@@ -365,6 +354,22 @@ func cleanAddress(v string) (clean, route string) {
 		}
 	}
 	return v[:lt] + "<" + s + ">" + v[gt+1:], route
+}
+
+// skipSpecial returns where the quoted string, comment or angle-bracketed
+// address that starts at v[i] ends (its last byte), or i if none starts there.
+func skipSpecial(v string, i int) int {
+	switch v[i] {
+	case '"':
+		return skipQuoted(v, i)
+	case '(':
+		return skipComment(v, i)
+	case '<':
+		if j := strings.IndexByte(v[i:], '>'); j >= 0 {
+			return i + j
+		}
+	}
+	return i
 }
 
 func skipQuoted(v string, i int) int {
