@@ -31,6 +31,9 @@ type Target struct {
 	// IgnoreQuota delivers even over quota: for server-written notices (bounces,
 	// receipts) that must reach the user whatever the quota.
 	IgnoreQuota bool
+	// Origin, for a migrated message, is recorded with it; a target whose
+	// Origin was recorded before gets ErrImported and no second copy.
+	Origin *Origin
 }
 
 // Delivered says where a message landed for one target, or why it did not.
@@ -38,7 +41,7 @@ type Delivered struct {
 	MailboxID   int64
 	UIDValidity uint32
 	UID         uint32
-	Err         error // ErrOverQuota, ErrNotFound (account gone), or nil
+	Err         error // ErrOverQuota, ErrNotFound (account gone), ErrImported, or nil
 }
 
 // Deliver stores one message for several targets, its content once. It returns
@@ -73,6 +76,15 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 				out[i].Err = err
 				continue
 			}
+			if t.Origin != nil {
+				if err := importedBefore(tx, t.AccountID, t.Origin); err != nil {
+					if !errors.Is(err, ErrImported) {
+						return err
+					}
+					out[i].Err = err
+					continue
+				}
+			}
 			if err := charge(tx, t.AccountID, int64(len(content)), t.IgnoreQuota); err != nil {
 				out[i].Err = err
 				continue
@@ -80,6 +92,11 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date.Unix(), int64(len(content)))
 			if err != nil {
 				return err
+			}
+			if t.Origin != nil {
+				if err := recordOrigin(tx, t.AccountID, t.Origin); err != nil {
+					return err
+				}
 			}
 			out[i] = Delivered{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, UID: uid}
 			n++

@@ -50,6 +50,8 @@ var commands = []*command{
 	docCmd,
 	backupCmd,
 	checkCmd,
+	importCmd,
+	exportCmd,
 }
 
 // errHelp reports that usage was asked for and printed: exit 0.
