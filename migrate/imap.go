@@ -110,9 +110,9 @@ func dialIMAP(src IMAPSource) (*imapclient.Client, string, error) {
 
 // folder is a mailbox on the source server.
 type folder struct {
-	name   string // as the server names it, UTF-8
-	target string // the sealmail folder it goes to
-	select_ bool  // false for \Noselect names that only hold the hierarchy
+	name    string // as the server names it, UTF-8
+	target  string // the sealmail folder it goes to
+	select_ bool   // false for \Noselect names that only hold the hierarchy
 }
 
 func (r *run) imap(ctx context.Context, c *imapclient.Client, base string, d Dest) error {

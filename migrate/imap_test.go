@@ -7,24 +7,16 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-
+	"sealmail/internal/dovecottest"
 	"sealmail/migrate"
 )
 
 // fill puts the fixtures into user's mailbox on d through IMAP APPEND, so
 // Dovecot keeps them as it keeps any mail.
-func (d *dovecot) fill(t *testing.T, user string, fs []fixture) {
+func fill(t *testing.T, d *dovecottest.Server, user string, fs []fixture) {
 	t.Helper()
-	c, err := imapclient.DialTLS(d.addr, &imapclient.Options{TLSConfig: d.tls()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(user, "secret").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	created := map[string]bool{"INBOX": true, sentName: true}
+	c := d.Dial(t, user)
+	created := map[string]bool{"INBOX": true, dovecottest.SentName: true}
 	create := func(name string) {
 		if created[name] {
 			return
@@ -60,16 +52,16 @@ func (d *dovecot) fill(t *testing.T, user string, fs []fixture) {
 // dovecotName is the name of a sealmail folder on the test's Dovecot.
 func dovecotName(folder string) string {
 	if folder == "Sent" {
-		return sentName
+		return dovecottest.SentName
 	}
 	return strings.ReplaceAll(folder, "/", ".")
 }
 
 func TestIMAPFromDovecot(t *testing.T) {
-	dv := startDovecot(t)
+	dv := dovecottest.Start(t)
 	want := fixtures()
-	dv.fill(t, "anna", want)
-	src := migrate.IMAPSource{URL: dv.url(), User: "anna", Password: "secret", TLS: dv.tls()}
+	fill(t, dv, "anna", want)
+	src := migrate.IMAPSource{URL: dv.URL(), User: "anna", Password: dovecottest.Password, TLS: dv.TLS()}
 	ctx := context.Background()
 
 	d := newDest(t)
@@ -99,7 +91,7 @@ func TestIMAPFromDovecot(t *testing.T) {
 	// A message arriving on the old server after the first run is copied by
 	// the next, alone.
 	late := fixture{"Công văn đến", strings.Replace(want[0].content, "Message-ID: <1@", "Message-ID: <late@", 1), []string{`$Late`}, want[0].date}
-	dv.fill(t, "anna", []fixture{late})
+	fill(t, dv, "anna", []fixture{late})
 	sum, err = migrate.IMAP(ctx, src, d, migrate.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -113,10 +105,10 @@ func TestIMAPFromDovecot(t *testing.T) {
 // TestIMAPInterrupted cancels an import three times, each after two more
 // messages, then runs it to the end: every message arrives exactly once.
 func TestIMAPInterrupted(t *testing.T) {
-	dv := startDovecot(t)
+	dv := dovecottest.Start(t)
 	want := fixtures()
-	dv.fill(t, "anna", want)
-	src := migrate.IMAPSource{URL: dv.url(), User: "anna", Password: "secret", TLS: dv.tls()}
+	fill(t, dv, "anna", want)
+	src := migrate.IMAPSource{URL: dv.URL(), User: "anna", Password: dovecottest.Password, TLS: dv.TLS()}
 	d := newDest(t)
 	copied := 0
 	for range 3 {
@@ -147,17 +139,17 @@ func TestIMAPInterrupted(t *testing.T) {
 }
 
 func TestIMAPBadSource(t *testing.T) {
-	dv := startDovecot(t)
+	dv := dovecottest.Start(t)
 	d := newDest(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		src  migrate.IMAPSource
 		want string
 	}{
-		{migrate.IMAPSource{URL: dv.url(), User: "anna", Password: "wrong", TLS: dv.tls()}, "logging in"},
+		{migrate.IMAPSource{URL: dv.URL(), User: "anna", Password: "wrong", TLS: dv.TLS()}, "logging in"},
 		// Without the test CA, the self-signed certificate is refused.
-		{migrate.IMAPSource{URL: dv.url(), User: "anna", Password: "secret"}, "certificate"},
-		{migrate.IMAPSource{URL: "http://" + dv.addr, User: "anna", Password: "secret"}, "scheme"},
+		{migrate.IMAPSource{URL: dv.URL(), User: "anna", Password: dovecottest.Password}, "certificate"},
+		{migrate.IMAPSource{URL: "http://" + dv.Addr, User: "anna", Password: dovecottest.Password}, "scheme"},
 	} {
 		_, err := migrate.IMAP(ctx, tc.src, d, migrate.Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

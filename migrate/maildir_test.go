@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"sealmail/internal/dovecottest"
 	"sealmail/migrate"
 )
 
@@ -124,11 +125,11 @@ func TestMaildirNotAMaildir(t *testing.T) {
 
 // TestMaildirFromDovecot imports the maildir Dovecot itself wrote.
 func TestMaildirFromDovecot(t *testing.T) {
-	dv := startDovecot(t)
+	dv := dovecottest.Start(t)
 	want := fixtures()
-	dv.fill(t, "anna", want)
+	fill(t, dv, "anna", want)
 	d := newDest(t)
-	sum, err := migrate.Maildir(context.Background(), dv.maildirOf("anna"), d, migrate.Options{})
+	sum, err := migrate.Maildir(context.Background(), dv.Maildir("anna"), d, migrate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestMaildirFromDovecot(t *testing.T) {
 	// A maildir does not say which folder holds sent mail: it keeps its name.
 	for i := range want {
 		if want[i].folder == "Sent" {
-			want[i].folder = sentName
+			want[i].folder = dovecottest.SentName
 		}
 	}
 	checkArrived(t, d, want)

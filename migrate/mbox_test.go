@@ -54,7 +54,9 @@ Chưa đọc.
 
 // testMboxWant is what the mbox holds: the same message twice is two messages.
 func testMboxWant(folder string) []fixture {
-	local := func(y int, mo time.Month, d, h, mi int) time.Time { return time.Date(y, mo, d, h, mi, 0, 0, time.Local) }
+	local := func(y int, mo time.Month, d, h, mi int) time.Time {
+		return time.Date(y, mo, d, h, mi, 0, 0, time.Local)
+	}
 	unread := "From: b@old.example.vn\r\nSubject: unread\r\n\r\nChưa đọc.\r\n"
 	return []fixture{
 		{folder, "From: a@old.example.vn\r\nSubject: =?UTF-8?Q?B=C3=A1o_c=C3=A1o?=\r\n" +

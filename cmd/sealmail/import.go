@@ -182,17 +182,19 @@ func runImports(ctx context.Context, f *flags, accounts string, cols []string, j
 	for _, j := range jobs {
 		sum, err := importOne(ctx, s, j)
 		total.Add(sum)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%s: interrupted; run the same command again to resume (%v)", j.to, sum)
-			}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return fmt.Errorf("%s: interrupted; run the same command again to resume", j.to)
+		case accounts == "":
+			return fmt.Errorf("%s: %w", j.to, err)
+		default:
 			fmt.Fprintf(os.Stderr, "%s: %v\n", j.to, err)
 			failed = append(failed, j.to)
-			continue
 		}
 	}
 	if len(jobs) > 1 {
-		fmt.Printf("all %d accounts: %v\n", len(jobs), total)
+		fmt.Printf("all %d accounts: %s\n", len(jobs), summaryLine(total))
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%d of %d accounts not fully imported (%s); fix what is said above and run the same command again: it resumes", len(failed), len(jobs), strings.Join(failed, ", "))
@@ -211,11 +213,16 @@ func importOne(ctx context.Context, s *mailstore.Store, j importJob) (migrate.Su
 	bar := newProgressBar(os.Stderr, a.Address)
 	sum, err := j.run(ctx, migrate.Dest{Store: s, Account: a}, migrate.Options{Progress: bar.update})
 	bar.end()
-	fmt.Printf("%s: %v\n", a.Address, sum)
+	fmt.Printf("%s: %s\n", a.Address, summaryLine(sum))
 	if errors.Is(err, mailstore.ErrOverQuota) {
 		err = fmt.Errorf("%w; raise the quota with 'sealmail user quota %s SIZE' and run the same command again: it resumes", err, a.Address)
 	}
 	return sum, err
+}
+
+func summaryLine(s migrate.Summary) string {
+	return fmt.Sprintf("%d folders, %d messages copied (%s), %d skipped (copied before), %d errors",
+		s.Folders, s.Messages, humanSize(s.Bytes), s.Skipped, s.Errors)
 }
 
 // readImportCSV reads the rows of an --accounts file, each a map from column

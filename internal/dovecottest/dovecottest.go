@@ -1,4 +1,6 @@
-package migrate_test
+// Package dovecottest starts a real Dovecot IMAP server for tests: the old
+// server a migration copies from.
+package dovecottest
 
 import (
 	"crypto/ecdsa"
@@ -20,23 +22,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"sealmail/internal/testtool"
 )
 
-// dovecot is a Dovecot IMAP server started by a test, on a loopback port with
-// TLS only, every user's password "secret", mail in maildirs of its directory.
-type dovecot struct {
-	addr string         // 127.0.0.1:PORT of its IMAPS listener
-	ca   *x509.CertPool // trusts its certificate (for 127.0.0.1)
-	caPEM string
-	mail string // the directory holding every user's maildir
-	log  string
+// Server is a Dovecot IMAP server started by a test, on a loopback port with
+// TLS only, every user's password Password, mail in maildirs of its directory.
+type Server struct {
+	Addr   string // 127.0.0.1:PORT of its IMAPS listener
+	CAFile string // its certificate (for 127.0.0.1 and localhost), in PEM
+	ca     *x509.CertPool
+	mail   string // the directory holding every user's maildir
+	log    string
 }
 
-// sentName is a folder the Dovecot of the tests marks \Sent.
-const sentName = "Thư đã gửi"
+// Password is every user's password.
+const Password = "secret"
 
-func startDovecot(t *testing.T) *dovecot {
+// SentName is a folder Dovecot creates for every user and marks \Sent.
+const SentName = "Thư đã gửi"
+
+// Start starts Dovecot and stops it at the end of the test. Without Dovecot
+// the test is skipped, or fails in CI.
+func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := testtool.Path(t, "dovecot", "dovecot-imapd")
 	// A short directory: Dovecot's sockets live in it, and socket paths are
@@ -50,9 +59,8 @@ func startDovecot(t *testing.T) *dovecot {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := &dovecot{mail: filepath.Join(dir, "mail"), log: filepath.Join(dir, "dovecot.log")}
+	d := &Server{mail: filepath.Join(dir, "mail"), log: filepath.Join(dir, "dovecot.log"), CAFile: filepath.Join(dir, "cert.pem")}
 	certPEM, keyPEM := testCert(t)
-	d.caPEM = string(certPEM)
 	d.ca = x509.NewCertPool()
 	d.ca.AppendCertsFromPEM(certPEM)
 	for name, b := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
@@ -88,7 +96,7 @@ func startDovecot(t *testing.T) *dovecot {
 	}
 
 	port := freePort(t)
-	d.addr = fmt.Sprintf("127.0.0.1:%d", port)
+	d.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	conf := fmt.Sprintf(`base_dir = %[1]s/run
 state_dir = %[1]s/state
 log_path = %[1]s/dovecot.log
@@ -107,7 +115,7 @@ first_valid_uid = 1
 mail_location = maildir:%[1]s/mail/%%u
 passdb {
   driver = static
-  args = password=secret
+  args = password=%[7]s
 }
 userdb {
   driver = static
@@ -134,7 +142,7 @@ service imap-login {
 service anvil {
   chroot =
 }
-`, dir, port, internal, login, mailUser, sentName)
+`, dir, port, internal, login, mailUser, SentName, Password)
 	confPath := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -162,7 +170,7 @@ service anvil {
 			t.Fatalf("dovecot exited: %v\n%s", err, b)
 		default:
 		}
-		c, err := net.Dial("tcp", d.addr)
+		c, err := net.Dial("tcp", d.Addr)
 		if err == nil {
 			c.Close()
 			return d
@@ -171,11 +179,27 @@ service anvil {
 	}
 }
 
-func (d *dovecot) url() string { return "imaps://" + d.addr }
+// URL is the server's imaps:// URL.
+func (d *Server) URL() string { return "imaps://" + d.Addr }
 
-func (d *dovecot) tls() *tls.Config { return &tls.Config{RootCAs: d.ca} }
+// TLS is a client configuration that trusts the server.
+func (d *Server) TLS() *tls.Config { return &tls.Config{RootCAs: d.ca} }
 
-func freePort(t *testing.T) int {
+// Dial logs in as user.
+func (d *Server) Dial(t testing.TB, user string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialTLS(d.Addr, &imapclient.Options{TLSConfig: d.TLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,7 +211,7 @@ func freePort(t *testing.T) int {
 
 // testCert returns a self-signed certificate for 127.0.0.1 and localhost, and
 // its key, in PEM.
-func testCert(t *testing.T) (certPEM, keyPEM []byte) {
+func testCert(t testing.TB) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -217,7 +241,7 @@ func testCert(t *testing.T) (certPEM, keyPEM []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
 }
 
-// maildirOf returns the maildir Dovecot keeps user's mail in.
-func (d *dovecot) maildirOf(user string) string {
+// Maildir returns the maildir Dovecot keeps user's mail in.
+func (d *Server) Maildir(user string) string {
 	return filepath.Join(d.mail, strings.ToLower(user))
 }
