@@ -82,6 +82,19 @@ var maildirDirs = map[string]string{
 	emptyFolder:             ".L&AbA-u tr&Hu8-.Tr&HtE-ng",
 }
 
+// withFixtures returns an account holding the fixtures, imported from a maildir.
+func withFixtures(t *testing.T) (migrate.Dest, []fixture) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	want := fixtures()
+	writeMaildir(t, dir, want, maildirDirs)
+	d := newDest(t)
+	if _, err := migrate.Maildir(context.Background(), dir, d, migrate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return d, want
+}
+
 func TestMaildir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "Maildir")
 	want := fixtures()
@@ -148,14 +161,8 @@ func TestMaildirFromDovecot(t *testing.T) {
 // TestMaildirRoundTrip exports an account to a maildir and imports that into
 // another: the same folders, messages, flags, keywords and dates.
 func TestMaildirRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "Maildir")
-	want := fixtures()
-	writeMaildir(t, dir, want, maildirDirs)
 	ctx := context.Background()
-	d := newDest(t)
-	if _, err := migrate.Maildir(ctx, dir, d, migrate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	d, want := withFixtures(t)
 	out := filepath.Join(t.TempDir(), "export")
 	sum, err := migrate.ExportMaildir(ctx, d.Store, d.Account, out, migrate.Options{})
 	if err != nil {

@@ -121,14 +121,8 @@ func TestMboxNotAnMbox(t *testing.T) {
 // TestMboxRoundTrip exports every folder to mbox files and imports each into
 // another account: the same messages, flags, keywords and dates.
 func TestMboxRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "Maildir")
-	want := fixtures()
-	writeMaildir(t, dir, want, maildirDirs)
 	ctx := context.Background()
-	d := newDest(t)
-	if _, err := migrate.Maildir(ctx, dir, d, migrate.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	d, want := withFixtures(t)
 	out := filepath.Join(t.TempDir(), "mbox")
 	sum, err := migrate.ExportMbox(ctx, d.Store, d.Account, out, "", migrate.Options{})
 	if err != nil {
