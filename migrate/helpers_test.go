@@ -13,7 +13,7 @@ import (
 )
 
 // newDest opens a fresh store with the account anna@so-tc.example.vn.
-func newDest(t *testing.T) migrate.Dest {
+func newDest(t testing.TB) migrate.Dest {
 	t.Helper()
 	s, err := mailstore.Open(t.TempDir(), mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 	if err != nil {

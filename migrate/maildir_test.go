@@ -17,7 +17,7 @@ import (
 // line ends, folder names in modified UTF-7, flags in the info, keywords in
 // dovecot-keywords, internal dates as modification times. Messages without
 // \Seen go to new/ without info, as freshly delivered mail is.
-func writeMaildir(t *testing.T, dir string, fs []fixture, folderDirs map[string]string) {
+func writeMaildir(t testing.TB, dir string, fs []fixture, folderDirs map[string]string) {
 	t.Helper()
 	letters := map[string]string{`\Draft`: "D", `\Flagged`: "F", `$Forwarded`: "P", `\Answered`: "R", `\Seen`: "S", `\Deleted`: "T"}
 	keywords := map[string][]string{}
