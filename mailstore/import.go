@@ -9,7 +9,7 @@ import (
 
 // Origin says where a migrated message came from, so that a migration run
 // again, or resumed after an interruption, copies nothing twice
-// (schema/0012_imported.sql). Deliver records it with the message, in one
+// (schema/0013_imported.sql). Deliver records it with the message, in one
 // transaction.
 type Origin struct {
 	// Source names a folder of the old system, such as
