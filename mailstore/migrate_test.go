@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,9 +89,11 @@ func TestMigrateRefusesNewer(t *testing.T) {
 // TestMigrateBuildsCounters opens a database made before the counters
 // (schema 3), with messages in it, and checks that the migration builds
 // counters, UID runs and keywords that agree with the messages.
-func TestMigrateBuildsCounters(t *testing.T) {
-	dir := t.TempDir()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, DBFile)+"?_journal_mode=WAL")
+// dbBefore creates a database in dir with the migrations before the n-th
+// applied (not its user_version: the caller sets it with its data).
+func dbBefore(t *testing.T, dir string, n int) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, DBFile)+"?_journal_mode=WAL&_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,12 +101,18 @@ func TestMigrateBuildsCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range ms[:3] {
+	for _, m := range ms[:n] {
 		if _, err := db.Exec(m.sql); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = db.Exec(`PRAGMA user_version = 3;
+	return db
+}
+
+func TestMigrateBuildsCounters(t *testing.T) {
+	dir := t.TempDir()
+	db := dbBefore(t, dir, 3)
+	_, err := db.Exec(`PRAGMA user_version = 3;
 		INSERT INTO domains (name, created) VALUES ('old.test', 0);
 		INSERT INTO accounts (id, address, domain, password, created) VALUES (1, 'a@old.test', 'old.test', 'x', 0);
 		INSERT INTO mailboxes (id, account_id, name, uidvalidity, uidnext) VALUES (1, 1, 'INBOX', 1, 11), (2, 1, 'Lưu', 2, 1);
@@ -270,30 +279,16 @@ func TestMigrateContentKill9(t *testing.T) {
 // lines, numbers and acknowledgements, in the ordinary series, and go on
 // numbering from where they were.
 func TestMigrateDocSeries(t *testing.T) {
-	dir := t.TempDir()
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, DBFile)+"?_journal_mode=WAL&_foreign_keys=on")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ms, err := migrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := 0
-	for i, m := range ms {
-		if strings.Contains(m.name, "doc_series") {
-			before = i
-			break
-		}
-	}
-	if before == 0 {
+	before := slices.IndexFunc(ms, func(m migration) bool { return strings.Contains(m.name, "doc_series") })
+	if before < 0 {
 		t.Fatal("no doc_series migration")
 	}
-	for _, m := range ms[:before] {
-		if _, err := db.Exec(m.sql); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := t.TempDir()
+	db := dbBefore(t, dir, before)
 	_, err = db.Exec(fmt.Sprintf(`PRAGMA user_version = %d;
 		INSERT INTO doc_numbers (domain, direction, year, last) VALUES ('a.test', 'out', 2026, 7);
 		INSERT INTO doc_register (id, domain, direction, year, number, notation, document_id, message_id, doc_date, registered,

@@ -124,7 +124,7 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 		if kv.v != "" {
 			sigDict = append(sigDict, '/')
 			sigDict = append(sigDict, kv.k...)
-			sigDict = pdf.Append(sigDict, textString(kv.v))
+			sigDict = pdf.Append(sigDict, pdf.TextString(kv.v))
 		}
 	}
 	sigDict = append(sigDict, "/ByteRange"...)
@@ -138,7 +138,7 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 
 	widget := pdf.Dict{
 		"Type": pdf.Name("Annot"), "Subtype": pdf.Name("Widget"), "FT": pdf.Name("Sig"),
-		"T": textString(uniqueField(f, cat, opts.Field)), "V": sigRef, "P": pageRef,
+		"T": pdf.TextString(uniqueField(f, cat, opts.Field)), "V": sigRef, "P": pageRef,
 		"F":    int64(4 | 128), // Print, Locked
 		"Rect": pdf.Array{int64(0), int64(0), int64(0), int64(0)},
 	}
@@ -353,23 +353,6 @@ func parsePDFDate(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
-}
-
-// textString encodes a PDF text string: ASCII as is, anything else as
-// UTF-16BE with a byte order mark (ISO 32000-1 §7.9.2.2).
-func textString(s string) pdf.String {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		ascii = ascii && s[i] < 0x80
-	}
-	if ascii {
-		return pdf.String(s)
-	}
-	out := []byte{0xfe, 0xff}
-	for _, c := range utf16.Encode([]rune(s)) {
-		out = append(out, byte(c>>8), byte(c))
-	}
-	return pdf.String(out)
 }
 
 // decodeText reads a PDF text string: UTF-16BE with a BOM, UTF-8 with a

@@ -23,9 +23,7 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 		"An outgoing document takes the next number of the domain's register and today's date;\n"+
 		"an incoming one the next incoming number (số đến), and keeps its issuing organ's number,\n"+
 		"notation and date. --confidential uses the separate register of confidential (mật) documents.")
-	out := f.Bool("outgoing", false, "a document issued here (sổ văn bản đi)")
-	in := f.Bool("incoming", false, "a document received (sổ văn bản đến)")
-	domain := f.String("domain", "", "the agency's `DOMAIN`")
+	reg := registerFlags(f)
 	subject := f.String("subject", "", "the `TEXT` of the abstract (trích yếu)")
 	docType := f.String("type", "", "the document type `NAME` (tên loại): Công văn, Quyết định, Tờ trình, ...")
 	signer := f.String("signer", "", "who signed it: `NAME` and title")
@@ -36,16 +34,13 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 	f.Var(&to, "to", "a `PLACE` it goes to (outgoing) or unit or person it is passed to (incoming); repeatable")
 	filedWith := f.String("filed-with", "", "outgoing: the `UNIT` or person keeping the filed copy (bản lưu)")
 	copies := f.Int("copies", 0, "the `NUMBER` of copies (default: one per --to, at least 1)")
-	confidential := f.Bool("confidential", false, "register in the separate series of confidential (mật) documents")
 	notes := f.String("notes", "", "`TEXT` for the notes column (ghi chú)")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if *out == *in {
-		return f.errorf("give one of --outgoing and --incoming")
-	}
-	if *domain == "" {
-		return f.errorf("missing --domain")
+	dir, domain, confidential, err := reg()
+	if err != nil {
+		return err
 	}
 	if strings.TrimSpace(*subject) == "" {
 		return f.errorf("missing --subject: the abstract (trích yếu) of the document")
@@ -53,10 +48,9 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 	if *copies < 0 {
 		return f.errorf("--copies: %d is negative", *copies)
 	}
-	p := registry.Paper{Domain: *domain, Direction: mailstore.DocOut, Confidential: *confidential, DocType: *docType,
+	p := registry.Paper{Domain: domain, Direction: dir, Confidential: confidential, DocType: *docType,
 		Subject: *subject, Signer: *signer, Recipients: to, FiledWith: *filedWith, Copies: *copies, Notes: *notes}
-	if *in {
-		p.Direction = mailstore.DocIn
+	if dir == mailstore.DocIn {
 		if *organ == "" || *notation == "" || *date == "" {
 			return f.errorf("an incoming document needs --organ, --notation and --date as they stand on it")
 		}
@@ -73,8 +67,8 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if _, err := s.Domain(ctx, *domain); err != nil {
-		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", *domain)
+	if _, err := s.Domain(ctx, domain); err != nil {
+		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", domain)
 	}
 	r := &registry.Registry{Store: s, DataDir: *f.data}
 	e, err := r.RegisterPaper(ctx, p)
@@ -100,21 +94,16 @@ func docRegisterAdd(ctx context.Context, args []string) error {
 // (Decree 30/2020 Art. 16.2.b, 22.3.b: "in ra giấy ..., đóng sổ").
 func docRegisterExport(ctx context.Context, args []string) error {
 	f := newFlags("doc register export", "--outgoing|--incoming --domain D [--year Y] [--confidential] --format pdf|csv|xlsx [--output FILE]")
-	out := f.Bool("outgoing", false, "the register of documents sent (sổ văn bản đi)")
-	in := f.Bool("incoming", false, "the register of documents received (sổ văn bản đến)")
-	domain := f.String("domain", "", "the agency's `DOMAIN`")
+	reg := registerFlags(f)
 	year := f.Int("year", time.Now().In(registry.ICT).Year(), "the `YEAR` (default this year)")
-	confidential := f.Bool("confidential", false, "the register of confidential (mật) documents")
 	format := f.String("format", "", "`pdf` (A4 landscape, to print), csv or xlsx")
 	output := f.String("output", "", "write to `FILE` instead of standard output")
 	if _, err := f.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if *out == *in {
-		return f.errorf("give one of --outgoing and --incoming")
-	}
-	if *domain == "" {
-		return f.errorf("missing --domain")
+	dir, domain, confidential, err := reg()
+	if err != nil {
+		return err
 	}
 	switch *format {
 	case "pdf", "csv", "xlsx":
@@ -128,23 +117,19 @@ func docRegisterExport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	d, err := s.Domain(ctx, *domain)
+	d, err := s.Domain(ctx, domain)
 	if err != nil {
-		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", *domain)
-	}
-	dir := mailstore.DocOut
-	if *in {
-		dir = mailstore.DocIn
+		return fmt.Errorf("domain %s is not hosted here; see 'sealmail domain list'", domain)
 	}
 	es, err := s.Docs(ctx, mailstore.DocQuery{Domain: d.Name, Direction: dir, Year: *year})
 	if err != nil {
 		return err
 	}
 	series := mailstore.SeriesOrdinary
-	if *confidential {
+	if confidential {
 		series = mailstore.SeriesConfidential
 	}
-	b := &book.Book{Agency: d.OrganName, Direction: dir, Year: *year, Confidential: *confidential, Location: registry.ICT}
+	b := &book.Book{Agency: d.OrganName, Direction: dir, Year: *year, Confidential: confidential, Location: registry.ICT}
 	if b.Agency == "" {
 		b.Agency = d.Name
 	}
@@ -174,6 +159,27 @@ func docRegisterExport(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("wrote %s: %d document(s) of the %d %s\n", *output, len(b.Entries), *year, strings.ToLower(b.Title()))
 	return nil
+}
+
+// registerFlags adds the flags that pick a register: --outgoing or
+// --incoming, --domain and --confidential. The function it returns checks
+// them once parsed.
+func registerFlags(f *flags) func() (mailstore.Direction, string, bool, error) {
+	out := f.Bool("outgoing", false, "the register of documents sent (sổ văn bản đi)")
+	in := f.Bool("incoming", false, "the register of documents received (sổ văn bản đến)")
+	domain := f.String("domain", "", "the agency's `DOMAIN`")
+	confidential := f.Bool("confidential", false, "the separate register of confidential (mật) documents")
+	return func() (mailstore.Direction, string, bool, error) {
+		switch {
+		case *out == *in:
+			return "", "", false, f.errorf("give one of --outgoing and --incoming")
+		case *domain == "":
+			return "", "", false, f.errorf("missing --domain")
+		case *in:
+			return mailstore.DocIn, *domain, *confidential, nil
+		}
+		return mailstore.DocOut, *domain, *confidential, nil
+	}
 }
 
 // multiFlag is a flag that may be given several times.

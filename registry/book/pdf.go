@@ -344,7 +344,7 @@ func writeFile(w io.Writer, fc *face, pages []*page, title string, now time.Time
 	objs[fontFile] = &pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode"), "Length1": int64(len(sealfont.SerifTTF))},
 		Data: deflate(sealfont.SerifTTF)}
 	objs[toUnicode] = &pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: deflate(cmap(fc, gids))}
-	objs[info] = pdf.Dict{"Title": textString(title), "Producer": pdf.String("sealmail"),
+	objs[info] = pdf.Dict{"Title": pdf.TextString(title), "Producer": pdf.String("sealmail"),
 		"CreationDate": pdf.String(now.Format("D:20060102150405-07'00'"))}
 
 	out := []byte("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
@@ -398,13 +398,4 @@ func deflate(data []byte) []byte {
 	zw.Write(data)
 	zw.Close()
 	return out.Bytes()
-}
-
-// textString encodes a PDF text string: UTF-16BE with a byte order mark.
-func textString(s string) pdf.String {
-	out := []byte{0xfe, 0xff}
-	for _, c := range utf16.Encode([]rune(s)) {
-		out = append(out, byte(c>>8), byte(c))
-	}
-	return out
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unicode/utf16"
 )
 
 // Object is a PDF object: nil (null), bool, int64, float64, String, Name,
@@ -154,4 +155,21 @@ func isSpace(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// TextString encodes a PDF text string: ASCII as is, anything else as
+// UTF-16BE with a byte order mark (ISO 32000-1 §7.9.2.2).
+func TextString(s string) String {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		ascii = ascii && s[i] < 0x80
+	}
+	if ascii {
+		return String(s)
+	}
+	out := []byte{0xfe, 0xff}
+	for _, c := range utf16.Encode([]rune(s)) {
+		out = append(out, byte(c>>8), byte(c))
+	}
+	return String(out)
 }
