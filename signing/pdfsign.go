@@ -303,16 +303,29 @@ func imageXObject(u *pdf.Update, img image.Image) (pdf.Ref, error) {
 	rgb := make([]byte, 0, b.Dx()*b.Dy()*3)
 	alpha := make([]byte, 0, b.Dx()*b.Dy())
 	opaque := true
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			// Un-premultiply, so that the colour stays red where the mask fades.
-			if a > 0 {
-				r, g, bl = r*0xffff/a, g*0xffff/a, bl*0xffff/a
+	if n, ok := img.(*image.NRGBA); ok {
+		// The appearances drawn here: their pixels are read as they are,
+		// already not premultiplied, without a colour value per pixel.
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := n.Pix[n.PixOffset(b.Min.X, y):n.PixOffset(b.Max.X, y)]
+			for i := 0; i < len(row); i += 4 {
+				rgb = append(rgb, row[i], row[i+1], row[i+2])
+				alpha = append(alpha, row[i+3])
+				opaque = opaque && row[i+3] == 0xff
 			}
-			rgb = append(rgb, byte(r>>8), byte(g>>8), byte(bl>>8))
-			alpha = append(alpha, byte(a>>8))
-			opaque = opaque && a == 0xffff
+		}
+	} else {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				r, g, bl, a := img.At(x, y).RGBA()
+				// Un-premultiply, so that the colour stays red where the mask fades.
+				if a > 0 {
+					r, g, bl = r*0xffff/a, g*0xffff/a, bl*0xffff/a
+				}
+				rgb = append(rgb, byte(r>>8), byte(g>>8), byte(bl>>8))
+				alpha = append(alpha, byte(a>>8))
+				opaque = opaque && a == 0xffff
+			}
 		}
 	}
 	d := pdf.Dict{"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Image"), "Width": int64(b.Dx()), "Height": int64(b.Dy()),
