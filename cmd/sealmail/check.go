@@ -14,7 +14,9 @@ func check(ctx context.Context, args []string) error {
 		"Checks the database's integrity and reference counts, reads every message content the\n"+
 		"database refers to and checks it against its SHA-256, and counts stored content that\n"+
 		"nothing refers to (orphans, left by a crash). --repair removes the orphans, and nothing\n"+
-		"else. Exits 1 if any content is missing or damaged. The server may keep running.")
+		"else. Also recomputes every mailbox's counters (message, unseen and deleted counts and\n"+
+		"sizes, UID runs) from its messages. Exits 1 if any content is missing or damaged, or\n"+
+		"anything else is wrong. The server may keep running.")
 	repair := f.Bool("repair", false, "remove orphaned content")
 	_, s, err := f.parseOpen(args, 0, 0)
 	if err != nil {
@@ -22,6 +24,7 @@ func check(ctx context.Context, args []string) error {
 	}
 	defer s.Close()
 	dbErr := s.Check(ctx)
+	countErr := s.CheckCounters(ctx)
 	rep, err := s.CheckContent(ctx, *repair)
 	if err != nil {
 		return err
@@ -44,9 +47,22 @@ func check(ctx context.Context, args []string) error {
 	} else {
 		fmt.Println("database: ok")
 	}
-	if bad := len(rep.Missing) + len(rep.Corrupt); bad > 0 || dbErr != nil {
-		return fmt.Errorf("check failed: %d contents missing, %d damaged, database %s; restore them from a backup ('sealmail backup')",
-			len(rep.Missing), len(rep.Corrupt), map[bool]string{true: "ok", false: "damaged"}[dbErr == nil])
+	if countErr != nil {
+		fmt.Printf("mailbox counters: %v\n", countErr)
+	} else {
+		fmt.Println("mailbox counters: ok")
+	}
+	if bad := len(rep.Missing) + len(rep.Corrupt); bad > 0 || dbErr != nil || countErr != nil {
+		return fmt.Errorf("check failed: %d contents missing, %d damaged, database %s, mailbox counters %s; restore from a backup ('sealmail backup')",
+			len(rep.Missing), len(rep.Corrupt), okOr(dbErr, "damaged"), okOr(countErr, "wrong"))
 	}
 	return nil
+}
+
+// okOr says "ok" if err is nil, bad otherwise.
+func okOr(err error, bad string) string {
+	if err != nil {
+		return bad
+	}
+	return "ok"
 }
