@@ -92,12 +92,12 @@ func TestScale(t *testing.T) {
 	median("UID FETCH last 1000 (FLAGS ENVELOPE)", 7, func() int {
 		return len(r.cmd(t, fmt.Sprintf("UID FETCH %d:* (FLAGS ENVELOPE RFC822.SIZE)", last-999)))
 	})
-	median("UID SEARCH TEXT rare word", 7, func() int { return r.search(t, "UID SEARCH TEXT xylophone") })
-	median(`UID SEARCH TEXT "đã ký xylophone" (phrase)`, 7, func() int {
-		const q = "đã ký xylophone"
-		return r.search(t, fmt.Sprintf("UID SEARCH CHARSET UTF-8 TEXT {%d+}\r\n%s", len(q), q))
-	})
-	median(`UID SEARCH TEXT "da nang" (10% of mail)`, 5, func() int { return r.search(t, `UID SEARCH TEXT "da nang"`) })
+	// SEALMAIL_SCALE_NOSEARCH=1 skips the searches: for a mailbox whose
+	// index the server is still building (searches would read every content
+	// not indexed yet).
+	if os.Getenv("SEALMAIL_SCALE_NOSEARCH") == "" {
+		scaleSearches(t, r, median)
+	}
 	median("UID STORE last 1000 +FLAGS, -FLAGS", 5, func() int {
 		r.cmd(t, fmt.Sprintf(`UID STORE %d:* +FLAGS.SILENT (\Flagged)`, last-999))
 		r.cmd(t, fmt.Sprintf(`UID STORE %d:* -FLAGS.SILENT (\Flagged)`, last-999))
@@ -161,6 +161,17 @@ func TestScale(t *testing.T) {
 	size, wal, alloc := dirSize(data)
 	t.Logf("data directory (server stopped): %d bytes (+ %d of WAL), %.0f per message, %.2f× the %s messages' %s bytes; %.2f× as allocated on disk",
 		size, wal, float64(size)/msgs, float64(size)/raw, status[1], status[2], float64(alloc)/raw)
+}
+
+// scaleSearches times a rare word, a phrase whose first word is in nearly
+// every message but whose answer is small, and a phrase found in 10% of mail.
+func scaleSearches(t *testing.T, r *imapConn, median func(string, int, func() int)) {
+	median("UID SEARCH TEXT rare word", 7, func() int { return r.search(t, "UID SEARCH TEXT xylophone") })
+	median(`UID SEARCH TEXT "đã ký xylophone" (phrase)`, 7, func() int {
+		const q = "đã ký xylophone"
+		return r.search(t, fmt.Sprintf("UID SEARCH CHARSET UTF-8 TEXT {%d+}\r\n%s", len(q), q))
+	})
+	median(`UID SEARCH TEXT "da nang" (10% of mail)`, 5, func() int { return r.search(t, `UID SEARCH TEXT "da nang"`) })
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
