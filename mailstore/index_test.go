@@ -2,6 +2,8 @@ package mailstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"os"
 	"testing"
 	"time"
 )
@@ -83,5 +85,49 @@ func TestIndexKeepsNoText(t *testing.T) {
 	}
 	if left != 0 {
 		t.Errorf("blob store holds %d contents after reclaim", left)
+	}
+}
+
+// TestPhraseReadsOnlyTheMailbox checks that a query of several words reads
+// the candidates of the mailbox searched only: another account's damaged
+// message with the same words neither fails nor slows the search.
+func TestPhraseReadsOnlyTheMailbox(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	var boxes []int64
+	var sums []Sum
+	for _, addr := range []string{"a@example.test", "b@example.test"} {
+		acct, err := s.AddAccount(ctx, NewAccount{Address: addr, Password: "pw"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := []byte("To: " + addr + "\r\nSubject: Giấy mời\r\n\r\nHội nghị tổng kết tại Đà Nẵng.\r\n")
+		d, err := s.Append(ctx, acct.ID, "INBOX", raw, nil, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		boxes = append(boxes, d.MailboxID)
+		sums = append(sums, sha256.Sum256(raw))
+	}
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	path := s.blobs.(interface{ Path([32]byte) string }).Path(sums[1])
+	if err := os.WriteFile(path, []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.SearchText(ctx, boxes[0], FieldBody, "tổng kết tại đà nẵng")
+	if err != nil || len(got) != 1 {
+		t.Errorf("search of a's INBOX: %v %v", got, err)
+	}
+	if _, err := s.SearchText(ctx, boxes[1], FieldBody, "tổng kết tại đà nẵng"); err == nil {
+		t.Errorf("search of b's INBOX, whose candidate is damaged, did not fail")
 	}
 }

@@ -357,10 +357,13 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		// A lone word is inside one of the text's words: the index decides.
 		cond, args = `m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`, []any{match}
 	default:
-		// The contents with all the words are read to find the whole query.
-		cond, args, err = q.readHits(`SELECT docid FROM fts WHERE `+target+` MATCH ?`, []any{match}, func(data []byte) bool {
-			return contains(extractText(data), field, folded)
-		})
+		// This mailbox's contents with all the words are read to find the
+		// whole query (the index is the whole store's: another mailbox's
+		// mail is no candidate).
+		cond, args, err = q.readHits(`SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ? AND m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`,
+			[]any{q.mailboxID, match}, func(data []byte) bool {
+				return contains(extractText(data), field, folded)
+			})
 		if err != nil {
 			return "", nil, err
 		}
