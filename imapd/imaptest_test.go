@@ -177,3 +177,34 @@ func TestBinarySpecifiers(t *testing.T) {
 		}
 	}
 }
+
+// An APPENDed internal date keeps its zone: FETCH answers it as given, and
+// BEFORE/ON/SINCE take its day in that zone, whatever the server's;
+// imaptest search-intdate.
+func TestInternalDateZone(t *testing.T) {
+	e := newEnv(t)
+	r := e.login(t, "nam")
+	for _, d := range []string{"24-Mar-2007 23:00:00 +0200", "25-Mar-2007 00:00:00 +0200", "25-Mar-2007 23:00:00 +0300", "26-Mar-2007 00:00:00 +0300"} {
+		m := "Subject: x\r\n\r\nx\r\n"
+		_, st := r.cmd(fmt.Sprintf("APPEND INBOX %q {%d+}\r\n%s", d, len(m), m))
+		hasStatus(t, st, "OK")
+	}
+	r.ok("SELECT INBOX")
+	got := grep(r.ok("FETCH 1:4 INTERNALDATE"), `INTERNALDATE`)
+	for i, want := range []string{`"24-Mar-2007 23:00:00 +0200"`, `"25-Mar-2007 00:00:00 +0200"`, `"25-Mar-2007 23:00:00 +0300"`, `"26-Mar-2007 00:00:00 +0300"`} {
+		if i >= len(got) || !strings.Contains(got[i], want) {
+			t.Errorf("FETCH INTERNALDATE %d: %q, want %s", i+1, got, want)
+		}
+	}
+	for cmd, want := range map[string]string{
+		"SEARCH ON 24-Mar-2007":     "* SEARCH 1",
+		"SEARCH ON 25-Mar-2007":     "* SEARCH 2 3",
+		"SEARCH SINCE 26-Mar-2007":  "* SEARCH 4",
+		"SEARCH BEFORE 25-Mar-2007": "* SEARCH 1",
+		"SEARCH SENTON 25-Mar-2007": "* SEARCH 2 3", // no Date: field, the internal date's day
+	} {
+		if got := grep(r.ok(cmd), `^\* SEARCH`); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %s", cmd, got, want)
+		}
+	}
+}

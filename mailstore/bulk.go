@@ -53,7 +53,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 			if date.IsZero() {
 				date = time.Now()
 			}
-			if uids[i], err = insertMessage(tx, mb, id, flags[i], date.Unix(), int64(len(b.content))); err != nil {
+			if uids[i], err = insertMessage(tx, mb, id, flags[i], date, int64(len(b.content))); err != nil {
 				return err
 			}
 		}

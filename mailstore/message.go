@@ -89,7 +89,7 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 				out[i].Err = err
 				continue
 			}
-			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date.Unix(), int64(len(content)))
+			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date, int64(len(content)))
 			if err != nil {
 				return err
 			}
@@ -182,7 +182,7 @@ func charge(tx *sql.Tx, accountID, size int64, ignoreQuota bool) error {
 
 // insertMessage adds a message row, taking the next UID. The caller accounts
 // for the blob reference and the account's usage (charge).
-func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, size int64) (uint32, error) {
+func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date time.Time, size int64) (uint32, error) {
 	var uid uint32
 	if err := tx.QueryRow(`UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id=? RETURNING uidnext - 1`, mb.ID).Scan(&uid); err != nil {
 		return 0, err
@@ -191,8 +191,9 @@ func insertMessage(tx *sql.Tx, mb Mailbox, blobID int64, flags string, date, siz
 	if err != nil {
 		return 0, err
 	}
-	_, err = tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, size, modseq) VALUES (?,?,?,?,?,?,?)`,
-		mb.ID, uid, blobID, flags, date, size, ch)
+	_, offset := date.Zone()
+	_, err = tx.Exec(`INSERT INTO messages (mailbox_id, uid, blob_id, flags, internal_date, internal_tz, size, modseq) VALUES (?,?,?,?,?,?,?,?)`,
+		mb.ID, uid, blobID, flags, date.Unix(), offset, size, ch)
 	if err != nil {
 		return 0, err
 	}
@@ -311,7 +312,7 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 
 // Messages lists a mailbox's messages by UID.
 func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
-	out, err := queryAll(ctx, s, scanMessage, `SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
+	out, err := queryAll(ctx, s, scanMessage, `SELECT uid, flags, internal_date, internal_tz, size, modseq FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: messages: %w", err)
 	}
@@ -322,10 +323,21 @@ func scanMessage(sc scanner) (Message, error) {
 	var m Message
 	var flags string
 	var date int64
-	err := sc.Scan(&m.UID, &flags, &date, &m.Size, &m.ModSeq)
+	var tz sql.NullInt64
+	err := sc.Scan(&m.UID, &flags, &date, &tz, &m.Size, &m.ModSeq)
 	m.Flags = splitFlags(flags)
-	m.InternalDate = time.Unix(date, 0)
+	m.InternalDate = internalDate(date, tz)
 	return m, err
+}
+
+// internalDate is a stored internal date in its zone; one stored without a
+// zone (schema/0013) is in the server's.
+func internalDate(unix int64, tz sql.NullInt64) time.Time {
+	t := time.Unix(unix, 0)
+	if tz.Valid {
+		return t.In(zone(tz.Int64))
+	}
+	return t
 }
 
 // Item is what Fetch returns for one message.
@@ -360,7 +372,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 // (CONDSTORE's CHANGEDSINCE, a QRESYNC resync): an index finds them, so a
 // few changes in a large mailbox cost a few rows.
 func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32, since int64, what int, fn func(Item) error) error {
-	cols := `m.uid, m.flags, m.internal_date, m.size, m.modseq, b.hash, b.size`
+	cols := `m.uid, m.flags, m.internal_date, m.internal_tz, m.size, m.modseq, b.hash, b.size`
 	if what&FetchEnvelope != 0 {
 		cols += `, b.envelope`
 	}
@@ -392,7 +404,8 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 		// Envelope and structure are decoded before the next row, so they
 		// need no copy of their own.
 		var env, st, hash sql.RawBytes
-		dst := []any{&it.UID, &flags, &date, &it.Size, &it.ModSeq, &hash, &it.Ref.Size}
+		var tz sql.NullInt64
+		dst := []any{&it.UID, &flags, &date, &tz, &it.Size, &it.ModSeq, &hash, &it.Ref.Size}
 		if what&FetchEnvelope != 0 {
 			dst = append(dst, &env)
 		}
@@ -409,7 +422,7 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 			}
 			seen = it.UID
 			it.Flags = splitFlags(flags)
-			it.InternalDate = time.Unix(date, 0)
+			it.InternalDate = internalDate(date, tz)
 			copy(it.Ref.Sum[:], hash)
 			if what&FetchContent != 0 {
 				it.Content, it.Err = s.loadContent(ctx, it.Ref.Sum, it.Ref.Size)
@@ -511,7 +524,7 @@ func (s *Store) StoreFlagsIf(ctx context.Context, mailboxID int64, uids []uint32
 	cond, args := uidCond("uid", uids)
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		changed, modified = changed[:0], modified[:0]
-		rows, err := tx.Query(`SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
+		rows, err := tx.Query(`SELECT uid, flags, internal_date, internal_tz, size, modseq FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{mailboxID}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -659,7 +672,7 @@ func (s *Store) transfer(ctx context.Context, srcID int64, uids []uint32, dstID 
 			pairs, err = moveWhere(tx, srcID, dstID, cond, args...)
 			return err
 		}
-		rows, err := tx.Query(`SELECT uid, blob_id, flags, internal_date, size FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{srcID}, args...)...)
+		rows, err := tx.Query(`SELECT uid, blob_id, flags, internal_date, internal_tz, size FROM messages WHERE mailbox_id=? AND `+cond+` ORDER BY uid`, append([]any{srcID}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -668,12 +681,13 @@ func (s *Store) transfer(ctx context.Context, srcID int64, uids []uint32, dstID 
 			blob       int64
 			flags      string
 			date, size int64
+			tz         sql.NullInt64
 		}
 		var rs []row
 		var total int64
 		for rows.Next() {
 			var r row
-			if err := rows.Scan(&r.uid, &r.blob, &r.flags, &r.date, &r.size); err != nil {
+			if err := rows.Scan(&r.uid, &r.blob, &r.flags, &r.date, &r.tz, &r.size); err != nil {
 				rows.Close()
 				return err
 			}
@@ -685,7 +699,7 @@ func (s *Store) transfer(ctx context.Context, srcID int64, uids []uint32, dstID 
 			return err
 		}
 		for _, r := range rs {
-			uid, err := insertMessage(tx, dst, r.blob, r.flags, r.date, r.size)
+			uid, err := insertMessage(tx, dst, r.blob, r.flags, internalDate(r.date, r.tz), r.size)
 			if err != nil {
 				return err
 			}

@@ -203,18 +203,21 @@ func (q *query) where(c *Criteria) (string, error) {
 		cond, args := flagCond(f, false)
 		add(cond, args...)
 	}
+	// The day of an internal date is the one in its own zone (schema/0013);
+	// the server's for those stored without one.
+	_, local := time.Now().Zone()
 	if !c.Since.IsZero() {
-		add(`m.internal_date >= ?`, localDay(c.Since))
+		add(`m.internal_date + COALESCE(m.internal_tz, ?) >= ?`, local, utcDay(c.Since))
 	}
 	if !c.Before.IsZero() {
-		add(`m.internal_date < ?`, localDay(c.Before))
+		add(`m.internal_date + COALESCE(m.internal_tz, ?) < ?`, local, utcDay(c.Before))
 	}
-	const sentDay = `COALESCE(sealmail_sent_day((SELECT envelope FROM blobs WHERE id = m.blob_id)), date(m.internal_date, 'unixepoch', 'localtime'))`
+	const sentDay = `COALESCE(sealmail_sent_day((SELECT envelope FROM blobs WHERE id = m.blob_id)), date(m.internal_date + COALESCE(m.internal_tz, ?), 'unixepoch'))`
 	if !c.SentSince.IsZero() {
-		add(sentDay+` >= ?`, c.SentSince.Format(time.DateOnly))
+		add(sentDay+` >= ?`, local, c.SentSince.Format(time.DateOnly))
 	}
 	if !c.SentBefore.IsZero() {
-		add(sentDay+` < ?`, c.SentBefore.Format(time.DateOnly))
+		add(sentDay+` < ?`, local, c.SentBefore.Format(time.DateOnly))
 	}
 	if c.ModSeq > 0 {
 		add(`m.modseq >= ?`, c.ModSeq)
@@ -267,11 +270,12 @@ func (q *query) where(c *Criteria) (string, error) {
 	return strings.Join(conds, " AND "), nil
 }
 
-// localDay is the start of date's calendar day in the server's zone: internal
-// dates are kept as instants, and a client's SINCE means its day here.
-func localDay(date time.Time) int64 {
+// utcDay is the start of date's calendar day as a wall clock reading, in
+// seconds as if in UTC: an internal date plus its zone offset is compared
+// with it.
+func utcDay(date time.Time) int64 {
 	y, m, d := date.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.Local).Unix()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix()
 }
 
 // flagCond tests for a flag; system flags are stored in their canonical

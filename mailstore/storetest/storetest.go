@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"ReclaimRace", testReclaimRace},
 		{"CheckContent", testCheckContent},
 		{"Backup", testBackup},
+		{"InternalDateZone", testInternalDateZone},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -886,5 +887,32 @@ func testSearchCriteria(t *testing.T, s *mailstore.Store) {
 	}
 	if _, err := s.Search(ctx, mb.ID, &deep); !errors.Is(err, mailstore.ErrInvalid) {
 		t.Errorf("1000 nested ORs: %v", err)
+	}
+}
+
+// testInternalDateZone: an internal date keeps its zone through copies, and
+// SINCE/BEFORE take its day in that zone (schema/0013).
+func testInternalDateZone(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "tz@example.test")[0]
+	eet := time.FixedZone("", 2*3600)
+	d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@example.test", "tz@example.test", "tz", "b"), nil, time.Date(2007, 3, 25, 0, 30, 0, 0, eet)))
+	must[mailstore.Mailbox](t)(s.CreateMailbox(ctx, a.ID, "Lưu", ""))
+	dst := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "Lưu"))
+	if _, _, err := s.Copy(ctx, d.MailboxID, []uint32{d.UID}, dst.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{d.MailboxID, dst.ID} {
+		msgs := must[[]mailstore.Message](t)(s.Messages(ctx, id))
+		if len(msgs) != 1 || msgs[0].InternalDate.Format(time.RFC3339) != "2007-03-25T00:30:00+02:00" {
+			t.Errorf("mailbox %d: internal date %v", id, msgs)
+		}
+		day := func(y, m, dd int) time.Time { return time.Date(y, time.Month(m), dd, 0, 0, 0, 0, time.UTC) }
+		if f := must[mailstore.Found](t)(s.Search(ctx, id, &mailstore.Criteria{Since: day(2007, 3, 25), Before: day(2007, 3, 26)})); len(f.UIDs) != 1 {
+			t.Errorf("mailbox %d: ON 25-Mar-2007 found %v", id, f.UIDs)
+		}
+		if f := must[mailstore.Found](t)(s.Search(ctx, id, &mailstore.Criteria{Before: day(2007, 3, 25)})); len(f.UIDs) != 0 {
+			t.Errorf("mailbox %d: BEFORE 25-Mar-2007 found %v", id, f.UIDs)
+		}
 	}
 }
