@@ -331,7 +331,7 @@ func scanMessage(sc scanner) (Message, error) {
 }
 
 // internalDate is a stored internal date in its zone; one stored without a
-// zone (schema/0013) is in the server's.
+// zone (schema/0014) is in the server's.
 func internalDate(unix int64, tz sql.NullInt64) time.Time {
 	t := time.Unix(unix, 0)
 	if tz.Valid {

@@ -203,7 +203,7 @@ func (q *query) where(c *Criteria) (string, error) {
 		cond, args := flagCond(f, false)
 		add(cond, args...)
 	}
-	// The day of an internal date is the one in its own zone (schema/0013);
+	// The day of an internal date is the one in its own zone (schema/0014);
 	// the server's for those stored without one.
 	_, local := time.Now().Zone()
 	if !c.Since.IsZero() {

@@ -891,7 +891,7 @@ func testSearchCriteria(t *testing.T, s *mailstore.Store) {
 }
 
 // testInternalDateZone: an internal date keeps its zone through copies, and
-// SINCE/BEFORE take its day in that zone (schema/0013).
+// SINCE/BEFORE take its day in that zone (schema/0014).
 func testInternalDateZone(t *testing.T, s *mailstore.Store) {
 	ctx := context.Background()
 	a := Setup(t, s, "tz@example.test")[0]
