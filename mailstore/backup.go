@@ -139,7 +139,8 @@ func (s *Store) Check(ctx context.Context) error {
 			return fmt.Errorf("mailstore: integrity check: %s", strings.Join(problems, "; "))
 		}
 		var bad int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs b WHERE refs != (SELECT COUNT(*) FROM messages WHERE blob_id = b.id)`).Scan(&bad); err != nil {
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM blobs b WHERE refs != (SELECT COUNT(*) FROM messages WHERE blob_id = b.id)
+			+ (SELECT COUNT(*) FROM queue WHERE blob_id = b.id) + (SELECT COUNT(*) FROM doc_register WHERE blob_id = b.id)`).Scan(&bad); err != nil {
 			return err
 		}
 		if bad > 0 {

@@ -74,18 +74,26 @@ func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, conten
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRow(`INSERT INTO queue (sender, blob_id, created) VALUES (?,?,?) RETURNING id`, from, blobID, t).Scan(&id); err != nil {
-			return err
-		}
-		for _, r := range rcpts {
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, next_try) VALUES (?,?,?)`, id, strings.TrimSpace(r), t); err != nil {
-				return err
-			}
-		}
-		return nil
+		id, err = insertQueue(tx, from, rcpts, blobID, t)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("mailstore: enqueue: %w", err)
+	}
+	return id, nil
+}
+
+// insertQueue adds a queue entry for content already referenced (blobID),
+// its recipients due at t.
+func insertQueue(tx *sql.Tx, from string, rcpts []string, blobID, t int64) (int64, error) {
+	var id int64
+	if err := tx.QueryRow(`INSERT INTO queue (sender, blob_id, created) VALUES (?,?,?) RETURNING id`, from, blobID, t).Scan(&id); err != nil {
+		return 0, err
+	}
+	for _, r := range rcpts {
+		if _, err := tx.Exec(`INSERT OR IGNORE INTO queue_rcpts (queue_id, rcpt, next_try) VALUES (?,?,?)`, id, strings.TrimSpace(r), t); err != nil {
+			return 0, err
+		}
 	}
 	return id, nil
 }

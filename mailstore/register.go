@@ -108,7 +108,6 @@ func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)
 		return DocEntry{}, fmt.Errorf("mailstore: register: %w: domain %q, direction %q, series %q, medium %q, year %d",
 			ErrInvalid, e.Domain, e.Direction, e.Series, e.Medium, e.Year)
 	}
-	rcpts, files := marshalList(e.Recipients), marshalList(e.Files)
 	var out DocEntry
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if e.MessageID != "" {
@@ -131,12 +130,7 @@ func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)
 		if fill != nil {
 			fill(&out)
 		}
-		return tx.QueryRow(`INSERT INTO doc_register (domain, direction, series, medium, year, number, notation, document_id,
-			message_id, doc_date, registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status,
-			notes, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-			out.Domain, out.Direction, out.Series, out.Medium, out.Year, out.Number, out.Notation, out.DocumentID,
-			out.MessageID, out.DocDate, out.Time.Unix(), out.DocType, out.Subject, out.Signer, out.Organ, out.Sender, rcpts,
-			out.FiledWith, out.Copies, out.Status, out.Notes, files).Scan(&out.ID)
+		return insertDoc(tx, &out)
 	})
 	if errors.Is(err, ErrExists) {
 		return out, fmt.Errorf("mailstore: register: message %s is number %d: %w", e.MessageID, out.Number, ErrExists)
@@ -145,6 +139,16 @@ func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)
 		return DocEntry{}, fmt.Errorf("mailstore: register: %w", err)
 	}
 	return out, nil
+}
+
+// insertDoc writes a register line whose number is taken, setting its ID.
+func insertDoc(tx *sql.Tx, e *DocEntry) error {
+	return tx.QueryRow(`INSERT INTO doc_register (domain, direction, series, medium, year, number, notation, document_id,
+		message_id, doc_date, registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status,
+		notes, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		e.Domain, e.Direction, e.Series, e.Medium, e.Year, e.Number, e.Notation, e.DocumentID,
+		e.MessageID, e.DocDate, e.Time.Unix(), e.DocType, e.Subject, e.Signer, e.Organ, e.Sender, marshalList(e.Recipients),
+		e.FiledWith, e.Copies, e.Status, e.Notes, marshalList(e.Files)).Scan(&e.ID)
 }
 
 // UpdateDoc records what became known of a registered document after its
@@ -168,16 +172,18 @@ func (s *Store) UpdateDoc(ctx context.Context, e DocEntry) error {
 // AckDoc records a party's acknowledgement of a registered document,
 // replacing that party's earlier one: a refusal can follow an arrival.
 func (s *Store) AckDoc(ctx context.Context, id int64, a DocAck) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO doc_acks (register_id, party, status_code, reason, time) VALUES (?,?,?,?,?)
-			ON CONFLICT (register_id, party) DO UPDATE SET status_code=excluded.status_code, reason=excluded.reason, time=excluded.time`,
-			id, normAddr(a.Party), a.StatusCode, a.Reason, a.Time.Unix())
-		return err
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return upsertAck(tx, id, a) })
 	if err != nil {
 		return fmt.Errorf("mailstore: acknowledge register entry %d: %w", id, err)
 	}
 	return nil
+}
+
+func upsertAck(tx *sql.Tx, id int64, a DocAck) error {
+	_, err := tx.Exec(`INSERT INTO doc_acks (register_id, party, status_code, reason, time) VALUES (?,?,?,?,?)
+		ON CONFLICT (register_id, party) DO UPDATE SET status_code=excluded.status_code, reason=excluded.reason, time=excluded.time`,
+		id, normAddr(a.Party), a.StatusCode, a.Reason, a.Time.Unix())
+	return err
 }
 
 // DocQuery selects register lines; zero fields match all.
@@ -315,6 +321,20 @@ func chainHash(prev string, e *Evidence) (string, error) {
 // AppendEvidence adds e to the evidence chain and returns it with its ID,
 // Prev and Hash set.
 func (s *Store) AppendEvidence(ctx context.Context, e Evidence) (Evidence, error) {
+	var out Evidence
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = appendEvidence(tx, e)
+		return err
+	})
+	if err != nil {
+		return Evidence{}, fmt.Errorf("mailstore: append evidence: %w", err)
+	}
+	return out, nil
+}
+
+// appendEvidence is AppendEvidence inside a write transaction.
+func appendEvidence(tx *sql.Tx, e Evidence) (Evidence, error) {
 	e.Domain = normAddr(e.Domain)
 	if e.Recipients == nil {
 		e.Recipients = []string{}
@@ -325,29 +345,21 @@ func (s *Store) AppendEvidence(ctx context.Context, e Evidence) (Evidence, error
 	// Nanoseconds survive the round trip through the database; the location
 	// does not, and is not part of the content.
 	e.Time = time.Unix(0, e.Time.UnixNano())
-	rcpts := marshalList(e.Recipients)
-	var out Evidence
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		out = e
-		err := tx.QueryRow(`SELECT id + 1, hash FROM doc_evidence ORDER BY id DESC LIMIT 1`).Scan(&out.ID, &out.Prev)
-		if errors.Is(err, sql.ErrNoRows) {
-			out.ID, out.Prev = 1, ""
-		} else if err != nil {
-			return err
-		}
-		if out.Hash, err = chainHash(out.Prev, &out); err != nil {
-			return fmt.Errorf("%w: row %d: %v", ErrEvidenceBroken, out.ID-1, err)
-		}
-		_, err = tx.Exec(`INSERT INTO doc_evidence (id, domain, time, origin, event, document_id, message_id, status_code,
-			reason, sender, recipients, receipt, prev, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			out.ID, out.Domain, out.Time.UnixNano(), out.Origin, out.Event, out.DocumentID, out.MessageID, out.StatusCode,
-			out.Reason, out.Sender, rcpts, out.Receipt, out.Prev, out.Hash)
-		return err
-	})
-	if err != nil {
-		return Evidence{}, fmt.Errorf("mailstore: append evidence: %w", err)
+	out := e
+	err := tx.QueryRow(`SELECT id + 1, hash FROM doc_evidence ORDER BY id DESC LIMIT 1`).Scan(&out.ID, &out.Prev)
+	if errors.Is(err, sql.ErrNoRows) {
+		out.ID, out.Prev = 1, ""
+	} else if err != nil {
+		return Evidence{}, err
 	}
-	return out, nil
+	if out.Hash, err = chainHash(out.Prev, &out); err != nil {
+		return Evidence{}, fmt.Errorf("%w: row %d: %v", ErrEvidenceBroken, out.ID-1, err)
+	}
+	_, err = tx.Exec(`INSERT INTO doc_evidence (id, domain, time, origin, event, document_id, message_id, status_code,
+		reason, sender, recipients, receipt, prev, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		out.ID, out.Domain, out.Time.UnixNano(), out.Origin, out.Event, out.DocumentID, out.MessageID, out.StatusCode,
+		out.Reason, out.Sender, marshalList(out.Recipients), out.Receipt, out.Prev, out.Hash)
+	return out, err
 }
 
 const evidenceCols = `id, domain, time, origin, event, document_id, message_id, status_code, reason, sender, recipients, receipt, prev, hash`

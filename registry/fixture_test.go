@@ -65,6 +65,10 @@ type exchange struct {
 	clock *clock
 	mu    sync.Mutex
 	other [][]byte
+	// pumping, again and hold: see Wake.
+	pumpMu                sync.Mutex
+	pumping, again, hold  bool
+	pumpErr               error
 }
 
 func newExchange(t testing.TB) *exchange {
@@ -128,7 +132,87 @@ func (x *exchange) trust(t testing.TB, to, from *side) {
 	}
 }
 
-// Enqueue is both registries' outbound queue: it delivers to the side hosting
+// Wake is both registries' outbound queue: it hands what each store queued
+// to the side hosting each recipient, as the relay and the other server's
+// SMTP server would, until nothing is left (unless hold is set). A Wake
+// while another pumps makes that one look again.
+func (x *exchange) Wake() {
+	x.pumpMu.Lock()
+	if x.pumping || x.hold {
+		x.again = true
+		x.pumpMu.Unlock()
+		return
+	}
+	x.pumping = true
+	x.pumpMu.Unlock()
+	for {
+		for _, s := range []*side{x.a, x.b} {
+			x.drain(s)
+		}
+		x.pumpMu.Lock()
+		if !x.again || x.hold {
+			x.pumping = false
+			x.pumpMu.Unlock()
+			return
+		}
+		x.again = false
+		x.pumpMu.Unlock()
+	}
+}
+
+func (x *exchange) drain(s *side) {
+	ctx := context.Background()
+	es, err := s.store.Queue(ctx)
+	if err != nil {
+		x.pumpErr = err
+		return
+	}
+	for _, e := range es {
+		msg, err := s.store.QueueContent(ctx, e.ID)
+		if err == nil {
+			var rcpts []string
+			for _, r := range e.Rcpts {
+				rcpts = append(rcpts, r.Addr)
+			}
+			err = x.Enqueue(ctx, e.From, rcpts, msg)
+		}
+		if err == nil {
+			err = s.store.RemoveQueue(ctx, e.ID)
+		}
+		if err != nil {
+			x.pumpMu.Lock()
+			x.pumpErr = err
+			x.pumpMu.Unlock()
+		}
+	}
+}
+
+// held runs f with deliveries held, then drops what was queued meanwhile:
+// a message sealed and not sent.
+func (x *exchange) held(t testing.TB, f func()) {
+	t.Helper()
+	x.pumpMu.Lock()
+	x.hold = true
+	x.pumpMu.Unlock()
+	f()
+	ctx := context.Background()
+	for _, s := range []*side{x.a, x.b} {
+		es, err := s.store.Queue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if err := s.store.RemoveQueue(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	x.pumpMu.Lock()
+	x.hold, x.again = false, false
+	x.pumpMu.Unlock()
+}
+
+// Enqueue delivers a message as the relay would: it delivers to the side hosting
 // each recipient as its SMTP server would, through Incoming.
 func (x *exchange) Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error {
 	for _, s := range []*side{x.a, x.b} {
@@ -179,18 +263,35 @@ func (s *side) receive(ctx context.Context, from string, rcpts []string, msg []b
 	return err
 }
 
-// submit is what smtpd does with a message an account submits: Outgoing,
-// then delivery to the recipients.
+// submit is what smtpd does with a document a clerk submits: Outgoing,
+// which delivers and queues it; the queue is pumped before it returns.
 func (x *exchange) submit(t testing.TB, s *side, acct mailstore.Account, rcpts []string, msg []byte) []byte {
 	t.Helper()
-	out, err := s.reg.Outgoing(context.Background(), acct, s.domain.OfficialAddress, rcpts, msg)
+	out, err := x.outgoing(s, acct, rcpts, msg)
 	if err != nil {
 		t.Fatalf("outgoing: %v", err)
 	}
-	if err := x.Enqueue(context.Background(), s.domain.OfficialAddress, rcpts, out); err != nil {
-		t.Fatalf("send: %v", err)
+	if out == nil {
+		t.Fatalf("outgoing: not a document")
+	}
+	if x.pumpErr != nil {
+		t.Fatalf("send: %v", x.pumpErr)
 	}
 	return out
+}
+
+// outgoing calls s's Outgoing with the recipients split as smtpd splits
+// them: those s hosts and the others.
+func (x *exchange) outgoing(s *side, acct mailstore.Account, rcpts []string, msg []byte) ([]byte, error) {
+	var local, remote []string
+	for _, r := range rcpts {
+		if domainOf(r) == s.domain.Name {
+			local = append(local, r)
+		} else {
+			remote = append(remote, r)
+		}
+	}
+	return s.reg.Outgoing(context.Background(), acct, s.domain.OfficialAddress, local, remote, msg)
 }
 
 type file struct {

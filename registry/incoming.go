@@ -44,20 +44,34 @@ func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string
 	opts.Now = now
 	in := &arrival{h: h, msg: msg, from: from, mailFrom: mailFrom, messageID: normID(h.Get("Message-Id")), now: now}
 	if isReceipt {
-		return true, r.receipt(ctx, in, opts, groups)
+		err = r.run(ctx, func(p *step) error { return r.receipt(ctx, in, opts, groups, p) })
+	} else {
+		in.res, in.err = signing.Verify(msg, opts)
+		err = r.run(ctx, func(p *step) error { return r.arrive(ctx, in, groups, p) })
 	}
-	in.res, in.err = signing.Verify(msg, opts)
+	if errors.Is(err, mailstore.ErrExists) {
+		// Done before: the sender retried after a crash or a lost answer.
+		r.log().Info("registry: already handled", "message_id", in.messageID, "from", from, "envelope_from", mailFrom)
+		return true, nil
+	}
+	return true, err
+}
+
+// arrive builds the step of a document (or a claim to be one) arriving for
+// groups: registered and delivered, or quarantined, and answered.
+func (r *Registry) arrive(ctx context.Context, in *arrival, groups []*agency, p *step) error {
 	for _, g := range groups {
+		var err error
 		if in.err == nil {
-			err = r.accept(ctx, in, g)
+			err = r.accept(ctx, in, g, p)
 		} else {
-			err = r.refuse(ctx, in, g, documentWords)
+			err = r.refuse(ctx, in, g, documentWords, p)
 		}
 		if err != nil {
-			return true, err
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // arrival is a message being received, with what verification said.
@@ -124,20 +138,30 @@ func (r *Registry) byAgency(ctx context.Context, rcpts []string, targets []mails
 }
 
 // accept registers a verified document in g's incoming register, delivers it
-// marked as such and acknowledges it to the sender.
-func (r *Registry) accept(ctx context.Context, in *arrival, g *agency) error {
+// marked as such and acknowledges it to the sender, in step p. A document
+// g registered before is left as it is.
+func (r *Registry) accept(ctx context.Context, in *arrival, g *agency, p *step) error {
 	m := in.res.Manifest
+	ref := mailstore.DocRef{Domain: g.domain.Name, Direction: mailstore.DocIn, MessageID: in.messageID}
+	if in.messageID != "" {
+		if e, err := r.Store.DocByMessage(ctx, ref); err == nil {
+			r.log().Info("registry: document already registered", "doc", m.DocumentID, "so_den", e.Number, "domain", g.domain.Name)
+			return nil
+		} else if !errors.Is(err, mailstore.ErrNotFound) {
+			return err
+		}
+	}
 	date := in.now.In(r.loc())
-	e, err := r.Store.Register(ctx, mailstore.DocEntry{
-		Domain: g.domain.Name, Direction: mailstore.DocIn, Year: date.Year(),
+	number, err := r.Store.NextDocNumber(ctx, g.domain.Name, mailstore.DocIn, date.Year())
+	if err != nil {
+		return err
+	}
+	e := mailstore.DocEntry{
+		Domain: g.domain.Name, Direction: mailstore.DocIn, Year: date.Year(), Number: number,
 		Notation: m.Code.CodeNumber + "/" + m.Code.CodeNotation, DocumentID: m.DocumentID, MessageID: in.messageID,
 		DocDate: m.PromulgationInfo.PromulgationDate, Time: in.now, Subject: m.Subject, Signer: signerText(m.SignerInfo),
 		Organ: m.From.OrganName, Sender: in.from, Recipients: g.rcpts, Copies: 1, Status: StatusReceived,
 		Files: docFiles(manifestFiles(m)), Notes: pdfNotes(in.res),
-	}, nil)
-	redelivered := errors.Is(err, mailstore.ErrExists)
-	if err != nil && !redelivered {
-		return err
 	}
 	verdict := "pass" + param("organ", m.From.OrganID) + param("doc", e.Notation) + param("so-den", strconv.Itoa(e.Number))
 	if n := pdfNotes(in.res); n != "" {
@@ -160,16 +184,15 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency) error {
 	for _, c := range clerks {
 		targets = append(targets, mailstore.Target{AccountID: c.ID, Mailbox: InFolder})
 	}
-	if len(targets) > 0 {
-		if _, err := r.deliver(ctx, out, in.now, targets); err != nil {
-			return err
-		}
-	}
-	r.log().Info("registry: document received", "doc", m.DocumentID, "so_den", e.Number, "domain", g.domain.Name,
-		"from", in.from, "envelope_from", in.mailFrom, "redelivered", redelivered)
+	p.Entries = append(p.Entries, mailstore.NewDoc{DocEntry: e, Original: out})
+	p.deliver(out, in.now, targets)
+	p.done = append(p.done, func() {
+		r.log().Info("registry: document received", "doc", m.DocumentID, "so_den", number, "domain", g.domain.Name,
+			"from", in.from, "envelope_from", in.mailFrom)
+	})
 	ev := signing.Evidence{Event: signing.ContentConsignment, StatusCode: "01", DocumentID: m.DocumentID, MessageID: in.messageID,
 		Files: manifestFiles(m), Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
-	return r.answer(ctx, g, ev, e.ID)
+	return r.answer(ctx, g, ev, &ref, p)
 }
 
 // documentWords and receiptWords name what a quarantine notice is about.
@@ -179,8 +202,9 @@ var (
 )
 
 // refuse puts a notice with the failed message in the recipients'
-// quarantine and, for a document, tells the sender why.
-func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]string) error {
+// quarantine and, for a document, tells the sender why, in step p. The same
+// document refused again is not answered again.
+func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]string, p *step) error {
 	from := g.domain.OfficialAddress
 	if from == "" {
 		from = "postmaster@" + g.domain.Name
@@ -197,14 +221,12 @@ func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]s
 	for i := range targets {
 		targets[i].Mailbox = QuarantineFolder
 	}
-	if len(targets) > 0 {
-		if _, err := r.deliver(ctx, n, in.now, targets); err != nil {
-			return err
-		}
-	}
+	p.deliver(n, in.now, targets)
 	reason := failures(in.res)
-	r.log().Warn("registry: quarantined", "what", what[1], "domain", g.domain.Name, "from", in.from, "envelope_from", in.mailFrom,
-		"message_id", in.messageID, "failed", reason)
+	p.done = append(p.done, func() {
+		r.log().Warn("registry: quarantined", "what", what[1], "domain", g.domain.Name, "from", in.from, "envelope_from", in.mailFrom,
+			"message_id", in.messageID, "failed", reason)
+	})
 	if what != documentWords {
 		return nil // a receipt is never answered
 	}
@@ -215,14 +237,18 @@ func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]s
 	}
 	ev := signing.Evidence{Event: signing.ContentConsignmentFailure, StatusCode: "02", Reason: reason, DocumentID: strings.TrimSpace(docID),
 		MessageID: in.messageID, Files: files, Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
-	return r.answer(ctx, g, ev, 0)
+	if p.Once == nil && in.messageID != "" {
+		p.Once = &mailstore.Evidence{Domain: g.domain.Name, Origin: mailstore.EvidenceIssued, Event: string(ev.Event),
+			DocumentID: ev.DocumentID, MessageID: in.messageID, StatusCode: ev.StatusCode, Sender: ev.From}
+	}
+	return r.answer(ctx, g, ev, nil, p)
 }
 
 // answer sends the sender's agency a receipt for ev, signed with g's seal,
-// and records it as evidence and, for a registered document (entry > 0), as
-// the entry's acknowledgement. A receipt that cannot be made or sent is
-// recorded with the reason, not retried: the document is already delivered.
-func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, entry int64) error {
+// and records it as evidence and, for a registered document (entry not
+// nil), as the entry's acknowledgement, in step p. A receipt that cannot be
+// made is recorded with the reason: the document is delivered regardless.
+func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, entry *mailstore.DocRef, p *step) error {
 	var receipt []byte
 	var note string
 	known, err := r.knownAgency(ctx, domainOf(ev.From))
@@ -234,91 +260,104 @@ func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, e
 	case ev.MessageID == "":
 		note = "no receipt: the message has no Message-ID"
 	default:
-		receipt, note = r.sendReceipt(ctx, g, ev)
+		var seal *signing.Seal
+		if seal, err = r.seal(g.domain.Name); err != nil {
+			note = fmt.Sprintf("no receipt: %s has no usable seal: %v", g.domain.Name, err)
+			break
+		}
+		if receipt, err = signing.Receipt(ctx, seal, ev, ev.Time); err != nil {
+			receipt, note = nil, "no receipt: "+err.Error()
+			break
+		}
+		attester := seal.Cert.EmailAddresses[0]
+		err := r.route(ctx, attester, []string{ev.From}, receipt, p, func(to *agency) error {
+			return r.fileReceipt(ctx, to, &ev, attester, receipt, ev.Time, p)
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if note != "" {
-		r.log().Warn("registry: receipt", "event", ev.Event, "doc", ev.DocumentID, "to", ev.From, "problem", note)
+		p.done = append(p.done, func() {
+			r.log().Warn("registry: receipt", "event", ev.Event, "doc", ev.DocumentID, "to", ev.From, "problem", note)
+		})
 	}
-	if err := r.evidence(ctx, g.domain.Name, mailstore.EvidenceIssued, ev, note, receipt); err != nil {
-		return err
+	p.Evidence = append(p.Evidence, evidenceRow(g.domain.Name, mailstore.EvidenceIssued, ev, note, receipt))
+	if entry != nil {
+		p.Acks = append(p.Acks, mailstore.EntryAck{Ref: *entry,
+			Ack: mailstore.DocAck{Party: ev.From, StatusCode: ev.StatusCode, Reason: joinNonEmpty("; ", ev.Reason, note), Time: ev.Time}})
 	}
-	if entry == 0 {
-		return nil
-	}
-	return r.Store.AckDoc(ctx, entry, mailstore.DocAck{Party: ev.From, StatusCode: ev.StatusCode, Reason: joinNonEmpty("; ", ev.Reason, note), Time: ev.Time})
-}
-
-// sendReceipt makes and sends a receipt; on failure it returns why.
-func (r *Registry) sendReceipt(ctx context.Context, g *agency, ev signing.Evidence) ([]byte, string) {
-	seal, err := r.seal(g.domain.Name)
-	if err != nil {
-		return nil, fmt.Sprintf("no receipt: %s has no usable seal: %v", g.domain.Name, err)
-	}
-	receipt, err := signing.Receipt(ctx, seal, ev, ev.Time)
-	if err != nil {
-		return nil, "no receipt: " + err.Error()
-	}
-	if err := r.send(ctx, seal.Cert.EmailAddresses[0], []string{ev.From}, receipt); err != nil {
-		return receipt, "receipt not sent: " + err.Error()
-	}
-	return receipt, ""
+	return nil
 }
 
 // receipt records a peer's receipt for a document this server sent and files
-// it with the clerk who sent the document.
-func (r *Registry) receipt(ctx context.Context, in *arrival, opts signing.VerifyOptions, groups []*agency) error {
+// it with the clerk who sent the document, in step p; a receipt that came
+// before (the peer's server sent it again) is recorded once.
+func (r *Registry) receipt(ctx context.Context, in *arrival, opts signing.VerifyOptions, groups []*agency, p *step) error {
 	ev, res, err := signing.ParseReceipt(in.msg, opts)
 	if err != nil {
 		in.res = res
 		for _, g := range groups {
-			if err := r.refuse(ctx, in, g, receiptWords); err != nil {
+			if err := r.refuse(ctx, in, g, receiptWords, p); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	for _, g := range groups {
-		targets := slices.Clone(g.targets)
-		e, note, err := r.matchReceipt(ctx, g, ev, in.from)
-		if err != nil {
+		if err := r.fileReceipt(ctx, g, ev, in.from, in.msg, in.now, p); err != nil {
 			return err
-		}
-		if e != nil {
-			if err := r.Store.AckDoc(ctx, e.ID, mailstore.DocAck{Party: in.from, StatusCode: ev.StatusCode, Reason: ev.Reason, Time: ev.Time}); err != nil {
-				return err
-			}
-			if clerk, err := r.Store.Account(ctx, e.Sender); err == nil {
-				if !slices.ContainsFunc(targets, func(t mailstore.Target) bool { return t.AccountID == clerk.ID && t.Mailbox == "" }) {
-					targets = append(targets, mailstore.Target{AccountID: clerk.ID})
-				}
-			} else if !errors.Is(err, mailstore.ErrNotFound) {
-				return err
-			}
-		} else {
-			r.log().Warn("registry: receipt matches no document sent", "doc", ev.DocumentID, "from", in.from, "problem", note)
-		}
-		// The evidence names the receipt's own attester, not the original sender.
-		rec := *ev
-		rec.From, rec.To = in.from, []string{ev.From}
-		if err := r.evidence(ctx, g.domain.Name, mailstore.EvidenceReceived, rec, note, in.msg); err != nil {
-			return err
-		}
-		if len(targets) > 0 {
-			if _, err := r.deliver(ctx, in.msg, in.now, targets); err != nil {
-				return err
-			}
 		}
 	}
+	first := p.Evidence[len(p.Evidence)-len(groups)]
+	p.Once = &first
+	return nil
+}
+
+// fileReceipt records in step p, for agency g, a receipt attester signed:
+// the acknowledgement of the document it answers, the evidence, and the
+// receipt itself in the mailboxes of g's recipients and of the clerk who
+// sent the document.
+func (r *Registry) fileReceipt(ctx context.Context, g *agency, ev *signing.Evidence, attester string, msg []byte, now time.Time, p *step) error {
+	targets := slices.Clone(g.targets)
+	e, note, err := r.matchReceipt(ctx, g, ev, attester, p)
+	if err != nil {
+		return err
+	}
+	if e != nil {
+		p.Acks = append(p.Acks, mailstore.EntryAck{Ref: mailstore.DocRef{Domain: e.Domain, Direction: e.Direction, MessageID: e.MessageID},
+			Ack: mailstore.DocAck{Party: attester, StatusCode: ev.StatusCode, Reason: ev.Reason, Time: ev.Time}})
+		if clerk, err := r.Store.Account(ctx, e.Sender); err == nil {
+			if !slices.ContainsFunc(targets, func(t mailstore.Target) bool { return t.AccountID == clerk.ID && t.Mailbox == "" }) {
+				targets = append(targets, mailstore.Target{AccountID: clerk.ID})
+			}
+		} else if !errors.Is(err, mailstore.ErrNotFound) {
+			return err
+		}
+	} else {
+		p.done = append(p.done, func() {
+			r.log().Warn("registry: receipt matches no document sent", "doc", ev.DocumentID, "from", attester, "problem", note)
+		})
+	}
+	// The evidence names the receipt's own attester, not the original sender.
+	rec := *ev
+	rec.From, rec.To = attester, []string{ev.From}
+	p.Evidence = append(p.Evidence, evidenceRow(g.domain.Name, mailstore.EvidenceReceived, rec, note, msg))
+	p.deliver(msg, now, targets)
 	return nil
 }
 
 // matchReceipt finds the outgoing register entry a receipt answers: same
 // document and message, and the receipt comes from one of its recipients'
 // domains. It returns nil and why when there is none.
-func (r *Registry) matchReceipt(ctx context.Context, g *agency, ev *signing.Evidence, attester string) (*mailstore.DocEntry, string, error) {
+func (r *Registry) matchReceipt(ctx context.Context, g *agency, ev *signing.Evidence, attester string, p *step) (*mailstore.DocEntry, string, error) {
 	es, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: g.domain.Name, Direction: mailstore.DocOut, DocumentID: ev.DocumentID})
 	if err != nil {
 		return nil, "", err
+	}
+	// A document released in the same step as its receipt is not stored yet.
+	if e := p.pending(mailstore.DocRef{Domain: g.domain.Name, Direction: mailstore.DocOut, MessageID: normID(ev.MessageID)}); e != nil && e.DocumentID == ev.DocumentID {
+		es = append(es, *e)
 	}
 	for _, e := range es {
 		if e.MessageID != normID(ev.MessageID) {

@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"image"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,31 +17,37 @@ import (
 	"sealmail/signing"
 )
 
-// Outgoing turns a message a clerk submits into a sealed official document
-// (see the package documentation) and returns what to deliver and queue:
-// msg itself when it is not an official document, else the stamped message.
-// from is the envelope sender, rcpts the envelope recipients.
-func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from string, rcpts []string, msg []byte) ([]byte, error) {
+// Outgoing handles a message a clerk submits if it is an official document
+// (see the package documentation): it numbers and seals it and, in one store
+// transaction, registers it, files the sealed copy and the clerk's receipt,
+// delivers it to the recipients hosted here (local, through their own
+// registers) and queues it for the others (remote), and returns the sealed
+// document; the server then has nothing left to do. It returns nil when the
+// message is not an official document: the server delivers it as usual.
+// from is the envelope sender. A message sent again after it was released
+// (the client missed the answer) is not released twice: Outgoing returns
+// the document as it was sealed.
+func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from string, local, remote []string, msg []byte) ([]byte, error) {
 	if acct.Role != mailstore.RoleClerk {
-		return msg, nil
+		return nil, nil
 	}
 	h, _, err := splitHeader(msg)
 	if err != nil {
-		return msg, nil // not a document; the server's own header checks answer for it
+		return nil, nil // not a document; the server's own header checks answer for it
 	}
 	sender := singleFrom(h.Get("From"))
 	if sender == "" || h.Has(fieldReceipt) {
-		return msg, nil
+		return nil, nil
 	}
 	d, err := r.Store.Domain(ctx, domainOf(sender))
 	if errors.Is(err, mailstore.ErrNotFound) {
-		return msg, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	if d.OfficialAddress == "" || sender != d.OfficialAddress || !hasAttachment(msg) {
-		return msg, nil
+		return nil, nil
 	}
 	if d.OrganID == "" || d.Code == "" {
 		return nil, fmt.Errorf("%w: %s has no organ ID or code notation; run 'sealmail domain update %s --organ-id ID --code CODE'",
@@ -48,6 +56,17 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	messageID := normID(h.Get("Message-Id"))
 	if messageID == "" {
 		return nil, fmt.Errorf("%w: the message has no Message-ID for receipts to refer to", ErrRejected)
+	}
+	if e, err := r.Store.DocByMessage(ctx, mailstore.DocRef{Domain: d.Name, Direction: mailstore.DocOut, MessageID: messageID}); err == nil {
+		// The same message again (the client did not see our answer): it
+		// was registered, delivered and queued in one transaction.
+		if e.Status == StatusVoid {
+			return nil, fmt.Errorf("%w: %s was not sealed: %s", ErrRejected, e.DocumentID, e.Notes)
+		}
+		r.log().Info("registry: resubmitted document", "doc", e.DocumentID, "message_id", messageID)
+		return r.Store.DocOriginal(ctx, e.ID)
+	} else if !errors.Is(err, mailstore.ErrNotFound) {
+		return nil, err
 	}
 	seal, err := r.seal(d.Name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -74,64 +93,117 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	if err != nil {
 		return nil, err
 	}
-	subject, _ := h.Subject()
-	sig := signer(h)
-	date := now.In(r.loc())
-	e, err := r.Store.Register(ctx, mailstore.DocEntry{
-		Domain: d.Name, Direction: mailstore.DocOut, Year: date.Year(), MessageID: messageID,
-		DocDate: date.Format(time.DateOnly), Time: now, Subject: subject, Signer: signerText(sig),
-		Sender: acct.Address, Recipients: rcpts, Copies: len(rcpts), Status: StatusNumbered,
-	}, func(e *mailstore.DocEntry) {
-		e.Notation = signing.Notation(e.Number, d.Code)
-		e.DocumentID = signing.DocumentID(d.OrganID, date, e.Number, d.Code)
-	})
+	rel := &release{acct: acct, domain: d, seal: seal, sender: sender, envFrom: from, local: local, remote: remote,
+		h: h, msg: msg, messageID: messageID, img: img, now: now}
+	err = r.run(ctx, func(p *step) error { return r.release(ctx, rel, p) })
 	if errors.Is(err, mailstore.ErrExists) {
-		// The same message again (the client did not see our answer): it
-		// keeps its number and date.
-		r.log().Info("registry: resubmitted document", "doc", e.DocumentID, "message_id", messageID)
-		if date, err = time.ParseInLocation(time.DateOnly, e.DocDate, r.loc()); err != nil {
-			return nil, fmt.Errorf("registry: entry %d date: %w", e.ID, err)
+		// Released meanwhile by the same message on another connection.
+		e, err := r.Store.DocByMessage(ctx, mailstore.DocRef{Domain: d.Name, Direction: mailstore.DocOut, MessageID: messageID})
+		if err != nil {
+			return nil, err
 		}
-	} else if err != nil {
+		return r.Store.DocOriginal(ctx, e.ID)
+	}
+	if err != nil {
 		return nil, err
 	}
-	doc := signing.Document{Number: e.Number, Agency: Agency(d), To: r.organs(ctx, h), Subject: subject, Signer: sig, Date: date,
-		PDF: &signing.PDFStamp{Profile: r.PDF.Profile, SealImage: img}}
-	stamped, files, err := r.stamp(ctx, msg, seal, doc, d.Name, now)
+	return rel.sealed, nil
+}
+
+// release is a document being released.
+type release struct {
+	acct          mailstore.Account
+	domain        mailstore.Domain
+	seal          *signing.Seal
+	sender        string // the official address
+	envFrom       string
+	local, remote []string
+	h             mail.Header
+	msg           []byte
+	messageID     string
+	img           image.Image
+	now           time.Time
+	sealed        []byte // the document as sealed by the last build
+}
+
+// release builds the step of a release under the next number: the number
+// goes into the seal, so a number taken meanwhile means sealing again.
+func (r *Registry) release(ctx context.Context, rel *release, p *step) error {
+	d, now := rel.domain, rel.now
+	date := now.In(r.loc())
+	number, err := r.Store.NextDocNumber(ctx, d.Name, mailstore.DocOut, date.Year())
 	if err != nil {
-		e.Status, e.Notes = StatusVoid, "not sealed: "+err.Error()
-		if uerr := r.Store.UpdateDoc(ctx, e); uerr != nil {
-			return nil, errors.Join(err, uerr)
-		}
-		// The time-stamping authority may answer later; the same message
-		// sent again keeps its number.
+		return err
+	}
+	rcpts := append(slices.Clone(rel.local), rel.remote...)
+	subject, _ := rel.h.Subject()
+	sig := signer(rel.h)
+	e := mailstore.DocEntry{
+		Domain: d.Name, Direction: mailstore.DocOut, Year: date.Year(), Number: number, MessageID: rel.messageID,
+		Notation: signing.Notation(number, d.Code), DocumentID: signing.DocumentID(d.OrganID, date, number, d.Code),
+		DocDate: date.Format(time.DateOnly), Time: now, Subject: subject, Signer: signerText(sig),
+		Sender: rel.acct.Address, Recipients: rcpts, Copies: len(rcpts), Status: StatusSent,
+	}
+	doc := signing.Document{Number: number, Agency: Agency(d), To: r.organs(ctx, rel.h), Subject: subject, Signer: sig, Date: date,
+		PDF: &signing.PDFStamp{Profile: r.PDF.Profile, SealImage: rel.img}}
+	stamped, files, err := r.stamp(ctx, rel.msg, rel.seal, doc, d.Name, now)
+	if err != nil {
+		// No number is taken for a document that could not be sealed.
 		if errors.Is(err, signing.ErrTimestamp) {
-			return nil, fmt.Errorf("registry: %s: %w", e.DocumentID, err)
+			return fmt.Errorf("registry: %s: %w", e.DocumentID, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+		return fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	if _, err := r.deliver(ctx, stamped, now, []mailstore.Target{{AccountID: acct.ID, Mailbox: OutFolder, Flags: []string{`\Seen`}}}); err != nil {
-		return nil, err
-	}
-	ev := signing.Evidence{Event: signing.SubmissionAcceptance, DocumentID: e.DocumentID, MessageID: messageID,
-		Files: files, Time: now, Server: r.Hostname, From: sender, To: rcpts}
-	receipt, err := signing.Receipt(ctx, seal, ev, now)
+	e.Files, rel.sealed = docFiles(files), stamped
+	p.Entries = append(p.Entries, mailstore.NewDoc{DocEntry: e, Original: stamped})
+	p.deliver(stamped, now, []mailstore.Target{{AccountID: rel.acct.ID, Mailbox: OutFolder, Flags: []string{`\Seen`}}})
+	ev := signing.Evidence{Event: signing.SubmissionAcceptance, DocumentID: e.DocumentID, MessageID: rel.messageID,
+		Files: files, Time: now, Server: r.Hostname, From: rel.sender, To: rcpts}
+	receipt, err := signing.Receipt(ctx, rel.seal, ev, now)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := r.deliver(ctx, receipt, now, []mailstore.Target{{AccountID: acct.ID}}); err != nil {
-		return nil, err
+	p.deliver(receipt, now, []mailstore.Target{{AccountID: rel.acct.ID}})
+	p.Evidence = append(p.Evidence, evidenceRow(d.Name, mailstore.EvidenceIssued, ev, "", receipt))
+	if len(rel.remote) > 0 {
+		p.Queue = append(p.Queue, mailstore.QueuedMessage{From: rel.envFrom, Rcpts: rel.remote, Content: stamped})
 	}
-	if err := r.evidence(ctx, d.Name, mailstore.EvidenceIssued, ev, "", receipt); err != nil {
-		return nil, err
+	if len(rel.local) > 0 {
+		if err := r.arriveHere(ctx, rel, stamped, p); err != nil {
+			return err
+		}
 	}
-	e.Status, e.Files = StatusSent, docFiles(files)
-	if err := r.Store.UpdateDoc(ctx, e); err != nil {
-		return nil, err
+	p.done = append(p.done, func() {
+		r.log().Info("registry: document sealed", "doc", e.DocumentID, "number", e.Notation, "clerk", rel.acct.Address,
+			"envelope_from", rel.envFrom, "rcpts", len(rcpts))
+	})
+	return nil
+}
+
+// arriveHere adds to step p the arrival of a document released here at the
+// agencies hosted here it is addressed to, each verifying it as a peer
+// would.
+func (r *Registry) arriveHere(ctx context.Context, rel *release, stamped []byte, p *step) error {
+	local, targets, _, err := r.resolve(ctx, rel.local)
+	if err != nil {
+		return err
 	}
-	r.log().Info("registry: document sealed", "doc", e.DocumentID, "number", e.Notation, "clerk", acct.Address,
-		"envelope_from", from, "rcpts", len(rcpts))
-	return stamped, nil
+	groups, err := r.byAgency(ctx, local, targets)
+	if err != nil || len(groups) == 0 {
+		return err
+	}
+	h, _, err := splitHeader(stamped)
+	if err != nil {
+		return err
+	}
+	opts, err := r.VerifyOptions(ctx, rel.domain.Name)
+	if err != nil {
+		return err
+	}
+	opts.Now = rel.now
+	in := &arrival{h: h, msg: stamped, from: rel.sender, mailFrom: rel.envFrom, messageID: rel.messageID, now: rel.now}
+	in.res, in.err = signing.Verify(stamped, opts)
+	return r.arrive(ctx, in, groups, p)
 }
 
 // stamp seals msg and verifies the result as a recipient will, so that a
@@ -189,34 +261,15 @@ func docFiles(fs []signing.FileDigest) []mailstore.DocFile {
 	return out
 }
 
-// deliver stores msg for targets whatever their quota: a registered document
-// or a receipt must not bounce. An account gone since is logged, not failed.
-func (r *Registry) deliver(ctx context.Context, msg []byte, now time.Time, targets []mailstore.Target) ([]mailstore.Delivered, error) {
-	for i := range targets {
-		targets[i].IgnoreQuota = true
-	}
-	ds, err := r.Store.Deliver(ctx, msg, now, targets)
-	if err != nil {
-		return nil, err
-	}
-	for i, d := range ds {
-		if d.Err != nil {
-			r.log().Warn("registry: deliver", "account_id", targets[i].AccountID, "mailbox", targets[i].Mailbox, "err", d.Err)
-		}
-	}
-	return ds, nil
-}
-
-// evidence appends a receipt issued or received to the evidence chain.
-func (r *Registry) evidence(ctx context.Context, domain, origin string, ev signing.Evidence, note string, receipt []byte) error {
+// evidenceRow is the evidence of a receipt issued or received.
+func evidenceRow(domain, origin string, ev signing.Evidence, note string, receipt []byte) mailstore.Evidence {
 	reason := ev.Reason
 	if note != "" {
 		reason = joinNonEmpty("; ", reason, note)
 	}
-	_, err := r.Store.AppendEvidence(ctx, mailstore.Evidence{Domain: domain, Time: ev.Time, Origin: origin, Event: string(ev.Event),
+	return mailstore.Evidence{Domain: domain, Time: ev.Time, Origin: origin, Event: string(ev.Event),
 		DocumentID: ev.DocumentID, MessageID: normID(ev.MessageID), StatusCode: ev.StatusCode, Reason: reason,
-		Sender: ev.From, Recipients: ev.To, Receipt: receipt})
-	return err
+		Sender: ev.From, Recipients: ev.To, Receipt: receipt}
 }
 
 func joinNonEmpty(sep string, ss ...string) string {

@@ -60,7 +60,7 @@ func TestSignerSignatureRequired(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", tc.pdf})
-			_, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{b.staff.Address}, msg)
+			_, err := x.outgoing(a, a.clerk, []string{b.staff.Address}, msg)
 			if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "/") {
 				t.Errorf("Outgoing: %v, want a rejection naming %q", err, tc.want)
 			}

@@ -17,15 +17,18 @@
 // # Contract with the SMTP server
 //
 // On submission, after the sender's right to its From: address is checked
-// and before anything is stored or queued, call Outgoing. It returns the
-// message unchanged when it is not an official document; otherwise it takes
-// the next number of the agency's outgoing register, stamps the message,
-// files the stamped copy in the clerk's "Văn bản đi" folder, puts a signed
-// SubmissionAcceptance receipt in the clerk's INBOX, and returns the stamped
-// message, which the server must deliver and queue instead of the original.
-// An error wrapping ErrRejected is permanent (reply 5xx with its text); any
-// other error is temporary (4xx). A number taken for a message that then
-// fails stays in the register as void: numbers are never reused.
+// and before anything is stored or queued, call Outgoing with the local and
+// remote recipients. It returns nil when the message is not an official
+// document (deliver it as usual); otherwise it gives the document the next
+// number of the agency's outgoing register, stamps it, and in one store
+// transaction registers it, files the stamped copy in the clerk's "Văn bản
+// đi" folder, puts a signed SubmissionAcceptance receipt in the clerk's
+// INBOX, delivers it to the local recipients (through their agencies'
+// incoming registers, as Incoming would) and queues it for the remote ones;
+// it returns the stamped message and the server has nothing left to do. An
+// error wrapping ErrRejected is permanent (reply 5xx with its text); any
+// other error is temporary (4xx), and nothing was registered, delivered or
+// queued. The same message submitted again is not released twice.
 //
 // For every message to local recipients (from the MX port, and the stamped
 // result of Outgoing for hosted agencies), call Incoming before delivering,
@@ -41,21 +44,34 @@
 // answered with a ContentConsignment receipt; one that fails is registered
 // nowhere, reaches the recipients only as a notice in "Cách ly" naming the
 // failed checks, and is answered with a ContentConsignmentFailure receipt.
-// Receipts go through Queue (or straight to Incoming for agencies hosted
-// here), and only to agencies this server knows (hosted
-// domains and peers with a seal CA), so forged mail causes no backscatter.
+// Receipts go only to agencies this server knows (hosted domains and peers
+// with a seal CA), so forged mail causes no backscatter.
+//
+// # One step, one transaction
+//
+// Each step — a release, an arrival, a receipt filed — is built first
+// (verifying, sealing, signing receipts: no writes) and then committed in
+// one store transaction (mailstore.CommitDoc, see step.go): its register
+// lines, the copies delivered, the receipts queued for other servers (or
+// filed at once for agencies hosted here), the evidence and the
+// acknowledgements. After a crash at any point a document is either
+// registered, delivered and answered, or none of these; the sender retries
+// and the step is done then, once: a message already registered, or a
+// receipt already recorded, is not handled again. Register numbers are
+// taken in the commit: a step whose number was taken meanwhile is built
+// again with the next one.
 //
 // Every receipt issued or received is appended to the store's hash-chained
-// evidence (mailstore.AppendEvidence).
+// evidence.
 package registry
 
 import (
-	"context"
 	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"sealmail/mailstore"
@@ -77,58 +93,11 @@ const (
 	StatusReceived = "received" // verified, registered and delivered
 )
 
-// Queue is the outbound queue (relay.Queue).
+// Queue is the outbound queue (relay.Queue). The registry queues what it
+// sends in the store, in the same transaction as the rest of each step, and
+// then wakes the queue.
 type Queue interface {
-	// Enqueue returns once the message is durably queued.
-	Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error
-}
-
-// send delivers a message the registry wrote (a receipt) to local recipients
-// through Incoming, as the SMTP server would, and queues it for the others.
-func (r *Registry) send(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	var local, remote []string
-	var targets []mailstore.Target
-	seen := map[int64]bool{}
-	for _, rcpt := range rcpts {
-		_, domain, err := mailstore.SplitAddress(rcpt)
-		if err != nil {
-			return err
-		}
-		if ok, err := r.Store.IsLocalDomain(ctx, domain); err != nil {
-			return err
-		} else if !ok {
-			remote = append(remote, rcpt)
-			continue
-		}
-		accts, _, err := r.Store.Resolve(ctx, rcpt)
-		if err != nil {
-			return err
-		}
-		local = append(local, rcpt)
-		for _, a := range accts {
-			if !seen[a.ID] && !a.Disabled {
-				seen[a.ID] = true
-				targets = append(targets, mailstore.Target{AccountID: a.ID})
-			}
-		}
-	}
-	if len(remote) > 0 {
-		if r.Queue == nil {
-			return errors.New("no outbound queue for " + strings.Join(remote, ", "))
-		}
-		if err := r.Queue.Enqueue(ctx, from, remote, msg); err != nil {
-			return err
-		}
-	}
-	if len(targets) == 0 {
-		return nil
-	}
-	handled, err := r.Incoming(ctx, from, local, targets, msg)
-	if err != nil || handled {
-		return err
-	}
-	_, err = r.Store.Deliver(ctx, msg, time.Time{}, targets)
-	return err
+	Wake()
 }
 
 // ErrRejected marks a document the registry refuses for good: sending it
@@ -145,8 +114,9 @@ type Registry struct {
 	DataDir string // holds seal/DOMAIN/ and seal/crl/
 	// Hostname names this server in the evidence of receipts.
 	Hostname string
-	// Queue takes receipts for agencies on other servers (the outbound relay);
-	// receipts for agencies hosted here are delivered directly.
+	// Queue delivers what the registry queues for agencies on other
+	// servers (the outbound relay); what is for agencies hosted here is filed
+	// at once.
 	Queue  Queue
 	Logger *slog.Logger     // nil means slog.Default()
 	Now    func() time.Time // nil means time.Now
@@ -163,6 +133,8 @@ type Registry struct {
 	OCSP signing.OCSPFetcher
 	// PDF is the policy for the PDF files of official documents.
 	PDF PDFPolicy
+
+	retryMu sync.Mutex // steps built again for a number taken meanwhile (run)
 }
 
 // PDFPolicy is how the registry signs and checks the PDF files inside

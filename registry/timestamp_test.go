@@ -71,7 +71,7 @@ func TestTSADown(t *testing.T) {
 	down.Close()
 	a.reg.Timestamper = &signing.TSAClient{URL: down.URL}
 	msg := docMessage(t, a.domain.OfficialAddress, x.b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)})
-	_, err := a.reg.Outgoing(context.Background(), a.clerk, a.domain.OfficialAddress, []string{x.b.staff.Address}, msg)
+	_, err := x.outgoing(a, a.clerk, []string{x.b.staff.Address}, msg)
 	if err == nil || errors.Is(err, ErrRejected) || !errors.Is(err, signing.ErrTimestamp) {
 		t.Fatalf("TSA down: %v, want a temporary time-stamping error", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -402,8 +401,9 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 	msg := prepend(prefix.String(), buf, at)
 
 	if ss.role == roleSubmission && ss.srv.Registry != nil {
-		// An official document is numbered and sealed before anyone gets it.
-		out, err := ss.srv.Registry.Outgoing(ctx, *ss.acct, tx.from, append(slices.Clone(tx.local), tx.remote...), msg)
+		// An official document is numbered and sealed before anyone gets it;
+		// the registry delivers and queues it with its register entry.
+		sealed, err := ss.srv.Registry.Outgoing(ctx, *ss.acct, tx.from, tx.local, tx.remote, msg)
 		if errors.Is(err, registry.ErrRejected) {
 			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: err.Error()}
 		}
@@ -411,7 +411,9 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 			ss.srv.log.Error("smtp registry", "id", tx.id, "err", err)
 			return errTemporary
 		}
-		msg = out
+		if sealed != nil {
+			return nil
+		}
 	}
 	if len(tx.accounts) > 0 {
 		if err := ss.deliverLocal(ctx, tx, msg, junk); err != nil {
