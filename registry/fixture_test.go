@@ -66,9 +66,9 @@ type exchange struct {
 	mu    sync.Mutex
 	other [][]byte
 	// pumping, again and hold: see Wake.
-	pumpMu                sync.Mutex
-	pumping, again, hold  bool
-	pumpErr               error
+	pumpMu               sync.Mutex
+	pumping, again, hold bool
+	pumpErr              error
 }
 
 func newExchange(t testing.TB) *exchange {

@@ -45,6 +45,9 @@ func (p *step) pending(ref mailstore.DocRef) *mailstore.DocEntry {
 	return nil
 }
 
+// fault is where the crash tests kill the process (export_test.go).
+var fault = func(point string) {}
+
 // maxNumberRetries bounds how often a step is built again because another
 // took its register number meanwhile. Each retry means someone else's step
 // committed, and retries are taken one at a time, so this is reached only
@@ -69,7 +72,9 @@ func (r *Registry) run(ctx context.Context, build func(p *step) error) error {
 		if err := build(p); err != nil {
 			return err
 		}
+		fault("step:built")
 		res, err := r.Store.CommitDoc(ctx, p.DocCommit)
+		fault("step:committed")
 		if errors.Is(err, mailstore.ErrNumberTaken) && attempt < maxNumberRetries {
 			continue
 		}
