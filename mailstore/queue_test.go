@@ -17,7 +17,7 @@ func TestQueueAndPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { s.Close() }() // the store reopened below, too
 	a := storetest.Setup(t, s, "a@example.test")[0]
 	msg := storetest.Msg("a@example.test", "x@remote.test", "s", "b")
 	// The same content in a mailbox and in the queue is stored once.
