@@ -104,12 +104,13 @@ type DocCommitted struct {
 	Moved      int
 }
 
-// NextDocNumber returns the number the next line of a register will take.
-func (s *Store) NextDocNumber(ctx context.Context, domain string, dir Direction, year int) (int, error) {
+// NextDocNumber returns the number the next line of a register's series
+// will take.
+func (s *Store) NextDocNumber(ctx context.Context, domain string, dir Direction, series string, year int) (int, error) {
 	var n int
 	err := s.read(ctx, func(db *sql.DB) error {
-		err := db.QueryRowContext(ctx, `SELECT last + 1 FROM doc_numbers WHERE domain=? AND direction=? AND year=?`,
-			normAddr(domain), dir, year).Scan(&n)
+		err := db.QueryRowContext(ctx, `SELECT last + 1 FROM doc_numbers WHERE domain=? AND direction=? AND series=? AND year=?`,
+			normAddr(domain), dir, series, year).Scan(&n)
 		if errors.Is(err, sql.ErrNoRows) {
 			n, err = 1, nil
 		}
@@ -141,9 +142,13 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	for i := range c.Entries {
 		e := &c.Entries[i]
 		e.Domain = normAddr(e.Domain)
-		if e.Domain == "" || (e.Direction != DocOut && e.Direction != DocIn) || e.Year < 1 || e.Number < 1 {
-			return DocCommitted{}, fmt.Errorf("mailstore: commit document: %w: domain %q, direction %q, year %d, number %d",
-				ErrInvalid, e.Domain, e.Direction, e.Year, e.Number)
+		if e.Medium == "" {
+			e.Medium = MediumElectronic
+		}
+		if e.Domain == "" || (e.Direction != DocOut && e.Direction != DocIn) || e.Year < 1 || e.Number < 1 ||
+			(e.Series != SeriesOrdinary && e.Series != SeriesConfidential) || (e.Medium != MediumElectronic && e.Medium != MediumPaper) {
+			return DocCommitted{}, fmt.Errorf("mailstore: commit document: %w: domain %q, direction %q, series %q, medium %q, year %d, number %d",
+				ErrInvalid, e.Domain, e.Direction, e.Series, e.Medium, e.Year, e.Number)
 		}
 	}
 	// Content is hashed and parsed here, so that the writer spends its
@@ -245,7 +250,8 @@ func (s *Store) commitDoc(tx *sql.Tx, c *DocCommit, p *docBlobs) (DocCommitted, 
 			}
 		}
 		var last int
-		err := tx.QueryRow(`SELECT last FROM doc_numbers WHERE domain=? AND direction=? AND year=?`, e.Domain, e.Direction, e.Year).Scan(&last)
+		err := tx.QueryRow(`SELECT last FROM doc_numbers WHERE domain=? AND direction=? AND series=? AND year=?`,
+			e.Domain, e.Direction, e.Series, e.Year).Scan(&last)
 		if errors.Is(err, sql.ErrNoRows) {
 			last, err = 0, nil
 		}
@@ -253,10 +259,11 @@ func (s *Store) commitDoc(tx *sql.Tx, c *DocCommit, p *docBlobs) (DocCommitted, 
 			return out, err
 		}
 		if e.Number != last+1 {
-			return out, fmt.Errorf("register %s %s %d: number %d, next is %d: %w", e.Domain, e.Direction, e.Year, e.Number, last+1, ErrNumberTaken)
+			return out, fmt.Errorf("register %s %s%s %d: number %d, next is %d: %w", e.Domain, e.Direction, e.Series, e.Year, e.Number, last+1, ErrNumberTaken)
 		}
-		if _, err := tx.Exec(`INSERT INTO doc_numbers (domain, direction, year, last) VALUES (?,?,?,?)
-			ON CONFLICT (domain, direction, year) DO UPDATE SET last = excluded.last`, e.Domain, e.Direction, e.Year, e.Number); err != nil {
+		if _, err := tx.Exec(`INSERT INTO doc_numbers (domain, direction, series, year, last) VALUES (?,?,?,?,?)
+			ON CONFLICT (domain, direction, series, year) DO UPDATE SET last = excluded.last`,
+			e.Domain, e.Direction, e.Series, e.Year, e.Number); err != nil {
 			return out, err
 		}
 		if err := insertDoc(tx, &e); err != nil {

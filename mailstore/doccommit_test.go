@@ -36,7 +36,7 @@ func TestCommitDoc(t *testing.T) {
 	if _, err := s.CommitDoc(ctx, step(2)); !errors.Is(err, mailstore.ErrNumberTaken) {
 		t.Fatalf("number 2 of an empty register: %v", err)
 	}
-	n, err := s.NextDocNumber(ctx, "example.test", mailstore.DocIn, 2026)
+	n, err := s.NextDocNumber(ctx, "example.test", mailstore.DocIn, mailstore.SeriesOrdinary, 2026)
 	if err != nil || n != 1 {
 		t.Fatalf("next number %d, %v", n, err)
 	}

@@ -152,7 +152,7 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency, p *step) 
 		}
 	}
 	date := in.now.In(r.loc())
-	number, err := r.Store.NextDocNumber(ctx, g.domain.Name, mailstore.DocIn, date.Year())
+	number, err := r.Store.NextDocNumber(ctx, g.domain.Name, mailstore.DocIn, mailstore.SeriesOrdinary, date.Year())
 	if err != nil {
 		return err
 	}

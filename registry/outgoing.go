@@ -131,7 +131,7 @@ type release struct {
 func (r *Registry) release(ctx context.Context, rel *release, p *step) error {
 	d, now := rel.domain, rel.now
 	date := now.In(r.loc())
-	number, err := r.Store.NextDocNumber(ctx, d.Name, mailstore.DocOut, date.Year())
+	number, err := r.Store.NextDocNumber(ctx, d.Name, mailstore.DocOut, mailstore.SeriesOrdinary, date.Year())
 	if err != nil {
 		return err
 	}
