@@ -366,7 +366,7 @@ func (s *Store) deliverTx(tx *sql.Tx, d DocDelivery, b *blob) ([]Delivered, erro
 			failed++
 			continue
 		}
-		uid, err := insertMessage(tx, mb, blobID, joinFlags(t.Flags), date.Unix(), int64(len(d.Content)))
+		uid, err := insertMessage(tx, mb, blobID, joinFlags(t.Flags), date, int64(len(d.Content)))
 		if err != nil {
 			return nil, err
 		}
