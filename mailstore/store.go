@@ -428,10 +428,11 @@ func (s *Store) read(ctx context.Context, fn func(db *sql.DB) error) error {
 	return err
 }
 
-// normAddr lower-cases an address for lookup. Local parts are case-insensitive here
-// (RFC 5321 allows otherwise, but no agency wants Nam@ and nam@ to be two people).
+// normAddr lower-cases an address for lookup, its domain in A-labels (idn.go). Local
+// parts are case-insensitive here (RFC 5321 allows otherwise, but no agency wants
+// Nam@ and nam@ to be two people).
 func normAddr(a string) string {
-	return strings.ToLower(strings.TrimSpace(a))
+	return ASCIIDomain(strings.ToLower(strings.TrimSpace(a)))
 }
 
 func now() int64 { return time.Now().Unix() }

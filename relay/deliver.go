@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"sealmail/mailstore"
 )
 
 // result is the outcome for one recipient of one attempt.
@@ -70,7 +72,14 @@ func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts 
 	c.SubmissionTimeout = q.commandTimeout()
 
 	out := make(map[string]result, len(rcpts))
-	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: needsUTF8(from, rcpts)}
+	// Domains go in A-labels, which every server understands: SMTPUTF8 is
+	// then needed only for UTF-8 local parts (RFC 6531 section 3.2).
+	wire := make([]string, len(rcpts))
+	for i, rc := range rcpts {
+		wire[i] = mailstore.ASCIIDomain(rc)
+	}
+	from = mailstore.ASCIIDomain(from)
+	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: needsUTF8(from, wire)}
 	if err := c.Mail(from, opts); err != nil {
 		if se := smtpErr(err); se != nil && se.Code >= 500 {
 			for _, rc := range rcpts {
@@ -82,8 +91,8 @@ func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts 
 		return nil, err
 	}
 	var accepted []string
-	for _, rc := range rcpts {
-		err := c.Rcpt(rc, nil)
+	for i, rc := range rcpts {
+		err := c.Rcpt(wire[i], nil)
 		if err == nil {
 			accepted = append(accepted, rc)
 			continue
