@@ -13,8 +13,10 @@ import (
 // "da nang" fold alike.
 //
 // It runs over every indexed body, so the common cases avoid Unicode
-// normalization: ASCII is lowered in place, and precomposed Latin letters (all of
-// Vietnamese) are looked up in a table built once from their decompositions.
+// normalization: ASCII is lowered in place, and precomposed Latin letters (all
+// of Vietnamese) are looked up in a table built once from their
+// decompositions. NUL becomes a space: SQLite's full-text tokenizer reads
+// text as a C string, and the rest of a body after a NUL was never indexed.
 func Fold(s string) string {
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); {
@@ -22,6 +24,8 @@ func Fold(s string) string {
 		if c < utf8.RuneSelf {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
+			} else if c == 0 {
+				c = ' '
 			}
 			b = append(b, c)
 			i++

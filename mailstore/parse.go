@@ -1,12 +1,9 @@
 package mailstore
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/base64"
 	"io"
 	"mime"
-	"mime/quotedprintable"
 	stdtextproto "net/textproto"
 	"strings"
 	"time"
@@ -15,6 +12,8 @@ import (
 	"github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"sealmail/mimetree"
 )
 
 // Address is a decoded mail address, or a marker of RFC 5322 group syntax
@@ -118,11 +117,17 @@ var unindexedFields = map[string]bool{"Dkim-Signature": true, "Arc-Seal": true, 
 
 // addHeader folds a message's header fields into t. Address fields are
 // indexed as written, decoded (RFC 2047), so display names, comments such as
-// "(Phòng TC)" and the addresses themselves are all found.
-func (t *text) addHeader(h textproto.Header) {
+// "(Phòng TC)" and the addresses themselves are all found. A line without a
+// colon is indexed as it is: a reader sees it.
+func (t *text) addHeader(fields []mimetree.Field) {
 	var other strings.Builder
-	for f := h.Fields(); f.Next(); {
-		key := stdtextproto.CanonicalMIMEHeaderKey(f.Key())
+	for _, f := range fields {
+		if !f.Colon {
+			other.WriteString(f.Name)
+			other.WriteByte('\n')
+			continue
+		}
+		key := stdtextproto.CanonicalMIMEHeaderKey(f.Name)
 		other.WriteString(key)
 		if col, ok := columns[key]; ok {
 			c := col(t)
@@ -154,34 +159,14 @@ func (t *text) addHeader(h textproto.Header) {
 const maxIndexedText = 1 << 20
 
 // parse extracts a message's envelope and structure, and its searchable text
-// into t unless t is nil. It never fails: broken MIME yields what could be
-// understood; the content stays as it is.
+// into t unless t is nil. It never fails: broken MIME yields what a reader
+// would make of it (mimetree); the content stays as it is.
 func parse(raw []byte, t *text) (Envelope, Part) {
-	rd := bytes.NewReader(raw)
-	br := bufio.NewReader(rd)
-	h, _ := textproto.ReadHeader(br)
-	body := raw[len(raw)-rd.Len()-br.Buffered():]
-	env := envelope(h)
+	root := mimetree.Parse(raw)
 	if t != nil {
-		t.addHeader(h)
+		t.addHeader(root.Fields)
 	}
-	return env, structure(h, inMemory{bytes.NewReader(body), body}, t, 0)
-}
-
-// inMemory is a body that is already in memory, so that structure takes it
-// as it is instead of copying it (megabytes, for a large text part).
-type inMemory struct {
-	*bytes.Reader
-	b []byte
-}
-
-// readBody returns the rest of the body r.
-func readBody(r io.Reader) []byte {
-	if m, ok := r.(inMemory); ok {
-		return m.b[len(m.b)-m.Len():]
-	}
-	b, _ := io.ReadAll(r)
-	return b
+	return envelope(root.H), structure(root, t)
 }
 
 // extractText returns the folded searchable text of a message.
@@ -456,70 +441,49 @@ func unfold(v string) string {
 	return strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v))
 }
 
-// maxDepth bounds MIME nesting; deeper parts are treated as opaque.
-const maxDepth = 20
-
-func structure(h textproto.Header, r io.Reader, t *text, depth int) Part {
-	mh := message.Header{Header: h}
-	mediaType, params, err := mh.ContentType()
-	// No Content-Type at all is RFC 2045's default, text/plain in US-ASCII
-	// (go-message answers text/plain without the charset).
-	if err != nil || mediaType == "" || !h.Has("Content-Type") {
-		mediaType, params = "text/plain", map[string]string{"charset": "us-ascii"}
-	}
-	typ, sub, _ := strings.Cut(mediaType, "/")
+func structure(n *mimetree.Node, t *text) Part {
+	mh := message.Header{Header: n.H}
 	p := Part{
-		Type:        typ,
-		Subtype:     sub,
-		Params:      params,
-		ID:          h.Get("Content-Id"),
-		Description: h.Get("Content-Description"),
-		Encoding:    h.Get("Content-Transfer-Encoding"),
-		Location:    h.Get("Content-Location"),
+		Type:        n.Type,
+		Subtype:     n.Subtype,
+		Params:      n.Params,
+		ID:          n.H.Get("Content-Id"),
+		Description: n.H.Get("Content-Description"),
+		Encoding:    n.H.Get("Content-Transfer-Encoding"),
+		Location:    n.H.Get("Content-Location"),
 	}
 	if disp, dp, err := mh.ContentDisposition(); err == nil && disp != "" {
 		p.Disposition, p.DispositionParams = disp, dp
-		p.RawDispositionParams = rawParams(h.Get("Content-Disposition"), dp)
+		p.RawDispositionParams = rawParams(n.H.Get("Content-Disposition"), dp)
 	}
-	p.RawParams = rawParams(h.Get("Content-Type"), p.Params)
-	if lang := h.Get("Content-Language"); lang != "" {
+	p.RawParams = rawParams(n.H.Get("Content-Type"), p.Params)
+	if lang := n.H.Get("Content-Language"); lang != "" {
 		for _, l := range strings.Split(lang, ",") {
 			p.Language = append(p.Language, strings.TrimSpace(l))
 		}
 	}
-	if typ == "multipart" && params["boundary"] != "" && depth < maxDepth {
-		mr := textproto.NewMultipartReader(r, params["boundary"])
-		for {
-			part, err := mr.NextPart()
-			if err != nil {
-				break
-			}
-			p.Children = append(p.Children, structure(part.Header, part, t, depth+1))
+	if n.IsMultipart() && len(n.Children) > 0 {
+		for _, c := range n.Children {
+			p.Children = append(p.Children, structure(c, t))
 		}
-		// Consume the epilogue so a truncated multipart does not leave the reader mid-way.
-		io.Copy(io.Discard, r)
 		return p
 	}
-	isMsg := mediaType == "message/rfc822" || mediaType == "message/global"
-	if typ != "text" && !isMsg {
-		// Attachments: only their size is needed; do not buffer megabytes of base64.
-		p.Size, _ = io.Copy(io.Discard, r)
-		return p
+	p.Size = int64(len(n.Body))
+	if n.Type == "text" || n.IsMessage() {
+		p.Lines = int64(bytes.Count(n.Body, []byte("\n")))
 	}
-	body := readBody(r)
-	p.Size = int64(len(body))
-	p.Lines = int64(bytes.Count(body, []byte("\n")))
 	switch {
-	case isMsg && depth < maxDepth:
-		rd := bytes.NewReader(body)
-		br := bufio.NewReader(rd)
-		ch, _ := textproto.ReadHeader(br)
-		inner := body[len(body)-rd.Len()-br.Buffered():]
-		env := envelope(ch)
+	case n.IsMessage():
+		env := envelope(n.Children[0].H)
 		p.Envelope = &env
-		p.Children = []Part{structure(ch, inMemory{bytes.NewReader(inner), inner}, t, depth+1)}
-	case t != nil && typ == "text" && p.Disposition != "attachment":
-		t.addBody(decodeText(body, p.Encoding, params["charset"], sub == "html"))
+		p.Children = []Part{structure(n.Children[0], t)}
+	case t == nil:
+	case n.Opaque || n.IsMultipart():
+		// Nesting past the limits, or a multipart without a boundary: a
+		// reader opening it sees its text as it is.
+		t.addBody(string(n.Body))
+	case n.Type == "text" && p.Disposition != "attachment":
+		t.addBody(decodeText(n.Body, p.Encoding, n.Params["charset"], n.Subtype == "html"))
 	}
 	return p
 }
@@ -536,12 +500,9 @@ func (t *text) addBody(s string) {
 
 // decodeText undoes the transfer encoding and charset of a text part.
 func decodeText(body []byte, enc, cs string, html bool) string {
-	var r io.Reader = bytes.NewReader(body)
-	switch strings.ToLower(strings.TrimSpace(enc)) {
-	case "base64":
-		r = base64.NewDecoder(base64.StdEncoding, &lenientBase64{r: r})
-	case "quoted-printable":
-		r = quotedprintable.NewReader(r)
+	r, err := mimetree.Decode(body, enc)
+	if err != nil {
+		r = bytes.NewReader(body) // an unknown encoding: its text as it is
 	}
 	if cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
 		if cr, err := charset.Reader(cs, r); err == nil {
@@ -554,26 +515,6 @@ func decodeText(body []byte, enc, cs string, html bool) string {
 		s = stripTags(s)
 	}
 	return s
-}
-
-// lenientBase64 drops line breaks and other bytes outside the alphabet, as
-// real-world base64 bodies carry them.
-type lenientBase64 struct{ r io.Reader }
-
-func (l *lenientBase64) Read(p []byte) (int, error) {
-	for {
-		n, err := l.r.Read(p)
-		j := 0
-		for _, c := range p[:n] {
-			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
-				p[j] = c
-				j++
-			}
-		}
-		if j > 0 || err != nil {
-			return j, err
-		}
-	}
 }
 
 // stripTags turns HTML into its text well enough for indexing.

@@ -1,8 +1,6 @@
 package mailstore
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
+	"sealmail/mimetree"
 )
 
 // Field selects what a text key looks in.
@@ -507,9 +505,12 @@ func (q *query) headerCond(name, value string) (string, []any, error) {
 		}
 	}
 	return q.readHits(cand, args, func(data []byte) bool {
-		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
-		return slices.ContainsFunc(h.Values(name), func(v string) bool {
-			f := Fold(decodeHeader(v))
+		header, _ := mimetree.SplitHeader(data)
+		return slices.ContainsFunc(mimetree.Fields(header), func(field mimetree.Field) bool {
+			if !strings.EqualFold(field.Name, name) {
+				return false
+			}
+			f := Fold(decodeHeader(field.Value()))
 			return strings.TrimSpace(folded) == "" || strings.Contains(f, folded)
 		})
 	})

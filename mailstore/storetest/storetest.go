@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"Search", testSearch},
 		{"SearchFields", testSearchFields},
 		{"SearchCriteria", testSearchCriteria},
+		{"SearchMalformed", testSearchMalformed},
 		{"Watch", testWatch},
 		{"ManyRanges", testManyRanges},
 		{"Counters", testCounters},
@@ -825,6 +826,66 @@ func testSearchFields(t *testing.T, s *mailstore.Store) {
 		t.Fatal(err)
 	}
 	check("indexed")
+}
+
+// testSearchMalformed: SEARCH finds what a reader of a broken message sees
+// (issue 15 defect 9): the fields and body after a header line without a
+// colon, a part whose header has one, text after NUL bytes, text nested
+// deeper than any limit; and the envelope still has the fields after the
+// broken line.
+func testSearchMalformed(t *testing.T, s *mailstore.Store) {
+	ctx := context.Background()
+	a := Setup(t, s, "sm@example.test")[0]
+	add := func(raw string) uint32 {
+		return must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", []byte(raw), nil, time.Time{})).UID
+	}
+	noColon := add("Subject: one\r\nThis line has no colon\r\nFrom: Trần Thị Bình <binh@example.test>\r\nX Bad Key: khoai\r\n\r\nalpha beta\r\n")
+	nul := add("Subject: two\r\n\r\nabc\x00\x00def gamma\x00delta\r\n")
+	part := add("Subject: three\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/plain\r\nbroken line\r\n\r\nepsilon\r\n--X--\r\n")
+	deep := "Content-Type: text/plain\r\n\r\nzeta words\r\n"
+	for i := range 150 {
+		deep = fmt.Sprintf("Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n%s\r\n--b%d--\r\n", i, i, deep, i)
+	}
+	deepU := add("Subject: four\r\n" + deep)
+	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
+	check := func(stage string) {
+		t.Helper()
+		for _, c := range []struct {
+			k    mailstore.TextKey
+			want []uint32
+		}{
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "alpha beta"}, []uint32{noColon}},
+			{mailstore.TextKey{Field: mailstore.FieldFrom, Query: "tran thi binh"}, []uint32{noColon}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "has no colon"}, []uint32{noColon}},
+			{mailstore.TextKey{Header: "X Bad Key", Query: "khoai"}, []uint32{noColon}},
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "gamma"}, []uint32{nul}},
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "delta"}, []uint32{nul}},
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "epsilon"}, []uint32{part}},
+			{mailstore.TextKey{Field: mailstore.FieldText, Query: "zeta words"}, []uint32{deepU}},
+			{mailstore.TextKey{Field: mailstore.FieldBody, Query: "zeta"}, []uint32{deepU}},
+		} {
+			got := must[mailstore.Found](t)(s.Search(ctx, mb.ID, &mailstore.Criteria{Text: []mailstore.TextKey{c.k}})).UIDs
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s: search %+v = %v, want %v", stage, c.k, got, c.want)
+			}
+		}
+	}
+	check("before indexing")
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("indexed")
+	var env *mailstore.Envelope
+	err := s.FetchChanged(ctx, mb.ID, []uint32{noColon}, 0, mailstore.FetchEnvelope, func(it mailstore.Item) error {
+		env = it.Envelope
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env == nil || len(env.From) != 1 || env.From[0].Name != "Trần Thị Bình" || env.Subject != "one" {
+		t.Errorf("envelope after a line without a colon: %+v", env)
+	}
 }
 
 // testSearchCriteria combines text keys with the other criteria, as one
