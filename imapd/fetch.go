@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"sealmail/mailstore"
+	"sealmail/mimetree"
 )
 
 // Fetch serves FETCH and UID FETCH. ENVELOPE and BODYSTRUCTURE come from what
@@ -202,6 +204,15 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 	if it.Err != nil {
 		return s.contentFailed(it)
 	}
+	// Sections are cut from the parts as the store parsed them at delivery
+	// (mimetree): the parts BODYSTRUCTURE describes, however broken the MIME.
+	var root *mimetree.Node
+	tree := func() *mimetree.Node {
+		if root == nil {
+			root = mimetree.Parse(it.Content)
+		}
+		return root
+	}
 	for _, bs := range options.BodySection {
 		if it.Content == nil && isRange(bs) {
 			b, err := s.srv.Store.ReadContent(s.ctx(), it.Ref, bs.Partial.Offset, bs.Partial.Size)
@@ -212,7 +223,11 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 			f.sections = append(f.sections, b)
 			continue
 		}
-		f.sections = append(f.sections, bodySection(it.Content, bs))
+		if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone {
+			f.sections = append(f.sections, partial(it.Content, bs.Partial))
+			continue // the whole message, by far the most asked for
+		}
+		f.sections = append(f.sections, partial(bodySection(tree(), bs), bs.Partial))
 	}
 	for _, bs := range options.BinarySection {
 		if bs.Specifier != imap.PartSpecifierNone {
@@ -222,7 +237,7 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 		if !decodable(it.Structure, bs.Part) {
 			return errUnknownCTE
 		}
-		f.binary = append(f.binary, imapserver.ExtractBinarySection(bytes.NewReader(it.Content), bs))
+		f.binary = append(f.binary, partial(binarySection(tree(), bs.Part), bs.Partial))
 	}
 	for _, bs := range options.BinarySectionSize {
 		if bs.Specifier != imap.PartSpecifierNone {
@@ -232,7 +247,7 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 		if !decodable(it.Structure, bs.Part) {
 			return errUnknownCTE
 		}
-		f.binarySize = append(f.binarySize, imapserver.ExtractBinarySectionSize(bytes.NewReader(it.Content), bs))
+		f.binarySize = append(f.binarySize, uint32(len(binarySection(tree(), bs.Part))))
 	}
 	return nil
 }
@@ -280,7 +295,8 @@ func (f *fetched) write(w *imapserver.FetchResponseWriter, it *mailstore.Item, o
 		w.WriteBodyStructure(f.structure)
 	}
 	for i, bs := range options.BodySection {
-		if err := writeLiteral(w.WriteBodySection(bs, int64(len(f.sections[i]))), f.sections[i]); err != nil {
+		b := noNUL(f.sections[i])
+		if err := writeLiteral(w.WriteBodySection(bs, int64(len(b))), b); err != nil {
 			return err
 		}
 	}
@@ -306,19 +322,97 @@ func writeLiteral(wc interface {
 	return err
 }
 
-// bodySection extracts BODY[section]<partial>. The whole message, by far the
-// most asked for, is sliced from the content without parsing.
-func bodySection(content []byte, bs *imap.FetchItemBodySection) []byte {
-	if len(bs.Part) > 0 || bs.Specifier != imap.PartSpecifierNone {
-		return imapserver.ExtractBodySection(bytes.NewReader(content), bs)
+// bodySection extracts BODY[section] from a message's parts (RFC 3501
+// 6.4.5, read as Dovecot does): HEADER and TEXT of a part apply only to a
+// message/rfc822 part, and are empty for any other.
+func bodySection(root *mimetree.Node, bs *imap.FetchItemBodySection) []byte {
+	p := root.Part(bs.Part)
+	if p == nil {
+		return nil
 	}
-	if p := bs.Partial; p != nil {
-		if p.Offset >= int64(len(content)) {
+	if len(bs.Part) > 0 {
+		switch bs.Specifier {
+		case imap.PartSpecifierNone:
+			return p.Body
+		case imap.PartSpecifierMIME:
+			return p.Header
+		}
+		if !p.IsMessage() || len(p.Children) == 0 {
 			return nil
 		}
-		return content[p.Offset:min(p.Offset+p.Size, int64(len(content)))]
+		p = p.Children[0]
 	}
-	return content
+	switch {
+	case bs.Specifier == imap.PartSpecifierText:
+		return p.Body
+	case len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0:
+		return p.Header
+	}
+	// HEADER.FIELDS (and .NOT): the fields as written, then an empty line.
+	var b []byte
+	for _, f := range p.Fields {
+		if slices.ContainsFunc(bs.HeaderFields, func(k string) bool { return strings.EqualFold(k, f.Name) }) == (len(bs.HeaderFields) > 0) &&
+			!slices.ContainsFunc(bs.HeaderFieldsNot, func(k string) bool { return strings.EqualFold(k, f.Name) }) {
+			b = append(b, f.Raw...)
+			if !bytes.HasSuffix(f.Raw, []byte("\n")) {
+				b = append(b, "\r\n"...)
+			}
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// binarySection is BINARY[section] (RFC 3516): the part's body with its
+// transfer encoding undone (the charset is left as it is); of the whole
+// message, its header and decoded body.
+func binarySection(root *mimetree.Node, path []int) []byte {
+	p := root.Part(path)
+	if p == nil {
+		return nil
+	}
+	var b []byte
+	if len(path) == 0 {
+		b = append(b, p.Header...)
+	}
+	if p.IsMultipart() {
+		return append(b, p.Body...) // RFC 2045 6.4: a multipart is not encoded
+	}
+	r, err := mimetree.Decode(p.Body, p.H.Get("Content-Transfer-Encoding"))
+	if err != nil {
+		return nil // decodable refused it first
+	}
+	var buf bytes.Buffer
+	buf.Write(b)
+	io.Copy(&buf, r) // broken base64: what decodes
+	return buf.Bytes()
+}
+
+// noNUL replaces NUL bytes with 0x80, as Dovecot does: a literal may not
+// carry NUL (RFC 3501 CHAR8; only BINARY's literal8 may), and a client
+// reading the body as a C string would lose the rest of it. The length stays
+// the same, so sizes and partial offsets still hold.
+func noNUL(b []byte) []byte {
+	if bytes.IndexByte(b, 0) < 0 {
+		return b
+	}
+	b = bytes.Clone(b)
+	for i, c := range b {
+		if c == 0 {
+			b[i] = 0x80
+		}
+	}
+	return b
+}
+
+// partial applies a <offset.size> to a section.
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset >= int64(len(b)) {
+		return nil
+	}
+	return b[p.Offset:min(p.Offset+p.Size, int64(len(b)))]
 }
 
 // partAt finds the part a section path names, the way IMAP numbers them: a
