@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -440,6 +441,7 @@ var units = []struct {
 // ParseSize parses a size such as "2GiB".
 func ParseSize(s string) (Size, error) {
 	s = strings.TrimSpace(s)
+	orig := s
 	mult := int64(1)
 	for _, u := range units {
 		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) {
@@ -448,8 +450,12 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, fmt.Errorf("size %q: want a number with an optional unit such as MiB or GiB", s)
+	}
+	// float64(MaxInt64) rounds up to 2^63, which no int64 holds.
+	if n*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q is too large: at most 8 EiB", orig)
 	}
 	return Size(n * float64(mult)), nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -76,8 +77,8 @@ func SplitAddress(addr string) (local, domain string, err error) {
 // AddDomain adds a hosted domain.
 func (s *Store) AddDomain(ctx context.Context, d Domain) error {
 	d.Name = normAddr(d.Name)
-	if d.Name == "" || strings.ContainsAny(d.Name, "@ \t") {
-		return fmt.Errorf("%w: domain %q", ErrInvalid, d.Name)
+	if err := CheckDomain(d.Name); err != nil {
+		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO domains (name, organ_id, organ_name, code, official_address, created) VALUES (?,?,?,?,?,?)`,
@@ -208,10 +209,10 @@ func (s *Store) AddAccounts(ctx context.Context, as []NewAccount) ([]Account, er
 	ps := make([]prepared, len(as))
 	seen := map[string]bool{}
 	for i, a := range as {
-		_, domain, err := SplitAddress(a.Address)
-		if err != nil {
+		if err := CheckAddress(a.Address); err != nil {
 			return nil, err
 		}
+		_, domain, _ := SplitAddress(a.Address)
 		a.Address = normAddr(a.Address)
 		if seen[a.Address] {
 			return nil, fmt.Errorf("%w: %s listed twice", ErrInvalid, a.Address)
@@ -435,10 +436,12 @@ func (s *Store) AddAlias(ctx context.Context, address string, targets []string) 
 	address = normAddr(address)
 	domain := strings.TrimPrefix(address, "@")
 	if domain == address {
-		var err error
-		if _, domain, err = SplitAddress(address); err != nil {
+		if err := CheckAddress(address); err != nil {
 			return err
 		}
+		_, domain, _ = SplitAddress(address)
+	} else if err := CheckDomain(domain); err != nil {
+		return err
 	}
 	if len(targets) == 0 {
 		return fmt.Errorf("%w: alias %s needs at least one target", ErrInvalid, address)
@@ -468,8 +471,87 @@ func (s *Store) AddAlias(ctx context.Context, address string, targets []string) 
 				return err
 			}
 		}
-		return nil
+		return checkAliases(tx, address)
 	})
+}
+
+// checkAliases refuses, inside the transaction that changed it, an alias
+// whose expansion (as Resolve does it) would loop, would go deeper than
+// maxAliasDepth, or would reach nobody (only local addresses that are neither
+// accounts nor aliases): each would otherwise be accepted now and found only
+// when mail bounced as "No such user". A target that does not exist yet is
+// allowed beside ones that do, so lists can name each other in any order.
+func checkAliases(tx *sql.Tx, address string) error {
+	var path, unknown []string
+	reached, visits := 0, 0
+	var walk func(addr string) error
+	walk = func(addr string) error {
+		if visits++; visits > 100000 {
+			return invalidf("alias %s expands to more than 100,000 addresses", address)
+		}
+		if i := slices.Index(path, addr); i >= 0 {
+			return invalidf("alias loop: %s", strings.Join(append(path[i:], addr), " → "))
+		}
+		if len(path) > maxAliasDepth {
+			return invalidf("alias chain %s is deeper than %d aliases", strings.Join(append(path, addr), " → "), maxAliasDepth)
+		}
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM accounts WHERE address=?`, addr).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			reached++
+			return nil
+		}
+		targets, err := txStrings(tx, `SELECT target FROM aliases WHERE address=?`, addr)
+		if err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			_, domain, _ := SplitAddress(addr)
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM domains WHERE name=?`, domain).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				unknown = append(unknown, addr)
+			} else {
+				reached++ // forwarded elsewhere
+			}
+			return nil
+		}
+		path = append(path, addr)
+		for _, t := range targets {
+			if err := walk(t); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		return nil
+	}
+	if err := walk(address); err != nil {
+		return err
+	}
+	if reached == 0 {
+		return invalidf("alias %s would reach nobody: %s is neither an account nor an alias here; add it first", address, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func txStrings(tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.Query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // RemoveAlias removes an alias with all its targets.

@@ -198,7 +198,10 @@ func Fields(header []byte) []Field {
 		if end < 0 {
 			next = len(header)
 		}
-		line := bytes.TrimRight(header[i:next], "\r\n")
+		line := header[i:next]
+		if bytes.HasSuffix(line, []byte("\n")) {
+			line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+		}
 		switch {
 		case len(line) == 0:
 			// the empty line that ends the header

@@ -37,7 +37,11 @@ func domainAdd(ctx context.Context, args []string) error {
 	}
 	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(*f.data, dkimDir), pos[0], mailauth.DefaultSelector)
 	if err != nil && !errors.Is(err, fs.ErrExist) { // a key kept from before the domain was removed is reused
-		return fmt.Errorf("added domain %s, but creating its DKIM key failed: %w; run 'sealmail dkim keygen %s'", pos[0], err, pos[0])
+		// All or nothing: a domain without its key would sign nothing.
+		if rerr := s.RemoveDomain(ctx, pos[0]); rerr != nil {
+			return fmt.Errorf("creating the DKIM key of %s failed: %w; removing the domain again failed too: %v", pos[0], err, rerr)
+		}
+		return fmt.Errorf("domain %s not added: creating its DKIM key failed: %w", pos[0], err)
 	}
 	fmt.Printf("added domain %s\n", pos[0])
 	if err == nil {

@@ -70,6 +70,9 @@ func newAccount(address, name, role, quota string) (mailstore.NewAccount, error)
 	if _, _, err := mailstore.SplitAddress(address); err != nil {
 		return mailstore.NewAccount{}, fmt.Errorf("%q is not a mail address; write it as name@domain", address)
 	}
+	if err := mailstore.CheckAddress(address); err != nil {
+		return mailstore.NewAccount{}, fmt.Errorf("address %s refused: %w", address, err)
+	}
 	r := mailstore.RoleStaff
 	if role != "" {
 		var err error

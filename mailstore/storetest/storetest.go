@@ -146,7 +146,15 @@ func testAliases(t *testing.T, s *mailstore.Store) {
 	ctx := context.Background()
 	accts := Setup(t, s, "a@example.test", "b@example.test", "c@example.test")
 	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "all@example.test", []string{"a@example.test", "team@example.test"}))
-	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "team@example.test", []string{"b@example.test", "c@example.test", "all@example.test", "x@remote.test"}))
+	must[struct{}](t)(struct{}{}, s.AddAlias(ctx, "team@example.test", []string{"b@example.test", "c@example.test", "x@remote.test"}))
+	// A loop is refused when added, and the alias is left as it was (issue
+	// 15 defect 10); so is an alias that reaches nobody.
+	if err := s.AddAlias(ctx, "team@example.test", []string{"all@example.test"}); !errors.Is(err, mailstore.ErrInvalid) {
+		t.Errorf("alias loop accepted: %v", err)
+	}
+	if err := s.AddAlias(ctx, "void@example.test", []string{"nobody@example.test"}); !errors.Is(err, mailstore.ErrInvalid) {
+		t.Errorf("alias to nobody accepted: %v", err)
+	}
 	got, remote := func() ([]mailstore.Account, []string) {
 		a, r, err := s.Resolve(ctx, "all@example.test")
 		if err != nil {
@@ -156,6 +164,9 @@ func testAliases(t *testing.T, s *mailstore.Store) {
 	}()
 	if len(got) != 3 || !slices.Equal(remote, []string{"x@remote.test"}) {
 		t.Errorf("all@ resolves to %v remote %v", got, remote)
+	}
+	if as := must[[]mailstore.Alias](t)(s.Aliases(ctx)); len(as) != 2 || len(as[1].Targets) != 3 {
+		t.Errorf("aliases after refused changes: %+v", as)
 	}
 	if ok, _ := s.Owns(ctx, accts[1], "all@example.test"); !ok {
 		t.Error("member of a nested list cannot send as the list")
