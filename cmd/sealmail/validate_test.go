@@ -13,9 +13,15 @@ func TestInputValidation(t *testing.T) {
 	data := setupData(t)
 	s := openStore(t, data)
 	ctx := context.Background()
-	domains := func() []domainJSON { return decode[[]domainJSON](t, ok(t, "", "domain", "list", "--json", "--data", data)) }
-	users := func() []accountJSON { return decode[[]accountJSON](t, ok(t, "", "user", "list", "--json", "--data", data)) }
-	aliases := func() []aliasJSON { return decode[[]aliasJSON](t, ok(t, "", "alias", "list", "--json", "--data", data)) }
+	domains := func() []domainJSON {
+		return decode[[]domainJSON](t, ok(t, "", "domain", "list", "--json", "--data", data))
+	}
+	users := func() []accountJSON {
+		return decode[[]accountJSON](t, ok(t, "", "user", "list", "--json", "--data", data))
+	}
+	aliases := func() []aliasJSON {
+		return decode[[]aliasJSON](t, ok(t, "", "alias", "list", "--json", "--data", data))
+	}
 
 	// Domains: a path is no domain, and the DKIM key is not written outside DATA/dkim.
 	for _, d := range []string{"../etc", "a/b.example", "-x.example", "x..example", "sở.vn", "under_score.example"} {
