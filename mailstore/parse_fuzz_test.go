@@ -84,3 +84,23 @@ func nilEmpty(e Envelope) Envelope {
 	}
 	return e
 }
+
+// BenchmarkParse parses a typical official mail at delivery: a text part,
+// an HTML part and a 1 MiB base64 PDF. Compare with the go-message
+// parser it replaced in docs/benchmarks.md.
+func BenchmarkParse(b *testing.B) {
+	pdf := strings.Repeat(strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 2)+"\r\n", 1<<20/72)
+	raw := []byte("From: \"Nguyễn Văn A\" <a@so.gov.vn>\r\nTo: vanthu@x.test\r\nSubject: =?utf-8?q?C=C3=B4ng_v=C4=83n?=\r\n" +
+		"Date: Sat, 28 Nov 2026 10:00:00 +0700\r\nMessage-ID: <1@x>\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n" +
+		"--X\r\nContent-Type: multipart/alternative; boundary=Y\r\n\r\n--Y\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+		strings.Repeat("Kính gửi các phòng ban, đề nghị thực hiện. ", 100) + "\r\n--Y\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>" +
+		strings.Repeat("Kính gửi các phòng ban, đề nghị thực hiện. ", 100) + "</p>\r\n--Y--\r\n" +
+		"--X\r\nContent-Type: application/pdf; name=cv.pdf\r\nContent-Disposition: attachment; filename=cv.pdf\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + pdf + "--X--\r\n")
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var tx text
+		parse(raw, &tx)
+	}
+}
