@@ -231,7 +231,7 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 	}
 	for _, bs := range options.BinarySection {
 		if bs.Specifier != imap.PartSpecifierNone {
-			f.binary = append(f.binary, bodySection(it.Content, binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot, bs.Partial)))
+			f.binary = append(f.binary, partial(bodySection(tree(), binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot)), bs.Partial))
 			continue
 		}
 		if !decodable(it.Structure, bs.Part) {
@@ -241,7 +241,7 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 	}
 	for _, bs := range options.BinarySectionSize {
 		if bs.Specifier != imap.PartSpecifierNone {
-			f.binarySize = append(f.binarySize, uint32(len(bodySection(it.Content, binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot, nil)))))
+			f.binarySize = append(f.binarySize, uint32(len(bodySection(tree(), binaryAsBody(bs.Part, bs.Specifier, bs.HeaderFields, bs.HeaderFieldsNot)))))
 			continue
 		}
 		if !decodable(it.Structure, bs.Part) {
@@ -255,8 +255,8 @@ func (s *session) prepare(f *fetched, it *mailstore.Item, options *imap.FetchOpt
 // binaryAsBody is the BODY section a BINARY section with a specifier
 // (BINARY[1.MIME], BINARY[2.HEADER], Dovecot's extension of RFC 3516) stands
 // for: headers and MIME entities have no transfer encoding to undo.
-func binaryAsBody(part []int, spec imap.PartSpecifier, fields, fieldsNot []string, partial *imap.SectionPartial) *imap.FetchItemBodySection {
-	return &imap.FetchItemBodySection{Part: part, Specifier: spec, HeaderFields: fields, HeaderFieldsNot: fieldsNot, Partial: partial, Peek: true}
+func binaryAsBody(part []int, spec imap.PartSpecifier, fields, fieldsNot []string) *imap.FetchItemBodySection {
+	return &imap.FetchItemBodySection{Part: part, Specifier: spec, HeaderFields: fields, HeaderFieldsNot: fieldsNot, Peek: true}
 }
 
 // contentFailed answers for a message whose content the store could not
