@@ -337,12 +337,23 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		return "1", nil, nil // every text contains the empty string
 	}
 	words := tokens(folded)
-	match, ok, err := q.vocabMatch(words)
+	if len(words) == 0 {
+		return q.substringCond(field, folded)
+	}
+	// The candidates are the contents with the query's longest word, the
+	// likeliest to be rare, not with all its words: FTS4 would merge the
+	// whole position list of every indexed word containing each of them,
+	// and "da" is inside "đã", "đang", "đánh"... in nearly every message
+	// (2.5 s for "da nang" in 10,000 messages), or inside so many words
+	// that the whole mailbox would be read. The cost follows the longest
+	// word's hits, not the mailbox.
+	longest := slices.MaxFunc(words, func(a, b string) int { return len(a) - len(b) })
+	match, ok, err := q.vocabMatch([]string{longest})
 	if err != nil {
 		return "", nil, err
 	}
-	if len(words) == 0 || !ok {
-		// No word to look up, or one inside too many words of the index.
+	if !ok {
+		// The longest word is inside too many words of the index ("e").
 		return q.substringCond(field, folded)
 	}
 	// MATCH on a column searches that column only; on the table, all of them.
@@ -359,18 +370,8 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 		// A lone word is inside one of the text's words: the index decides.
 		cond, args = `m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`, []any{match}
 	default:
-		// The candidates are this mailbox's contents with the longest word
-		// (the index is the whole store's: another mailbox's mail is no
-		// candidate), read to find the whole query. Not all the words:
-		// FTS4 merges the whole position list of every indexed word
-		// containing each of them, and "da" is inside "đã", "đang", "đánh"
-		// ... in nearly every message (2.5 s for "da nang" in 10,000
-		// messages). The longest word is the likeliest to be rare, so the
-		// cost follows its hits, not the mailbox.
-		longest := slices.MaxFunc(words, func(a, b string) int { return len(a) - len(b) })
-		if match, _, err = q.vocabMatch([]string{longest}); err != nil {
-			return "", nil, err
-		}
+		// This mailbox's candidates (the index is the whole store's) are
+		// read to find the whole query.
 		cond, args, err = q.readHits(`SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ? AND m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`,
 			[]any{q.mailboxID, match}, func(data []byte) bool {
 				return contains(extractText(data), field, folded)
