@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/template"
@@ -38,6 +39,8 @@ type Config struct {
 	SubmissionsAddr string `toml:"submissions-addr"`
 	IMAPAddr        string `toml:"imap-addr"`
 	IMAPSAddr       string `toml:"imaps-addr"`
+	HTTPSAddr       string `toml:"https-addr"`
+	HTTPAddr        string `toml:"http-addr"`
 
 	TLS    TLS    `toml:"tls"`
 	Limits Limits `toml:"limits"`
@@ -118,6 +121,8 @@ func Default(hostname string) Config {
 		SubmissionsAddr: ":465",
 		IMAPAddr:        ":143",
 		IMAPSAddr:       ":993",
+		HTTPSAddr:       ":443",
+		HTTPAddr:        ":80",
 		TLS:             TLS{Cert: "tls/cert.pem", Key: "tls/key.pem"},
 		Limits: Limits{
 			MaxMessageSize:    50 << 20,
@@ -192,7 +197,7 @@ func (c *Config) Check() error {
 	}
 	for key, addr := range map[string]string{
 		"smtp-addr": c.SMTPAddr, "submission-addr": c.SubmissionAddr, "submissions-addr": c.SubmissionsAddr,
-		"imap-addr": c.IMAPAddr, "imaps-addr": c.IMAPSAddr,
+		"imap-addr": c.IMAPAddr, "imaps-addr": c.IMAPSAddr, "https-addr": c.HTTPSAddr, "http-addr": c.HTTPAddr,
 	} {
 		if addr == "" {
 			continue
@@ -351,6 +356,11 @@ submissions-addr = "{{.SubmissionsAddr}}"
 # IMAP with STARTTLS (143) and implicit TLS (993).
 imap-addr = "{{.IMAPAddr}}"
 imaps-addr = "{{.IMAPSAddr}}"
+# HTTPS (443): client autoconfiguration (Thunderbird, Outlook, Apple profiles),
+# the local CA for staff to install, the MTA-STS policy. HTTP (80) only serves
+# Thunderbird's autoconfig and redirects everything else to HTTPS.
+https-addr = "{{.HTTPSAddr}}"
+http-addr = "{{.HTTPAddr}}"
 
 # DNS for outbound mail and SPF/DKIM/DMARC checks: "system" (the resolver in
 # /etc/resolv.conf), "off" (closed networks: only configured peers are reached,
@@ -358,8 +368,10 @@ imaps-addr = "{{.IMAPSAddr}}"
 dns = "{{.DNS}}"
 
 [tls]
-# PEM certificate chain and private key. 'sealmail init' writes a self-signed
-# pair; replace them with ones from a real CA for production.
+# PEM certificate chain and private key of every listener. 'sealmail init'
+# makes a local CA (tls/ca.pem, which staff import) and a certificate it issues,
+# renewed automatically before it expires. Point these at a pair from a public
+# CA to replace both; 'kill -HUP' the server after replacing the files.
 cert = "{{.TLS.Cert}}"
 key = "{{.TLS.Key}}"
 
@@ -489,4 +501,27 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Changed returns the keys (as in the file, e.g. "limits.max-recipients") whose
+// values differ between a and b.
+func Changed(a, b *Config) []string {
+	var keys []string
+	var walk func(prefix string, x, y reflect.Value)
+	walk = func(prefix string, x, y reflect.Value) {
+		for i := range x.NumField() {
+			tag := x.Type().Field(i).Tag.Get("toml")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			fx, fy := x.Field(i), y.Field(i)
+			if fx.Kind() == reflect.Struct {
+				walk(prefix+tag+".", fx, fy)
+			} else if !fx.Equal(fy) {
+				keys = append(keys, prefix+tag)
+			}
+		}
+	}
+	walk("", reflect.ValueOf(*a), reflect.ValueOf(*b))
+	return keys
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,11 +105,11 @@ func TestSelfSigned(t *testing.T) {
 	if err := WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), []string{"mail.test", "localhost", "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
-	tc, err := c.TLSConfig()
+	pair, err := tls.LoadX509KeyPair(c.Path(c.TLS.Cert), c.Path(c.TLS.Key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := tc.Certificates[0].Leaf
+	leaf := pair.Leaf
 	if err := leaf.VerifyHostname("127.0.0.1"); err != nil {
 		t.Error(err)
 	}
@@ -176,5 +177,19 @@ func TestDocumentsPDF(t *testing.T) {
 	got.Documents.PDFProfile = "pdf"
 	if err := got.Check(); err == nil || !strings.Contains(err.Error(), "documents.pdf-profile") {
 		t.Errorf("bad profile: %v", err)
+	}
+}
+
+func TestChanged(t *testing.T) {
+	a, b := Default("mail.test"), Default("mail.test")
+	if got := Changed(&a, &b); len(got) != 0 {
+		t.Errorf("same configs: %v", got)
+	}
+	b.LogLevel = "debug"
+	b.Limits.MaxRecipients = 5
+	b.Documents.TSAURL = "http://tsa.test"
+	got := strings.Join(Changed(&a, &b), " ")
+	if got != "log-level limits.max-recipients documents.tsa-url" {
+		t.Errorf("Changed: %q", got)
 	}
 }

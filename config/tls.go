@@ -4,11 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -16,18 +14,11 @@ import (
 	"time"
 )
 
-// TLSConfig loads the configured certificate for the servers.
-func (c *Config) TLSConfig() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.Path(c.TLS.Cert), c.Path(c.TLS.Key))
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
 // WriteSelfSigned creates a self-signed ECDSA certificate for names (DNS names or
 // IP addresses), valid ten years, and writes it and its key (mode 0600) as PEM.
-// It refuses to overwrite either file.
+// It refuses to overwrite either file. Tests use it for a certificate to pin;
+// data directories of earlier versions have one, which package certs turns
+// into their local CA.
 func WriteSelfSigned(certPath, keyPath string, names []string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

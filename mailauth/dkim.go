@@ -149,40 +149,53 @@ func presentHeaders(msg []byte) []string {
 
 // key finds the newest key for domain.
 func (s *Signer) key(domain string) (string, crypto.Signer, error) {
-	paths, err := filepath.Glob(filepath.Join(s.Dir, globEscape(domain)+".*.key"))
+	files, err := keyFiles(s.Dir, domain)
 	if err != nil {
 		return "", nil, nil
 	}
-	var best string
+	var best keyFile
 	var bestMod time.Time
-	for _, p := range paths {
-		sel := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), domain+"."), ".key")
-		if strings.Contains(sel, ".") {
-			continue // a subdomain's key
-		}
-		fi, err := os.Stat(p)
-		if err == nil && (best == "" || fi.ModTime().After(bestMod)) {
-			best, bestMod = p, fi.ModTime()
+	for _, f := range files {
+		fi, err := os.Stat(f.path)
+		if err == nil && (best.path == "" || fi.ModTime().After(bestMod)) {
+			best, bestMod = f, fi.ModTime()
 		}
 	}
-	if best == "" {
+	if best.path == "" {
 		return "", nil, nil
 	}
-	sel := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(best), domain+"."), ".key")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.cache[best]; ok && c.mod.Equal(bestMod) {
-		return sel, c.signer, nil
+	if c, ok := s.cache[best.path]; ok && c.mod.Equal(bestMod) {
+		return best.selector, c.signer, nil
 	}
-	k, err := loadKey(best)
+	k, err := loadKey(best.path)
 	if err != nil {
 		return "", nil, err
 	}
 	if s.cache == nil {
 		s.cache = map[string]cachedKey{}
 	}
-	s.cache[best] = cachedKey{bestMod, k}
-	return sel, k, nil
+	s.cache[best.path] = cachedKey{bestMod, k}
+	return best.selector, k, nil
+}
+
+type keyFile struct{ path, selector string }
+
+// keyFiles lists the keys of domain under dir (not those of its subdomains).
+func keyFiles(dir, domain string) ([]keyFile, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, globEscape(domain)+".*.key"))
+	if err != nil {
+		return nil, err
+	}
+	var fs []keyFile
+	for _, p := range paths {
+		sel := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), domain+"."), ".key")
+		if !strings.Contains(sel, ".") {
+			fs = append(fs, keyFile{p, sel})
+		}
+	}
+	return fs, nil
 }
 
 func globEscape(s string) string {
@@ -233,4 +246,23 @@ func addrDomain(addr string) string {
 		return ""
 	}
 	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
+}
+
+// PublicRecords returns the DNS TXT record (name and value) of every DKIM key
+// of domain under dir, so that all of them are published during a rotation.
+func PublicRecords(dir, domain string) (names, values []string, err error) {
+	domain = strings.ToLower(domain)
+	files, err := keyFiles(dir, domain)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dkim: %w", err)
+	}
+	for _, f := range files {
+		k, err := loadKey(f.path)
+		if err != nil {
+			return nil, nil, err
+		}
+		names = append(names, f.selector+"._domainkey."+domain)
+		values = append(values, publicRecord(k.Public()))
+	}
+	return names, values, nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"sealmail/certs"
 	"sealmail/config"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
@@ -86,13 +87,13 @@ func create(ctx context.Context, dir string, c config.Config, d mailstore.Domain
 		return fmt.Errorf("configuration: %w", err)
 	}
 	names := []string{c.Hostname}
-	for _, n := range []string{"localhost", "127.0.0.1"} {
+	for _, n := range append(certs.DomainNames(d.Name), "localhost", "127.0.0.1") {
 		if n != c.Hostname {
 			names = append(names, n)
 		}
 	}
-	if err := config.WriteSelfSigned(c.Path(c.TLS.Cert), c.Path(c.TLS.Key), names); err != nil {
-		return fmt.Errorf("writing the TLS certificate: %w", err)
+	if err := certs.Create(c.Path(certs.CAFile), c.Path(certs.CAKeyFile), c.Path(c.TLS.Cert), c.Path(c.TLS.Key), names); err != nil {
+		return fmt.Errorf("writing the TLS certificates: %w", err)
 	}
 	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(dir, dkimDir), d.Name, mailauth.DefaultSelector)
 	if err != nil {
@@ -115,8 +116,10 @@ func create(ctx context.Context, dir string, c config.Config, d mailstore.Domain
 	fmt.Printf("created the sealmail data directory %s:\n", dir)
 	fmt.Printf("  %-20s configuration for host %s; edit it to change listeners and limits\n", config.FileName, c.Hostname)
 	fmt.Printf("  %-20s the mail store, hosting domain %s\n", mailstore.DBFile, d.Name)
-	fmt.Printf("  %-20s a self-signed TLS certificate for %s\n", c.TLS.Cert, strings.Join(names, ", "))
-	fmt.Printf("  %-20s its private key; replace both with a CA-signed pair for production\n", c.TLS.Key)
+	fmt.Printf("  %-20s the server's TLS certificate for %s, renewed automatically\n", c.TLS.Cert, strings.Join(names, ", "))
+	fmt.Printf("  %-20s its private key; configure a pair from a public CA in [tls] to replace both\n", c.TLS.Key)
+	fmt.Printf("  %-20s the local CA that issued it: staff import this file (also offered on the\n", certs.CAFile)
+	fmt.Printf("  %-20s portal) so that clients trust the server; peers pass it to 'peer add --tls-ca'\n", "")
 	fmt.Printf("  %-20s %s, the DKIM key signing mail from %s\n", dkimDir+"/",
 		filepath.Base(mailauth.KeyPath(dkimDir, d.Name, mailauth.DefaultSelector)), d.Name)
 	fmt.Printf("Publish this DNS record so that other servers can verify mail from %s:\n\n%s\n\n",
@@ -151,6 +154,8 @@ func quickstart(ctx context.Context, args []string) error {
 		c.SubmissionsAddr = "127.0.0.1:2465"
 		c.IMAPAddr = "127.0.0.1:2143"
 		c.IMAPSAddr = "127.0.0.1:2993"
+		c.HTTPSAddr = "127.0.0.1:2443"
+		c.HTTPAddr = "127.0.0.1:2080"
 		// A demo domain that does not exist has no business sending mail out.
 		c.DNS = "off"
 		addDemo := func(s *mailstore.Store) error {
@@ -188,6 +193,7 @@ func printClientSetup(c *config.Config, password string) {
 		{"SMTP submission, STARTTLS", c.SubmissionAddr},
 		{"SMTP submission, TLS", c.SubmissionsAddr},
 		{"SMTP from other servers", c.SMTPAddr},
+		{"web (autoconfig, CA)", c.HTTPSAddr},
 	} {
 		if l.addr != "" {
 			fmt.Printf("  %-27s %s\n", l.what, l.addr)
@@ -199,5 +205,5 @@ func printClientSetup(c *config.Config, password string) {
 	} else {
 		fmt.Printf("  %-27s (no longer stored; set one with 'sealmail user passwd %s --data %s')\n", "password", demoAddress, c.Dir)
 	}
-	fmt.Printf("The certificate %s is self-signed: accept it in the client, or trust that file.\n", c.Path(c.TLS.Cert))
+	fmt.Printf("Clients trust the server once they import the local CA %s.\n", c.Path(certs.CAFile))
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"sealmail/certs"
 	"sealmail/config"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
@@ -186,8 +188,13 @@ func TestInit(t *testing.T) {
 	if c.Hostname != "mail.agency.example" {
 		t.Errorf("hostname %q, want mail.agency.example", c.Hostname)
 	}
-	if _, err := c.TLSConfig(); err != nil {
+	m := &certs.Manager{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key), CAFile: c.Path(certs.CAFile), CAKeyFile: c.Path(certs.CAKeyFile),
+		Logger: slog.New(slog.DiscardHandler)}
+	if err := m.Load(); err != nil {
 		t.Errorf("the certificate init wrote does not load: %v", err)
+	}
+	if _, ok := m.CAPEM(); !ok {
+		t.Error("init made no local CA that issued the server certificate")
 	}
 	ds := decode[[]domainJSON](t, ok(t, "", "domain", "list", "--json", "--data", data))
 	if len(ds) != 1 || ds[0].Name != "agency.example" || ds[0].OrganID != "000.00.12.H10" || ds[0].OrganName != "Sở Thông tin và Truyền thông" {

@@ -9,9 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
+	"sealmail/autoconfig"
+	"sealmail/certs"
 	"sealmail/config"
 	"sealmail/imapd"
 	"sealmail/mailauth"
@@ -22,7 +27,11 @@ import (
 	"sealmail/signing"
 	"sealmail/smtpd"
 	"sealmail/throttle"
+	"sealmail/webd"
 )
+
+// listenerKeys are the configuration keys (and serve flags) of the listeners.
+var listenerKeys = []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr", "https-addr", "http-addr"}
 
 var serveCmd = &command{name: "serve", short: "run the SMTP and IMAP servers until SIGINT or SIGTERM", run: serveMain}
 
@@ -34,10 +43,11 @@ const tsaTimeout = 30 * time.Second
 
 func serveMain(ctx context.Context, args []string) error {
 	f := newFlags("serve", "[--smtp-addr A] [--submission-addr A] [--submissions-addr A] [--imap-addr A] [--imaps-addr A]\n"+
+		"              [--https-addr A] [--http-addr A]\n"+
 		"              [--dns off|system|HOST:PORT] [--data DIR]\n\n"+
 		"The flags override the settings of the same name in DIR/sealmail.toml; an empty\n"+
 		"address turns that listener off.")
-	for _, k := range []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr"} {
+	for _, k := range listenerKeys {
 		f.String(k, "", "listen on `HOST:PORT`; overrides "+k+" in sealmail.toml")
 	}
 	f.String("dns", "", "`MODE`: off, system, or HOST:PORT of a resolver; overrides dns in sealmail.toml")
@@ -53,7 +63,7 @@ func serveMain(ctx context.Context, args []string) error {
 	}
 	settings := map[string]*string{
 		"smtp-addr": &c.SMTPAddr, "submission-addr": &c.SubmissionAddr, "submissions-addr": &c.SubmissionsAddr,
-		"imap-addr": &c.IMAPAddr, "imaps-addr": &c.IMAPSAddr, "dns": &c.DNS,
+		"imap-addr": &c.IMAPAddr, "imaps-addr": &c.IMAPSAddr, "https-addr": &c.HTTPSAddr, "http-addr": &c.HTTPAddr, "dns": &c.DNS,
 	}
 	f.Visit(func(fl *flag.Flag) {
 		if p := settings[fl.Name]; p != nil {
@@ -72,13 +82,11 @@ func serve(ctx context.Context, c *config.Config) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var logLevel slog.LevelVar
+	logLevel.Set(level)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &logLevel}))
 	for _, w := range c.Warnings {
 		log.Warn("configuration: " + w)
-	}
-	tlsConfig, err := c.TLSConfig()
-	if err != nil {
-		return fmt.Errorf("%w; check [tls] in %s", err, c.Path(config.FileName))
 	}
 	s, err := mailstore.Open(c.Dir, mailstore.Options{})
 	if err != nil {
@@ -87,6 +95,13 @@ func serve(ctx context.Context, c *config.Config) error {
 	defer s.Close()
 	// Log out of seal tokens (PKCS#11) on the way out.
 	defer signing.CloseTokens()
+	certMgr := &certs.Manager{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key),
+		CAFile: c.Path(certs.CAFile), CAKeyFile: c.Path(certs.CAKeyFile), Logger: log.With("component", "tls"),
+		Names: func() ([]string, error) { return certNames(ctx, s, c.Hostname) }}
+	if err := certMgr.Load(); err != nil {
+		return fmt.Errorf("%w; check [tls] in %s", err, c.Path(config.FileName))
+	}
+	tlsConfig := certMgr.TLSConfig()
 	res, err := resolve.New(c.DNS, resolve.DefaultTimeout)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
@@ -151,6 +166,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
 		Registry:       docs,
 	}
+	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web")}
 	type listener struct {
 		key, addr string
 		serve     func(net.Listener) error
@@ -162,6 +178,8 @@ func serve(ctx context.Context, c *config.Config) error {
 		{key: "submissions-addr", addr: c.SubmissionsAddr, serve: func(l net.Listener) error { return smtp.ServeSubmission(l, true) }},
 		{key: "imap-addr", addr: c.IMAPAddr, serve: imap.Serve},
 		{key: "imaps-addr", addr: c.IMAPSAddr, serve: imap.ServeTLS},
+		{key: "https-addr", addr: c.HTTPSAddr, serve: web.ServeHTTPS},
+		{key: "http-addr", addr: c.HTTPAddr, serve: func(l net.Listener) error { return web.ServePlain(l, web.Client.HTTPS) }},
 	}
 	// Bind everything before serving anything: a port that is taken fails the
 	// start as a whole instead of leaving a server with half its listeners.
@@ -180,6 +198,13 @@ func serve(ctx context.Context, c *config.Config) error {
 		x.l = l
 		ls = append(ls, x)
 	}
+	// Clients are told the ports actually bound (the configured ones unless 0).
+	bound := map[string]int{}
+	for _, x := range ls {
+		bound[x.key] = x.l.Addr().(*net.TCPAddr).Port
+	}
+	web.Client = autoconfig.Server{Host: c.Hostname, IMAPS: bound["imaps-addr"], IMAP: bound["imap-addr"],
+		Submissions: bound["submissions-addr"], Submission: bound["submission-addr"], HTTPS: bound["https-addr"]}
 	if len(ls) == 0 {
 		return fmt.Errorf("every listener is turned off; set smtp-addr, imap-addr etc. in %s", c.Path(config.FileName))
 	}
@@ -191,21 +216,39 @@ func serve(ctx context.Context, c *config.Config) error {
 	qctx, stopQueue := context.WithCancel(context.Background())
 	queued := make(chan error, 1)
 	go func() { queued <- queue.Run(qctx) }()
+	go certMgr.Run(qctx)
+	// What the file said at start, without the command line's overrides: a
+	// reload reports what changed in the file since.
+	onFile, err := config.Load(c.Dir)
+	if err != nil {
+		onFile = c
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log.Info("sealmail started", "hostname", c.Hostname, "data", c.Dir, "dns", c.DNS)
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "timeout", shutdownTimeout)
-	case err = <-errc:
-		log.Error("a listener failed; shutting down", "err", err)
-	case err = <-queued:
-		queued = nil
-		err = fmt.Errorf("relay: %w", err)
-		log.Error("the outbound queue failed; shutting down", "err", err)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "timeout", shutdownTimeout)
+			break wait
+		case <-hup:
+			onFile = reload(onFile, certMgr, &logLevel, log)
+		case err = <-errc:
+			log.Error("a listener failed; shutting down", "err", err)
+			break wait
+		case err = <-queued:
+			queued = nil
+			err = fmt.Errorf("relay: %w", err)
+			log.Error("the outbound queue failed; shutting down", "err", err)
+			break wait
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = errors.Join(err, smtp.Shutdown(sctx), imap.Shutdown(sctx))
+	err = errors.Join(err, smtp.Shutdown(sctx), imap.Shutdown(sctx), web.Shutdown(sctx))
 	// The queue stops last: nothing enqueues once SMTP is down.
 	stopQueue()
 	if queued != nil {
@@ -231,4 +274,46 @@ func pdfPolicy(c *config.Config) (registry.PDFPolicy, error) {
 		profile = signing.ProfilePAdES
 	}
 	return registry.PDFPolicy{Profile: profile, AllowUnsigned: !c.Documents.RequireSignerSignature, TrustRoots: roots}, nil
+}
+
+// reload answers SIGHUP: the TLS certificate is read again (new handshakes get
+// it, open connections keep theirs) and so is the configuration file, whose
+// log level applies at once; keys that only a restart applies are named.
+func reload(onFile *config.Config, certMgr *certs.Manager, level *slog.LevelVar, log *slog.Logger) *config.Config {
+	log.Info("SIGHUP: reloading the TLS certificate and the configuration")
+	if err := certMgr.Load(); err != nil {
+		log.Error("reloading the TLS certificate failed; still serving the previous one", "err", err)
+	}
+	c, err := config.Load(onFile.Dir)
+	if err != nil {
+		log.Error("reloading the configuration failed; keeping the running one", "err", err)
+		return onFile
+	}
+	if l, err := c.Level(); err == nil {
+		level.Set(l)
+	}
+	var later []string
+	for _, k := range config.Changed(onFile, c) {
+		if k != "log-level" && k != "tls.cert" && k != "tls.key" {
+			later = append(later, k)
+		}
+	}
+	if len(later) > 0 {
+		log.Warn("these settings changed in the file and take effect at the next restart", "keys", strings.Join(later, ","))
+	}
+	return c
+}
+
+// certNames are the names the server's certificate must carry: its host name
+// and, for each hosted domain, the names clients and peers look up there.
+func certNames(ctx context.Context, s *mailstore.Store, hostname string) ([]string, error) {
+	ds, err := s.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ns := []string{hostname}
+	for _, d := range ds {
+		ns = append(ns, certs.DomainNames(d.Name)...)
+	}
+	return ns, nil
 }
