@@ -202,6 +202,22 @@ func (m *Manager) upgrade() error {
 	return nil
 }
 
+// SetFiles changes the served pair's files; the next Load reads them.
+func (m *Manager) SetFiles(certFile, keyFile string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.CertFile, m.KeyFile = certFile, keyFile
+}
+
+// Subject describes the served certificate for logs: its subject, issuer and expiry.
+func (m *Manager) Subject() string {
+	c := m.cur.Load()
+	if c == nil || c.Leaf == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s (issuer %s, expires %s)", c.Leaf.Subject.CommonName, c.Leaf.Issuer.CommonName, c.Leaf.NotAfter.Format(time.DateOnly))
+}
+
 // GetCertificate serves the current certificate (tls.Config.GetCertificate).
 func (m *Manager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return m.cur.Load(), nil

@@ -19,7 +19,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"sealmail/config"
+	"sealmail/certs"
 	"sealmail/imapd"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
@@ -43,8 +43,8 @@ type instance struct {
 	imap    *imapd.Server
 	docs    *registry.Registry
 	dns     *resolve.Static // answers only what peer put in: no real DNS
-	certPEM string          // the self-signed certificate, a peer's --tls-ca
-	client  *tls.Config     // trusts certPEM, for test clients
+	certPEM string          // the local CA that issued the server certificate, a peer's --tls-ca
+	client  *tls.Config     // trusts only certPEM, for test clients
 	dkim    [2]string       // DKIM TXT record name and value
 
 	mx, submission, imapAddr string
@@ -72,7 +72,7 @@ func newInstance(t testing.TB, domain string, users ...string) *instance {
 		}
 	}
 	x := &instance{domain: domain, store: s, dns: &resolve.Static{TXT: map[string][]string{}}}
-	x.certPEM, x.client = selfSigned(t, dir, "mail."+domain)
+	x.certPEM, x.client = localCA(t, dir, "mail."+domain)
 	kp, err := tls.LoadX509KeyPair(filepath.Join(dir, "mail."+domain+".pem"), filepath.Join(dir, "mail."+domain+".key"))
 	if err != nil {
 		t.Fatal(err)
@@ -98,16 +98,19 @@ func newInstance(t testing.TB, domain string, users ...string) *instance {
 	return x
 }
 
-// selfSigned writes a certificate for name and 127.0.0.1 into dir as
-// NAME.pem and NAME.key, and returns its PEM and a client configuration that
-// trusts it.
-func selfSigned(t testing.TB, dir, name string) (string, *tls.Config) {
+// localCA sets up TLS as 'sealmail init' does: a local CA and a server
+// certificate it issued for name and 127.0.0.1, in dir as NAME.pem and
+// NAME.key. It returns the CA's PEM (what 'sealmail peer add --tls-ca' is given)
+// and a client configuration that trusts only that CA.
+func localCA(t testing.TB, dir, name string) (string, *tls.Config) {
 	t.Helper()
-	cert := filepath.Join(dir, name+".pem")
-	if err := config.WriteSelfSigned(cert, filepath.Join(dir, name+".key"), []string{name, "127.0.0.1"}); err != nil {
+	ca := filepath.Join(dir, name+"-ca.pem")
+	err := certs.Create(ca, filepath.Join(dir, name+"-ca-key.pem"), filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key"),
+		[]string{name, "127.0.0.1"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(cert)
+	b, err := os.ReadFile(ca)
 	if err != nil {
 		t.Fatal(err)
 	}

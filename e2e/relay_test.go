@@ -212,9 +212,9 @@ func TestPeerWrongCA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Another self-signed certificate for the very same names: only the key
-	// tells it apart.
-	wrong, _ := selfSigned(t, t.TempDir(), "mail.agency-b.test")
+	// Another local CA that issued a certificate for the very same names:
+	// only the keys tell it apart.
+	wrong, _ := localCA(t, t.TempDir(), "mail.agency-b.test")
 	trust(wrong)
 	a.start(t)
 	b.start(t)

@@ -64,7 +64,11 @@ func (s *Server) newHTTPServer(h http.Handler, tlsConfig *tls.Config) *http.Serv
 
 // ServeHTTPS serves everything over TLS on l until Shutdown.
 func (s *Server) ServeHTTPS(l net.Listener) error {
-	hs := s.newHTTPServer(s.Handler(), s.TLSConfig)
+	// A copy: net/http adds its protocols (ALPN h2, http/1.1) to the
+	// configuration it serves, and the mail listeners share s.TLSConfig; a
+	// client offering ALPN "imap" would be refused with "no application protocol".
+	cfg := s.TLSConfig.Clone()
+	hs := s.newHTTPServer(s.Handler(), cfg)
 	err := hs.ServeTLS(l, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -164,6 +168,8 @@ func (s *Server) autodiscover(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// Logins are case-insensitive: Outlook gets the spelling that works.
+	addr = mailstore.LoginName(addr)
 	_, domain, _ := strings.Cut(addr, "@")
 	if !s.hosted(w, r, domain) {
 		return

@@ -173,7 +173,7 @@ func TestInit(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	out := ok(t, "", "init", "--data", data, "--domain", "agency.example",
 		"--organ-id", "000.00.12.H10", "--organ-name", "Sở Thông tin và Truyền thông")
-	for _, w := range []string{config.FileName, mailstore.DBFile, "tls/cert.pem", "tls/key.pem", "mail.agency.example, localhost, 127.0.0.1"} {
+	for _, w := range []string{config.FileName, mailstore.DBFile, "tls/cert.pem", "tls/key.pem", "mail.agency.example, autoconfig.agency.example, autodiscover.agency.example, mta-sts.agency.example, localhost, 127.0.0.1", "tls/ca.pem"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("init output lacks %q:\n%s", w, out)
 		}

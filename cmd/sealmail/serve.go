@@ -276,21 +276,23 @@ func pdfPolicy(c *config.Config) (registry.PDFPolicy, error) {
 	return registry.PDFPolicy{Profile: profile, AllowUnsigned: !c.Documents.RequireSignerSignature, TrustRoots: roots}, nil
 }
 
-// reload answers SIGHUP: the TLS certificate is read again (new handshakes get
-// it, open connections keep theirs) and so is the configuration file, whose
-// log level applies at once; keys that only a restart applies are named.
+// reload answers SIGHUP: the configuration file is read again, its log level
+// applies at once, and the TLS certificate is read again from the files it
+// names (new handshakes get it, open connections keep theirs); the keys that
+// only a restart applies are named in a warning.
 func reload(onFile *config.Config, certMgr *certs.Manager, level *slog.LevelVar, log *slog.Logger) *config.Config {
-	log.Info("SIGHUP: reloading the TLS certificate and the configuration")
-	if err := certMgr.Load(); err != nil {
-		log.Error("reloading the TLS certificate failed; still serving the previous one", "err", err)
-	}
+	log.Info("SIGHUP: reloading the configuration and the TLS certificate")
 	c, err := config.Load(onFile.Dir)
 	if err != nil {
 		log.Error("reloading the configuration failed; keeping the running one", "err", err)
-		return onFile
+		c = onFile
 	}
 	if l, err := c.Level(); err == nil {
 		level.Set(l)
+	}
+	certMgr.SetFiles(c.Path(c.TLS.Cert), c.Path(c.TLS.Key))
+	if err := certMgr.Load(); err != nil {
+		log.Error("reloading the TLS certificate failed; still serving the previous one", "err", err)
 	}
 	var later []string
 	for _, k := range config.Changed(onFile, c) {
@@ -301,6 +303,7 @@ func reload(onFile *config.Config, certMgr *certs.Manager, level *slog.LevelVar,
 	if len(later) > 0 {
 		log.Warn("these settings changed in the file and take effect at the next restart", "keys", strings.Join(later, ","))
 	}
+	log.Info("reloaded", "certificate", certMgr.Subject(), "log-level", c.LogLevel)
 	return c
 }
 

@@ -45,7 +45,7 @@ var listening = regexp.MustCompile(`msg=listening listener=(\S+) addr=(\S+)`)
 func startServe(t *testing.T, data string) *server {
 	t.Helper()
 	args := []string{"serve", "--data", data, "--dns", "off"}
-	for _, k := range []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr"} {
+	for _, k := range listenerKeys {
 		args = append(args, "--"+k, "127.0.0.1:0")
 	}
 	return start(t, cmdFor(t, args...))
@@ -92,10 +92,20 @@ func start(t *testing.T, cmd *exec.Cmd) *server {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("serve did not start within 30s:\n%s", srv.logs())
 	}
-	if len(srv.addrs) != 5 {
-		t.Fatalf("serve logged %d listeners, want 5: %v", len(srv.addrs), srv.addrs)
+	if len(srv.addrs) != len(listenerKeys) {
+		t.Fatalf("serve logged %d listeners, want %d: %v", len(srv.addrs), len(listenerKeys), srv.addrs)
 	}
 	return srv
+}
+
+// waitLog waits until serve has logged a line containing s.
+func (srv *server) waitLog(t *testing.T, s string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(srv.logs(), s); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not log %q within a minute:\n%s", s, srv.logs())
+		}
+	}
 }
 
 func (srv *server) logs() string {
@@ -123,16 +133,16 @@ func (srv *server) stop(t *testing.T) {
 	}
 }
 
-// clientTLS trusts the self-signed certificate of data.
+// clientTLS trusts only the local CA of data, as staff who imported it do.
 func clientTLS(t *testing.T, data string) *tls.Config {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(data, "tls/cert.pem"))
+	pem, err := os.ReadFile(filepath.Join(data, "tls/ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in tls/cert.pem")
+		t.Fatal("no certificate in tls/ca.pem")
 	}
 	return &tls.Config{RootCAs: pool}
 }
@@ -224,7 +234,7 @@ func TestServe(t *testing.T) {
 	data := setupData(t)
 	ok(t, "pw\n", "user", "add", "a@agency.example", "--password-stdin", "--data", data)
 	srv := startServe(t, data)
-	for _, k := range []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr"} {
+	for _, k := range listenerKeys {
 		if !strings.HasPrefix(srv.addrs[k], "127.0.0.1:") || strings.HasSuffix(srv.addrs[k], ":0") {
 			t.Errorf("%s bound at %q", k, srv.addrs[k])
 		}
@@ -363,7 +373,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("quickstart with port 2525 taken: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	data := filepath.Join(dir, "sealmail-data")
-	for _, w := range []string{"127.0.0.1:2143", "127.0.0.1:2993", "127.0.0.1:2587", "127.0.0.1:2465", "demo@example.test", "self-signed"} {
+	for _, w := range []string{"127.0.0.1:2143", "127.0.0.1:2993", "127.0.0.1:2587", "127.0.0.1:2465", "127.0.0.1:2443", "demo@example.test", "tls/ca.pem"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("quickstart output lacks %q:\n%s", w, r.stdout)
 		}
