@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
+
+	"sealmail/mailauth"
 )
 
 // Record is one DNS record to publish, in zone-file terms.
@@ -15,21 +16,12 @@ type Record struct {
 	Why   string // one line for the administrator
 }
 
-// String formats the record as a zone-file line; long TXT values are split
-// into the 255-byte strings DNS allows.
+// String formats the record as a zone-file line; TXT values are split into
+// the 255-byte strings DNS allows.
 func (r Record) String() string {
 	v := r.Value
 	if r.Type == "TXT" {
-		var parts []string
-		for len(v) > 0 {
-			n := min(len(v), 255)
-			parts = append(parts, fmt.Sprintf("%q", v[:n]))
-			v = v[n:]
-		}
-		v = strings.Join(parts, " ")
-		if len(parts) > 1 {
-			v = "( " + v + " )"
-		}
+		v = mailauth.TXTStrings(v)
 	}
 	return fmt.Sprintf("%s.\t3600\tIN\t%s\t%s", r.Name, r.Type, v)
 }
@@ -86,14 +78,22 @@ func Records(domain string, s Server, dkim []Record, mtaSTSMode string) []Record
 	srv("_submission", 10, s.Submission, "mail submission with STARTTLS")
 	srv("_pop3s", 0, 0, "POP3 over TLS")
 	srv("_pop3", 0, 0, "POP3")
+	rs = append(rs, Record{"_smtp._tls." + domain, "TXT", "v=TLSRPTv1; rua=mailto:postmaster@" + domain, "TLS reporting (RFC 8460): senders report failed TLS to postmaster"})
+	if s.HTTPS == 0 {
+		return rs // no web listener: nothing serves autoconfig or MTA-STS
+	}
+	// Thunderbird, Outlook and MTA-STS senders fetch https://NAME/ on 443.
+	web := ""
+	if s.HTTPS != 443 {
+		web = fmt.Sprintf(" (clients use port 443: forward it to https-addr, port %d)", s.HTTPS)
+	}
 	policy := MTASTSPolicy(host, mtaSTSMode)
 	rs = append(rs,
-		Record{"autoconfig." + domain, "CNAME", host + ".", "Thunderbird finds its settings here"},
-		Record{"autodiscover." + domain, "CNAME", host + ".", "Outlook finds its settings here"},
-		Record{"_autodiscover._tcp." + domain, "SRV", fmt.Sprintf("0 1 443 %s.", host), "Outlook's fallback to find Autodiscover"},
-		Record{"mta-sts." + domain, "CNAME", host + ".", "serves the MTA-STS policy over HTTPS"},
+		Record{"autoconfig." + domain, "CNAME", host + ".", "Thunderbird finds its settings here" + web},
+		Record{"autodiscover." + domain, "CNAME", host + ".", "Outlook finds its settings here" + web},
+		Record{"_autodiscover._tcp." + domain, "SRV", fmt.Sprintf("0 1 %d %s.", s.HTTPS, host), "Outlook's fallback to find Autodiscover"},
+		Record{"mta-sts." + domain, "CNAME", host + ".", "serves the MTA-STS policy over HTTPS" + web},
 		Record{"_mta-sts." + domain, "TXT", "v=STSv1; id=" + MTASTSID(policy), "MTA-STS (RFC 8461), mode " + mtaSTSMode},
-		Record{"_smtp._tls." + domain, "TXT", "v=TLSRPTv1; rua=mailto:postmaster@" + domain, "TLS reporting (RFC 8460)"},
 	)
 	return rs
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -270,4 +271,39 @@ func replace(path string, data []byte, mode os.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// IssuedLocally tells whether the certificate in certFile was issued by the
+// local CA in caFile (false when there is no local CA): then clients trust it
+// only once they import the CA, and MTA-STS senders would not.
+func IssuedLocally(certFile, caFile string) (bool, error) {
+	leaf, err := firstCert(certFile)
+	if err != nil {
+		return false, err
+	}
+	ca, err := firstCert(caFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return issuedBy(leaf, ca), nil
+}
+
+// firstCert reads the first certificate of a PEM file.
+func firstCert(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }

@@ -128,17 +128,9 @@ func (m *Manager) renew(ca *CA, certFile string, extra ...string) (tls.Certifica
 
 // fileNames returns the names of the first certificate in a PEM file.
 func fileNames(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	c, err := firstCert(path)
 	if err != nil {
 		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return names(c), nil
 }

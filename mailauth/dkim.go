@@ -73,8 +73,14 @@ func publicRecord(pub crypto.PublicKey) string {
 // ZoneRecord formats a TXT record for a zone file, splitting the value into
 // the 255-byte strings DNS allows.
 func ZoneRecord(name, value string) string {
+	return name + ". IN TXT " + TXTStrings(value)
+}
+
+// TXTStrings writes a TXT record's value as a zone file wants it: quoted
+// strings of at most 255 bytes (RFC 1035), in parentheses.
+func TXTStrings(value string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s. IN TXT (", name)
+	b.WriteString("(")
 	for len(value) > 0 {
 		n := min(len(value), 255)
 		fmt.Fprintf(&b, " %q", value[:n])

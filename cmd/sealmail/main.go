@@ -46,6 +46,7 @@ var commands = []*command{
 	peerCmd,
 	queueCmd,
 	dkimCmd,
+	dnsCmd,
 	sealCmd,
 	docCmd,
 	backupCmd,
