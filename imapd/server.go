@@ -21,6 +21,7 @@ import (
 
 	"sealmail/mailstore"
 	"sealmail/throttle"
+	"sealmail/tlslog"
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
@@ -42,6 +43,8 @@ type Server struct {
 	// Logins slows password guessing; share it with the SMTP server. Nil gets
 	// a private one with throttle's defaults.
 	Logins *throttle.Logins
+	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
+	TLSFailures *tlslog.Reporter
 
 	once   sync.Once
 	srv    *imapserver.Server
@@ -108,6 +111,9 @@ func (s *Server) init() {
 			Caps:       caps,
 			Logger:     logger{s.log},
 			TLSConfig:  s.TLSConfig,
+			TLSHandshakeFailed: func(c net.Conn, err error) {
+				s.TLSFailures.Failed("imap", c, err)
+			},
 		})
 	})
 }

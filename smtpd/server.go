@@ -28,6 +28,7 @@ import (
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/throttle"
+	"sealmail/tlslog"
 )
 
 // ErrServerClosed is returned by ServeMX and ServeSubmission after Shutdown.
@@ -86,6 +87,8 @@ type Server struct {
 	// Logins slows password guessing; share it with the IMAP server. Nil gets a
 	// private one with throttle's defaults.
 	Logins *throttle.Logins
+	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
+	TLSFailures *tlslog.Reporter
 	// Queue takes messages for remote recipients. Nil: remote recipients are
 	// refused at RCPT with a temporary error, never dropped.
 	Queue Queue
@@ -245,6 +248,7 @@ func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
 	// refusal (session.Auth) rather than a "TLS required" that promises more.
 	srv.AllowInsecureAuth = r == roleMX
 	srv.ErrorLog = errorLog{s.log}
+	srv.TLSHandshakeFailed = func(c net.Conn, err error) { s.TLSFailures.Failed("smtp", c, err) }
 
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -404,7 +408,8 @@ func remoteIP(c net.Conn) net.IP {
 }
 
 // errorLog routes go-smtp's own messages to slog: panics are errors; the rest
-// (failed TLS handshakes, dropped connections) is internet noise.
+// (dropped connections, failed TLS handshakes, which TLSFailures reports) is
+// internet noise.
 type errorLog struct{ log *slog.Logger }
 
 func (e errorLog) Printf(format string, v ...any) { e.print(fmt.Sprintf(format, v...)) }

@@ -20,6 +20,7 @@ import (
 
 	"sealmail/autoconfig"
 	"sealmail/mailstore"
+	"sealmail/tlslog"
 )
 
 // CA offers the local CA when it issued the served certificate.
@@ -34,6 +35,8 @@ type Server struct {
 	Client    autoconfig.Server // where clients find IMAP and submission
 	CA        CA
 	Logger    *slog.Logger
+	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
+	TLSFailures *tlslog.Reporter
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -43,12 +46,13 @@ type Server struct {
 const (
 	maxHeaderBytes = 16 << 10
 	maxBodyBytes   = 64 << 10
+	// handshakeTimeout bounds a client's TLS handshake.
+	handshakeTimeout = 30 * time.Second
 )
 
-func (s *Server) newHTTPServer(h http.Handler, tlsConfig *tls.Config) *http.Server {
+func (s *Server) newHTTPServer(h http.Handler, https bool) *http.Server {
 	hs := &http.Server{
-		Handler:           securityHeaders(h, tlsConfig != nil),
-		TLSConfig:         tlsConfig,
+		Handler:           securityHeaders(h, https),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -64,12 +68,13 @@ func (s *Server) newHTTPServer(h http.Handler, tlsConfig *tls.Config) *http.Serv
 
 // ServeHTTPS serves everything over TLS on l until Shutdown.
 func (s *Server) ServeHTTPS(l net.Listener) error {
-	// A copy: net/http adds its protocols (ALPN h2, http/1.1) to the
-	// configuration it serves, and the mail listeners share s.TLSConfig; a
-	// client offering ALPN "imap" would be refused with "no application protocol".
+	// A copy: the mail listeners share s.TLSConfig, and ALPN http/1.1 added
+	// to theirs would refuse a client offering "imap" ("no application
+	// protocol"), which net/http's ServeTLS did to the shared one.
 	cfg := s.TLSConfig.Clone()
-	hs := s.newHTTPServer(s.Handler(), cfg)
-	err := hs.ServeTLS(l, "", "")
+	cfg.NextProtos = []string{"http/1.1"}
+	hs := s.newHTTPServer(s.Handler(), true)
+	err := hs.Serve(s.TLSFailures.Listener(l, cfg, "https", handshakeTimeout))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -93,7 +98,7 @@ func (s *Server) ServePlain(l net.Listener, httpsPort int) error {
 		}
 		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
 	})
-	hs := s.newHTTPServer(mux, nil)
+	hs := s.newHTTPServer(mux, false)
 	err := hs.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -27,6 +27,7 @@ import (
 	"sealmail/signing"
 	"sealmail/smtpd"
 	"sealmail/throttle"
+	"sealmail/tlslog"
 	"sealmail/webd"
 )
 
@@ -130,6 +131,7 @@ func serve(ctx context.Context, c *config.Config) error {
 	if c.Documents.TSAURL != "" {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
+	tlsFailures := &tlslog.Reporter{Logger: log.With("component", "tls")}
 	logins := throttle.NewLogins()
 	logins.Logger = log.With("server", "login")
 	conns := throttle.ConnLimits{
@@ -146,6 +148,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		IdleTimeout:    time.Duration(c.Limits.IMAPIdleTimeout),
 		ConnLimits:     conns,
 		Logins:         logins,
+		TLSFailures:    tlsFailures,
 	}
 	smtp := &smtpd.Server{
 		Store:          s,
@@ -165,8 +168,9 @@ func serve(ctx context.Context, c *config.Config) error {
 		Queue:          queue,
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
 		Registry:       docs,
+		TLSFailures:    tlsFailures,
 	}
-	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web")}
+	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures}
 	type listener struct {
 		key, addr string
 		serve     func(net.Listener) error

@@ -118,10 +118,36 @@ func TestTrustLocalCA(t *testing.T) {
 		if err != nil {
 			t.Fatalf("submission STARTTLS by %s: %v", name, err)
 		}
+		if err := sc.Auth(sasl.NewPlainClient("", "a@agency.example", "pw")); err != nil {
+			t.Errorf("submission auth by %s: %v", name, err)
+		}
 		sc.Close()
 	}
-	if _, err := tls.Dial("tcp", srv.addrs["imaps-addr"], &tls.Config{ServerName: host, RootCAs: x509.NewCertPool()}); err == nil {
-		t.Error("a client that does not trust the local CA accepted the server")
+	// A client that does not trust the CA is refused, and the server says
+	// why at info level, for IMAP, SMTP and HTTPS.
+	for _, c := range []struct{ listener, protocol string }{{"imaps-addr", "imap"}, {"submissions-addr", "smtp"}, {"https-addr", "https"}} {
+		if _, err := tls.Dial("tcp", srv.addrs[c.listener], &tls.Config{ServerName: host, RootCAs: x509.NewCertPool()}); err == nil {
+			t.Errorf("%s: a client that does not trust the local CA accepted the server", c.listener)
+		}
+		srv.waitLog(t, `level=INFO msg="TLS handshake rejected" component=tls protocol=`+c.protocol+` listener=`+srv.addrs[c.listener]+
+			` client=127.0.0.1 reason=untrusted-certificate`)
+	}
+
+	// The same with STARTTLS.
+	untrusting := &tls.Config{ServerName: host, RootCAs: x509.NewCertPool()}
+	if c, err := imapclient.DialStartTLS(srv.addrs["imap-addr"], &imapclient.Options{TLSConfig: untrusting}); err == nil {
+		c.Close()
+		t.Error("IMAP STARTTLS: a client that does not trust the local CA accepted the server")
+	}
+	if c, err := smtp.DialStartTLS(srv.addrs["submission-addr"], untrusting); err == nil {
+		// go-smtp's client handshakes at the first command.
+		if err := c.Noop(); err == nil {
+			t.Error("submission STARTTLS: a client that does not trust the local CA accepted the server")
+		}
+		c.Close()
+	}
+	for _, c := range []struct{ listener, protocol string }{{"imap-addr", "imap"}, {"submission-addr", "smtp"}} {
+		srv.waitLog(t, `protocol=`+c.protocol+` listener=`+srv.addrs[c.listener]+` client=127.0.0.1 reason=untrusted-certificate`)
 	}
 
 	caFile := filepath.Join(data, "tls/ca.pem")
@@ -144,7 +170,7 @@ func TestTrustLocalCA(t *testing.T) {
 			}
 		}
 	}
-	if out, err := sClient("-connect", srv.addrs["imaps-addr"], "-servername", "mail.other.example", "-verify_hostname", "mail.other.example"); err == nil {
+	if out, err := sClient("-connect", srv.addrs["imap-addr"], "-starttls", "imap", "-servername", "mail.other.example", "-verify_hostname", "mail.other.example"); err == nil {
 		t.Errorf("openssl s_client accepted the certificate for a name it does not carry:\n%s", out)
 	}
 }

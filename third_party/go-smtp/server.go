@@ -41,6 +41,11 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
+	// sealmail: TLSHandshakeFailed, when set, is told of every failed TLS
+	// handshake (implicit TLS and STARTTLS), so that the server can say why
+	// a client cannot connect.
+	TLSHandshakeFailed func(c net.Conn, err error)
+
 	// sealmail: MinDataRate, if not zero, is the slowest a message may come,
 	// in bytes per second on average, once DataGrace has passed since its
 	// start (DATA, or the first BDAT); ReadTimeout still bounds each wait.
@@ -177,6 +182,7 @@ func (s *Server) handleConn(c *Conn) error {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
 		if err := tlsConn.Handshake(); err != nil {
+			s.tlsFailed(c.conn, err) // sealmail
 			return err
 		}
 	}
@@ -326,5 +332,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	case <-connDone:
 		return err
+	}
+}
+
+// sealmail: tlsFailed reports a failed TLS handshake to TLSHandshakeFailed.
+func (s *Server) tlsFailed(c net.Conn, err error) {
+	if s.TLSHandshakeFailed != nil {
+		s.TLSHandshakeFailed(c, err)
 	}
 }

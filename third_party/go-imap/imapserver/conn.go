@@ -150,6 +150,15 @@ func (c *Conn) serve() {
 		c.server.mutex.Unlock()
 	}()
 
+	// sealmail: an implicit TLS handshake is finished first, so that its
+	// failure is reported as one (not as a failure to write the greeting).
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			c.server.options.tlsFailed(tc.NetConn(), err)
+			return
+		}
+	}
+
 	var (
 		greetingData *GreetingData
 		err          error

@@ -53,6 +53,17 @@ type Options struct {
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
 	DebugWriter io.Writer
+	// sealmail: TLSHandshakeFailed, when set, is told of every failed TLS
+	// handshake (implicit TLS and STARTTLS), so that the server can say why
+	// a client cannot connect.
+	TLSHandshakeFailed func(c net.Conn, err error)
+}
+
+// sealmail: tlsFailed reports a failed TLS handshake to TLSHandshakeFailed.
+func (options *Options) tlsFailed(c net.Conn, err error) {
+	if options.TLSHandshakeFailed != nil {
+		options.TLSHandshakeFailed(c, err)
+	}
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {

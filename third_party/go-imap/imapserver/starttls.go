@@ -70,6 +70,12 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.br.Reset(rw)
 	c.bw.Reset(rw)
 
+	// sealmail: the handshake is done here, so that its failure is reported
+	// as one (and not as a failure to read the next command).
+	if err := tlsConn.Handshake(); err != nil {
+		c.server.options.tlsFailed(cleartextConn, err)
+		return err
+	}
 	return nil
 }
 
