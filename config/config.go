@@ -41,6 +41,7 @@ type Config struct {
 	IMAPSAddr       string `toml:"imaps-addr"`
 	HTTPSAddr       string `toml:"https-addr"`
 	HTTPAddr        string `toml:"http-addr"`
+	MetricsAddr     string `toml:"metrics-addr"`
 
 	TLS    TLS    `toml:"tls"`
 	Limits Limits `toml:"limits"`
@@ -123,6 +124,7 @@ func Default(hostname string) Config {
 		IMAPSAddr:       ":993",
 		HTTPSAddr:       ":443",
 		HTTPAddr:        ":80",
+		MetricsAddr:     "127.0.0.1:9390",
 		TLS:             TLS{Cert: "tls/cert.pem", Key: "tls/key.pem"},
 		Limits: Limits{
 			MaxMessageSize:    50 << 20,
@@ -198,6 +200,7 @@ func (c *Config) Check() error {
 	for key, addr := range map[string]string{
 		"smtp-addr": c.SMTPAddr, "submission-addr": c.SubmissionAddr, "submissions-addr": c.SubmissionsAddr,
 		"imap-addr": c.IMAPAddr, "imaps-addr": c.IMAPSAddr, "https-addr": c.HTTPSAddr, "http-addr": c.HTTPAddr,
+		"metrics-addr": c.MetricsAddr,
 	} {
 		if addr == "" {
 			continue
@@ -361,6 +364,9 @@ imaps-addr = "{{.IMAPSAddr}}"
 # Thunderbird's autoconfig and redirects everything else to HTTPS.
 https-addr = "{{.HTTPSAddr}}"
 http-addr = "{{.HTTPAddr}}"
+# Prometheus metrics at http://ADDR/metrics (names in docs/metrics.md). Keep
+# it on loopback, or behind a firewall: the numbers say much about the mail.
+metrics-addr = "{{.MetricsAddr}}"
 
 # DNS for outbound mail and SPF/DKIM/DMARC checks: "system" (the resolver in
 # /etc/resolv.conf), "off" (closed networks: only configured peers are reached,

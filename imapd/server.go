@@ -45,6 +45,11 @@ type Server struct {
 	Logins *throttle.Logins
 	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
 	TLSFailures *tlslog.Reporter
+	// ConnMetrics, if set, counts connections and sessions (monitoring).
+	ConnMetrics throttle.ConnMetrics
+	// CommandDone, if set, is told of every command: its name (upper case,
+	// "UID FETCH") and how long it took, the response included: monitoring.
+	CommandDone func(name string, d time.Duration)
 
 	once   sync.Once
 	srv    *imapserver.Server
@@ -105,12 +110,13 @@ func (s *Server) init() {
 		if s.logins == nil {
 			s.logins = throttle.NewLogins()
 		}
-		s.conns = &throttle.Conns{Limits: s.ConnLimits, Protocol: "imap", Logger: s.log}
+		s.conns = &throttle.Conns{Limits: s.ConnLimits, Protocol: "imap", Logger: s.log, Metrics: s.ConnMetrics}
 		s.srv = imapserver.New(&imapserver.Options{
-			NewSession: s.newSession,
-			Caps:       caps,
-			Logger:     logger{s.log},
-			TLSConfig:  s.TLSConfig,
+			NewSession:  s.newSession,
+			Caps:        caps,
+			Logger:      logger{s.log},
+			TLSConfig:   s.TLSConfig,
+			CommandDone: s.CommandDone,
 			TLSHandshakeFailed: func(c net.Conn, err error) {
 				s.TLSFailures.Failed("imap", c, err)
 			},

@@ -165,6 +165,22 @@ func (s *Store) Queue(ctx context.Context) ([]QueueEntry, error) {
 	return s.queueEntries(ctx, `1 ORDER BY q.id`)
 }
 
+// QueueStats returns how many messages the outbound queue holds and when the
+// oldest was queued (zero when it is empty).
+func (s *Store) QueueStats(ctx context.Context) (messages int, oldest time.Time, err error) {
+	var first sql.NullInt64
+	err = s.read(ctx, func(db *sql.DB) error {
+		return db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created) FROM queue`).Scan(&messages, &first)
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("mailstore: queue: %w", err)
+	}
+	if first.Valid {
+		oldest = time.Unix(first.Int64, 0)
+	}
+	return messages, oldest, nil
+}
+
 // QueueEntry returns one queued message.
 func (s *Store) QueueEntry(ctx context.Context, id int64) (QueueEntry, error) {
 	es, err := s.queueEntries(ctx, `q.id=?`, id)

@@ -72,6 +72,9 @@ type Options struct {
 	// Logger receives what the store has to tell an administrator (a full
 	// disk, and its end); nil means slog.Default().
 	Logger *slog.Logger
+	// Committed, if set, is told how long each group commit took (content
+	// sync, SQL and fsync) and how many operations it carried: monitoring.
+	Committed func(d time.Duration, ops int)
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -100,6 +103,7 @@ type Store struct {
 	full        atomic.Bool   // in an episode of full disk (see classify)
 	lastFull    atomic.Int64  // when a write last failed for want of space, in Unix ns
 	reclaimPoke chan struct{} // wakes the reclaimer after content lost its last reference
+	committed   func(time.Duration, int)
 
 	// envelopesCurrent is set once no envelope of an older codec version is left.
 	envelopesCurrent atomic.Bool
@@ -188,6 +192,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	if opt.PasswordParams != nil {
 		s.pw = *opt.PasswordParams
 	}
+	s.committed = opt.Committed
 	if opt.PollInterval > 0 {
 		s.poll = opt.PollInterval
 	}
@@ -303,9 +308,13 @@ func (s *Store) writer() {
 // fails, the transaction is rolled back and every operation of the batch runs
 // again in a transaction of its own, so the failure stays its own.
 func (s *Store) commit(batch []*op) {
+	start := time.Now()
 	batch = s.syncContent(batch)
 	if len(batch) == 0 {
 		return
+	}
+	if s.committed != nil {
+		defer func() { s.committed(time.Since(start), len(batch)) }()
 	}
 	errs := make([]error, len(batch))
 	err := s.retryBusy(func() error { return runBatch(s.wdb, batch, errs) })

@@ -47,6 +47,11 @@ func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string
 		err = r.run(ctx, func(p *step) error { return r.receipt(ctx, in, opts, groups, p) })
 	} else {
 		in.res, in.err = signing.Verify(msg, opts)
+		if in.err == nil {
+			r.count("verified", "pass")
+		} else {
+			r.count("verified", "fail")
+		}
 		err = r.run(ctx, func(p *step) error { return r.arrive(ctx, in, groups, p) })
 	}
 	if errors.Is(err, mailstore.ErrExists) {

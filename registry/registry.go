@@ -133,8 +133,17 @@ type Registry struct {
 	OCSP signing.OCSPFetcher
 	// PDF is the policy for the PDF files of official documents.
 	PDF PDFPolicy
+	// Counted, if set, is told of every document that arrived ("verified":
+	// "pass" or "fail"): monitoring.
+	Counted func(action, result string)
 
 	retryMu sync.Mutex // steps built again for a number taken meanwhile (run)
+}
+
+func (r *Registry) count(action, result string) {
+	if r.Counted != nil {
+		r.Counted(action, result)
+	}
 }
 
 // PDFPolicy is how the registry signs and checks the PDF files inside

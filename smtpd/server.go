@@ -89,6 +89,12 @@ type Server struct {
 	Logins *throttle.Logins
 	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
 	TLSFailures *tlslog.Reporter
+	// ConnMetrics, if set, counts connections and sessions (monitoring).
+	ConnMetrics throttle.ConnMetrics
+	// Replied, if set, is told of every reply: the listener ("mx" or
+	// "submission"), the command answered ("" for the greeting), the code
+	// and the enhanced code ("5.1.1"): monitoring.
+	Replied func(listener, command string, code int, enhanced string)
 	// Queue takes messages for remote recipients. Nil: remote recipients are
 	// refused at RCPT with a temporary error, never dropped.
 	Queue Queue
@@ -156,7 +162,8 @@ func (s *Server) init() {
 			s.logins = throttle.NewLogins()
 		}
 		s.peers.srv = s
-		s.conns = &throttle.Conns{Limits: s.ConnLimits, AddressLimit: s.peers.limit, Protocol: "smtp", Logger: s.log}
+		s.conns = &throttle.Conns{Limits: s.ConnLimits, AddressLimit: s.peers.limit, Protocol: "smtp", Logger: s.log,
+			Metrics: s.ConnMetrics}
 		s.open = make(map[*conn]struct{})
 		s.memory.max = maxMemInFlight
 		s.inflight.max = s.MaxInFlight
@@ -249,6 +256,16 @@ func (s *Server) serve(l net.Listener, r role, implicitTLS bool) error {
 	srv.AllowInsecureAuth = r == roleMX
 	srv.ErrorLog = errorLog{s.log}
 	srv.TLSHandshakeFailed = func(c net.Conn, err error) { s.TLSFailures.Failed("smtp", c, err) }
+	if s.Replied != nil {
+		listener := r.String()
+		srv.Replied = func(cmd string, code int, e smtp.EnhancedCode) {
+			enhanced := ""
+			if e != smtp.NoEnhancedCode {
+				enhanced = fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
+			}
+			s.Replied(listener, cmd, code, enhanced)
+		}
+	}
 
 	s.mu.Lock()
 	if s.closed.Load() {

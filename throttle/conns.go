@@ -82,6 +82,8 @@ type Conns struct {
 	Protocol     string       // in log lines: "imap", "smtp"
 	Logger       *slog.Logger // nil means slog.Default()
 	Now          func() time.Time
+	// Metrics, if set, is told of connections opened, refused, logged in and closed.
+	Metrics ConnMetrics
 
 	once     sync.Once
 	lim      ConnLimits
@@ -100,6 +102,15 @@ func (c *Conns) init() {
 		c.acct = make(map[string]int)
 		c.acctAddr = make(map[[2]string]int)
 	})
+}
+
+// ConnMetrics counts what Conns sees, for monitoring.
+type ConnMetrics interface {
+	Opened()
+	Refused(limit string)
+	LoggedIn()  // the connection became an account's session
+	LoggedOut() // a session ended (its connection may go on)
+	Closed()
 }
 
 // Conn is one connection counted by Conns, from Open until Close.
@@ -140,6 +151,9 @@ func (c *Conns) Open(addr netip.Addr) (*Conn, error) {
 		c.refused(err)
 		return nil, err
 	}
+	if c.Metrics != nil {
+		c.Metrics.Opened()
+	}
 	return &Conn{c: c, addr: addr, key: key}, nil
 }
 
@@ -163,6 +177,9 @@ func (x *Conn) Login(account string) error {
 		c.acct[account]++
 		c.acctAddr[aa]++
 		x.account = account
+		if c.Metrics != nil {
+			c.Metrics.LoggedIn()
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -195,6 +212,9 @@ func (x *Conn) Close() {
 	}
 	x.closed = true
 	c.total--
+	if c.Metrics != nil {
+		c.Metrics.Closed()
+	}
 	if x.account != "" {
 		x.uncountAccount()
 	} else {
@@ -204,6 +224,9 @@ func (x *Conn) Close() {
 
 // uncountAccount runs under c.mu.
 func (x *Conn) uncountAccount() {
+	if x.c.Metrics != nil {
+		x.c.Metrics.LoggedOut()
+	}
 	decr(x.c.acct, x.account)
 	decr(x.c.acctAddr, [2]string{x.account, x.key})
 	x.account = ""
@@ -218,6 +241,9 @@ func decr[K comparable](m map[K]int, k K) {
 }
 
 func (c *Conns) refused(e *LimitError) {
+	if c.Metrics != nil {
+		c.Metrics.Refused(e.Limit)
+	}
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now

@@ -41,6 +41,10 @@ type Logins struct {
 	AddressFree int
 	Now         func() time.Time // nil means time.Now; tests move time
 	Logger      *slog.Logger     // refusals, rate-limited; nil means slog.Default()
+	// Counted, if set, is told the outcome of every login: "success",
+	// "failure" (a wrong password) or "throttled" (refused unchecked). It
+	// may be called with Logins' lock held: it must not call back.
+	Counted func(outcome string)
 
 	mu       sync.Mutex
 	accounts map[string]*account // by canonical name; overflowKey once full
@@ -154,6 +158,7 @@ func (l *Logins) Begin(acct string, addr netip.Addr) (*Attempt, error) {
 			}
 			l.log().Warn("login throttled", attrs...)
 		}
+		l.count("throttled")
 		return nil, &ThrottledError{RetryAfter: wait}
 	}
 	// The check counts as a failure until it succeeds, so that checks begun
@@ -169,8 +174,18 @@ func (l *Logins) Begin(acct string, addr netip.Addr) (*Attempt, error) {
 // Fail records a wrong password.
 func (t *Attempt) Fail() {
 	t.l.mu.Lock()
-	defer t.l.mu.Unlock()
+	settled := t.settled
 	t.settled = true
+	t.l.mu.Unlock()
+	if !settled {
+		t.l.count("failure")
+	}
+}
+
+func (l *Logins) count(outcome string) {
+	if l.Counted != nil {
+		l.Counted(outcome)
+	}
 }
 
 // Succeed records a right password: the check does not count as a failure
@@ -187,6 +202,7 @@ func (t *Attempt) Succeed() {
 	}
 	t.settled = true
 	t.uncount()
+	l.count("success")
 	if t.acct == overflowKey {
 		return
 	}

@@ -21,6 +21,7 @@ import (
 	"sealmail/imapd"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
+	"sealmail/metrics"
 	"sealmail/registry"
 	"sealmail/relay"
 	"sealmail/resolve"
@@ -32,7 +33,7 @@ import (
 )
 
 // listenerKeys are the configuration keys (and serve flags) of the listeners.
-var listenerKeys = []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr", "https-addr", "http-addr"}
+var listenerKeys = []string{"smtp-addr", "submission-addr", "submissions-addr", "imap-addr", "imaps-addr", "https-addr", "http-addr", "metrics-addr"}
 
 var serveCmd = &command{name: "serve", short: "run the SMTP and IMAP servers until SIGINT or SIGTERM", run: serveMain}
 
@@ -44,7 +45,7 @@ const tsaTimeout = 30 * time.Second
 
 func serveMain(ctx context.Context, args []string) error {
 	f := newFlags("serve", "[--smtp-addr A] [--submission-addr A] [--submissions-addr A] [--imap-addr A] [--imaps-addr A]\n"+
-		"              [--https-addr A] [--http-addr A]\n"+
+		"              [--https-addr A] [--http-addr A] [--metrics-addr A]\n"+
 		"              [--dns off|system|HOST:PORT] [--data DIR]\n\n"+
 		"The flags override the settings of the same name in DIR/sealmail.toml; an empty\n"+
 		"address turns that listener off.")
@@ -64,7 +65,8 @@ func serveMain(ctx context.Context, args []string) error {
 	}
 	settings := map[string]*string{
 		"smtp-addr": &c.SMTPAddr, "submission-addr": &c.SubmissionAddr, "submissions-addr": &c.SubmissionsAddr,
-		"imap-addr": &c.IMAPAddr, "imaps-addr": &c.IMAPSAddr, "https-addr": &c.HTTPSAddr, "http-addr": &c.HTTPAddr, "dns": &c.DNS,
+		"imap-addr": &c.IMAPAddr, "imaps-addr": &c.IMAPSAddr, "https-addr": &c.HTTPSAddr, "http-addr": &c.HTTPAddr,
+		"metrics-addr": &c.MetricsAddr, "dns": &c.DNS,
 	}
 	f.Visit(func(fl *flag.Flag) {
 		if p := settings[fl.Name]; p != nil {
@@ -89,13 +91,17 @@ func serve(ctx context.Context, c *config.Config) error {
 	for _, w := range c.Warnings {
 		log.Warn("configuration: " + w)
 	}
-	s, err := mailstore.Open(c.Dir, mailstore.Options{})
+	// The metrics exist before the store, which reports its commits; the
+	// queue is read from the store at each scrape.
+	m := metrics.New(log.With("component", "metrics"))
+	s, err := mailstore.Open(c.Dir, mailstore.Options{Committed: m.StoreCommit})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	// Log out of seal tokens (PKCS#11) on the way out.
 	defer signing.CloseTokens()
+	m.WatchQueue(s)
 	certMgr := &certs.Manager{CertFile: c.Path(c.TLS.Cert), KeyFile: c.Path(c.TLS.Key),
 		CAFile: c.Path(certs.CAFile), CAKeyFile: c.Path(certs.CAKeyFile), Logger: log.With("component", "tls"),
 		Names: func() ([]string, error) { return certNames(ctx, s, c.Hostname) }}
@@ -127,12 +133,13 @@ func serve(ctx context.Context, c *config.Config) error {
 	}
 	docs := &registry.Registry{Store: s, DataDir: c.Dir, Hostname: c.Hostname, Queue: queue, Logger: log.With("server", "registry"),
 		TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{},
-		PDF: policy}
+		PDF: policy, Counted: m.Document}
 	if c.Documents.TSAURL != "" {
 		docs.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}
-	tlsFailures := &tlslog.Reporter{Logger: log.With("component", "tls")}
+	tlsFailures := &tlslog.Reporter{Logger: log.With("component", "tls"), Count: m.TLSFailure}
 	logins := throttle.NewLogins()
+	logins.Counted = m.Login
 	logins.Logger = log.With("server", "login")
 	conns := throttle.ConnLimits{
 		PerAddress:        c.Limits.MaxUnauthPerIP,
@@ -149,6 +156,8 @@ func serve(ctx context.Context, c *config.Config) error {
 		ConnLimits:     conns,
 		Logins:         logins,
 		TLSFailures:    tlsFailures,
+		ConnMetrics:    m.Conns("imap"),
+		CommandDone:    m.IMAPCommand,
 	}
 	smtp := &smtpd.Server{
 		Store:          s,
@@ -169,8 +178,11 @@ func serve(ctx context.Context, c *config.Config) error {
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
 		Registry:       docs,
 		TLSFailures:    tlsFailures,
+		ConnMetrics:    m.Conns("smtp"),
+		Replied:        m.SMTPReply,
 	}
 	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures}
+	mserv := &metrics.Server{Metrics: m}
 	type listener struct {
 		key, addr string
 		serve     func(net.Listener) error
@@ -184,6 +196,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		{key: "imaps-addr", addr: c.IMAPSAddr, serve: imap.ServeTLS},
 		{key: "https-addr", addr: c.HTTPSAddr, serve: web.ServeHTTPS},
 		{key: "http-addr", addr: c.HTTPAddr, serve: func(l net.Listener) error { return web.ServePlain(l, web.Client.HTTPS) }},
+		{key: "metrics-addr", addr: c.MetricsAddr, serve: mserv.Serve},
 	}
 	// Bind everything before serving anything: a port that is taken fails the
 	// start as a whole instead of leaving a server with half its listeners.
@@ -252,7 +265,7 @@ wait:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = errors.Join(err, smtp.Shutdown(sctx), imap.Shutdown(sctx), web.Shutdown(sctx))
+	err = errors.Join(err, smtp.Shutdown(sctx), imap.Shutdown(sctx), web.Shutdown(sctx), mserv.Shutdown(sctx))
 	// The queue stops last: nothing enqueues once SMTP is down.
 	stopQueue()
 	if queued != nil {

@@ -45,6 +45,8 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	cmd string // sealmail: the command being answered, for Server.Replied
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -89,6 +91,7 @@ func (c *Conn) init() {
 
 // Commands are dispatched to the appropriate handler functions.
 func (c *Conn) handle(cmd string, arg string) {
+	c.cmd = strings.ToUpper(cmd) // sealmail
 	// If panic happens during command handling - send 421 response
 	// and close connection.
 	defer func() {
@@ -1350,6 +1353,10 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 
 	// transform each single line with \n, into separate lines
 	text = strings.Split(strings.Join(text, "\n"), "\n")
+
+	if c.server.Replied != nil { // sealmail
+		c.server.Replied(c.cmd, code, enhCode)
+	}
 
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {

@@ -45,6 +45,9 @@ type Server struct {
 	// handshake (implicit TLS and STARTTLS), so that the server can say why
 	// a client cannot connect.
 	TLSHandshakeFailed func(c net.Conn, err error)
+	// sealmail: Replied, when set, is told of every reply: the command it
+	// answers (upper case; "" for the greeting), its code and enhanced code.
+	Replied func(cmd string, code int, enhanced EnhancedCode)
 
 	// sealmail: MinDataRate, if not zero, is the slowest a message may come,
 	// in bytes per second on average, once DataGrace has passed since its

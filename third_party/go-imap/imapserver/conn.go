@@ -279,7 +279,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	c.cmdCtx = ctx
 	c.mutex.Unlock()
 	stopWatch := watchHangup(c.conn, cancel)
+	start := time.Now()
 	defer func() {
+		c.server.options.commandDone(name, time.Since(start)) // sealmail
 		stopWatch()
 		cancel()
 		c.mutex.Lock()

@@ -57,6 +57,16 @@ type Options struct {
 	// handshake (implicit TLS and STARTTLS), so that the server can say why
 	// a client cannot connect.
 	TLSHandshakeFailed func(c net.Conn, err error)
+	// sealmail: CommandDone, when set, is told of every command handled: its
+	// name as the client sent it (upper case, "UID FETCH" for UID commands)
+	// and how long it took, the response included.
+	CommandDone func(name string, d time.Duration)
+}
+
+func (options *Options) commandDone(name string, d time.Duration) {
+	if options.CommandDone != nil {
+		options.CommandDone(name, d)
+	}
 }
 
 // sealmail: tlsFailed reports a failed TLS handshake to TLSHandshakeFailed.
