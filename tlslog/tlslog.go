@@ -54,7 +54,8 @@ func (r *Reporter) Failed(protocol string, c net.Conn, err error) {
 	remote, local := c.RemoteAddr(), c.LocalAddr().String()
 	reason, hint := Classify(err)
 	if r.Count != nil {
-		r.Count(protocol, reason)
+		// Counted once the line is written: a test waiting on Count then sees it.
+		defer r.Count(protocol, reason)
 	}
 	ip := addrOf(remote)
 	if reason == "hangup" {
