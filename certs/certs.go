@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"sealmail/config"
+	"sealmail/internal/durable"
 )
 
 // The local CA's files, relative to the data directory.
@@ -265,12 +266,7 @@ func replace(path string, data []byte, mode os.FileMode) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // IssuedLocally tells whether the certificate in certFile was issued by the
