@@ -78,24 +78,55 @@ func contentErr(sum Sum, err error) error {
 // loadContent reads a whole content of the given size and checks it against
 // its sum: a damaged file is reported, never served.
 func (s *Store) loadContent(ctx context.Context, sum Sum, size int64) ([]byte, error) {
+	r, err := s.openContent(ctx, sum, size)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// openContent opens a whole content of the given size for reading, checked
+// against its sum as it is read: the read that reaches its end fails if the
+// content is damaged, so what was read before is to be trusted only then.
+func (s *Store) openContent(ctx context.Context, sum Sum, size int64) (io.ReadCloser, error) {
 	r, total, err := s.blobs.Open(ctx, sum, 0, -1)
 	if err != nil {
 		return nil, contentErr(sum, err)
 	}
-	defer r.Close()
 	if total != size {
+		r.Close()
 		return nil, fmt.Errorf("%w: %s is %d bytes, should be %d", ErrContentCorrupt, SumHex(sum), total, size)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
-	h := sha256.New()
-	if _, err := buf.ReadFrom(io.TeeReader(r, h)); err != nil {
-		return nil, contentErr(sum, err)
-	}
-	if int64(buf.Len()) != size || !sumIs(h, sum) {
-		return nil, fmt.Errorf("%w: %s does not hash to its name", ErrContentCorrupt, SumHex(sum))
-	}
-	return buf.Bytes(), nil
+	return &checked{r: r, h: sha256.New(), sum: sum, left: size}, nil
 }
+
+// checked hashes what is read through it and checks the sum at the end.
+type checked struct {
+	r    io.ReadCloser
+	h    hash.Hash
+	sum  Sum
+	left int64
+}
+
+func (c *checked) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.left -= int64(n)
+	switch {
+	case err == io.EOF && (c.left != 0 || !sumIs(c.h, c.sum)):
+		return n, fmt.Errorf("%w: %s does not hash to its name", ErrContentCorrupt, SumHex(c.sum))
+	case err != nil && err != io.EOF:
+		return n, contentErr(c.sum, err)
+	}
+	return n, err
+}
+
+func (c *checked) Close() error { return c.r.Close() }
 
 func sumIs(h hash.Hash, sum Sum) bool {
 	var got Sum

@@ -1,7 +1,6 @@
 package mailstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -156,7 +155,7 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	var blobs []*blob
 	byHash := map[Sum]*blob{}
 	add := func(content []byte) *blob {
-		b := newBlob(content)
+		b, _ := newBlob(Bytes(content)) // read from memory: cannot fail
 		if old := byHash[b.hash]; old != nil {
 			return old
 		}
@@ -190,7 +189,7 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		for _, b := range blobs {
-			if err = s.blobs.Put(ctx, b.hash, bytes.NewReader(b.content), int64(len(b.content))); err != nil {
+			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
 				return DocCommitted{}, fmt.Errorf("mailstore: commit document: %w", err)
 			}
 		}

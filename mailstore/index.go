@@ -3,6 +3,7 @@ package mailstore
 import (
 	"context"
 	"database/sql"
+	"io"
 	"time"
 )
 
@@ -110,14 +111,14 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 				return err
 			}
 			copy(c.Sum[:], hash)
-			data, err := s.loadContent(ctx, c.Sum, c.Size)
+			p.text, err = s.contentText(ctx, c)
 			if err != nil {
 				// Indexed as empty rather than retried for ever; 'sealmail
 				// check' reports the damage.
 				s.log.Error("indexing", "err", err)
+				p.text = new(text)
 			}
-			size += len(data)
-			p.text = extractText(data)
+			size += int(c.Size)
 			batch = append(batch, p)
 		}
 		if len(batch) == indexBatch {
@@ -192,11 +193,11 @@ func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
 				return err
 			}
 			copy(c.Sum[:], hash)
-			data, err := s.loadContent(ctx, c.Sum, c.Size)
+			g.text, err = s.contentText(ctx, c)
 			if err != nil {
 				s.log.Warn("removing an index row without its text; its terms stay behind", "err", err)
+				g.text = new(text)
 			}
-			g.text = extractText(data)
 			batch = append(batch, g)
 		}
 		return rows.Err()
@@ -273,4 +274,20 @@ func addVocab(tx *sql.Tx, words map[string]struct{}) error {
 		}
 	}
 	return nil
+}
+
+// contentText extracts the searchable text of a content as it reads it from
+// the blob store: a 50 MiB attachment costs the indexer a few buffers.
+func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
+	r, err := s.openContent(ctx, c.Sum, c.Size)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	er := &errReader{r: r}
+	t := extractTextFrom(er)
+	if _, err := io.Copy(io.Discard, er); err != nil {
+		return nil, err
+	}
+	return t, er.err
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -42,54 +43,111 @@ type Delivered struct {
 	UIDValidity uint32
 	UID         uint32
 	Err         error // ErrOverQuota, ErrNotFound (account gone), ErrImported, or nil
+	// Overfilled says the message was delivered over the target's quota
+	// (Delivery.Overfill).
+	Overfilled bool
 }
 
-// Deliver stores one message for several targets, its content once. It returns
-// when the message is durable for every target that has no error. A target over
-// quota, or whose account has gone, gets its own error without failing the others.
-func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, targets []Target) ([]Delivered, error) {
-	if len(targets) == 0 {
-		return nil, fmt.Errorf("%w: no targets", ErrInvalid)
+// Content is a message to store, read from R (Size bytes) twice: once to hash
+// and parse it, once into the blob store. A message on disk (an SMTP spool
+// file) is so stored without ever being in memory whole.
+type Content struct {
+	R    io.ReaderAt
+	Size int64
+}
+
+// Bytes is Content in memory.
+func Bytes(b []byte) Content { return Content{bytes.NewReader(b), int64(len(b))} }
+
+// Delivery is one message for local mailboxes, the outbound queue, or both:
+// Accept stores it for all of them in one transaction, so that a failure
+// leaves either every copy or none, and a client's retry never duplicates
+// the local ones.
+type Delivery struct {
+	Content Content
+	Date    time.Time // the internal date; zero means now
+	Targets []Target
+	// Overfill delivers to targets over quota after all when another target
+	// or the queue takes the message: SMTP answers once for all recipients,
+	// so the choice is a mailbox over its quota or a bounce to the sender
+	// for a message most recipients have. Quota is still enforced at RCPT
+	// and whenever the message fits no one.
+	Overfill bool
+	// From and Remote, if Remote is not empty, queue the message for outbound
+	// delivery to Remote with envelope sender From.
+	From   string
+	Remote []string
+}
+
+// Accepted says what became of a Delivery.
+type Accepted struct {
+	Delivered []Delivered // one per target, in order
+	QueueID   int64       // the queue entry for Remote, or 0
+}
+
+// Accept stores a Delivery and returns when it is durable for every target
+// without an error and for the queue. A target over quota, or whose account
+// has gone, gets its own error without failing the others; when every target
+// fails and nothing is queued, nothing is stored.
+func (s *Store) Accept(ctx context.Context, d Delivery) (Accepted, error) {
+	if len(d.Targets) == 0 && len(d.Remote) == 0 {
+		return Accepted{}, fmt.Errorf("%w: no targets and no recipients", ErrInvalid)
 	}
-	b := newBlob(content)
+	b, err := newBlob(d.Content)
+	if err != nil {
+		return Accepted{}, fmt.Errorf("mailstore: deliver: %w", err)
+	}
+	date := d.Date
 	if date.IsZero() {
 		date = time.Now()
 	}
-	flagSets := make([]string, len(targets))
-	for i, t := range targets {
+	flagSets := make([]string, len(d.Targets))
+	for i, t := range d.Targets {
 		flagSets[i] = joinFlags(t.Flags)
 	}
-	out := make([]Delivered, len(targets))
-	err := s.storeContent(ctx, b, func(tx *sql.Tx) error {
-		for i := range out {
-			out[i] = Delivered{}
+	queued := 0
+	if len(d.Remote) > 0 {
+		queued = 1
+	}
+	var out Accepted
+	out.Delivered = make([]Delivered, len(d.Targets))
+	err = s.storeContent(ctx, b, func(tx *sql.Tx) error {
+		out.QueueID = 0
+		for i := range out.Delivered {
+			out.Delivered[i] = Delivered{}
 		}
 		// Count a reference per target up front: failures are the exception.
-		blobID, err := s.insertBlob(tx, b, len(targets))
+		refs := len(d.Targets) + queued
+		blobID, err := s.insertBlob(tx, b, refs)
 		if err != nil {
 			return err
 		}
 		n := 0
-		for i, t := range targets {
+		var full []int
+		deliver := func(i int, ignoreQuota bool) error {
+			t := d.Targets[i]
 			mb, err := targetMailbox(tx, t)
 			if err != nil {
-				out[i].Err = err
-				continue
+				out.Delivered[i].Err = err
+				return nil
 			}
 			if t.Origin != nil {
 				if err := importedBefore(tx, t.AccountID, t.Origin); err != nil {
 					if !errors.Is(err, ErrImported) {
 						return err
 					}
-					out[i].Err = err
-					continue
+					out.Delivered[i].Err = err
+					return nil
 				}
 			}
-			if err := charge(tx, t.AccountID, int64(len(content)), t.IgnoreQuota); err != nil {
-				out[i].Err = err
-				continue
+			if err := charge(tx, t.AccountID, b.size, ignoreQuota || t.IgnoreQuota); err != nil {
+				out.Delivered[i].Err = err
+				if errors.Is(err, ErrOverQuota) {
+					full = append(full, i)
+				}
+				return nil
 			}
-			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date, int64(len(content)))
+			uid, err := insertMessage(tx, mb, blobID, flagSets[i], date, b.size)
 			if err != nil {
 				return err
 			}
@@ -98,14 +156,33 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 					return err
 				}
 			}
-			out[i] = Delivered{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, UID: uid}
+			out.Delivered[i] = Delivered{MailboxID: mb.ID, UIDValidity: mb.UIDValidity, UID: uid, Overfilled: ignoreQuota}
 			n++
+			return nil
 		}
-		if n == 0 {
+		for i := range d.Targets {
+			if err := deliver(i, false); err != nil {
+				return err
+			}
+		}
+		fault("accept:delivered")
+		if queued > 0 {
+			if out.QueueID, err = insertQueue(tx, d.From, d.Remote, blobID, now()); err != nil {
+				return err
+			}
+		}
+		if d.Overfill && n+queued > 0 {
+			for _, i := range slices.Clone(full) {
+				if err := deliver(i, true); err != nil {
+					return err
+				}
+			}
+		}
+		if n+queued == 0 {
 			return errAllFailed
 		}
-		if n < len(targets) {
-			_, err = tx.Exec(`UPDATE blobs SET refs = refs - ? WHERE id=?`, len(targets)-n, blobID)
+		if n+queued < refs {
+			_, err = tx.Exec(`UPDATE blobs SET refs = refs - ? WHERE id=?`, refs-n-queued, blobID)
 		}
 		return err
 	})
@@ -117,9 +194,19 @@ func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, tar
 		return out, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: deliver: %w", err)
+		return Accepted{}, fmt.Errorf("mailstore: deliver: %w", err)
 	}
 	return out, nil
+}
+
+// Deliver stores one message for several targets, its content once: Accept
+// of a message in memory for local targets only.
+func (s *Store) Deliver(ctx context.Context, content []byte, date time.Time, targets []Target) ([]Delivered, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: no targets", ErrInvalid)
+	}
+	a, err := s.Accept(ctx, Delivery{Content: Bytes(content), Date: date, Targets: targets})
+	return a.Delivered, err
 }
 
 // errAllFailed rolls back a delivery whose every target failed, so no blob is left
@@ -219,15 +306,40 @@ func addKeywords(tx *sql.Tx, mailboxID int64, flags string) error {
 // transaction, so the writer goroutine spends its time only on SQL.
 type blob struct {
 	hash      Sum
-	content   []byte
+	content   Content
+	size      int64
 	envelope  []byte
 	structure []byte
 }
 
-func newBlob(content []byte) *blob {
-	env, st := parse(content, nil)
-	structure, _ := json.Marshal(st)
-	return &blob{hash: sha256.Sum256(content), content: content, envelope: encodeEnvelope(&env), structure: structure}
+// newBlob hashes and parses content in one pass over it.
+func newBlob(content Content) (*blob, error) {
+	h := sha256.New()
+	r := &errReader{r: io.TeeReader(io.NewSectionReader(content.R, 0, content.Size), h)}
+	env, st := parseFrom(r, nil)
+	io.Copy(io.Discard, r) // what the parser left, for the hash
+	if r.err != nil {
+		return nil, fmt.Errorf("reading the message: %w", r.err)
+	}
+	b := &blob{content: content, size: content.Size, envelope: encodeEnvelope(&env)}
+	b.structure, _ = json.Marshal(st)
+	h.Sum(b.hash[:0])
+	return b, nil
+}
+
+// errReader keeps the first read error other than EOF, which the parser,
+// made for bytes in memory, does not report.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // storeContent puts b's content in the blob store and runs fn, which refers
@@ -238,7 +350,7 @@ func newBlob(content []byte) *blob {
 func (s *Store) storeContent(ctx context.Context, b *blob, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.blobs.Put(ctx, b.hash, bytes.NewReader(b.content), int64(len(b.content))); err != nil {
+		if err = s.blobs.Put(ctx, b.hash, io.NewSectionReader(b.content.R, 0, b.size), b.size); err != nil {
 			return s.classify(err)
 		}
 		fault("content:put")
@@ -261,7 +373,7 @@ func (s *Store) insertBlob(tx *sql.Tx, b *blob, refs int) (int64, error) {
 	var total int
 	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure) VALUES (?,?,?,?,?)
 		ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs RETURNING id, refs`,
-		b.hash[:], len(b.content), refs, b.envelope, b.structure).Scan(&id, &total)
+		b.hash[:], b.size, refs, b.envelope, b.structure).Scan(&id, &total)
 	if err != nil || total != refs {
 		// total > refs: the content was already referenced, so reclaim
 		// cannot have touched it (and it is indexed or queued).
@@ -270,7 +382,7 @@ func (s *Store) insertBlob(tx *sql.Tx, b *blob, refs int) (int64, error) {
 	// New to the metadata: reclaim may have deleted this content after our
 	// Put. It deletes only inside a write transaction that saw no reference,
 	// so checking here, under the same write lock, settles it.
-	if err := s.claimContent(tx, b.hash, int64(len(b.content))); err != nil {
+	if err := s.claimContent(tx, b.hash, b.size); err != nil {
 		return 0, err
 	}
 	_, err = tx.Exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, id)

@@ -185,7 +185,10 @@ func oldStore(t *testing.T, dir string, n int) [][]byte {
 	for i := 0; i < n; i++ {
 		raw := []byte(fmt.Sprintf("From: a@old.test\r\nTo: a@old.test\r\nSubject: cũ %d\r\n\r\n%s\r\n", i, strings.Repeat("Thư lưu trữ từ trước. ", 200+i)))
 		raws = append(raws, raw)
-		b := newBlob(raw)
+		b, err := newBlob(Bytes(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
 		exec(`INSERT INTO blobs (id, hash, size, refs, envelope, structure, data) VALUES (?,?,?,1,?,?,?)`, i+1, b.hash[:], len(raw), b.envelope, b.structure, raw)
 		exec(`INSERT INTO messages (mailbox_id, uid, blob_id, internal_date, size, modseq) VALUES (1,?,?,0,?,1)`, i+1, i+1, len(raw))
 		exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, i+1)

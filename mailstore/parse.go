@@ -543,3 +543,16 @@ func decodeHeader(v string) string {
 	}
 	return v
 }
+
+// parseFrom is parse of a message read from r. mimetree parses in memory,
+// so the message is read whole (callers bound how many are at once).
+func parseFrom(r io.Reader, t *text) (Envelope, Part) {
+	raw, _ := io.ReadAll(r)
+	return parse(raw, t)
+}
+
+// extractTextFrom is extractText of a message read from r.
+func extractTextFrom(r io.Reader) *text {
+	raw, _ := io.ReadAll(r)
+	return extractText(raw)
+}

@@ -66,21 +66,8 @@ func (s *Store) Enqueue(ctx context.Context, from string, rcpts []string, conten
 	if len(rcpts) == 0 {
 		return 0, fmt.Errorf("mailstore: enqueue: %w: no recipients", ErrInvalid)
 	}
-	b := newBlob(content)
-	t := now()
-	var id int64
-	err := s.storeContent(ctx, b, func(tx *sql.Tx) error {
-		blobID, err := s.insertBlob(tx, b, 1)
-		if err != nil {
-			return err
-		}
-		id, err = insertQueue(tx, from, rcpts, blobID, t)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("mailstore: enqueue: %w", err)
-	}
-	return id, nil
+	a, err := s.Accept(ctx, Delivery{Content: Bytes(content), From: from, Remote: rcpts})
+	return a.QueueID, err
 }
 
 // insertQueue adds a queue entry for content already referenced (blobID),

@@ -31,6 +31,8 @@ func Run(t *testing.T, open Opener) {
 		{"Mailboxes", testMailboxes},
 		{"DeliverFetch", testDeliverFetch},
 		{"SingleInstance", testSingleInstance},
+		{"Accept", testAccept},
+		{"Overfill", testOverfill},
 		{"Flags", testFlags},
 		{"Quota", testQuota},
 		{"AppendMany", testAppendMany},
