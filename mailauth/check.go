@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/mail"
@@ -58,9 +59,14 @@ type Checker struct {
 // Check verifies DKIM, SPF and DMARC of a message received from ip, which said
 // helo and MAIL FROM:<mailFrom>. It returns a complete Authentication-Results
 // header field (without CRLF), the verdict, and a reason for a verdict other
-// than Accept.
-func (c *Checker) Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (header string, v Verdict, reason string) {
-	from, fromErr := headerFrom(msg)
+// than Accept. It reads the message from msg as it goes: a large message is
+// never in memory whole.
+func (c *Checker) Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg io.Reader) (header string, v Verdict, reason string) {
+	// The header is read for the From: domain, and again by DKIM with the
+	// rest: what the first reading took is kept for the second.
+	var head bytes.Buffer
+	from, fromErr := headerFrom(io.LimitReader(io.TeeReader(msg, &head), maxHeader))
+	msg = io.MultiReader(&head, msg)
 	if _, off := c.Resolver.(resolve.Off); off || c.Resolver == nil {
 		res := []authres.Result{
 			&authres.DKIMResult{Value: authres.ResultNone},
@@ -128,8 +134,8 @@ func (c *Checker) lookupTXT(ctx context.Context) func(string) ([]string, error) 
 	}
 }
 
-func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []*authres.DKIMResult {
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: c.lookupTXT(ctx), MaxVerifications: 5})
+func (c *Checker) verifyDKIM(ctx context.Context, msg io.Reader) []*authres.DKIMResult {
+	vs, err := dkim.VerifyWithOptions(msg, &dkim.VerifyOptions{LookupTXT: c.lookupTXT(ctx), MaxVerifications: 5})
 	if err != nil && len(vs) == 0 {
 		return []*authres.DKIMResult{{Value: authres.ResultPermError, Reason: err.Error()}}
 	}
@@ -215,8 +221,8 @@ func (c *Checker) dmarc(ctx context.Context, from string, fromErr error, mailFro
 }
 
 // headerFrom returns the domain of the message's one From address.
-func headerFrom(msg []byte) (string, error) {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
+func headerFrom(msg io.Reader) (string, error) {
+	m, err := mail.ReadMessage(msg)
 	if err != nil {
 		return "", fmt.Errorf("unreadable header: %w", err)
 	}
@@ -233,6 +239,10 @@ func headerFrom(msg []byte) (string, error) {
 	}
 	return d, nil
 }
+
+// maxHeader bounds the header read for the From: field; a longer one is
+// unreadable, as the SMTP server refuses it anyway.
+const maxHeader = 1 << 20
 
 // twoLevelSuffixes are public suffixes of two labels under which
 // organisations register: Vietnam's and a few common others. Without the full

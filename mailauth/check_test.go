@@ -95,7 +95,7 @@ func TestDMARC(t *testing.T) {
 		{"a@sub.strict.test", "a@strict.test", Reject, "dmarc=fail"}, // strict SPF alignment
 		{"a@other.test", "a@nopolicy.test", Accept, "dmarc=none"},
 	} {
-		hdr, v, reason := c.Check(ctx, clientIP, "mail.other.test", tc.mailFrom, msgFrom(tc.from))
+		hdr, v, reason := c.Check(ctx, clientIP, "mail.other.test", tc.mailFrom, bytes.NewReader(msgFrom(tc.from)))
 		if v != tc.want || !strings.Contains(hdr, tc.dmarc) || !strings.HasPrefix(hdr, "Authentication-Results: mx.example.test;") {
 			t.Errorf("%s / %s: %v %q, header %s", tc.mailFrom, tc.from, v, reason, hdr)
 		}
@@ -105,11 +105,11 @@ func TestDMARC(t *testing.T) {
 	}
 	// Local policy overrides.
 	c.Policy = "none"
-	if _, v, _ := c.Check(ctx, clientIP, "h", "a@other.test", msgFrom("a@reject.test")); v != Accept {
+	if _, v, _ := c.Check(ctx, clientIP, "h", "a@other.test", bytes.NewReader(msgFrom("a@reject.test"))); v != Accept {
 		t.Errorf("policy none: %v", v)
 	}
 	c.Policy = "quarantine"
-	if _, v, _ := c.Check(ctx, clientIP, "h", "a@other.test", msgFrom("a@reject.test")); v != Quarantine {
+	if _, v, _ := c.Check(ctx, clientIP, "h", "a@other.test", bytes.NewReader(msgFrom("a@reject.test"))); v != Quarantine {
 		t.Errorf("policy quarantine: %v", v)
 	}
 }
@@ -134,7 +134,7 @@ func TestDeadResolverIsTempError(t *testing.T) {
 	c := &Checker{Resolver: resolve.NewCache(hanging{}, 50*time.Millisecond), Hostname: "mx.example.test"}
 	signed := signedMessage(t)
 	start := time.Now()
-	hdr, v, _ := c.Check(context.Background(), clientIP, "h", "a@example.test", signed)
+	hdr, v, _ := c.Check(context.Background(), clientIP, "h", "a@example.test", bytes.NewReader(signed))
 	if v != Accept || !strings.Contains(hdr, "spf=temperror") || !strings.Contains(hdr, "dkim=temperror") || !strings.Contains(hdr, "dmarc=temperror") {
 		t.Errorf("dead resolver: %v %s", v, hdr)
 	}
@@ -143,7 +143,7 @@ func TestDeadResolverIsTempError(t *testing.T) {
 	}
 	// DNS off: everything none, nothing looked up.
 	c.Resolver = resolve.Off{}
-	hdr, v, _ = c.Check(context.Background(), clientIP, "h", "a@example.test", signed)
+	hdr, v, _ = c.Check(context.Background(), clientIP, "h", "a@example.test", bytes.NewReader(signed))
 	if v != Accept || !strings.Contains(hdr, "dkim=none") || !strings.Contains(hdr, "spf=none") || !strings.Contains(hdr, "dmarc=none") {
 		t.Errorf("dns off: %v %s", v, hdr)
 	}
@@ -182,7 +182,7 @@ func TestSignRoundTrip(t *testing.T) {
 		}
 	}
 	c := &Checker{Resolver: &resolve.Static{TXT: map[string][]string{name: {value}, "_dmarc.example.test": {"v=DMARC1; p=reject"}}}, Hostname: "mx"}
-	hdr, v, _ := c.Check(context.Background(), clientIP, "h", "bounce@elsewhere.test", out)
+	hdr, v, _ := c.Check(context.Background(), clientIP, "h", "bounce@elsewhere.test", bytes.NewReader(out))
 	if v != Accept || !strings.Contains(hdr, "dkim=pass") || !strings.Contains(hdr, "dmarc=pass") {
 		t.Errorf("round trip: %v %s", v, hdr)
 	}

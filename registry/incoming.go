@@ -15,6 +15,18 @@ import (
 	"sealmail/signing"
 )
 
+// Concerns reports whether Incoming may handle a message with this header
+// (or whole message): the SMTP server reads a large message into memory for
+// Incoming only then.
+func Concerns(header []byte) bool {
+	h, _, err := splitHeader(header)
+	return err == nil && concerns(h)
+}
+
+func concerns(h mail.Header) bool {
+	return h.Has(fieldReceipt) || h.Has(fieldDocumentID) || h.Has(fieldDocument)
+}
+
 // Incoming handles a message arriving for local recipients if it is an
 // official document, a claim to be one, or a receipt (see the package
 // documentation). rcpts are the local recipient addresses, targets the
@@ -24,13 +36,10 @@ import (
 // keeps its number.
 func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string, targets []mailstore.Target, msg []byte) (handled bool, err error) {
 	h, _, err := splitHeader(msg)
-	if err != nil {
+	if err != nil || !concerns(h) {
 		return false, nil
 	}
 	isReceipt := h.Has(fieldReceipt)
-	if !isReceipt && !h.Has(fieldDocumentID) && !h.Has(fieldDocument) {
-		return false, nil
-	}
 	groups, err := r.byAgency(ctx, rcpts, targets)
 	if err != nil || len(groups) == 0 {
 		return false, err

@@ -404,21 +404,22 @@ func (q *Queue) notify(ctx context.Context, sender string, msg []byte) error {
 	for _, a := range accts {
 		targets = append(targets, mailstore.Target{AccountID: a.ID, IgnoreQuota: true})
 	}
-	if len(targets) > 0 {
-		ds, err := q.Store.Deliver(ctx, msg, time.Now(), targets)
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			if d.Err != nil {
-				q.logger().Warn("relay: notice not delivered", "sender", sender, "err", d.Err)
-			}
+	if len(targets) == 0 && len(remote) == 0 {
+		return nil
+	}
+	// A list's local and remote members get the notice in one transaction:
+	// a failure between the two would duplicate the local copies at the retry.
+	a, err := q.Store.Accept(ctx, mailstore.Delivery{Content: mailstore.Bytes(msg), Date: time.Now(), Targets: targets, Remote: remote})
+	if err != nil {
+		return err
+	}
+	for _, d := range a.Delivered {
+		if d.Err != nil {
+			q.logger().Warn("relay: notice not delivered", "sender", sender, "err", d.Err)
 		}
 	}
-	if len(remote) > 0 {
-		_, err := q.Store.Enqueue(ctx, "", remote, msg)
+	if a.QueueID != 0 {
 		q.Wake()
-		return err
 	}
 	return nil
 }

@@ -73,13 +73,13 @@ func TestDeliverSignedOverTLS(t *testing.T) {
 	// The receiving side verifies it with the published record.
 	r.TXT = map[string][]string{name: {value}}
 	c := &mailauth.Checker{Resolver: r, Hostname: "mx.remote.test"}
-	hdr, v, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", got.data)
+	hdr, v, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", bytes.NewReader(got.data))
 	if !strings.Contains(hdr, "dkim=pass") || !strings.Contains(hdr, "header.d=example.test") || v != mailauth.Accept {
 		t.Errorf("verification: %s (%v)", hdr, v)
 	}
 	// Tampering breaks it.
 	bad := bytes.Replace(got.data, []byte("Kính gửi"), []byte("Kinh gui"), 1)
-	if hdr, _, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", bad); !strings.Contains(hdr, "dkim=fail") {
+	if hdr, _, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", bytes.NewReader(bad)); !strings.Contains(hdr, "dkim=fail") {
 		t.Errorf("tampered message: %s", hdr)
 	}
 }

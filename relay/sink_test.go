@@ -89,7 +89,7 @@ func TestSmtpSink(t *testing.T) {
 	// What the foreign server received still verifies.
 	r.TXT = map[string][]string{name: {value}}
 	c := &mailauth.Checker{Resolver: r, Hostname: "sink.remote.test"}
-	if hdr, _, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", b); !strings.Contains(hdr, "dkim=pass") {
+	if hdr, _, _ := c.Check(ctx, net.IPv4(127, 0, 0, 1), "mail.example.test", "a@example.test", bytes.NewReader(b)); !strings.Contains(hdr, "dkim=pass") {
 		t.Errorf("DKIM of the received message: %s", hdr)
 	}
 }

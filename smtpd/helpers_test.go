@@ -15,7 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,12 +41,10 @@ type env struct {
 	serveErrs chan error
 }
 
-// fakeQueue records what it is given.
-type fakeQueue struct {
-	mu    sync.Mutex
-	calls []queued
-	err   error
-}
+// fakeQueue counts the wake-ups of the relay; the store holds the queue.
+type fakeQueue struct{ wakes atomic.Int32 }
+
+func (q *fakeQueue) Wake() { q.wakes.Add(1) }
 
 type queued struct {
 	from  string
@@ -54,20 +52,27 @@ type queued struct {
 	msg   []byte
 }
 
-func (q *fakeQueue) Enqueue(_ context.Context, from string, rcpts []string, msg []byte) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return q.err
+// queued lists what the store queued for the relay.
+func (e *env) queued(t testing.TB) []queued {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := e.store.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	q.calls = append(q.calls, queued{from, append([]string{}, rcpts...), append([]byte{}, msg...)})
-	return nil
-}
-
-func (q *fakeQueue) all() []queued {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]queued{}, q.calls...)
+	var out []queued
+	for _, en := range entries {
+		msg, err := e.store.QueueContent(ctx, en.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := queued{from: en.From, msg: msg}
+		for _, r := range en.Rcpts {
+			q.rcpts = append(q.rcpts, r.Addr)
+		}
+		out = append(out, q)
+	}
+	return out
 }
 
 func openStore(t testing.TB, dir string) *mailstore.Store {

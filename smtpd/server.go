@@ -5,7 +5,8 @@
 // messages to the mail store (local recipients) or to the outbound queue.
 //
 // A message is acknowledged with 250 only once it is durable for every
-// recipient: Store.Deliver has committed it and Queue.Enqueue has queued it.
+// recipient: Store.Accept has committed it to the local mailboxes and the
+// outbound queue, in one transaction.
 package smtpd
 
 import (
@@ -13,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -34,17 +36,19 @@ import (
 // ErrServerClosed is returned by ServeMX and ServeSubmission after Shutdown.
 var ErrServerClosed = errors.New("smtpd: server closed")
 
-// Queue takes messages for remote recipients (outbound relay).
+// Queue is the outbound relay. The store queues a message for remote
+// recipients in the same transaction that delivers it to local ones
+// (Store.Accept); the relay is then woken to send it.
 type Queue interface {
-	// Enqueue must return only after the message is durably queued for all rcpts.
-	Enqueue(ctx context.Context, from string, rcpts []string, msg []byte) error
+	Wake()
 }
 
 // InboundChecker judges mail arriving on the MX port (DKIM, SPF, DMARC).
 type InboundChecker interface {
-	// Check returns a header field to prepend (e.g. "Authentication-Results: ...",
-	// with or without its line ending) and a verdict.
-	Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg []byte) (header string, v mailauth.Verdict, reason string)
+	// Check reads the message from msg and returns a header field to
+	// prepend (e.g. "Authentication-Results: ...", with or without its line
+	// ending) and a verdict.
+	Check(ctx context.Context, ip net.IP, helo, mailFrom string, msg io.Reader) (header string, v mailauth.Verdict, reason string)
 }
 
 // Server receives mail for one store. Zero limits take the defaults below, which

@@ -98,6 +98,8 @@ var (
 		Message: "Error reading the message, try again"}
 	errLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 		Message: "Line too long: over 1 MiB without a line break"}
+	errStorageFull = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+		Message: "Insufficient system storage: the server's disk is full, try again later"}
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Server shutting down, try again later"}
 )
@@ -353,23 +355,21 @@ func (ss *session) readError(err error) error {
 	return errReadFailed
 }
 
-// deliver adds the trace and checks, stores the message once for every local
-// recipient and queues it for the remote ones. It returns nil only when all of
-// that is durable.
+// deliver adds the trace and checks, and stores the message once for every
+// local recipient and the queue for the remote ones, in one store operation.
+// It returns nil only when all of that is durable.
 func (ss *session) deliver(tx *transaction, sp *spool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.commandTimeout())
 	defer cancel()
-	buf, err := sp.bytes(ctx)
+	m, err := sp.message()
 	if err != nil {
 		return err
 	}
-	at := headroom
-	raw := buf[at:]
 
 	var prefix strings.Builder
 	junk := false
 	if ss.role == roleMX && ss.srv.Inbound != nil {
-		header, v, reason := ss.srv.Inbound.Check(ctx, ss.ip, ss.conn.Hostname(), tx.from, raw)
+		header, v, reason := ss.srv.Inbound.Check(ctx, ss.ip, ss.conn.Hostname(), tx.from, m.reader())
 		tx.check = v.String()
 		if reason != "" {
 			tx.check += ": " + reason
@@ -388,19 +388,24 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 		}
 	}
 	// After the check, which must see the message as its signer sent it.
-	at = stripAuthResults(buf, at, ss.srv.host)
-	raw = buf[at:]
+	m.at = stripAuthResults(m.buf, m.at, ss.srv.host)
 	prefix.WriteString(ss.received(tx))
 	if ss.role == roleSubmission {
-		add, err := ss.checkHeader(raw)
+		add, err := ss.checkHeader(m.header())
 		if err != nil {
 			return err
 		}
 		prefix.WriteString(add)
 	}
-	msg := prepend(prefix.String(), buf, at)
+	m.prepend(prefix.String())
 
-	if ss.role == roleSubmission && ss.srv.Registry != nil {
+	// Registry.Outgoing numbers and seals a clerk's official document, and
+	// passes anyone else's mail: only a clerk's is read into memory.
+	if ss.role == roleSubmission && ss.srv.Registry != nil && ss.acct.Role == mailstore.RoleClerk {
+		msg, err := m.load(ctx)
+		if err != nil {
+			return err
+		}
 		// An official document is numbered and sealed before anyone gets it;
 		// the registry delivers and queues it with its register entry.
 		sealed, err := ss.srv.Registry.Outgoing(ctx, *ss.acct, tx.from, tx.local, tx.remote, msg)
@@ -415,27 +420,74 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 			return nil
 		}
 	}
-	if len(tx.accounts) > 0 {
-		if err := ss.deliverLocal(ctx, tx, msg, junk); err != nil {
-			return err
+	targets, err := ss.localTargets(ctx, tx, m, junk)
+	if err != nil || len(targets) == 0 && len(tx.remote) == 0 {
+		return err
+	}
+	a, err := ss.srv.Store.Accept(ctx, mailstore.Delivery{
+		Content: m.content(), Date: time.Now(), Targets: targets,
+		// One 250 answers for all recipients: a mailbox the message overfills
+		// takes it when others do (quota is enforced at RCPT, with SIZE, and
+		// whenever the message fits no one).
+		Overfill: true,
+		From:     tx.from, Remote: tx.remote,
+	})
+	if err != nil {
+		ss.srv.log.Error("smtp deliver", "id", tx.id, "err", err)
+		return storeError(err)
+	}
+	if a.QueueID != 0 {
+		ss.srv.Queue.Wake()
+	}
+	stored, full, over := 0, 0, 0
+	for i, d := range a.Delivered {
+		switch {
+		case d.Err == nil:
+			stored++
+			if d.Overfilled {
+				over++
+			}
+		case errors.Is(d.Err, mailstore.ErrOverQuota):
+			full++
+		default:
+			// The account went away since RCPT: there is nobody to deliver to.
+			ss.srv.log.Warn("smtp deliver", "id", tx.id, "account", tx.accounts[i].Address, "err", d.Err)
 		}
 	}
-	if len(tx.remote) > 0 {
-		// Local copies are already committed: if queueing fails the client
-		// retries and local recipients get the message twice, which beats
-		// losing it for the remote ones.
-		if err := ss.srv.Queue.Enqueue(ctx, tx.from, tx.remote, msg); err != nil {
-			ss.srv.log.Error("smtp enqueue", "id", tx.id, "err", err)
-			return errTemporary
-		}
+	if over > 0 {
+		ss.srv.log.Warn("smtp delivered over quota", "id", tx.id, "mailboxes", over)
 	}
-	return nil
+	switch {
+	case stored > 0 || a.QueueID != 0:
+		return nil
+	case full > 0:
+		return errMailboxFull
+	}
+	return errNoSuchUser
 }
 
-func (ss *session) deliverLocal(ctx context.Context, tx *transaction, msg []byte, junk bool) error {
-	if ss.srv.Registry != nil {
-		// A sealed document's own verification decides where it goes (failures
-		// to quarantine), so the registry gets it before any Junk filing.
+// storeError is the answer to a store that failed: a full disk is the
+// "insufficient system storage" of RFC 3463, anything else a local error.
+func storeError(err error) error {
+	if errors.Is(err, mailstore.ErrFull) {
+		return errStorageFull
+	}
+	return errTemporary
+}
+
+// localTargets returns the mailboxes the message goes to. An official
+// document or receipt is the registry's to verify and file (its own
+// verification decides where it goes, failures to quarantine): then there
+// are none left for the store here.
+func (ss *session) localTargets(ctx context.Context, tx *transaction, m *message, junk bool) ([]mailstore.Target, error) {
+	if len(tx.accounts) == 0 {
+		return nil, nil
+	}
+	if ss.srv.Registry != nil && registry.Concerns(m.header()) {
+		msg, err := m.load(ctx)
+		if err != nil {
+			return nil, err
+		}
 		inbox := make([]mailstore.Target, len(tx.accounts))
 		for i, a := range tx.accounts {
 			inbox[i] = mailstore.Target{AccountID: a.ID}
@@ -443,10 +495,10 @@ func (ss *session) deliverLocal(ctx context.Context, tx *transaction, msg []byte
 		handled, err := ss.srv.Registry.Incoming(ctx, tx.from, tx.local, inbox, msg)
 		if err != nil {
 			ss.srv.log.Error("smtp registry", "id", tx.id, "err", err)
-			return errTemporary
+			return nil, storeError(err)
 		}
 		if handled {
-			return nil
+			return nil, nil
 		}
 	}
 	targets := make([]mailstore.Target, len(tx.accounts))
@@ -456,52 +508,7 @@ func (ss *session) deliverLocal(ctx context.Context, tx *transaction, msg []byte
 			targets[i].Mailbox = ss.junkName(ctx, a)
 		}
 	}
-	ds, err := ss.srv.Store.Deliver(ctx, msg, time.Now(), targets)
-	if err != nil {
-		ss.srv.log.Error("smtp deliver", "id", tx.id, "err", err)
-		return errTemporary
-	}
-	var full []mailstore.Target
-	stored := 0
-	for i, d := range ds {
-		switch {
-		case d.Err == nil:
-			stored++
-		case errors.Is(d.Err, mailstore.ErrOverQuota):
-			full = append(full, targets[i])
-		default:
-			// The account went away since RCPT: there is nobody to deliver to.
-			ss.srv.log.Warn("smtp deliver", "id", tx.id, "account", tx.accounts[i].Address, "err", d.Err)
-		}
-	}
-	if len(full) == 0 {
-		if stored == 0 && len(tx.remote) == 0 {
-			return errNoSuchUser
-		}
-		return nil
-	}
-	if stored == 0 && len(tx.remote) == 0 {
-		return errMailboxFull
-	}
-	// Others have the message already and one 250 answers for all, so a
-	// mailbox the message overfills takes it anyway: quota is enforced at RCPT
-	// (with the declared SIZE) and whenever a message fits no one.
-	for i := range full {
-		full[i].IgnoreQuota = true
-	}
-	ds, err = ss.srv.Store.Deliver(ctx, msg, time.Now(), full)
-	if err != nil {
-		ss.srv.log.Error("smtp deliver", "id", tx.id, "err", err)
-		return errTemporary
-	}
-	for _, d := range ds {
-		if d.Err != nil && !errors.Is(d.Err, mailstore.ErrNotFound) {
-			ss.srv.log.Error("smtp deliver over quota", "id", tx.id, "err", d.Err)
-			return errTemporary
-		}
-	}
-	ss.srv.log.Warn("smtp delivered over quota", "id", tx.id, "mailboxes", len(full))
-	return nil
+	return targets, nil
 }
 
 // junkName finds the account's \Junk mailbox, whatever the user renamed it to.

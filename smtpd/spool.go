@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
+
+	"sealmail/mailstore"
 )
 
 // Messages in flight (received, not yet stored) are bounded three ways, so that
@@ -26,9 +29,11 @@ import (
 //     Server.MaxInFlight: a declared SIZE that does not fit is refused at MAIL
 //     with 452, a message that outgrows it at the end of DATA with 451.
 //
-// Delivery still takes a message whole in memory (the store's API), so the
-// spooled messages are loaded one at a time, or a few when smaller: loads
-// is a semaphore of Server.MaxMessageSize bytes.
+// Delivery reads a spooled message where it lies (mailstore.Content): only
+// its header is read into memory, to add the trace fields and remove forged
+// ones. The few messages that must be whole in memory (official documents,
+// for the registry) are loaded one at a time, or a few when smaller: loads is
+// a semaphore of Server.MaxMessageSize bytes.
 //
 // A spool file is a buffer before the store's commit, never the commit itself:
 // 250 is sent only after Deliver returned, which is after its fsync. So spool
@@ -237,24 +242,132 @@ func (sp *spool) spill() error {
 	return nil
 }
 
-// bytes returns the message with at least headroom free bytes before it in
-// the slice's backing array, loading a spooled message into memory when
-// allowed (release gives that back).
-func (sp *spool) bytes(ctx context.Context) ([]byte, error) {
+// maxHeader bounds the header of a message, which delivery holds in memory.
+// Postfix treats what follows its 100 KiB header_size_limit as body; here the
+// header decides where mail goes and which fields are removed, so a longer
+// one is refused rather than half read.
+const maxHeader = 1 << 20
+
+var errHeaderTooLong = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+	Message: "Message header too long: over 1 MiB before the first empty line"}
+
+// message is a received message on its way to the store: its header in
+// memory, after headroom, where trace fields are prepended and forged ones
+// removed; its body where it was received, in memory or in the spool file.
+type message struct {
+	sp   *spool
+	buf  []byte // headroom, then the header; the message starts at at
+	at   int
+	body *io.SectionReader
+	// whole is the message in memory, once load was called.
+	whole []byte
+}
+
+// message splits the received message into its header, read into memory,
+// and its body.
+func (sp *spool) message() (*message, error) {
 	if sp.f == nil {
-		return sp.buf, nil
+		end := headroom + headerEnd(sp.buf[headroom:])
+		return &message{sp: sp, buf: sp.buf[:end:end], at: headroom,
+			body: io.NewSectionReader(bytes.NewReader(sp.buf[end:]), 0, int64(len(sp.buf)-end))}, nil
 	}
-	n, err := sp.srv.loads.acquire(ctx, sp.size)
-	if err != nil {
-		return nil, errBusy
-	}
-	sp.load = n
-	b := make([]byte, headroom+sp.size)
+	b := make([]byte, headroom+min(sp.size, maxHeader))
 	if _, err := sp.f.ReadAt(b[headroom:], 0); err != nil {
 		sp.srv.log.Error("smtp spool read", "err", err)
 		return nil, errTemporary
 	}
+	end := headerEnd(b[headroom:])
+	if end == len(b)-headroom && sp.size > maxHeader {
+		return nil, errHeaderTooLong
+	}
+	return &message{sp: sp, buf: b[: headroom+end : headroom+end], at: headroom,
+		body: io.NewSectionReader(sp.f, int64(end), sp.size-int64(end))}, nil
+}
+
+// headerEnd returns the length of the header at the start of msg, with the
+// empty line that ends it: all of msg if it has no empty line.
+func headerEnd(msg []byte) int {
+	for i := 0; i < len(msg); {
+		end := bytes.IndexByte(msg[i:], '\n')
+		if end < 0 {
+			return len(msg)
+		}
+		end += i + 1
+		if len(bytes.TrimRight(msg[i:end], "\r\n")) == 0 {
+			return end
+		}
+		i = end
+	}
+	return len(msg)
+}
+
+// header returns the message's header as it now stands.
+func (m *message) header() []byte { return m.buf[m.at:] }
+
+// size returns the message's size as it now stands.
+func (m *message) size() int64 { return int64(len(m.buf)-m.at) + m.body.Size() }
+
+// ReadAt reads the message as it now stands: header, then body.
+func (m *message) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	if h := m.header(); off < int64(len(h)) {
+		n = copy(p, h[off:])
+		if n == len(p) {
+			return n, nil
+		}
+		off = int64(len(h))
+	}
+	k, err := m.body.ReadAt(p[n:], off-int64(len(m.header())))
+	return n + k, err
+}
+
+// reader reads the message as it now stands.
+func (m *message) reader() io.Reader { return io.NewSectionReader(m, 0, m.size()) }
+
+// prepend adds fields before the header.
+func (m *message) prepend(fields string) {
+	if len(fields) <= m.at {
+		m.at -= len(fields)
+		copy(m.buf[m.at:], fields)
+		return
+	}
+	b := make([]byte, 0, len(fields)+len(m.header()))
+	m.buf, m.at = append(append(b, fields...), m.header()...), 0
+}
+
+// load returns the whole message in memory, as it now stands, when it may
+// be loaded (release gives that back).
+func (m *message) load(ctx context.Context) ([]byte, error) {
+	sp := m.sp
+	if m.whole != nil {
+		return m.whole, nil
+	}
+	n, err := sp.srv.loads.acquire(ctx, m.size())
+	if err != nil {
+		return nil, errBusy
+	}
+	sp.load += n
+	b := make([]byte, m.size())
+	if _, err := m.ReadAt(b, 0); err != nil {
+		sp.srv.log.Error("smtp spool read", "err", err)
+		return nil, errTemporary
+	}
+	m.whole = b
 	return b, nil
+}
+
+// replace makes msg, in memory, the message.
+func (m *message) replace(msg []byte) {
+	m.buf, m.at, m.whole = msg, 0, msg
+	m.body = io.NewSectionReader(bytes.NewReader(nil), 0, 0)
+}
+
+// content is the message for the store.
+func (m *message) content() mailstore.Content {
+	if m.whole != nil {
+		return mailstore.Bytes(m.whole)
+	}
+	return mailstore.Content{R: m, Size: m.size()}
 }
 
 // release gives back everything the message holds.
@@ -278,18 +391,6 @@ func (sp *spool) release() {
 		sp.mem = 0
 	}
 	sp.buf = nil
-}
-
-// prepend returns prefix and the message buf[at:] as one message, in place
-// when prefix fits before it.
-func prepend(prefix string, buf []byte, at int) []byte {
-	if len(prefix) <= at {
-		at -= len(prefix)
-		copy(buf[at:], prefix)
-		return buf[at:]
-	}
-	msg := make([]byte, 0, len(prefix)+len(buf)-at)
-	return append(append(msg, prefix...), buf[at:]...)
 }
 
 const spoolPattern = "msg-*"

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -98,4 +99,58 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 	}
+}
+
+// TestSpoolStreamed: a spooled message is delivered from its spool file, only
+// its header in memory: the forged Authentication-Results field is removed
+// there, the body stays as sent, and a submission's local copy and queue
+// entry are the same bytes, stored once. A header that does not end within
+// its 1 MiB is refused.
+func TestSpoolStreamed(t *testing.T) {
+	ctx := context.Background()
+	q := &fakeQueue{}
+	e := start(t, &Server{SpoolDir: t.TempDir(), Queue: q})
+	body := bigMessage("x", 3<<20)
+	_, body, _ = strings.Cut(body, "\r\n\r\n")
+	head := "From: x@remote.test\r\nTo: a@example.test\r\nAuthentication-Results: mail.example.test; dkim=pass\r\n\theader.d=example.test\r\nSubject: streamed\r\n\r\n"
+	if err := send(e.dialMX(t), "x@remote.test", []string{"a@example.test"}, head+body); err != nil {
+		t.Fatal(err)
+	}
+	got := string(e.inbox(t, "a@example.test")[0].Content)
+	want := "From: x@remote.test\r\nTo: a@example.test\r\nSubject: streamed\r\n\r\n" + body
+	if !strings.HasPrefix(got, "Received: ") || !strings.HasSuffix(got, want) || strings.Contains(got, "dkim=pass") {
+		t.Errorf("stored %d bytes, want the trace field, then the %d sent without the forged field", len(got), len(want))
+	}
+
+	msg := "From: a@example.test\r\nTo: b@example.test, partner@other.test\r\nSubject: both\r\n\r\n" + body
+	if err := send(e.dialSubmit(t, "a@example.test"), "a@example.test", []string{"b@example.test", "partner@other.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	local := e.inbox(t, "b@example.test")[0]
+	queued := e.queued(t)
+	if len(queued) != 1 || !bytes.Equal(queued[0].msg, local.Content) || !bytes.HasSuffix(local.Content, []byte(body)) {
+		t.Errorf("queued %d entries; local copy and queued copy differ or lost the body", len(queued))
+	}
+	if local.Envelope.Subject != "both" {
+		t.Errorf("envelope %+v", local.Envelope)
+	}
+	if st, _ := e.store.StorageStats(ctx); st.Blobs != 2 || st.Refs != 3 {
+		t.Errorf("storage %+v: want the MX message and one shared submission content", st)
+	}
+
+	r := dialRaw(t, e.mx)
+	r.ok("EHLO long.test")
+	r.ok("MAIL FROM:<x@remote.test>")
+	r.ok("RCPT TO:<a@example.test>")
+	r.ok("DATA")
+	var long strings.Builder
+	for long.Len() <= maxHeader {
+		fmt.Fprintf(&long, "X-Filler-%d: %s\r\n", long.Len(), strings.Repeat("h", 60))
+	}
+	r.write(long.String() + ".\r\n")
+	if code, msg := r.reply(); code != 552 || !strings.HasPrefix(msg, "5.3.4") {
+		t.Errorf("header over 1 MiB: %d %s", code, msg)
+	}
+	r.ok("QUIT")
+	waitFor(t, func() bool { return e.srv.inflight.used.Load() == 0 })
 }
