@@ -1,7 +1,6 @@
 package mailstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -31,7 +30,11 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 	sums := make([]Sum, len(msgs))
 	flags := make([]string, len(msgs))
 	for i, m := range msgs {
-		blobs[i] = newBlob(m.Content)
+		b, err := newBlob(Bytes(m.Content))
+		if err != nil {
+			return nil, fmt.Errorf("mailstore: append: %w", err)
+		}
+		blobs[i] = b
 		sums[i] = blobs[i].hash
 		flags[i] = joinFlags(m.Flags)
 	}
@@ -46,14 +49,14 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 			if err != nil {
 				return err
 			}
-			if err := charge(tx, accountID, int64(len(b.content)), false); err != nil {
+			if err := charge(tx, accountID, b.size, false); err != nil {
 				return err
 			}
 			date := msgs[i].Date
 			if date.IsZero() {
 				date = time.Now()
 			}
-			if uids[i], err = insertMessage(tx, mb, id, flags[i], date, int64(len(b.content))); err != nil {
+			if uids[i], err = insertMessage(tx, mb, id, flags[i], date, b.size); err != nil {
 				return err
 			}
 		}
@@ -64,7 +67,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		for _, b := range blobs {
-			if err = s.blobs.Put(ctx, b.hash, bytes.NewReader(b.content), int64(len(b.content))); err != nil {
+			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
 				return nil, fmt.Errorf("mailstore: append: %w", err)
 			}
 		}

@@ -327,6 +327,9 @@ func newBlob(content Content) (*blob, error) {
 	return b, nil
 }
 
+// reader reads the content from its start.
+func (b *blob) reader() io.Reader { return io.NewSectionReader(b.content.R, 0, b.size) }
+
 // errReader keeps the first read error other than EOF, which the parser,
 // made for bytes in memory, does not report.
 type errReader struct {
@@ -350,7 +353,7 @@ func (e *errReader) Read(p []byte) (int, error) {
 func (s *Store) storeContent(ctx context.Context, b *blob, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.blobs.Put(ctx, b.hash, io.NewSectionReader(b.content.R, 0, b.size), b.size); err != nil {
+		if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
 			return s.classify(err)
 		}
 		fault("content:put")

@@ -2,11 +2,11 @@ package smtpd
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
