@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,35 +17,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"sealmail/internal/testlog"
+	"sealmail/internal/testtool"
 	"sealmail/mailstore"
 )
-
-// tmpfs mounts a file system of size bytes for the test (so that it can be
-// filled), which takes root: elsewhere the test is skipped, except in CI,
-// which runs as root and where a skip would hide a failure.
-func tmpfs(t *testing.T, size int64) string {
-	dir := t.TempDir()
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size))
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount tmpfs (needs root, which CI has): %v", err)
-		}
-		t.Skipf("mount tmpfs: %v (run as root)", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
-	return dir
-}
-
-func fillFile(t *testing.T, path string, size int64) {
-	t.Helper()
-	if err := os.WriteFile(path, make([]byte, size), 0o600); err != nil && !errors.Is(err, syscall.ENOSPC) {
-		t.Fatal(err)
-	}
-}
 
 // randomMail is a message of about size bytes that does not compress, most
 // of it an attachment (which is not indexed).
@@ -83,21 +55,17 @@ func appendMsg(c *imapclient.Client, msg []byte) (imap.UID, error) {
 // why once, the WAL's space is given back, and service is whole again soon
 // after space returns.
 func TestDiskFull(t *testing.T) {
-	dir := tmpfs(t, 32<<20)
+	dir := testtool.Tmpfs(t, 32<<20)
 	var logs testlog.Capture
 	old := slog.Default()
 	slog.SetDefault(logs.Logger(slog.LevelInfo))
 	t.Cleanup(func() { slog.SetDefault(old) })
 	e := newEnvAt(t, dir)
 
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * st.Bsize
+	free := testtool.Free(t, dir)
 	// What the test frees later stands apart from the filler that stays.
-	fillFile(t, filepath.Join(dir, "filler"), free-12<<20)
-	fillFile(t, filepath.Join(dir, "later"), 6<<20)
+	testtool.Fill(t, filepath.Join(dir, "filler"), free-12<<20)
+	testtool.Fill(t, filepath.Join(dir, "later"), 6<<20)
 
 	c := e.dial(t, "nam", nil)
 	sent := map[imap.UID][]byte{}

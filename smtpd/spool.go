@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/emersion/go-smtp"
 
@@ -213,18 +214,27 @@ func (sp *spool) add(p []byte) error {
 		return nil
 	}
 	if _, err := sp.f.Write(p); err != nil {
-		sp.srv.log.Error("smtp spool write", "err", err)
-		return errTemporary
+		return sp.failed(err)
 	}
 	return nil
+}
+
+// failed logs a spool file's failure and says what the client is told: a
+// full disk is "insufficient system storage" (RFC 3463 4.3.1), like the
+// store's.
+func (sp *spool) failed(err error) error {
+	sp.srv.log.Error("smtp spool", "err", err)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return errStorageFull
+	}
+	return errTemporary
 }
 
 // spill moves the message to a spool file.
 func (sp *spool) spill() error {
 	f, err := os.CreateTemp(sp.srv.spoolDir, spoolPattern)
 	if err != nil {
-		sp.srv.log.Error("smtp spool", "err", err)
-		return errTemporary
+		return sp.failed(err)
 	}
 	os.Remove(f.Name())
 	sp.f = f
@@ -235,8 +245,7 @@ func (sp *spool) spill() error {
 		return nil
 	}
 	if _, err := f.Write(sp.buf[headroom:]); err != nil {
-		sp.srv.log.Error("smtp spool write", "err", err)
-		return errTemporary
+		return sp.failed(err)
 	}
 	sp.buf = sp.buf[:headroom]
 	return nil
