@@ -15,9 +15,17 @@ var acceptMsg = storetest.Msg("a1@example.test", "a2@example.test, r@remote.test
 // TestAcceptChild is the child half of TestKill9Accept: one message for two
 // local mailboxes and a remote recipient.
 func TestAcceptChild(t *testing.T) {
-	dir := os.Getenv("SEALMAIL_ACCEPT_DIR")
+	s, accts := openChild(t, "SEALMAIL_ACCEPT_DIR", "TestKill9Accept")
+	acceptBoth(t, s, accts)
+}
+
+// openChild opens the store of a crash test's child process, in the
+// directory named by environment variable env, and lists its accounts;
+// run other than by parent, the child skips.
+func openChild(t *testing.T, env, parent string) (*mailstore.Store, []mailstore.Account) {
+	dir := os.Getenv(env)
 	if dir == "" {
-		t.Skip("child process of TestKill9Accept")
+		t.Skip("child process of " + parent)
 	}
 	s, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 	if err != nil {
@@ -27,7 +35,7 @@ func TestAcceptChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acceptBoth(t, s, accts)
+	return s, accts
 }
 
 func acceptBoth(t *testing.T, s *mailstore.Store, accts []mailstore.Account) {

@@ -22,19 +22,8 @@ import (
 // what it delivered and reclaims, from several goroutines, printing each
 // delivery once Deliver returned. A fault point kills it (export_test.go).
 func TestStepsChild(t *testing.T) {
-	dir := os.Getenv("SEALMAIL_STEPS_DIR")
-	if dir == "" {
-		t.Skip("child process of TestKill9Steps")
-	}
-	s, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, accts := openChild(t, "SEALMAIL_STEPS_DIR", "TestKill9Steps")
 	ctx := context.Background()
-	accts, err := s.Accounts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup

@@ -19,18 +19,7 @@ import (
 // and prints each Message-ID once Deliver has returned (that is, once the store
 // reported it committed).
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv("SEALMAIL_CRASH_DIR")
-	if dir == "" {
-		t.Skip("child process of TestKill9")
-	}
-	s, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	accts, err := s.Accounts(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, accts := openChild(t, "SEALMAIL_CRASH_DIR", "TestKill9")
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
