@@ -161,21 +161,24 @@ func (l *Logins) Begin(acct string, addr netip.Addr) (*Attempt, error) {
 		l.count("throttled")
 		return nil, &ThrottledError{RetryAfter: wait}
 	}
-	// The check counts as a failure until it succeeds, so that checks begun
-	// in parallel see each other.
+	// The check counts as a failure of the account until it succeeds, so
+	// that checks begun in parallel see each other. The address counts only
+	// failures: a whole office behind one NAT address logs in at once in the
+	// morning, and its checks in flight are not evidence against it.
 	b.begin(now)
-	if ab != nil {
-		ab.begin(now)
-	}
 	l.mu.Unlock()
 	return &Attempt{l: l, acct: acct, addr: addrKey, known: known, at: now}, nil
 }
 
 // Fail records a wrong password.
 func (t *Attempt) Fail() {
+	now := t.l.now()
 	t.l.mu.Lock()
 	settled := t.settled
 	t.settled = true
+	if !settled && !t.known {
+		t.l.addr(t.addr).begin(now)
+	}
 	t.l.mu.Unlock()
 	if !settled {
 		t.l.count("failure")
@@ -246,11 +249,6 @@ func (t *Attempt) uncount() {
 			a.known.remove(t.at)
 		} else {
 			a.strangers.remove(t.at)
-		}
-	}
-	if !t.known {
-		if b := l.addrs[t.addr]; b != nil {
-			b.remove(t.at)
 		}
 	}
 }

@@ -162,3 +162,30 @@ func TestLoginsPerAddress(t *testing.T) {
 		t.Fatalf("after the window: %v", err)
 	}
 }
+
+// A whole office behind one address logs in at once: checks in flight for
+// different accounts are not failures of the address, and its right
+// passwords pass; only wrong ones slow the address down.
+func TestLoginsOfficeLogsInAtOnce(t *testing.T) {
+	c := &clock{time.Unix(1e9, 0)}
+	l := newTestLogins(c)
+	var tries []*Attempt
+	for i := range 300 {
+		a, err := l.Begin(fmt.Sprintf("staff%d@x", i), ip("192.0.2.7"))
+		if err != nil {
+			t.Fatalf("login %d of the office: %v", i+1, err)
+		}
+		tries = append(tries, a)
+	}
+	for _, a := range tries {
+		a.Succeed()
+	}
+	for i := range 20 {
+		if err := fail(t, l, fmt.Sprintf("u%d@x", i), "192.0.2.8"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fail(t, l, "u99@x", "192.0.2.8"); !throttled(err) {
+		t.Fatalf("21st failure from one address: %v", err)
+	}
+}
