@@ -38,7 +38,7 @@ func CheckDomain(name string) error {
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
 			if c >= utf8.RuneSelf {
-				return invalidf("domain %q: write an internationalized domain in its xn-- (ASCII) form", name)
+				return invalidf("domain %q is not a valid internationalized domain name (IDNA 2008)", name)
 			}
 			return invalidf("domain %q contains %q; a domain has only letters, digits, '-' and '.'", name, c)
 		}
