@@ -3,7 +3,6 @@ package mailstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -62,20 +61,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 		}
 		return nil
 	}
-	// As storeContent: content reclaimed between its Put and the
-	// transaction (an expunged copy's last reference) is put again.
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		for _, b := range blobs {
-			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
-				return nil, fmt.Errorf("mailstore: append: %w", err)
-			}
-		}
-		if err = s.writeContent(ctx, sums, fn); !errors.Is(err, errContentGone) {
-			break
-		}
-	}
-	if err != nil {
+	if err := s.storeContent(ctx, blobs, fn); err != nil {
 		for _, sum := range sums {
 			s.forget(sum)
 		}

@@ -111,7 +111,7 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	}
 	var out Accepted
 	out.Delivered = make([]Delivered, len(d.Targets))
-	err = s.storeContent(ctx, b, func(tx *sql.Tx) error {
+	err = s.storeContent(ctx, []*blob{b}, func(tx *sql.Tx) error {
 		out.QueueID = 0
 		for i := range out.Delivered {
 			out.Delivered[i] = Delivered{}
@@ -345,19 +345,25 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// storeContent puts b's content in the blob store and runs fn, which refers
-// to it (through insertBlob), in a write transaction. The content is synced
-// with the rest of fn's group commit before that commits. Should reclaim
-// delete the content between the Put and fn (it was the last copy of an
-// expunged message), fn finds out and the whole is done again.
-func (s *Store) storeContent(ctx context.Context, b *blob, fn func(tx *sql.Tx) error) error {
+// storeContent puts the blobs' content in the blob store and runs fn, which
+// refers to it (through insertBlob), in a write transaction. The content is
+// synced with the rest of fn's group commit before that commits. Should
+// reclaim delete a content between the Put and fn (it was the last copy of
+// an expunged message), fn finds out and the whole is done again.
+func (s *Store) storeContent(ctx context.Context, blobs []*blob, fn func(tx *sql.Tx) error) error {
+	sums := make([]Sum, len(blobs))
+	for i, b := range blobs {
+		sums[i] = b.hash
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
-			return s.classify(err)
+		for _, b := range blobs {
+			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
+				return s.classify(err)
+			}
 		}
 		fault("content:put")
-		err = s.writeContent(ctx, []Sum{b.hash}, fn)
+		err = s.writeContent(ctx, sums, fn)
 		if !errors.Is(err, errContentGone) {
 			return err
 		}
