@@ -35,6 +35,10 @@ func ASCIIDomain(addr string) string {
 	return addr[:i+1] + asciiDomain(addr[i+1:])
 }
 
+// DomainName returns the name the store keeps for the domain d: trimmed,
+// lower-cased, in A-labels. The DKIM key and DNS records use it too.
+func DomainName(d string) string { return asciiDomain(strings.TrimSpace(d)) }
+
 // UnicodeDomain returns d in Unicode (U-labels), for people to read.
 func UnicodeDomain(d string) string {
 	u, err := idna.Lookup.ToUnicode(d)

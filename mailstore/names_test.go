@@ -36,7 +36,7 @@ func TestCheckNames(t *testing.T) {
 		{"a@-x.test", false},
 		{"a@x..test", false},
 		{"a@x_y.test", false},
-		{"a@sở.vn", true}, // kept as its A-label, xn--s-6ea.vn
+		{"a@sở.vn", true}, // kept as its A-label, xn--s-lym.vn
 		{"a@xn--s-6ea.vn", true},
 		{"a@sở\u200d.vn", false}, // a joiner IDNA refuses
 	} {

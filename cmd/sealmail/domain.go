@@ -29,23 +29,24 @@ func domainAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.AddDomain(ctx, domain(pos[0])); err != nil {
+	name := mailstore.DomainName(pos[0])
+	if err := s.AddDomain(ctx, domain(name)); err != nil {
 		if errors.Is(err, mailstore.ErrExists) {
-			return fmt.Errorf("domain %s is already hosted here; see 'sealmail domain list'", pos[0])
+			return fmt.Errorf("domain %s is already hosted here; see 'sealmail domain list'", name)
 		}
 		return err
 	}
-	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(*f.data, dkimDir), pos[0], mailauth.DefaultSelector)
+	rrName, rrValue, err := mailauth.GenerateKey(filepath.Join(*f.data, dkimDir), name, mailauth.DefaultSelector)
 	if err != nil && !errors.Is(err, fs.ErrExist) { // a key kept from before the domain was removed is reused
 		// All or nothing: a domain without its key would sign nothing.
-		if rerr := s.RemoveDomain(ctx, pos[0]); rerr != nil {
-			return fmt.Errorf("creating the DKIM key of %s failed: %w; removing the domain again failed too: %v", pos[0], err, rerr)
+		if rerr := s.RemoveDomain(ctx, name); rerr != nil {
+			return fmt.Errorf("creating the DKIM key of %s failed: %w; removing the domain again failed too: %v", name, err, rerr)
 		}
-		return fmt.Errorf("domain %s not added: creating its DKIM key failed: %w", pos[0], err)
+		return fmt.Errorf("domain %s not added: creating its DKIM key failed: %w", name, err)
 	}
-	fmt.Printf("added domain %s\n", pos[0])
+	fmt.Printf("added domain %s\n", name)
 	if err == nil {
-		fmt.Printf("Publish this DNS record so that other servers can verify mail from %s:\n\n%s\n", pos[0], mailauth.ZoneRecord(rrName, rrValue))
+		fmt.Printf("Publish this DNS record so that other servers can verify mail from %s:\n\n%s\n", name, mailauth.ZoneRecord(rrName, rrValue))
 	}
 	return nil
 }
