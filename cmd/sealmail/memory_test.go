@@ -32,7 +32,7 @@ import (
 // (limits.max-in-flight), and delivery streams them from the spool into the
 // blob store; but the store's parser (mimetree) and the indexer read a
 // message whole, so spooled messages are parsed one at a time (by size) and
-// the peak stays near 400 MB (docs/benchmarks.md). The bound catches a
+// the peak is about 330 MB (docs/benchmarks.md). The bound catches a
 // regression to holding every message (3.6 GB); lower it to 300 MB once
 // parsing streams.
 func TestMXMemory(t *testing.T) {
