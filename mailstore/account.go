@@ -306,7 +306,9 @@ func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
 	return as, nil
 }
 
-// SetPassword replaces an account's password.
+// SetPassword replaces an account's password and, in the same transaction,
+// ends every web portal session of the account: whoever logged in with the
+// old password is out (the portal logs its own user back in).
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
 	if password == "" {
 		return fmt.Errorf("%w: empty password", ErrInvalid)
@@ -315,7 +317,17 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 	if err != nil {
 		return err
 	}
-	return s.updateAccount(ctx, address, `password=?`, hash)
+	address = normAddr(address)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.Exec(`UPDATE accounts SET password=? WHERE address=?`, hash, address)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(r, "account "+address); err != nil {
+			return err
+		}
+		return endWebSessions(tx, address)
+	})
 }
 
 // SetDisabled disables or re-enables an account. A disabled account cannot log in

@@ -37,6 +37,9 @@ type Server struct {
 	Logger    *slog.Logger
 	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
 	TLSFailures *tlslog.Reporter
+	// Portal serves every HTTPS path not listed in Handler (nil: the
+	// client setup page at / and nothing else).
+	Portal http.Handler
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -128,7 +131,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /.well-known/mta-sts.txt", s.mtaSTS)
 	mux.HandleFunc("GET /ca.pem", s.caPEM)
 	mux.HandleFunc("GET /sealmail.mobileconfig", s.mobileConfig)
-	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /setup", s.setup)
+	if s.Portal != nil {
+		mux.Handle("/", s.Portal)
+	} else {
+		mux.HandleFunc("GET /{$}", s.setup)
+	}
 	return mux
 }
 
@@ -231,31 +239,33 @@ func (s *Server) mobileConfig(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, "application/x-apple-aspen-config", b, err)
 }
 
-var homePage = template.Must(template.New("home").Parse(`<!DOCTYPE html>
+var setupPage = template.Must(template.New("setup").Parse(`<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Thư điện tử {{.Host}}</title></head>
-<body>
+<title>Thư điện tử {{.Host}}</title>{{if .Portal}}<link rel="stylesheet" href="/portal.css">{{end}}</head>
+<body><main>
 <h1>Thư điện tử {{.Host}}</h1>
 <p>Thunderbird, Outlook và Apple Mail tự cấu hình: chỉ cần nhập địa chỉ thư và mật khẩu.<br>
 <i>Thunderbird, Outlook and Apple Mail configure themselves: enter your address and password.</i></p>
 <ul>
 {{if .CA}}<li><a href="/ca.pem">Chứng thư gốc của máy chủ</a> — cài một lần để máy tính và điện thoại tin cậy máy chủ<br><i>The server's root certificate: install it once so that your devices trust the server.</i></li>{{end}}
+{{if .Portal}}<li><a href="/">Đăng nhập: đổi mật khẩu, trả lời tự động</a><br><i>Log in: change the password, out-of-office reply.</i></li>{{end}}
 <li><form method="get" action="/sealmail.mobileconfig"><label>iPhone, iPad, Mac: <input type="email" name="email" required placeholder="ten@coquan.gov.vn"></label> <button>Tải cấu hình / Download profile</button></form></li>
 </ul>
 <table>
 <tr><th>IMAP</th><td>{{.Host}}{{if .IMAPS}}, cổng/port {{.IMAPS}} (SSL/TLS){{end}}{{if .IMAP}}, {{.IMAP}} (STARTTLS){{end}}</td></tr>
 <tr><th>SMTP</th><td>{{.Host}}{{if .Submissions}}, cổng/port {{.Submissions}} (SSL/TLS){{end}}{{if .Submission}}, {{.Submission}} (STARTTLS){{end}}</td></tr>
 </table>
-</body></html>
+</main></body></html>
 `))
 
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+// setup tells staff how to set up their mail clients.
+func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
 	_, ca := s.CA.CAPEM()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := homePage.Execute(w, struct {
+	if err := setupPage.Execute(w, struct {
 		autoconfig.Server
-		CA bool
-	}{s.Client, ca}); err != nil {
+		CA, Portal bool
+	}{s.Client, ca, s.Portal != nil}); err != nil {
 		s.Logger.Debug("web: writing the page", "err", err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"sealmail/throttle"
 	"sealmail/tlslog"
 	"sealmail/webd"
+	"sealmail/webd/portal"
 )
 
 // listenerKeys are the configuration keys (and serve flags) of the listeners.
@@ -181,7 +182,9 @@ func serve(ctx context.Context, c *config.Config) error {
 		ConnMetrics:    m.Conns("smtp"),
 		Replied:        m.SMTPReply,
 	}
-	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures}
+	pages := &portal.Server{Store: s, Logins: logins, Logger: log.With("server", "web")}
+	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures,
+		Portal: pages.Handler()}
 	mserv := &metrics.Server{Metrics: m}
 	type listener struct {
 		key, addr string

@@ -325,9 +325,14 @@ func TestWebAutoconfig(t *testing.T) {
 	}
 	checkMobileConfig(t, web, caPEM, ports)
 
-	// The home page, and its headers; plain HTTP redirects there.
-	resp, b = get(t, web, "GET", "https://"+host+"/", "")
+	// The setup page; the home page (the portal's login), and its headers;
+	// plain HTTP redirects there.
+	resp, b = get(t, web, "GET", "https://"+host+"/setup", "")
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "Thư điện tử") || !strings.Contains(string(b), "/ca.pem") {
+		t.Errorf("setup: %s\n%s", resp.Status, b)
+	}
+	resp, b = get(t, web, "GET", "https://"+host+"/", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `action="/login"`) || !strings.Contains(string(b), `href="/setup"`) {
 		t.Errorf("home: %s\n%s", resp.Status, b)
 	}
 	for k, v := range map[string]string{"Content-Security-Policy": "default-src 'none'", "Strict-Transport-Security": "max-age=",
