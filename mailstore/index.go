@@ -3,19 +3,26 @@ package mailstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
+	"strings"
 	"time"
 )
 
-// Indexing batches: how many contents, and how many bytes of them, per commit.
-// Small, so that a batch holds the writer for a few milliseconds: under
-// sustained mail the indexer takes its turn at every pause and every
-// indexMaxLag, keeping pace in small steps instead of falling 30 s behind
-// and then catching up in a burst that halved the rate of deliveries
-// (250–340 msgs/s for 30–40 s every minute, issue 11).
+// Indexing batches: how many contents, and how many bytes of them, per
+// commit. Small while deliveries keep the writer busy, so that a batch adds
+// a few milliseconds to the group commit it joins and the indexer keeps
+// pace in small steps instead of falling 30 s behind and then catching up in
+// a burst that halved the rate of deliveries (250–340 msgs/s for 30–40 s
+// every minute, issue 11). Large when the writer is idle: a backlog (a bulk
+// import, a re-index on upgrade) goes through at the index's own speed, not
+// at the pace of a commit and a pause per 50 contents, which took hours for
+// a million messages.
 const (
-	indexBatch      = 50
-	indexBatchBytes = 256 << 10
+	indexBatch          = 50
+	indexBatchBytes     = 256 << 10
+	indexIdleBatch      = 1000
+	indexIdleBatchBytes = 4 << 20
 )
 
 // Indexing gives way to deliveries: the indexer waits for a pause of
@@ -43,12 +50,17 @@ func (s *Store) indexer() {
 		case <-t.C:
 		}
 		due := time.Now().Add(indexMaxLag)
-		for _, step := range []func(context.Context) (bool, error){s.indexSome, s.collectGarbage, s.upgradeEnvelopes} {
+		for _, step := range []func(context.Context, bool) (bool, error){
+			s.indexSome,
+			func(ctx context.Context, _ bool) (bool, error) { return s.collectGarbage(ctx) },
+			func(ctx context.Context, _ bool) (bool, error) { return s.upgradeEnvelopes(ctx) },
+		} {
 			for {
-				if !s.awaitQuiet(due) {
+				quiet, open := s.awaitQuiet(due)
+				if !open {
 					return
 				}
-				more, err := step(context.Background())
+				more, err := step(context.Background(), quiet)
 				if err != nil || !more {
 					break
 				}
@@ -57,21 +69,21 @@ func (s *Store) indexer() {
 	}
 }
 
-// awaitQuiet returns once the writer has committed nothing for indexQuiet, or
-// once due has passed; false if the store is closing.
-func (s *Store) awaitQuiet(due time.Time) bool {
+// awaitQuiet returns once the writer has committed nothing for indexQuiet
+// (quiet), or once due has passed; open is false if the store is closing.
+func (s *Store) awaitQuiet(due time.Time) (quiet, open bool) {
 	for time.Now().Before(due) {
 		n := s.commits.Load()
 		select {
 		case <-s.done:
-			return false
+			return false, false
 		case <-time.After(indexQuiet):
 		}
-		if s.commits.Load() == n {
-			break
+		if s.commits.Load() == n && len(s.ops) == 0 {
+			return true, true
 		}
 	}
-	return true
+	return false, true
 }
 
 func (s *Store) pokeIndexer() {
@@ -83,45 +95,46 @@ func (s *Store) pokeIndexer() {
 
 type pending struct {
 	id   int64
-	text *text
+	sum  Sum
+	size int
+	row  indexRow
 }
 
-// indexSome indexes one batch and reports whether more content may be waiting.
-func (s *Store) indexSome(ctx context.Context) (bool, error) {
+// indexSome indexes one batch, a large one if the writer is idle, and
+// reports whether more content may be waiting. The text is extracted and
+// its words listed before the batch joins the writer's queue, which then
+// only inserts.
+func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
+	limit, limitBytes := indexBatch, indexBatchBytes
+	if idle {
+		limit, limitBytes = indexIdleBatch, indexIdleBatchBytes
+	}
 	var batch []pending
 	more := false
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
 		more = false
-		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, indexBatch)
+		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		size := 0
 		for rows.Next() {
-			if size >= indexBatchBytes {
+			if size >= limitBytes {
 				more = true
 				break
 			}
 			var p pending
-			var c ContentRef
 			var hash []byte
-			if err := rows.Scan(&p.id, &hash, &c.Size); err != nil {
+			if err := rows.Scan(&p.id, &hash, &p.size); err != nil {
 				return err
 			}
-			copy(c.Sum[:], hash)
-			p.text, err = s.contentText(ctx, c)
-			if err != nil {
-				// Indexed as empty rather than retried for ever; 'sealmail
-				// check' reports the damage.
-				s.log.Error("indexing", "err", err)
-				p.text = new(text)
-			}
-			size += int(c.Size)
+			copy(p.sum[:], hash)
+			size += p.size
 			batch = append(batch, p)
 		}
-		if len(batch) == indexBatch {
+		if len(batch) == limit {
 			more = true
 		}
 		return rows.Err()
@@ -129,8 +142,34 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 	if err != nil || len(batch) == 0 {
 		return false, err
 	}
+	vocab := map[string]bool{}
+	var words []string
+	for i := range batch {
+		p := &batch[i]
+		// Content reclaimed meanwhile is skipped below (its unindexed row
+		// went with it).
+		t, err := s.contentText(ctx, ContentRef{Sum: p.sum, Size: int64(p.size)})
+		if err != nil {
+			// Indexed as empty rather than retried for ever; 'sealmail
+			// check' reports the damage.
+			s.log.Error("indexing", "err", err)
+			t = new(text)
+		}
+		p.row = t.row()
+		for _, col := range p.row {
+			for _, w := range strings.Split(col, " ") {
+				if w != "" && !vocab[w] {
+					vocab[w] = true
+					words = append(words, w)
+				}
+			}
+		}
+	}
+	vocabJSON, err := json.Marshal(words)
+	if err != nil {
+		return false, err
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		vocab := map[string]struct{}{}
 		for _, p := range batch {
 			// The content may have been reclaimed, or indexed by another process, meanwhile.
 			r, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, p.id)
@@ -140,26 +179,58 @@ func (s *Store) indexSome(ctx context.Context) (bool, error) {
 			if n, _ := r.RowsAffected(); n == 0 {
 				continue
 			}
-			if err := insertText(tx, "fts", p.id, p.text); err != nil {
+			if err := insertRow(tx, "fts", p.id, p.row); err != nil {
 				return err
 			}
-			for _, col := range p.text.columns(FieldText) {
-				for _, w := range tokens(col) {
-					vocab[w] = struct{}{}
-				}
-			}
 		}
-		return addVocab(tx, vocab)
+		// fts_vocab lists the words of the index, for substring searches:
+		// one statement for the batch's words (one each was half the
+		// indexer's time).
+		_, err := tx.Exec(`INSERT OR IGNORE INTO fts_vocab (term) SELECT value FROM json_each(?)`, string(vocabJSON))
+		return err
 	})
 	return more, err
 }
 
-// insertText adds a content's text as row docid of the index (fts) or of
-// the content table it reads on deletes (fts_text).
-func insertText(tx *sql.Tx, table string, docid int64, t *text) error {
+// indexRow is a content's text as the index takes it: each column
+// (subject, from, to, cc, bcc, header, body) as its distinct words.
+// Searches ask the index which contents hold a word, never where (a query
+// of several words is checked on the text itself), so the positions of
+// repeated words were dead weight: a third of a 4 KiB message's words, and
+// of the index's size and the indexer's time. Rows indexed whole before
+// stay valid: FTS4 removes a row by its words, and both forms have the
+// same ones.
+type indexRow [7]string
+
+func (t *text) row() indexRow {
+	return indexRow{distinctWords(t.subject), distinctWords(t.from), distinctWords(t.to), distinctWords(t.cc),
+		distinctWords(t.bcc), distinctWords(t.header), distinctWords(t.body.String())}
+}
+
+// insertRow adds row as row docid of the index (fts) or of the content
+// table FTS4 reads to delete one (fts_text).
+func insertRow(tx *sql.Tx, table string, docid int64, row indexRow) error {
 	_, err := tx.Exec(`INSERT INTO `+table+` (docid, subject, "from", "to", cc, bcc, header, body) VALUES (?,?,?,?,?,?,?,?)`,
-		docid, t.subject, t.from, t.to, t.cc, t.bcc, t.header, t.body.String())
+		docid, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
 	return err
+}
+
+// distinctWords returns the words of folded text (as FTS4's simple
+// tokenizer splits it), each once, in order, separated by spaces.
+func distinctWords(s string) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, w := range tokens(s) {
+		if seen[w] {
+			continue
+		}
+		seen[w] = true
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	return b.String()
 }
 
 // garbageBatch bounds how many index rows one transaction removes.
@@ -214,7 +285,7 @@ func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
 			if n, _ := r.RowsAffected(); n == 0 {
 				continue // removed by another process meanwhile
 			}
-			if err := insertText(tx, "fts_text", g.docid, g.text); err != nil {
+			if err := insertRow(tx, "fts_text", g.docid, g.text.row()); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(`DELETE FROM fts WHERE docid=?`, g.docid); err != nil {
@@ -255,25 +326,6 @@ func (s *Store) WaitIndexed(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// addVocab records the words of newly indexed text in fts_vocab, where
-// substring searches look for the words containing theirs.
-func addVocab(tx *sql.Tx, words map[string]struct{}) error {
-	if len(words) == 0 {
-		return nil
-	}
-	st, err := tx.Prepare(`INSERT OR IGNORE INTO fts_vocab (term) VALUES (?)`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for w := range words {
-		if _, err := st.Exec(w); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // contentText extracts the searchable text of a content as it reads it from

@@ -3,6 +3,7 @@ package mailstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"os"
 	"testing"
 	"time"
@@ -129,5 +130,109 @@ func TestPhraseReadsOnlyTheMailbox(t *testing.T) {
 	}
 	if _, err := s.SearchText(ctx, boxes[1], FieldBody, "tổng kết tại đà nẵng"); err == nil {
 		t.Errorf("search of b's INBOX, whose candidate is damaged, did not fail")
+	}
+}
+
+// TestIndexDistinctWords checks that the index holds each word of a column
+// once per content (no positions of repeats), and that a row indexed whole,
+// as before, still leaves the index entirely when its content is reclaimed.
+func TestIndexDistinctWords(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.AddAccount(ctx, NewAccount{Address: "idx@example.test", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte("Subject: Họp họp\r\n\r\nHọp giao ban, họp chi bộ, họp tổ: họp.\r\n")
+	d, err := s.Append(ctx, a.ID, "INBOX", raw, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []byte("Subject: Cũ\r\n\r\nBáo cáo cũ, báo cáo mới, báo cáo tháng.\r\n")
+	dOld, err := s.Append(ctx, a.ID, "INBOX", old, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	terms := func() map[string][2]int { // term: documents, occurrences
+		t.Helper()
+		out := map[string][2]int{}
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.Exec(`CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_aux USING fts4aux(main, fts)`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(`SELECT term, documents, occurrences FROM temp.fts_aux WHERE col = '*'`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var term string
+				var docs, occ int
+				if err := rows.Scan(&term, &docs, &occ); err != nil {
+					return err
+				}
+				out[term] = [2]int{docs, occ}
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := terms()["hop"]; got != [2]int{1, 2} { // once in subject, once in body
+		t.Errorf(`"hop": %d documents, %d occurrences; want 1, 2`, got[0], got[1])
+	}
+	if got, err := s.SearchText(ctx, d.MailboxID, FieldBody, "họp chi bộ"); err != nil || len(got) != 1 {
+		t.Errorf("phrase search: %v %v", got, err)
+	}
+
+	// Index the second content's row whole, words repeated, as sealmail did
+	// before: FTS4 removes the row of an external-content table by the
+	// words fts_text holds then.
+	var blobID int64
+	if err := s.rdb.QueryRow(`SELECT blob_id FROM messages WHERE mailbox_id=? AND uid=?`, dOld.MailboxID, dOld.UID).Scan(&blobID); err != nil {
+		t.Fatal(err)
+	}
+	whole := extractText(old)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		if err := insertRow(tx, "fts_text", blobID, whole.row()); err != nil {
+			return err
+		}
+		for _, q := range []string{`DELETE FROM fts WHERE docid=?`, `DELETE FROM fts_text WHERE docid=?`} {
+			if _, err := tx.Exec(q, blobID); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(`INSERT INTO fts (docid, subject, body) VALUES (?,?,?)`, blobID, whole.subject, whole.body.String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := terms()["bao"]; got != [2]int{1, 3} {
+		t.Fatalf(`"bao" in the row indexed whole: %d documents, %d occurrences; want 1, 3`, got[0], got[1])
+	}
+	if _, err := s.StoreFlags(ctx, d.MailboxID, []uint32{d.UID, dOld.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctx, d.MailboxID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := terms(); len(left) != 0 {
+		t.Errorf("terms left in the index after reclaim: %v", left)
 	}
 }

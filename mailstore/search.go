@@ -372,7 +372,9 @@ func (q *query) textCond(field Field, query string) (string, []any, error) {
 	default:
 		// This mailbox's candidates (the index is the whole store's) are
 		// read to find the whole query.
-		cond, args, err = q.readHits(`SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ? AND m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`,
+		// +m.mailbox_id: the candidates are found through messages_blob;
+		// by the mailbox's index SQLite would walk every message of it.
+		cond, args, err = q.readHits(`SELECT DISTINCT m.blob_id FROM messages m WHERE +m.mailbox_id = ? AND m.blob_id IN (SELECT docid FROM fts WHERE `+target+` MATCH ?)`,
 			[]any{q.mailboxID, match}, func(data []byte) bool {
 				return contains(extractText(data), field, folded)
 			})
@@ -499,18 +501,21 @@ func (q *query) headerCond(name, value string) (string, []any, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// With candidates from the index, +m.mailbox_id has them looked up by
+	// content (messages_blob), not the whole mailbox walked.
 	cand := `SELECT DISTINCT m.blob_id FROM messages m WHERE m.mailbox_id = ?`
 	args := []any{q.mailboxID}
 	switch {
 	case ok && vocab == "" && len(words) > 0:
 		// No indexed text has the words: only what is not indexed yet may.
-		cand += ` AND m.blob_id IN (SELECT blob_id FROM unindexed)`
+		cand = `SELECT DISTINCT m.blob_id FROM unindexed u CROSS JOIN messages m ON m.blob_id = u.blob_id WHERE +m.mailbox_id = ?`
 	default:
 		if ok && vocab != "" {
 			match = append(match, vocab)
 		}
 		if len(match) > 0 {
-			cand += ` AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
+			cand = `SELECT DISTINCT m.blob_id FROM messages m WHERE +m.mailbox_id = ?
+				AND (m.blob_id IN (SELECT docid FROM fts WHERE fts MATCH ?) OR m.blob_id IN (SELECT blob_id FROM unindexed))`
 			args = append(args, strings.Join(match, " "))
 		}
 	}
@@ -533,8 +538,10 @@ func (q *query) unindexed() (map[int64]*text, error) {
 		return q.pending, nil
 	}
 	q.pending = map[int64]*text{}
-	err := q.readContents(`SELECT DISTINCT m.blob_id FROM messages m JOIN unindexed u ON u.blob_id = m.blob_id
-		WHERE m.mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
+	// CROSS JOIN keeps unindexed (a second's mail) the outer loop: joined
+	// the other way, SQLite walked the whole mailbox, at every text search.
+	err := q.readContents(`SELECT DISTINCT m.blob_id FROM unindexed u CROSS JOIN messages m ON m.blob_id = u.blob_id
+		WHERE +m.mailbox_id = ?`, []any{q.mailboxID}, func(id int64, data []byte) {
 		q.pending[id] = extractText(data)
 	})
 	return q.pending, err
