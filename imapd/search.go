@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -271,24 +270,6 @@ func (sel *selected) criteria(c *imap.SearchCriteria) *mailstore.Criteria {
 	}
 	for i := range c.Or {
 		out.Or = append(out.Or, [2]mailstore.Criteria{*sel.criteria(&c.Or[i][0]), *sel.criteria(&c.Or[i][1])})
-	}
-	return out
-}
-
-// seqRuns appends the UID runs of sequence numbers from through to (those
-// past the end are none).
-func (v *view) seqRuns(out []mailstore.UIDRange, from, to uint32) []mailstore.UIDRange {
-	if from == 0 || from > to || from > v.n {
-		return out
-	}
-	to = min(to, v.n)
-	i := sort.Search(len(v.runs), func(i int) bool { return v.before[i] >= from }) - 1
-	for seq := from; i < len(v.runs) && seq <= to; i++ {
-		r := v.runs[i]
-		start := r.First + (seq - 1 - v.before[i])
-		count := min(r.Last-start+1, to-seq+1)
-		out = append(out, mailstore.UIDRange{First: start, Last: start + count - 1})
-		seq += count
 	}
 	return out
 }

@@ -408,11 +408,12 @@ func TestQResyncAfterHistory(t *testing.T) {
 }
 
 // TestView checks the UID-range view against a plain slice through random
-// additions and expunges.
+// additions and expunges, past the point where it makes a set of its own,
+// and that views opened on one set share it.
 func TestView(t *testing.T) {
 	var ref []uint32
 	var runs []mailstore.UIDRange
-	for uid := uint32(1); uid <= 300; uid++ {
+	for uid := uint32(1); uid <= 3000; uid++ {
 		if uid%7 != 0 && uid%11 != 0 {
 			ref = append(ref, uid)
 			if n := len(runs); n > 0 && runs[n-1].Last+1 == uid {
@@ -422,14 +423,15 @@ func TestView(t *testing.T) {
 			}
 		}
 	}
-	v := newView(runs)
+	shared := mailstore.NewUIDSet(runs)
+	v, other := newView(shared), newView(shared)
 	check := func(step string) {
 		t.Helper()
 		if v.len() != uint32(len(ref)) {
 			t.Fatalf("%s: len %d, want %d", step, v.len(), len(ref))
 		}
 		if got := v.all(nil); !slices.Equal(got, ref) {
-			t.Fatalf("%s: %v, want %v", step, got, ref)
+			t.Fatalf("%s: %d UIDs, want %d", step, len(got), len(ref))
 		}
 		for i, uid := range ref {
 			if v.uid(uint32(i+1)) != uid || v.seq(uid) != uint32(i+1) {
@@ -438,14 +440,30 @@ func TestView(t *testing.T) {
 		}
 		if len(ref) > 3 {
 			if got := v.between(nil, 2, uint32(len(ref)-1)); !slices.Equal(got, ref[1:len(ref)-1]) {
-				t.Fatalf("%s: between %v", step, got)
+				t.Fatalf("%s: between gave %d UIDs", step, len(got))
 			}
+			var fromRuns []uint32
+			for _, r := range v.seqRuns(nil, 2, uint32(len(ref)+5)) {
+				for u := r.First; u <= r.Last; u++ {
+					fromRuns = append(fromRuns, u)
+				}
+			}
+			if !slices.Equal(fromRuns, ref[1:]) {
+				t.Fatalf("%s: seqRuns gave %d UIDs", step, len(fromRuns))
+			}
+			lo, hi := ref[0]+1, ref[len(ref)-1]-1
+			if got := v.within(nil, lo, hi); !slices.Equal(got, ref[1:len(ref)-1]) || v.count(lo, hi) != uint32(len(ref)-2) {
+				t.Fatalf("%s: within %d:%d gave %d UIDs, count %d; want %d", step, lo, hi, len(got), v.count(lo, hi), len(ref)-2)
+			}
+		}
+		if v.last() != ref[len(ref)-1] {
+			t.Fatalf("%s: last %d, want %d", step, v.last(), ref[len(ref)-1])
 		}
 	}
 	check("start")
 	seed := uint32(1)
 	rnd := func(n int) int { seed = seed*1103515245 + 12345; return int(seed>>16) % n }
-	for round := range 200 {
+	for round := range 700 {
 		if rnd(3) == 0 {
 			uid := v.last() + 1 + uint32(rnd(3))
 			v.add(uid)
@@ -471,6 +489,14 @@ func TestView(t *testing.T) {
 			}
 			ref = want
 		}
-		check(fmt.Sprint("round ", round))
+		if round%50 == 0 || round > 650 {
+			check(fmt.Sprint("round ", round))
+		}
+	}
+	if v.base == shared {
+		t.Errorf("a view that saw %d changes still holds only the shared set", 700)
+	}
+	if other.base != shared || other.len() != shared.Len() {
+		t.Errorf("another view of the same set changed with the first")
 	}
 }

@@ -118,13 +118,14 @@ type UIDRange struct{ First, Last uint32 }
 
 // View is what a client needs to open a mailbox, read in one snapshot: the
 // mailbox (its ModSeq is the last change the rest reflects), its counts, its
-// UIDs as runs, the UID of its first unseen message (0: none) and the
-// keywords its messages use. Its cost grows with the number of runs and
-// keywords, not of messages.
+// UIDs, the UID of its first unseen message (0: none) and the keywords its
+// messages use. Its cost grows with the number of keywords and of changes
+// since the mailbox was last opened, not with the number of messages: UIDs
+// is shared by every View of the mailbox in that state (uidset.go).
 type View struct {
 	Mailbox
 	Status
-	UIDs        []UIDRange
+	UIDs        *UIDSet
 	FirstUnseen uint32
 	Keywords    []string
 }
@@ -147,23 +148,10 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (View, error) {
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT first, last FROM uid_ranges WHERE mailbox_id=? ORDER BY first`, mailboxID)
-		if err != nil {
+		if v.UIDs, err = s.uidSet(ctx, tx, mailboxID, v.ModSeq); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var r UIDRange
-			if err := rows.Scan(&r.First, &r.Last); err != nil {
-				rows.Close()
-				return err
-			}
-			v.UIDs = append(v.UIDs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, `SELECT keyword FROM mailbox_keywords WHERE mailbox_id=? ORDER BY keyword`, mailboxID)
+		rows, err := tx.QueryContext(ctx, `SELECT keyword FROM mailbox_keywords WHERE mailbox_id=? ORDER BY keyword`, mailboxID)
 		if err != nil {
 			return err
 		}

@@ -144,7 +144,7 @@ func TestMigrateBuildsCounters(t *testing.T) {
 	if n, err := s.DeletedSize(ctx, 1); n != 10 || err != nil {
 		t.Errorf("deleted size %d, %v", n, err)
 	}
-	if v, err := s.View(ctx, 2); err != nil || v.Messages != 0 || len(v.UIDs) != 0 {
+	if v, err := s.View(ctx, 2); err != nil || v.Messages != 0 || v.UIDs.Len() != 0 {
 		t.Errorf("empty mailbox after migration: %+v, %v", v, err)
 	}
 }

@@ -118,7 +118,7 @@ func (s *Store) Vanished(ctx context.Context, mailboxID int64, since int64) ([]U
 	}
 	var out []UIDRange
 	next := uint32(1)
-	for _, r := range v.UIDs {
+	for _, r := range v.UIDs.Runs() {
 		if r.First > next {
 			out = append(out, UIDRange{next, r.First - 1})
 		}

@@ -147,6 +147,9 @@ func (s *Store) dispatch() {
 // kept for expungeAge instead. The newest id pruned of those is remembered:
 // Vanished answers a client that was away longer with a superset.
 func (s *Store) PruneChanges(ctx context.Context, age, expungeAge time.Duration) error {
+	// Cached UID sets are brought up to date by the changes since; those
+	// may be among the pruned.
+	defer s.views.clear()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		// Keep each mailbox's newest record: its id is the mailbox's modseq.
 		const keep = `id NOT IN (SELECT MAX(id) FROM changes GROUP BY mailbox_id)`

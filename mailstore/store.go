@@ -96,6 +96,7 @@ type Store struct {
 	dummyOnce   sync.Once
 	dummy       string // a hash to check unknown users against, for equal timing
 	watch       watchers
+	views       viewCache
 	poke        chan struct{} // wakes the notifier after a commit
 	indexPoke   chan struct{} // wakes the indexer after a commit
 	commits     atomic.Int64  // commits so far, so the indexer can see the writer idle

@@ -678,7 +678,7 @@ func checkView(t *testing.T, s *mailstore.Store, mb mailstore.Mailbox) {
 		}
 	}
 	var got []uint32
-	for _, r := range v.UIDs {
+	for _, r := range v.UIDs.Runs() {
 		for u := r.First; u <= r.Last; u++ {
 			got = append(got, u)
 		}
