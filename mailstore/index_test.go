@@ -9,23 +9,32 @@ import (
 	"time"
 )
 
+// openWithAccount opens a store in a temporary directory, closed at the
+// end of the test, with one account.
+func openWithAccount(t *testing.T, addr string) (*Store, Account) {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.AddAccount(ctx, NewAccount{Address: addr, Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, a
+}
+
 // TestIndexKeepsNoText checks that the full-text index holds no copy of the
 // text (schema/0010), and that the terms of expunged content leave the index
 // (the text read again from the blob store) before the content is deleted.
 func TestIndexKeepsNoText(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.AddAccount(ctx, NewAccount{Address: "idx@example.test", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a := openWithAccount(t, "idx@example.test")
 	raw := []byte("From: Lê Thị Hoa <hoa@example.test>\r\nTo: idx@example.test\r\nSubject: Báo cáo quý\r\n\r\nHội nghị tổng kết tại Quy Nhơn, zephyrine.\r\n")
 	d, err := s.Append(ctx, a.ID, "INBOX", raw, nil, time.Time{})
 	if err != nil {
@@ -138,18 +147,7 @@ func TestPhraseReadsOnlyTheMailbox(t *testing.T) {
 // as before, still leaves the index entirely when its content is reclaimed.
 func TestIndexDistinctWords(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.AddAccount(ctx, NewAccount{Address: "idx@example.test", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a := openWithAccount(t, "idx@example.test")
 	raw := []byte("Subject: Họp họp\r\n\r\nHọp giao ban, họp chi bộ, họp tổ: họp.\r\n")
 	d, err := s.Append(ctx, a.ID, "INBOX", raw, nil, time.Time{})
 	if err != nil {

@@ -13,18 +13,7 @@ import (
 // moves, and that sessions opening a mailbox in one state share one set.
 func TestViewCache(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir(), Options{PasswordParams: &CheapPasswordParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.AddDomain(ctx, Domain{Name: "example.test"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.AddAccount(ctx, NewAccount{Address: "v@example.test", Password: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a := openWithAccount(t, "v@example.test")
 	other, err := s.CreateMailbox(ctx, a.ID, "Khác", "")
 	if err != nil {
 		t.Fatal(err)
