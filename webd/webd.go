@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"sealmail/autoconfig"
 	"sealmail/mailstore"
 	"sealmail/tlslog"
+	"sealmail/webd/portal"
 )
 
 // CA offers the local CA when it issued the served certificate.
@@ -37,8 +37,8 @@ type Server struct {
 	Logger    *slog.Logger
 	// TLSFailures is told of failed TLS handshakes (nil: they are not reported).
 	TLSFailures *tlslog.Reporter
-	// Portal serves every HTTPS path not listed in Handler (nil: the
-	// client setup page at / and nothing else).
+	// Portal serves every HTTPS path not listed in Handler, and Setup at
+	// /setup (nil: Setup at / and /setup, and nothing else).
 	Portal http.Handler
 
 	mu      sync.Mutex
@@ -131,11 +131,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /.well-known/mta-sts.txt", s.mtaSTS)
 	mux.HandleFunc("GET /ca.pem", s.caPEM)
 	mux.HandleFunc("GET /sealmail.mobileconfig", s.mobileConfig)
-	mux.HandleFunc("GET /setup", s.setup)
 	if s.Portal != nil {
 		mux.Handle("/", s.Portal)
 	} else {
-		mux.HandleFunc("GET /{$}", s.setup)
+		mux.HandleFunc("GET /setup", s.Setup)
+		mux.HandleFunc("GET /{$}", s.Setup)
 	}
 	return mux
 }
@@ -239,35 +239,34 @@ func (s *Server) mobileConfig(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, "application/x-apple-aspen-config", b, err)
 }
 
-var setupPage = template.Must(template.New("setup").Parse(`<!DOCTYPE html>
-<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Thư điện tử {{.Host}}</title>{{if .Portal}}<link rel="stylesheet" href="/portal.css">{{end}}</head>
-<body><main>
-<h1>Thư điện tử {{.Host}}</h1>
-<p>Thunderbird, Outlook và Apple Mail tự cấu hình: chỉ cần nhập địa chỉ thư và mật khẩu.<br>
-<i>Thunderbird, Outlook and Apple Mail configure themselves: enter your address and password.</i></p>
-<ul>
-{{if .CA}}<li><a href="/ca.pem">Chứng thư gốc của máy chủ</a> — cài một lần để máy tính và điện thoại tin cậy máy chủ<br><i>The server's root certificate: install it once so that your devices trust the server.</i></li>{{end}}
-{{if .Portal}}<li><a href="/">Đăng nhập: đổi mật khẩu, trả lời tự động</a><br><i>Log in: change the password, out-of-office reply.</i></li>{{end}}
-<li><form method="get" action="/sealmail.mobileconfig"><label>iPhone, iPad, Mac: <input type="email" name="email" required placeholder="ten@coquan.gov.vn"></label> <button>Tải cấu hình / Download profile</button></form></li>
-</ul>
+var setupPage = portal.NewPage(portal.Text{VI: "Cài đặt ứng dụng thư", EN: "Setting up mail apps"}, `
+{{with .Data}}<div class="card">
+<p>{{$.T "Thunderbird, Outlook và Apple Mail tự cấu hình: chỉ cần nhập địa chỉ thư và mật khẩu." "Thunderbird, Outlook and Apple Mail configure themselves: enter your address and password."}}</p>
 <table>
-<tr><th>IMAP</th><td>{{.Host}}{{if .IMAPS}}, cổng/port {{.IMAPS}} (SSL/TLS){{end}}{{if .IMAP}}, {{.IMAP}} (STARTTLS){{end}}</td></tr>
-<tr><th>SMTP</th><td>{{.Host}}{{if .Submissions}}, cổng/port {{.Submissions}} (SSL/TLS){{end}}{{if .Submission}}, {{.Submission}} (STARTTLS){{end}}</td></tr>
+<tr><th>IMAP</th><td>{{.Host}}{{if .IMAPS}}, {{$.T "cổng" "port"}} {{.IMAPS}} (SSL/TLS){{end}}{{if .IMAP}}, {{.IMAP}} (STARTTLS){{end}}</td></tr>
+<tr><th>SMTP</th><td>{{.Host}}{{if .Submissions}}, {{$.T "cổng" "port"}} {{.Submissions}} (SSL/TLS){{end}}{{if .Submission}}, {{.Submission}} (STARTTLS){{end}}</td></tr>
+<tr><th>{{$.T "Tên đăng nhập" "User name"}}</th><td>{{$.T "địa chỉ thư đầy đủ" "the whole mail address"}}</td></tr>
 </table>
-</main></body></html>
-`))
+</div>
+{{if .CA}}<h2>{{$.T "Chứng thư gốc của máy chủ" "The server's root certificate"}}</h2>
+<p><a href="/ca.pem">{{.Host}}-ca.pem</a> — {{$.T "cài một lần để máy tính và điện thoại tin cậy máy chủ." "install it once so that your devices trust the server."}}</p>{{end}}
+<h2>iPhone, iPad, Mac</h2>
+<form method="get" action="/sealmail.mobileconfig" class="stack">
+<label>{{$.T "Địa chỉ thư" "Mail address"}} <input type="email" name="email" required placeholder="ten@coquan.gov.vn"></label>
+<button>{{$.T "Tải cấu hình" "Download the profile"}}</button>
+</form>
+{{if and .Portal (not $.Account)}}<p><a href="/">{{$.T "Đăng nhập: đổi mật khẩu, trả lời tự động" "Log in: change the password, out-of-office reply"}}</a></p>{{end}}
+{{end}}`)
 
-// setup tells staff how to set up their mail clients.
-func (s *Server) setup(w http.ResponseWriter, r *http.Request) {
+// Setup tells staff how to set up their mail clients. Handler serves it
+// at /setup without a portal; with one, register it on the portal (which
+// adds the language switch and the logged-in layout).
+func (s *Server) Setup(w http.ResponseWriter, r *http.Request) {
 	_, ca := s.CA.CAPEM()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := setupPage.Execute(w, struct {
+	setupPage.Render(w, r, http.StatusOK, struct {
 		autoconfig.Server
 		CA, Portal bool
-	}{s.Client, ca, s.Portal != nil}); err != nil {
-		s.Logger.Debug("web: writing the page", "err", err)
-	}
+	}{s.Client, ca, s.Portal != nil})
 }
 
 func (s *Server) reply(w http.ResponseWriter, contentType string, body []byte, err error) {

@@ -185,6 +185,7 @@ func serve(ctx context.Context, c *config.Config) error {
 	pages := &portal.Server{Store: s, Logins: logins, Logger: log.With("server", "web")}
 	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures,
 		Portal: pages.Handler()}
+	pages.Handle("GET /setup", http.HandlerFunc(web.Setup))
 	mserv := &metrics.Server{Metrics: m}
 	type listener struct {
 		key, addr string
