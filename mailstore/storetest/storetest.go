@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"CheckContent", testCheckContent},
 		{"Backup", testBackup},
 		{"InternalDateZone", testInternalDateZone},
+		{"WebSessions", testWebSessions},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
