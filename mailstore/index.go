@@ -1,10 +1,12 @@
 package mailstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -183,13 +185,67 @@ func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
 				return err
 			}
 		}
-		// fts_vocab lists the words of the index, for substring searches:
-		// one statement for the batch's words (one each was half the
-		// indexer's time).
-		_, err := tx.Exec(`INSERT OR IGNORE INTO fts_vocab (term) SELECT value FROM json_each(?)`, string(vocabJSON))
-		return err
+		return addVocab(tx, vocabJSON)
 	})
 	return more, err
+}
+
+// addVocab records the words (a JSON list) the index did not have yet in
+// fts_vocab and fts_grams, where substring searches look for the words
+// containing theirs: a few statements for a batch's words (one each was
+// half the indexer's time).
+func addVocab(tx *sql.Tx, words []byte) error {
+	rows, err := tx.Query(`SELECT value FROM json_each(?) WHERE NOT EXISTS (SELECT 1 FROM fts_vocab WHERE term = value)`, string(words))
+	if err != nil {
+		return err
+	}
+	var terms []string
+	var pieces [][2]string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		terms = append(terms, t)
+		for _, g := range grams(t) {
+			pieces = append(pieces, [2]string{g, t})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(terms) == 0 {
+		return err
+	}
+	// In key order, the inserts walk each b-tree once instead of jumping about.
+	slices.Sort(terms)
+	slices.SortFunc(pieces, func(a, b [2]string) int { return cmp.Compare(a[0]+" "+a[1], b[0]+" "+b[1]) })
+	termsJSON, err := json.Marshal(terms)
+	if err != nil {
+		return err
+	}
+	piecesJSON, err := json.Marshal(pieces)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_vocab (term) SELECT value FROM json_each(?)`, string(termsJSON)); err != nil {
+		return err
+	}
+	_, err = tx.Exec(`INSERT OR IGNORE INTO fts_grams (gram, term) SELECT value->>0, value->>1 FROM json_each(?)`, string(piecesJSON))
+	return err
+}
+
+// grams returns the trigrams of a word, as schema/0017 cuts them: every
+// three characters in a row, or the word itself if it is shorter.
+func grams(w string) []string {
+	r := []rune(w)
+	if len(r) <= 3 {
+		return []string{w}
+	}
+	out := make([]string, 0, len(r)-2)
+	for i := 0; i+3 <= len(r); i++ {
+		out = append(out, string(r[i:i+3]))
+	}
+	return out
 }
 
 // indexRow is a content's text as the index takes it: each column

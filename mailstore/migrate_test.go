@@ -380,6 +380,64 @@ func TestMigrateVocab(t *testing.T) {
 	}
 }
 
+// TestMigrateGrams runs schema/0017 on a store whose vocabulary was filled
+// before fts_grams existed: substring searches of three characters or more,
+// which now look words up by their first trigram, find the mail indexed
+// before, and the trigrams it cut are those the indexer cuts.
+func TestMigrateGrams(t *testing.T) {
+	ctx := context.Background()
+	s, a := openWithAccount(t, "g@example.test")
+	d, err := s.Append(ctx, a.ID, "INBOX", []byte("Subject: Đã ký: xylophone\r\n\r\nПривет, Sở Tài chính 20261205\r\n"), nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitIndexed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []string {
+		t.Helper()
+		rows, err := s.rdb.Query(`SELECT gram || ' ' || term FROM fts_grams ORDER BY gram, term`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var x string
+			if err := rows.Scan(&x); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, x)
+		}
+		return out
+	}
+	want := list()
+	var migration string
+	for _, m := range must(migrations()) {
+		if strings.HasSuffix(m.name, "_fts_grams.sql") {
+			migration = m.sql
+		}
+	}
+	if _, err := s.wdb.Exec(`DROP TABLE fts_grams`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wdb.Exec(migration); err != nil {
+		t.Fatal(err)
+	}
+	got := list()
+	if !slices.Equal(got, want) || len(got) == 0 {
+		t.Errorf("migration cut %d trigrams, the indexer %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+	for _, q := range []string{"ylophon", "xyl", "иве", "0261", "tai chinh", "ky: xy", "da"} {
+		if got, err := s.SearchText(ctx, d.MailboxID, FieldText, q); err != nil || len(got) != 1 {
+			t.Errorf("search %q: %v, %v", q, got, err)
+		}
+	}
+	if got, err := s.SearchText(ctx, d.MailboxID, FieldText, "ylophones"); err != nil || len(got) != 0 {
+		t.Errorf("search of a word nowhere: %v, %v", got, err)
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
