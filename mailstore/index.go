@@ -235,8 +235,12 @@ func addVocab(tx *sql.Tx, words []byte) error {
 }
 
 // grams returns the trigrams of a word, as schema/0017 cuts them: every
-// three characters in a row, or the word itself if it is shorter.
+// three characters in a row, or the word itself if it is shorter; none for
+// a number (see there).
 func grams(w string) []string {
+	if isNumber(w) {
+		return nil
+	}
 	r := []rune(w)
 	if len(r) <= 3 {
 		return []string{w}
@@ -246,6 +250,11 @@ func grams(w string) []string {
 		out = append(out, string(r[i:i+3]))
 	}
 	return out
+}
+
+// isNumber reports whether a word is ASCII digits only.
+func isNumber(w string) bool {
+	return strings.Trim(w, "0123456789") == ""
 }
 
 // indexRow is a content's text as the index takes it: each column

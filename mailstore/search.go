@@ -440,12 +440,13 @@ func (q *query) vocabMatch(words []string) (match string, ok bool, err error) {
 
 // terms returns the words of the index that contain w, quoted for MATCH (so
 // that words such as "or" and "near" are no operators), at most maxTerms+1.
-// They are among the words sharing w's first trigram (fts_grams); only a
-// word of one or two characters is looked for in the whole vocabulary,
-// where it is nearly always inside maxTerms words long before the end.
+// They are among the words sharing w's first trigram (fts_grams). A word
+// of one or two characters is looked for in the whole vocabulary, where it
+// is nearly always inside maxTerms words long before the end; so is a
+// number, which numbers (not in fts_grams) may hold.
 func (q *query) terms(w string) ([]string, error) {
 	find, args := `SELECT term FROM fts_vocab WHERE instr(term, ?) > 0 LIMIT ?`, []any{w, maxTerms + 1}
-	if utf8.RuneCountInString(w) >= 3 {
+	if utf8.RuneCountInString(w) >= 3 && !isNumber(w) {
 		find, args = `SELECT term FROM fts_grams WHERE gram = ? AND instr(term, ?) > 0 LIMIT ?`, []any{grams(w)[0], w, maxTerms + 1}
 	}
 	rows, err := q.tx.QueryContext(q.ctx, find, args...)

@@ -161,30 +161,56 @@ func applyChanges(ctx context.Context, tx *sql.Tx, set *UIDSet, mailboxID, from,
 		return nil, err
 	}
 	defer rows.Close()
-	type change struct {
-		uid  uint32
-		kind ChangeKind
-	}
-	var changes []change
+	var added, gone []uint32
 	for rows.Next() {
-		var c change
-		if err := rows.Scan(&c.uid, &c.kind); err != nil {
+		var uid uint32
+		var kind ChangeKind
+		if err := rows.Scan(&uid, &kind); err != nil {
 			return nil, err
 		}
-		changes = append(changes, c)
+		if kind == changeNew {
+			added = append(added, uid)
+		} else {
+			gone = append(gone, uid)
+		}
 	}
-	if err := rows.Err(); err != nil || len(changes) > maxCachedChanges {
+	if err := rows.Err(); err != nil || len(added)+len(gone) > maxCachedChanges {
 		return nil, err
 	}
-	runs := slices.Clone(set.runs)
-	for _, c := range changes {
-		i := sort.Search(len(runs), func(i int) bool { return runs[i].Last+1 >= c.uid })
-		switch {
-		case c.kind == changeNew:
-			runs = addUID(runs, i, c.uid)
-		case i < len(runs) && runs[i].First <= c.uid && c.uid <= runs[i].Last:
-			runs = removeUID(runs, i, c.uid)
+	// UIDs are never reused, so the order of the changes does not matter:
+	// the set is the old one plus the added, minus the expunged. One pass
+	// over the runs, splitting them at the expunged UIDs.
+	slices.Sort(gone)
+	var runs []UIDRange
+	g := 0
+	for _, r := range set.runs {
+		for ; g < len(gone) && gone[g] <= r.Last; g++ {
+			switch u := gone[g]; {
+			case u < r.First:
+			case u == r.First && u == r.Last:
+				r = UIDRange{1, 0} // empty
+			case u == r.Last:
+				r.Last--
+			default:
+				if u > r.First {
+					runs = append(runs, UIDRange{r.First, u - 1})
+				}
+				r.First = u + 1
+			}
 		}
+		if r.First <= r.Last {
+			runs = append(runs, r)
+		}
+	}
+	// New UIDs are above every UID of an earlier state: they extend the
+	// last run or start runs of their own.
+	slices.Sort(added)
+	for _, uid := range added {
+		if _, ok := slices.BinarySearch(gone, uid); ok {
+			continue
+		}
+		i := sort.Search(len(runs), func(i int) bool { return runs[i].Last+1 >= uid })
+		runs = addUID(runs, i, uid)
 	}
 	return NewUIDSet(runs), nil
 }
@@ -206,22 +232,4 @@ func addUID(runs []UIDRange, i int, uid uint32) []UIDRange {
 		return runs
 	}
 	return slices.Insert(runs, i, UIDRange{uid, uid})
-}
-
-// removeUID takes uid out of runs[i], which holds it.
-func removeUID(runs []UIDRange, i int, uid uint32) []UIDRange {
-	r := &runs[i]
-	switch {
-	case r.First == r.Last:
-		return slices.Delete(runs, i, i+1)
-	case uid == r.First:
-		r.First++
-	case uid == r.Last:
-		r.Last--
-	default:
-		tail := UIDRange{uid + 1, r.Last}
-		r.Last = uid - 1
-		return slices.Insert(runs, i+1, tail)
-	}
-	return runs
 }
