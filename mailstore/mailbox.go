@@ -148,7 +148,7 @@ func (s *Store) View(ctx context.Context, mailboxID int64) (View, error) {
 		if err != nil {
 			return err
 		}
-		if v.UIDs, err = s.uidSet(ctx, tx, mailboxID, v.ModSeq); err != nil {
+		if v.UIDs, err = s.uidSet(ctx, tx, v.Mailbox); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT keyword FROM mailbox_keywords WHERE mailbox_id=? ORDER BY keyword`, mailboxID)

@@ -74,9 +74,12 @@ type viewCache struct {
 }
 
 type cachedSet struct {
-	modseq int64
-	set    *UIDSet
-	at     time.Time // when the set was read: changes after it are not pruned yet
+	// A deleted mailbox's id may be given to the next one created, whose
+	// UIDVALIDITY differs.
+	uidValidity uint32
+	modseq      int64
+	set         *UIDSet
+	at          time.Time // when the set was read: changes after it are not pruned yet
 }
 
 // Changes since a cached set are applied to it when they are few, and when
@@ -102,7 +105,7 @@ func (c *viewCache) put(id int64, e cachedSet) {
 		c.m = map[int64]cachedSet{}
 	}
 	// Keep the newest: a slower reader of an older snapshot may come second.
-	if old, ok := c.m[id]; !ok || old.modseq <= e.modseq {
+	if old, ok := c.m[id]; !ok || old.uidValidity != e.uidValidity || old.modseq <= e.modseq {
 		c.m[id] = e
 	}
 }
@@ -116,8 +119,10 @@ func (c *viewCache) clear() {
 // uidSet returns the UIDs of a mailbox at modseq, read in tx: the cached set
 // if it is at that modseq, the cached one with the changes since applied if
 // they are few, else all the runs.
-func (s *Store) uidSet(ctx context.Context, tx *sql.Tx, mailboxID, modseq int64) (*UIDSet, error) {
+func (s *Store) uidSet(ctx context.Context, tx *sql.Tx, mb Mailbox) (*UIDSet, error) {
+	mailboxID, modseq := mb.ID, mb.ModSeq
 	e, ok := s.views.get(mailboxID)
+	ok = ok && e.uidValidity == mb.UIDValidity
 	if ok && e.modseq == modseq {
 		return e.set, nil
 	}
@@ -148,7 +153,7 @@ func (s *Store) uidSet(ctx context.Context, tx *sql.Tx, mailboxID, modseq int64)
 		}
 		set = NewUIDSet(runs)
 	}
-	s.views.put(mailboxID, cachedSet{modseq: modseq, set: set, at: start})
+	s.views.put(mailboxID, cachedSet{uidValidity: mb.UIDValidity, modseq: modseq, set: set, at: start})
 	return set, nil
 }
 
