@@ -188,6 +188,7 @@ func upsertAck(tx *sql.Tx, id int64, a DocAck) error {
 
 // DocQuery selects register lines; zero fields match all.
 type DocQuery struct {
+	ID         int64
 	Domain     string
 	Direction  Direction
 	Year       int
@@ -205,6 +206,7 @@ func (s *Store) Docs(ctx context.Context, q DocQuery) ([]DocEntry, error) {
 		v   any
 		set bool
 	}{
+		{"id", q.ID, q.ID != 0},
 		{"domain", normAddr(q.Domain), q.Domain != ""},
 		{"direction", q.Direction, q.Direction != ""},
 		{"year", q.Year, q.Year != 0},
@@ -216,29 +218,59 @@ func (s *Store) Docs(ctx context.Context, q DocQuery) ([]DocEntry, error) {
 			args = append(args, c.v)
 		}
 	}
-	query := `SELECT ` + docCols + ` FROM doc_register`
+	cond := ""
 	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
+		cond = ` WHERE ` + strings.Join(where, " AND ")
 	}
-	query += ` ORDER BY domain, direction, year, series, number`
-	out, err := queryAll(ctx, s, scanDoc, query, args...)
+	out, err := queryAll(ctx, s, scanDoc, `SELECT `+docCols+` FROM doc_register`+cond+` ORDER BY domain, direction, year, series, number`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: register: %w", err)
 	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	// One query for the acknowledgements of all the lines, not one per line:
+	// a clerk's page lists a whole year's register.
+	type idAck struct {
+		id  int64
+		ack DocAck
+	}
+	acks, err := queryAll(ctx, s, func(sc scanner) (idAck, error) {
+		var a idAck
+		var t int64
+		err := sc.Scan(&a.id, &a.ack.Party, &a.ack.StatusCode, &a.ack.Reason, &t)
+		a.ack.Time = time.Unix(t, 0)
+		return a, err
+	}, `SELECT register_id, party, status_code, reason, time FROM doc_acks WHERE register_id IN (SELECT id FROM doc_register`+cond+`)
+		ORDER BY register_id, time, party`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: register: %w", err)
+	}
+	byID := make(map[int64]*DocEntry, len(out))
 	for i := range out {
-		if out[i].Acks, err = queryAll(ctx, s, scanAck, `SELECT party, status_code, reason, time FROM doc_acks WHERE register_id=? ORDER BY time, party`, out[i].ID); err != nil {
-			return nil, fmt.Errorf("mailstore: register: %w", err)
+		byID[out[i].ID] = &out[i]
+	}
+	for _, a := range acks {
+		// A line registered between the two queries has no entry here; its
+		// acknowledgements are read with it next time.
+		if e := byID[a.id]; e != nil {
+			e.Acks = append(e.Acks, a.ack)
 		}
 	}
 	return out, nil
 }
 
-func scanAck(sc scanner) (DocAck, error) {
-	var a DocAck
-	var t int64
-	err := sc.Scan(&a.Party, &a.StatusCode, &a.Reason, &t)
-	a.Time = time.Unix(t, 0)
-	return a, err
+// DocYears returns the years a domain's register of direction has lines in,
+// the latest first.
+func (s *Store) DocYears(ctx context.Context, domain string, dir Direction) ([]int, error) {
+	out, err := queryAll(ctx, s, func(sc scanner) (int, error) {
+		var y int
+		return y, sc.Scan(&y)
+	}, `SELECT DISTINCT year FROM doc_register WHERE domain=? AND direction=? ORDER BY year DESC`, normAddr(domain), dir)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: register years: %w", err)
+	}
+	return out, nil
 }
 
 const docCols = `id, domain, direction, series, medium, year, number, notation, document_id, message_id, doc_date,

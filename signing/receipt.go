@@ -31,6 +31,15 @@ var eventTitles = map[Event][2]string{
 	ContentConsignmentFailure: {"Không chuyển được văn bản đến nơi nhận", "could not be delivered"},
 }
 
+// Title returns the event's name in Vietnamese and English; an event this
+// version does not know is named as it is.
+func (e Event) Title() (vi, en string) {
+	if t, ok := eventTitles[e]; ok {
+		return t[0], t[1]
+	}
+	return string(e), string(e)
+}
+
 // evidenceName is the file name of the evidence part of a receipt.
 const evidenceName = "evidence.xml"
 

@@ -31,18 +31,23 @@ type Book struct {
 // Column is one column of the register.
 type Column struct {
 	Title string
+	En    string  // the title in English, for pages shown in English; the printed register is Vietnamese
 	Width float64 // relative to the others: the share of the page it takes
 }
 
 var (
 	outColumns = []Column{
-		{"Số, ký hiệu văn bản", 10}, {"Ngày tháng văn bản", 8.5}, {"Tên loại và trích yếu nội dung văn bản", 24},
-		{"Người ký", 10}, {"Nơi nhận văn bản", 15}, {"Đơn vị, người nhận bản lưu", 9}, {"Số lượng bản", 5},
-		{"Ngày chuyển", 8.5}, {"Ký nhận", 11}, {"Ghi chú", 11},
+		{"Số, ký hiệu văn bản", "Number and notation", 10}, {"Ngày tháng văn bản", "Date", 8.5},
+		{"Tên loại và trích yếu nội dung văn bản", "Type and abstract", 24}, {"Người ký", "Signed by", 10},
+		{"Nơi nhận văn bản", "Sent to", 15}, {"Đơn vị, người nhận bản lưu", "Filed copy kept by", 9},
+		{"Số lượng bản", "Copies", 5}, {"Ngày chuyển", "Sent on", 8.5}, {"Ký nhận", "Acknowledged", 11},
+		{"Ghi chú", "Notes", 11},
 	}
 	inColumns = []Column{
-		{"Ngày đến", 8.5}, {"Số đến", 5}, {"Tác giả", 13}, {"Số, ký hiệu", 10}, {"Ngày tháng", 8.5},
-		{"Tên loại và trích yếu nội dung", 24}, {"Đơn vị hoặc người nhận", 12}, {"Ký nhận", 10}, {"Ghi chú", 15},
+		{"Ngày đến", "Received on", 8.5}, {"Số đến", "Incoming no.", 5}, {"Tác giả", "Issued by", 13},
+		{"Số, ký hiệu", "Number and notation", 10}, {"Ngày tháng", "Date", 8.5},
+		{"Tên loại và trích yếu nội dung", "Type and abstract", 24}, {"Đơn vị hoặc người nhận", "Passed to", 12},
+		{"Ký nhận", "Acknowledged", 10}, {"Ghi chú", "Notes", 15},
 	}
 )
 
