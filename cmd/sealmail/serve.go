@@ -30,6 +30,7 @@ import (
 	"sealmail/throttle"
 	"sealmail/tlslog"
 	"sealmail/webd"
+	"sealmail/webd/clerk"
 	"sealmail/webd/portal"
 )
 
@@ -183,6 +184,7 @@ func serve(ctx context.Context, c *config.Config) error {
 		Replied:        m.SMTPReply,
 	}
 	pages := &portal.Server{Store: s, Logins: logins, Logger: log.With("server", "web")}
+	(&clerk.Pages{Store: s, Registry: docs, Logger: log.With("server", "web")}).Register(pages)
 	web := &webd.Server{Store: s, TLSConfig: tlsConfig, CA: certMgr, Logger: log.With("server", "web"), TLSFailures: tlsFailures,
 		Portal: pages.Handler()}
 	pages.Handle("GET /setup", http.HandlerFunc(web.Setup))

@@ -13,7 +13,7 @@ package clerk
 import (
 	"bytes"
 	"context"
-	"embed"
+	_ "embed"
 	"errors"
 	"fmt"
 	"html/template"
@@ -30,65 +30,57 @@ import (
 	"sealmail/registry"
 	"sealmail/registry/book"
 	"sealmail/signing"
+	"sealmail/webd/portal"
 )
 
-// Pages serves the clerk pages under /clerk/.
+// Pages serves the clerk pages under /clerk/, inside the portal: its
+// login, layout and language.
 type Pages struct {
 	Store    *mailstore.Store
 	Registry *registry.Registry // verifies originals with its trust settings
-	// Account returns the logged-in account of a request, false if none.
-	Account func(*http.Request) (mailstore.Account, bool)
-	// Render writes a page in the portal's layout: title and body in the
-	// request's language. Nil writes a page of its own.
-	Render func(w http.ResponseWriter, r *http.Request, status int, title string, body template.HTML)
-	// Lang returns the request's language, "vi" or "en". Nil: "vi".
-	Lang   func(*http.Request) string
-	Logger *slog.Logger
-	Now    func() time.Time // nil: time.Now
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
 }
 
-//go:embed page.html style.css
-var files embed.FS
+// Register adds the pages to the portal, for clerks only (anyone else gets
+// the portal's 403 page), with a link in clerks' navigation bar.
+func (p *Pages) Register(s *portal.Server) {
+	s.AddNav("/clerk/out", portal.Text{VI: "Sổ văn bản", EN: "Registers"}, mailstore.RoleClerk)
+	s.Handle("GET /clerk/", s.RequireRole(mailstore.RoleClerk, p.handler()))
+}
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"tr": func(lang, vi, en string) string {
-		if lang == "en" {
-			return en
-		}
-		return vi
-	},
-	"date":  func(t time.Time) string { return t.In(registry.ICT).Format("02/01/2006 15:04:05") },
-	"short": func(s string) string { return s[:min(len(s), 16)] },
-}).ParseFS(files, "page.html"))
+//go:embed style.css
+var style []byte
 
-// Handler returns the routes under /clerk/.
-func (p *Pages) Handler() http.Handler {
+var (
+	//go:embed register.html
+	registerHTML string
+	//go:embed status.html
+	statusHTML string
+
+	outPage    = portal.NewPage(portal.Text{VI: "Sổ văn bản đi", EN: "Outgoing register"}, registerHTML)
+	inPage     = portal.NewPage(portal.Text{VI: "Sổ văn bản đến", EN: "Incoming register"}, registerHTML)
+	statusPage = portal.NewPage(portal.Text{VI: "Tình trạng văn bản", EN: "Document status"}, statusHTML)
+)
+
+// handler routes what Register guards.
+func (p *Pages) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /clerk/{$}", func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := p.clerk(w, r); ok {
-			http.Redirect(w, r, "/clerk/out", http.StatusSeeOther)
-		}
+		http.Redirect(w, r, "/clerk/out", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET /clerk/style.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "max-age=3600")
-		http.ServeFileFS(w, r, files, "style.css")
+		w.Write(style)
 	})
 	mux.HandleFunc("GET /clerk/{dir}", p.register)
 	mux.HandleFunc("GET /clerk/{dir}/export/{format}", p.export)
 	mux.HandleFunc("GET /clerk/doc/{id}", p.status)
 	mux.HandleFunc("/clerk/", func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := p.clerk(w, r); ok {
-			p.fail(w, r, http.StatusNotFound, "Không có trang này.", "There is no such page.")
-		}
+		portal.Error(w, r, http.StatusNotFound, portal.Text{VI: "Không có trang này.", EN: "There is no such page."})
 	})
 	return mux
-}
-
-func (p *Pages) lang(r *http.Request) string {
-	if p.Lang != nil && p.Lang(r) == "en" {
-		return "en"
-	}
-	return "vi"
 }
 
 func (p *Pages) now() time.Time {
@@ -98,19 +90,10 @@ func (p *Pages) now() time.Time {
 	return time.Now()
 }
 
-// clerk returns the logged-in clerk and the agency whose registers they
-// keep, or writes 403 (401 without a login) and returns false.
-func (p *Pages) clerk(w http.ResponseWriter, r *http.Request) (mailstore.Domain, bool) {
-	a, ok := p.Account(r)
-	if !ok {
-		p.fail(w, r, http.StatusUnauthorized, "Hãy đăng nhập bằng tài khoản văn thư.", "Log in with a clerk's account.")
-		return mailstore.Domain{}, false
-	}
-	if a.Role != mailstore.RoleClerk || a.Disabled {
-		p.fail(w, r, http.StatusForbidden, "Trang này chỉ dành cho văn thư (tài khoản có vai trò clerk).",
-			"This page is for registry clerks (accounts with the clerk role) only.")
-		return mailstore.Domain{}, false
-	}
+// agency returns the agency (domain) of the logged-in clerk, whose
+// registers are the only ones they see.
+func (p *Pages) agency(w http.ResponseWriter, r *http.Request) (mailstore.Domain, bool) {
+	a, _ := portal.Account(r) // RequireRole let only a clerk in
 	_, domain, _ := strings.Cut(a.Address, "@")
 	d, err := p.Store.Domain(r.Context(), domain)
 	if err != nil {
@@ -120,63 +103,17 @@ func (p *Pages) clerk(w http.ResponseWriter, r *http.Request) (mailstore.Domain,
 	return d, true
 }
 
-// view is what every template gets.
-type view struct {
-	L string // language: vi or en
-}
-
-// show renders the named template into the layout.
-func (p *Pages) show(w http.ResponseWriter, r *http.Request, status int, name, titleVi, titleEn string, data any) {
-	var body bytes.Buffer
-	if err := pages.ExecuteTemplate(&body, name, data); err != nil {
-		p.internal(w, r, err)
-		return
-	}
-	title := titleVi
-	if p.lang(r) == "en" {
-		title = titleEn
-	}
-	if p.Render != nil {
-		p.Render(w, r, status, title, template.HTML(body.String())) // our own template's output
-		return
-	}
-	var page bytes.Buffer
-	if err := pages.ExecuteTemplate(&page, "layout", struct {
-		view
-		Title string
-		Body  template.HTML
-	}{view{p.lang(r)}, title, template.HTML(body.String())}); err != nil {
-		p.internal(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(page.Bytes())
-}
-
-// fail shows a page that says only what went wrong.
-func (p *Pages) fail(w http.ResponseWriter, r *http.Request, status int, vi, en string) {
-	titleVi, titleEn := "Lỗi", "Error"
-	switch status {
-	case http.StatusForbidden:
-		titleVi, titleEn = "Không được phép", "Forbidden"
-	case http.StatusNotFound:
-		titleVi, titleEn = "Không tìm thấy", "Not found"
-	case http.StatusUnauthorized:
-		titleVi, titleEn = "Chưa đăng nhập", "Not logged in"
-	}
-	p.show(w, r, status, "error", titleVi, titleEn, struct {
-		view
-		Status   int
-		Vi, En   string
-		LoggedIn bool
-	}{view{p.lang(r)}, status, vi, en, status != http.StatusUnauthorized})
-}
-
 func (p *Pages) internal(w http.ResponseWriter, r *http.Request, err error) {
 	p.Logger.Error("web: clerk page", "path", r.URL.Path, "err", err)
-	p.fail(w, r, http.StatusInternalServerError, "Lỗi máy chủ; hãy thử lại sau.", "Server error; try again later.")
+	portal.Error(w, r, http.StatusInternalServerError, portal.Text{VI: "Lỗi máy chủ; hãy thử lại sau.", EN: "Server error; try again later."})
+}
+
+// when writes a time as the register does, in Vietnam's time.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(registry.ICT).Format("02/01/2006 15:04:05")
 }
 
 // selection is a register and the lines a request selects in it.
@@ -208,7 +145,7 @@ func (s *selection) query(withFilter bool) string {
 // selectDocs reads the register and the filter a request names, or writes
 // an error page and returns nil.
 func (p *Pages) selectDocs(w http.ResponseWriter, r *http.Request) (*mailstore.Domain, *selection) {
-	d, ok := p.clerk(w, r)
+	d, ok := p.agency(w, r)
 	if !ok {
 		return nil, nil
 	}
@@ -219,15 +156,15 @@ func (p *Pages) selectDocs(w http.ResponseWriter, r *http.Request) (*mailstore.D
 	case "in":
 		sel.Dir = mailstore.DocIn
 	default:
-		p.fail(w, r, http.StatusNotFound, "Không có sổ này: chỉ có sổ văn bản đi (out) và sổ văn bản đến (in).",
-			"No such register: there are the outgoing (out) and incoming (in) ones.")
+		portal.Error(w, r, http.StatusNotFound, portal.Text{VI: "Không có sổ này: chỉ có sổ văn bản đi (out) và sổ văn bản đến (in).",
+			EN: "No such register: there are the outgoing (out) and incoming (in) ones."})
 		return nil, nil
 	}
 	q := r.URL.Query()
 	if y := q.Get("year"); y != "" {
 		n, err := strconv.Atoi(y)
 		if err != nil || n < 1 || n > 9999 {
-			p.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Năm %q không hợp lệ.", y), fmt.Sprintf("%q is not a year.", y))
+			portal.Error(w, r, http.StatusBadRequest, portal.Text{VI: fmt.Sprintf("Năm %q không hợp lệ.", y), EN: fmt.Sprintf("%q is not a year.", y)})
 			return nil, nil
 		}
 		sel.Year = n
@@ -258,22 +195,20 @@ func (p *Pages) selectDocs(w http.ResponseWriter, r *http.Request) (*mailstore.D
 }
 
 type registerView struct {
-	view
-	Dir                string
-	Title              string
-	Agency             string
-	Year               int
-	Years              []int
-	Confidential       bool
-	Filter             book.Filter
-	Agencies, Types    []string
-	NoType             string
-	Columns            []book.Column
-	Rows               []registerRow
-	Total              int
-	Query, YearQuery   template.URL // url.Values.Encode's: safe in an href
-	Filtered           bool
-	OtherDir, OtherTit string
+	Dir              string
+	Title            string
+	Agency           string
+	Year             int
+	Years            []int
+	Confidential     bool
+	Filter           book.Filter
+	Agencies, Types  []string
+	NoType           string
+	Columns          []book.Column
+	Rows             []registerRow
+	Total            int
+	Query, YearQuery template.URL // url.Values.Encode's: safe in an href
+	Filtered         bool
 }
 
 type registerRow struct {
@@ -298,7 +233,7 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(years)
 	slices.Reverse(years)
-	v := registerView{view: view{p.lang(r)}, Dir: string(sel.Dir), Title: sel.Book.Title(), Agency: sel.Book.Agency,
+	v := registerView{Dir: string(sel.Dir), Title: sel.Book.Title(), Agency: sel.Book.Agency,
 		Year: sel.Year, Years: years, Confidential: sel.Confidential, Filter: sel.Filter,
 		Agencies: book.Agencies(sel.All), Types: book.Types(sel.All), NoType: book.NoType, Columns: sel.Book.Columns(),
 		Total: len(sel.All), Query: template.URL(sel.query(true)), YearQuery: template.URL(sel.query(false)),
@@ -306,11 +241,11 @@ func (p *Pages) register(w http.ResponseWriter, r *http.Request) {
 	for i, cells := range sel.Book.Rows() {
 		v.Rows = append(v.Rows, registerRow{ID: sel.Book.Entries[i].ID, Cells: cells})
 	}
-	titleEn := "Outgoing register"
+	page := outPage
 	if sel.Dir == mailstore.DocIn {
-		titleEn = "Incoming register"
+		page = inPage
 	}
-	p.show(w, r, http.StatusOK, "register", sel.Book.Title(), titleEn, v)
+	page.Render(w, r, http.StatusOK, v)
 }
 
 // export writes the selected lines as CSV or XLSX, or as the A4 book to
@@ -329,7 +264,7 @@ func (p *Pages) export(w http.ResponseWriter, r *http.Request) {
 		case "pdf":
 			ctype, err = "application/pdf", sel.Book.WritePDF(&buf, p.now().In(registry.ICT))
 		default:
-			p.fail(w, r, http.StatusNotFound, "Chỉ tải được CSV, XLSX và PDF.", "Downloads are CSV, XLSX and PDF.")
+			portal.Error(w, r, http.StatusNotFound, portal.Text{VI: "Chỉ tải được CSV, XLSX và PDF.", EN: "Downloads are CSV, XLSX and PDF."})
 			return
 		}
 		if err != nil {
@@ -352,7 +287,6 @@ func (p *Pages) export(w http.ResponseWriter, r *http.Request) {
 }
 
 type statusView struct {
-	view
 	Entry     mailstore.DocEntry
 	In        bool
 	Fields    []field
@@ -362,22 +296,32 @@ type statusView struct {
 	ChainRows int
 	ChainHead string
 	ChainErr  string
+	// The original checked again: Verified is nil when it could not be
+	// (NoOrig: a paper document has none; VerifyErr: why not).
 	Verified  *signing.Result
+	SealedAt  string
+	Checks    []check
 	NoOrig    bool
 	VerifyErr string
-	Back      string
+	Back      template.URL
 }
 
 type field struct{ Vi, En, Value string }
 
 type ack struct {
 	mailstore.DocAck
-	Vi, En string
+	Vi, En, When string
 }
 
 type evidence struct {
 	mailstore.Evidence
-	Vi, En string
+	Vi, En, When, Short string
+}
+
+// check is a line of the verification: a check of the S/MIME seal, or a
+// signature inside one of the PDFs.
+type check struct {
+	Name, Status, Reason, Detail string
 }
 
 // statusNames are the edXML status codes (QCVN 102:2016) of receipts.
@@ -404,7 +348,7 @@ func statusName(code string) (vi, en string) {
 // evidence recorded for it, the state of the evidence chain and the
 // original checked again now.
 func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
-	d, ok := p.clerk(w, r)
+	d, ok := p.agency(w, r)
 	if !ok {
 		return
 	}
@@ -419,24 +363,24 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(es) != 1 {
 		// Another agency's line is not found either: nothing tells it exists.
-		p.fail(w, r, http.StatusNotFound, "Không có văn bản này trong sổ của cơ quan.", "No such document in the agency's registers.")
+		portal.Error(w, r, http.StatusNotFound, portal.Text{VI: "Không có văn bản này trong sổ của cơ quan.", EN: "No such document in the agency's registers."})
 		return
 	}
 	e := es[0]
-	v := statusView{view: view{p.lang(r)}, Entry: e, In: e.Direction == mailstore.DocIn}
+	v := statusView{Entry: e, In: e.Direction == mailstore.DocIn}
 	b := &book.Book{Direction: e.Direction, Entries: es, Location: registry.ICT}
 	for i, c := range b.Columns() {
 		v.Fields = append(v.Fields, field{c.Title, c.En, b.Rows()[0][i]})
 	}
 	for _, a := range e.Acks {
 		vi, en := statusName(a.StatusCode)
-		v.Acks = append(v.Acks, ack{a, vi, en})
+		v.Acks = append(v.Acks, ack{a, vi, en, when(a.Time)})
 	}
 	back := url.Values{"year": {strconv.Itoa(e.Year)}}
 	if e.Series == mailstore.SeriesConfidential {
 		back.Set("mat", "1")
 	}
-	v.Back = "/clerk/" + string(e.Direction) + "?" + back.Encode()
+	v.Back = template.URL("/clerk/" + string(e.Direction) + "?" + back.Encode())
 	if e.DocumentID != "" {
 		evs, err := p.Store.Evidence(r.Context(), mailstore.EvidenceQuery{Domain: d.Name, DocumentID: e.DocumentID})
 		if err != nil {
@@ -445,7 +389,7 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, ev := range evs {
 			vi, en := signing.Event(ev.Event).Title()
-			v.Evidence = append(v.Evidence, evidence{ev, vi, en})
+			v.Evidence = append(v.Evidence, evidence{ev, vi, en, when(ev.Time), ev.Hash[:min(len(ev.Hash), 16)]})
 		}
 	}
 	rows, head, err := p.Store.VerifyEvidence(r.Context())
@@ -459,8 +403,37 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Verified, v.NoOrig, v.VerifyErr = p.verify(r.Context(), e.ID)
-	title := fmt.Sprintf("%s %s", e.Notation, e.Subject)
-	p.show(w, r, http.StatusOK, "status", title, title, v)
+	if res := v.Verified; res != nil {
+		v.SealedAt = when(res.SigningTime)
+		if !res.Timestamp.IsZero() {
+			v.SealedAt = when(res.Timestamp)
+		}
+		for _, c := range res.Checks {
+			v.Checks = append(v.Checks, check{c.Name, string(c.Status), string(c.Reason), c.Detail})
+		}
+		for _, f := range res.PDFs {
+			if f.Err != "" {
+				v.Checks = append(v.Checks, check{"PDF " + f.File, string(signing.Fail), "", f.Err})
+			}
+			for _, sig := range f.Signatures {
+				c := check{Name: "PDF " + f.File, Status: string(signing.Pass), Detail: sig.Signer}
+				if sig.Organization != "" {
+					c.Detail += ", " + sig.Organization
+				}
+				if t := when(sig.SigningTime); t != "" {
+					c.Detail += ", " + t
+				}
+				if !sig.OK {
+					c.Status = string(signing.Fail)
+					if i := slices.IndexFunc(sig.Checks, func(sc signing.Check) bool { return sc.Status == signing.Fail }); i >= 0 {
+						c.Reason, c.Detail = string(sig.Checks[i].Reason), c.Detail+": "+sig.Checks[i].Name+" "+sig.Checks[i].Detail
+					}
+				}
+				v.Checks = append(v.Checks, c)
+			}
+		}
+	}
+	statusPage.Render(w, r, http.StatusOK, v)
 }
 
 // verify checks the original a register line keeps as on arrival, with

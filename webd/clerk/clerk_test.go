@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/signing/signingtest"
+	"sealmail/webd/portal"
 )
 
 // agencies is a store hosting two agencies, a.test and b.test, each with a
@@ -31,6 +34,8 @@ type agencies struct {
 	store *mailstore.Store
 	reg   *registry.Registry
 	srv   *httptest.Server
+	// clients are logged-in browsers, by account and language.
+	clients map[string]*http.Client
 	// out is a.test's line of the electronic document, in b.test's.
 	out, in mailstore.DocEntry
 }
@@ -107,31 +112,66 @@ func newAgencies(t *testing.T) *agencies {
 		t.Fatalf("b.test's line of the document: %v %v", ins, err)
 	}
 	x.in = ins[0]
-	pages := &Pages{Store: s, Registry: reg, Logger: slog.New(slog.DiscardHandler),
-		// The portal's login is not this package's: the test names the
-		// account in a header.
-		Account: func(r *http.Request) (mailstore.Account, bool) {
-			a, err := s.Account(r.Context(), r.Header.Get("X-Test-Account"))
-			return a, err == nil
-		},
-		Lang: func(r *http.Request) string { return r.URL.Query().Get("lang") },
-	}
-	x.srv = httptest.NewServer(pages.Handler())
+	ps := &portal.Server{Store: s, Logger: slog.New(slog.DiscardHandler)}
+	(&Pages{Store: s, Registry: reg, Logger: slog.New(slog.DiscardHandler)}).Register(ps)
+	x.srv = httptest.NewTLSServer(ps.Handler())
 	t.Cleanup(x.srv.Close)
+	x.clients = map[string]*http.Client{}
 	return x
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// client returns a browser logged in as account (none if "") that reads
+// pages in lang.
+func (x *agencies) client(t *testing.T, account, lang string) *http.Client {
+	t.Helper()
+	if c := x.clients[account+" "+lang]; c != nil {
+		return c
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: x.srv.Client().Transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	x.clients[account+" "+lang] = c
+	do := func(method, path string, form url.Values) string {
+		var resp *http.Response
+		var err error
+		if form == nil {
+			resp, err = c.Get(x.srv.URL + path)
+		} else {
+			resp, err = c.PostForm(x.srv.URL+path, form)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 400 {
+			t.Fatalf("%s %s: %s\n%s", method, path, resp.Status, b)
+		}
+		return string(b)
+	}
+	if lang != "" {
+		do("GET", "/lang?to="+lang, nil)
+	}
+	if account != "" {
+		m := csrfRE.FindStringSubmatch(do("GET", "/login", nil))
+		if m == nil {
+			t.Fatal("no login form")
+		}
+		do("POST", "/login", url.Values{"csrf": {m[1]}, "address": {account}, "password": {"pw"}, "next": {"/"}})
+	}
+	return c
 }
 
 // get fetches path as account (none if "").
 func (x *agencies) get(t *testing.T, account, path string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest("GET", x.srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
+	lang := ""
+	if strings.Contains(path, "lang=en") {
+		lang = "en"
 	}
-	if account != "" {
-		req.Header.Set("X-Test-Account", account)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := x.client(t, account, lang).Get(x.srv.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,11 +199,12 @@ func TestOnlyClerks(t *testing.T) {
 	for _, acct := range []string{"", "nam@a.test", "admin@a.test"} {
 		want := http.StatusForbidden
 		if acct == "" {
-			want = http.StatusUnauthorized
+			want = http.StatusSeeOther // to the login page, and back after
 		}
 		for _, p := range paths {
 			resp, b := x.get(t, acct, p)
-			if resp.StatusCode != want || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			if resp.StatusCode != want || (want == http.StatusForbidden && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html")) ||
+				(want == http.StatusSeeOther && resp.Header.Get("Location") != "/login?next="+url.QueryEscape(p)) {
 				t.Errorf("GET %s as %q: %s %s, want %d and a page", p, acct, resp.Status, resp.Header.Get("Content-Type"), want)
 			}
 			for _, secret := range []string{x.out.Subject, x.out.Notation, "Đồng Nai", "Số, ký hiệu"} {
@@ -171,16 +212,19 @@ func TestOnlyClerks(t *testing.T) {
 					t.Errorf("GET %s as %q shows %q", p, acct, secret)
 				}
 			}
-			if want == http.StatusForbidden && !bytes.Contains(b, []byte("chỉ dành cho văn thư")) {
+			if want == http.StatusForbidden && !bytes.Contains(b, []byte("chỉ dành cho tài khoản có vai trò Văn thư")) {
 				t.Errorf("GET %s as %q: the page does not say why:\n%s", p, acct, b)
 			}
 		}
 	}
-	// A disabled clerk is no clerk.
+	// A disabled clerk is no clerk: the session ends.
+	if resp, _ := x.get(t, "clerk@a.test", "/clerk/out"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("clerk: %s", resp.Status)
+	}
 	if err := x.store.SetDisabled(context.Background(), "clerk@a.test", true); err != nil {
 		t.Fatal(err)
 	}
-	if resp, _ := x.get(t, "clerk@a.test", "/clerk/out"); resp.StatusCode != http.StatusForbidden {
+	if resp, b := x.get(t, "clerk@a.test", "/clerk/out"); resp.StatusCode != http.StatusUnauthorized || bytes.Contains(b, []byte(x.out.Subject)) {
 		t.Errorf("a disabled clerk: %s", resp.Status)
 	}
 }
@@ -273,7 +317,7 @@ func TestRegisterPages(t *testing.T) {
 		{fmt.Sprintf("/clerk/doc/%d", x.in.ID), http.StatusNotFound},
 	} {
 		resp, b := x.get(t, "clerk@a.test", c.path)
-		if resp.StatusCode != c.code || !bytes.Contains(b, []byte(`id="error"`)) {
+		if resp.StatusCode != c.code || !bytes.Contains(b, []byte(`role="alert"`)) {
 			t.Errorf("GET %s: %s, want %d with an error page", c.path, resp.Status, c.code)
 		}
 		if bytes.Contains(b, []byte(x.in.Subject)) {
