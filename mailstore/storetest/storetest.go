@@ -52,6 +52,7 @@ func Run(t *testing.T, open Opener) {
 		{"Backup", testBackup},
 		{"InternalDateZone", testInternalDateZone},
 		{"WebSessions", testWebSessions},
+		{"Vacation", testVacation},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
