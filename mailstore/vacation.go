@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Vacation is an account's out-of-office reply (schema/0017_vacation.sql).
+// Vacation is an account's out-of-office reply (schema/0018_vacation.sql).
 // The package vacation sends it; the store keeps it and whom it answered.
 type Vacation struct {
 	Subject, Body string
