@@ -40,6 +40,12 @@ type Conn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	encMutex sync.Mutex
+	// sealmail: rw is what br and bw read and write; batch is set while a
+	// command's responses go through a large writer (see batched); wdl is
+	// the write deadline last set, guarded by encMutex.
+	rw    io.ReadWriter
+	batch bool
+	wdl   time.Time
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -77,6 +83,7 @@ func newConn(c net.Conn, server *Server) *Conn {
 		server:  server,
 		br:      br,
 		bw:      bw,
+		rw:      rw,
 		enabled: make(imap.CapSet),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -333,7 +340,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "IDLE":
 		err = c.handleIdle(dec)
 	case "SELECT", "EXAMINE":
-		err = c.handleSelect(tag, dec, name == "EXAMINE")
+		err = c.batched(func() error { return c.handleSelect(tag, dec, name == "EXAMINE") })
 		sendOK = false
 	case "CLOSE", "UNSELECT":
 		err = c.handleUnselect(dec, name == "CLOSE")
@@ -341,13 +348,13 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleAppend(tag, dec)
 		sendOK = false
 	case "FETCH", "UID FETCH":
-		err = c.handleFetch(dec, numKind)
+		err = c.batched(func() error { return c.handleFetch(dec, numKind) })
 	case "EXPUNGE":
 		err = c.handleExpunge(dec)
 	case "UID EXPUNGE":
 		err = c.handleUIDExpunge(dec)
 	case "STORE", "UID STORE":
-		err = c.handleStore(tag, dec, numKind)
+		err = c.batched(func() error { return c.handleStore(tag, dec, numKind) })
 		sendOK = false
 	case "COPY", "UID COPY":
 		err = c.handleCopy(tag, dec, numKind)
@@ -577,12 +584,63 @@ func (c *Conn) setReadTimeout(dur time.Duration) {
 	}
 }
 
+// setWriteTimeout is called with encMutex held. sealmail: a deadline set a
+// moment ago for as long is kept (setting one costs more than writing a
+// FETCH response); in a batch, the end of a response leaves it for the next
+// one, and the batch's end clears it.
 func (c *Conn) setWriteTimeout(dur time.Duration) {
-	if dur > 0 {
-		c.conn.SetWriteDeadline(time.Now().Add(dur))
-	} else {
+	if dur <= 0 {
+		if c.batch || c.wdl.IsZero() {
+			return
+		}
+		c.wdl = time.Time{}
 		c.conn.SetWriteDeadline(time.Time{})
+		return
 	}
+	t := time.Now().Add(dur)
+	if d := t.Sub(c.wdl); d >= 0 && d < dur/10 {
+		return
+	}
+	c.wdl = t
+	c.conn.SetWriteDeadline(t)
+}
+
+// batchWriterSize is the writer a batch of responses goes through: two TLS
+// records' worth.
+const batchWriterSize = 32 << 10
+
+var batchWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, batchWriterSize) }}
+
+// batched runs a command whose responses may be many (a FETCH lists one per
+// message) with a large writer taken for the command, flushed only when full
+// and at the end. sealmail: upstream flushes after every response, so a
+// listing of 10,000 envelopes took 10,000 TLS records and writes; the
+// connection's own small writer is all an idle connection keeps.
+func (c *Conn) batched(handle func() error) error {
+	c.encMutex.Lock()
+	small := c.bw
+	if err := small.Flush(); err != nil {
+		c.encMutex.Unlock()
+		return err
+	}
+	bw := batchWriters.Get().(*bufio.Writer)
+	bw.Reset(c.rw)
+	c.bw, c.batch = bw, true
+	c.encMutex.Unlock()
+
+	err := handle()
+
+	c.encMutex.Lock()
+	defer c.encMutex.Unlock()
+	ferr := bw.Flush()
+	c.bw, c.batch = small, false
+	c.setWriteTimeout(0)
+	bw.Reset(nil)
+	batchWriters.Put(bw)
+	if err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *Conn) poll(cmd string) error {
@@ -613,10 +671,11 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	quotedUTF8 := conn.enabled.Has(imap.CapIMAP4rev2) || conn.enabled.Has(imap.CapUTF8Accept)
 	conn.mutex.Unlock()
 
+	conn.encMutex.Lock() // released by responseEncoder.end
+	// sealmail: bw is read under encMutex, which guards its swap in batched.
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
-
-	conn.encMutex.Lock() // released by responseEncoder.end
+	wireEnc.HoldFlush = conn.batch
 	conn.setWriteTimeout(respWriteTimeout)
 	return &responseEncoder{
 		Encoder: wireEnc,
@@ -681,6 +740,7 @@ func writeCapabilityStatus(enc *imapwire.Encoder, tag string, typ imap.StatusRes
 }
 
 func writeContReq(enc *imapwire.Encoder, text string) error {
+	enc.HoldFlush = false // sealmail: the client waits for it, even in a batch
 	return enc.Atom("+").SP().Text(text).CRLF()
 }
 

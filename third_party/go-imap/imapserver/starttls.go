@@ -69,6 +69,7 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	rw := c.server.options.wrapReadWriter(tlsConn)
 	c.br.Reset(rw)
 	c.bw.Reset(rw)
+	c.rw = rw // sealmail: see batched
 
 	// sealmail: the handshake is done here, so that its failure is reported
 	// as one (and not as a failure to read the next command).

@@ -32,6 +32,11 @@ type Encoder struct {
 	// meaningful for clients.
 	NewContinuationRequest func() *ContinuationRequest
 
+	// HoldFlush leaves CRLF's flush to the writer filling up or to a later
+	// response. sealmail: a server sending a batch of responses (FETCH)
+	// sends them in large writes instead of one per response.
+	HoldFlush bool
+
 	w       *bufio.Writer
 	side    ConnSide
 	err     error
@@ -49,12 +54,20 @@ func (enc *Encoder) setErr(err error) {
 	}
 }
 
-func (enc *Encoder) writeString(s string) *Encoder {
+// ready reports whether the encoder may write.
+func (enc *Encoder) ready() bool {
 	if enc.err != nil {
-		return enc
+		return false
 	}
 	if enc.literal {
 		enc.err = fmt.Errorf("imapwire: cannot encode while a literal is open")
+		return false
+	}
+	return true
+}
+
+func (enc *Encoder) writeString(s string) *Encoder {
+	if !enc.ready() {
 		return enc
 	}
 	if _, err := enc.w.WriteString(s); err != nil {
@@ -63,13 +76,26 @@ func (enc *Encoder) writeString(s string) *Encoder {
 	return enc
 }
 
-// CRLF writes a "\r\n" sequence and flushes the buffered writer.
+// CRLF writes a "\r\n" sequence and flushes the buffered writer, unless
+// HoldFlush is set.
 func (enc *Encoder) CRLF() error {
 	enc.writeString("\r\n")
-	if enc.err != nil {
+	if enc.err != nil || enc.HoldFlush {
 		return enc.err
 	}
 	return enc.w.Flush()
+}
+
+// writeByte is writeString for one byte. sealmail: string(ch) allocates, and
+// a FETCH listing writes tens of specials per message.
+func (enc *Encoder) writeByte(ch byte) *Encoder {
+	if !enc.ready() {
+		return enc
+	}
+	if err := enc.w.WriteByte(ch); err != nil {
+		enc.err = err
+	}
+	return enc
 }
 
 func (enc *Encoder) Atom(s string) *Encoder {
@@ -77,26 +103,27 @@ func (enc *Encoder) Atom(s string) *Encoder {
 }
 
 func (enc *Encoder) SP() *Encoder {
-	return enc.writeString(" ")
+	return enc.writeByte(' ')
 }
 
 func (enc *Encoder) Special(ch byte) *Encoder {
-	return enc.writeString(string(ch))
+	return enc.writeByte(ch)
 }
 
+// Quoted writes s as a quoted string. sealmail: straight into the buffered
+// writer, a run of plain characters at a time, instead of building a copy.
 func (enc *Encoder) Quoted(s string) *Encoder {
-	var sb strings.Builder
-	sb.Grow(2 + len(s))
-	sb.WriteByte('"')
+	enc.writeByte('"')
+	start := 0
 	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch == '"' || ch == '\\' {
-			sb.WriteByte('\\')
+		if ch := s[i]; ch == '"' || ch == '\\' {
+			enc.writeString(s[start:i])
+			enc.writeByte('\\')
+			start = i
 		}
-		sb.WriteByte(ch)
 	}
-	sb.WriteByte('"')
-	return enc.writeString(sb.String())
+	enc.writeString(s[start:])
+	return enc.writeByte('"')
 }
 
 func (enc *Encoder) String(s string) *Encoder {
@@ -205,18 +232,33 @@ func isValidFlag(s string) bool {
 	return len(s) > 0
 }
 
+// sealmail: numbers are formatted in the writer's free space; FormatUint
+// allocates a string for every number from 100 up.
 func (enc *Encoder) Number(v uint32) *Encoder {
-	return enc.writeString(strconv.FormatUint(uint64(v), 10))
+	return enc.ModSeq(uint64(v))
 }
 
 func (enc *Encoder) Number64(v int64) *Encoder {
 	// TODO: disallow negative values
-	return enc.writeString(strconv.FormatInt(v, 10))
+	if enc.ready() {
+		enc.writeFormatted(strconv.AppendInt(enc.w.AvailableBuffer(), v, 10))
+	}
+	return enc
 }
 
 func (enc *Encoder) ModSeq(v uint64) *Encoder {
 	// TODO: disallow zero values
-	return enc.writeString(strconv.FormatUint(v, 10))
+	if enc.ready() {
+		enc.writeFormatted(strconv.AppendUint(enc.w.AvailableBuffer(), v, 10))
+	}
+	return enc
+}
+
+// writeFormatted writes what was appended to the writer's AvailableBuffer.
+func (enc *Encoder) writeFormatted(b []byte) {
+	if _, err := enc.w.Write(b); err != nil {
+		enc.err = err
+	}
 }
 
 // List writes a parenthesized list.
