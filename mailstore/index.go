@@ -54,7 +54,7 @@ func (s *Store) indexer() {
 		due := time.Now().Add(indexMaxLag)
 		for _, step := range []func(context.Context, bool) (bool, error){
 			s.indexSome,
-			func(ctx context.Context, _ bool) (bool, error) { return s.collectGarbage(ctx) },
+			s.collectGarbage,
 			func(ctx context.Context, _ bool) (bool, error) { return s.upgradeEnvelopes(ctx) },
 		} {
 			for {
@@ -298,8 +298,13 @@ func distinctWords(s string) string {
 	return b.String()
 }
 
-// garbageBatch bounds how many index rows one transaction removes.
-const garbageBatch = 200
+// Removing an index row costs about what adding it did, so its batches are
+// sized the same way: small while deliveries keep the writer busy (the
+// expunge of 10,000 messages must not stall them), large when it is idle.
+const (
+	garbageBatch     = 50
+	garbageIdleBatch = 500
+)
 
 // collectGarbage removes index rows of released content, and reports whether
 // more may be waiting. Until then they are harmless: searches only report
@@ -308,7 +313,11 @@ const garbageBatch = 200
 // is extracted again from the blob store, which keeps the content until this
 // is done (neededQuery). Content that cannot be read any more leaves its
 // terms behind: they point at an id nothing uses, and cost only their space.
-func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
+func (s *Store) collectGarbage(ctx context.Context, idle bool) (bool, error) {
+	limit := garbageBatch
+	if idle {
+		limit = garbageIdleBatch
+	}
 	type garbage struct {
 		docid int64
 		text  *text
@@ -316,7 +325,7 @@ func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
 	var batch []garbage
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
-		rows, err := db.QueryContext(ctx, `SELECT docid, hash, size FROM fts_garbage ORDER BY docid LIMIT ?`, garbageBatch)
+		rows, err := db.QueryContext(ctx, `SELECT docid, hash, size FROM fts_garbage ORDER BY docid LIMIT ?`, limit)
 		if err != nil {
 			return err
 		}
@@ -368,7 +377,7 @@ func (s *Store) collectGarbage(ctx context.Context) (bool, error) {
 		default:
 		}
 	}
-	return len(batch) == garbageBatch, err
+	return len(batch) == limit, err
 }
 
 // WaitIndexed blocks until the full-text index holds exactly the contents

@@ -54,7 +54,7 @@ func (s *Store) Reclaim(ctx context.Context) error {
 	// Content waits for its index rows to go (neededQuery); take them out
 	// now rather than at the indexer's turn.
 	for {
-		more, err := s.collectGarbage(ctx)
+		more, err := s.collectGarbage(ctx, true)
 		if err != nil {
 			return err
 		}
