@@ -1,15 +1,26 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"sealmail/internal/browsertest"
 )
+
+const vacationText = "Kính gửi quý anh chị,\n\nTôi nghỉ phép đến hết tuần sau; việc gấp xin liên hệ chị Lan (lan.pham@agency.example).\n\n" +
+	"I am on leave until the end of next week; for urgent matters please write to lan.pham@agency.example.\n"
 
 // imapLogin reports whether IMAPS accepts user's password.
 func imapLogin(t *testing.T, srv *server, data, user, password string) bool {
@@ -65,6 +76,19 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	browsertest.Screenshot(t, b, "portal-login")
 
+	// The setup help, linked from there.
+	if code := browsertest.Load(t, b, chromedp.Click(chromedp.CSS(`main a[href="/setup"]`))); code != 200 {
+		t.Fatalf("setup page: %d", code)
+	}
+	if txt := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "Cài đặt ứng dụng thư") ||
+		!strings.Contains(txt, host+"-ca.pem") || !strings.Contains(txt, "STARTTLS") {
+		t.Fatalf("setup page:\n%s", txt)
+	}
+	browsertest.Screenshot(t, b, "portal-setup")
+	if code := browsertest.Load(t, b, chromedp.Navigate(site+"/")); code != 200 {
+		t.Fatalf("GET /: %d", code)
+	}
+
 	// A wrong password: the form again, saying so.
 	browsertest.Do(t, b,
 		chromedp.SendKeys(chromedp.CSS(`input[name=address]`), addr),
@@ -111,11 +135,46 @@ func TestPortalBrowser(t *testing.T) {
 		t.Error("IMAP refuses the new password")
 	}
 
+	// Set an out-of-office reply from tomorrow to a week later.
+	if code := browsertest.Load(t, b, chromedp.Click(chromedp.CSS(`nav a[href="/vacation"]`))); code != 200 {
+		t.Fatalf("out-of-office page: %d", code)
+	}
+	from, until := time.Now().AddDate(0, 0, 1), time.Now().AddDate(0, 0, 7)
+	browsertest.Do(t, b,
+		chromedp.Click(chromedp.CSS(`input[name=on]`)),
+		chromedp.SetValue(chromedp.CSS(`input[name=subject]`), "Nghỉ phép năm"),
+		chromedp.SetValue(chromedp.CSS(`textarea[name=body]`), vacationText),
+		chromedp.SetValue(chromedp.CSS(`input[name=from]`), from.Format(time.DateOnly)),
+		chromedp.SetValue(chromedp.CSS(`input[name=until]`), until.Format(time.DateOnly)))
+	if code := browsertest.Load(t, b, chromedp.Click(chromedp.CSS("main button"))); code != 200 {
+		t.Fatalf("save out-of-office: %d", code)
+	}
+	browsertest.Screenshot(t, b, "portal-vacation")
+	if msg := browsertest.Run(t, b, chromedp.Text(chromedp.CSS(".notice"))); !strings.Contains(msg, "Đã lưu") {
+		t.Fatalf("save out-of-office said %q", msg)
+	}
+	if st := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("main p.card"))); !strings.Contains(st, "sẽ bắt đầu ngày "+from.Format("02/01/2006")) {
+		t.Errorf("out-of-office status %q", st)
+	}
+	// The store has it as the page said, as the responder will read it.
+	st := openStore(t, data)
+	v, err := st.Vacation(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, m, d := from.Date()
+	wantFrom := time.Date(y, m, d, 0, 0, 0, 0, time.Local)
+	y, m, d = until.AddDate(0, 0, 1).Date()
+	wantUntil := time.Date(y, m, d, 0, 0, 0, 0, time.Local)
+	if v == nil || v.Subject != "Nghỉ phép năm" || v.Body != vacationText || !v.From.Equal(wantFrom) || !v.Until.Equal(wantUntil) {
+		t.Errorf("stored out-of-office %+v, want from %v until %v", v, wantFrom, wantUntil)
+	}
+
 	// Still logged in here; English on request.
 	if code := browsertest.Load(t, b, chromedp.Click(chromedp.CSS(`a[hreflang=en]`))); code != 200 {
 		t.Fatalf("switch to English: %d", code)
 	}
-	if h := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("h1"))); h != "Change the password" {
+	if h := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("h1"))); h != "Out-of-office reply" {
 		t.Errorf("English heading %q", h)
 	}
 
@@ -125,5 +184,57 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	if h := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("h1"))); h != "Log in" {
 		t.Errorf("after logout: %q", h)
+	}
+}
+
+// TestPortalThrottleShared: wrong passwords on the portal count in the same
+// login throttle as IMAP's, so guessing cannot move to the web for a fresh
+// allowance.
+func TestPortalThrottleShared(t *testing.T) {
+	const addr, pw = "an@agency.example", "Đúng-mật-khẩu-1"
+	data := setupData(t)
+	ok(t, pw+"\n", "user", "add", addr, "--password-stdin", "--data", data)
+	srv := startServe(t, data)
+	defer srv.stop(t)
+	web := webClient(t, data, srv.addrs["https-addr"])
+	web.Jar, _ = cookiejar.New(nil)
+	site := "https://" + host
+	tokenRE := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	var throttled bool
+	for range 10 {
+		_, page := get(t, web, "GET", site+"/login", "")
+		m := tokenRE.FindSubmatch(page)
+		if m == nil {
+			t.Fatalf("no token in the login page:\n%s", page)
+		}
+		form := url.Values{"csrf": {string(m[1])}, "address": {addr}, "password": {"đoán-mò"}}
+		req, _ := http.NewRequest("POST", site+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := web.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			throttled = true
+			break
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password on the web: %s", resp.Status)
+		}
+	}
+	if !throttled {
+		t.Fatal("the portal checked 10 wrong passwords in a row")
+	}
+	// IMAP, right after, from the same address: the right password waits too.
+	c, err := imapclient.DialTLS(srv.addrs["imaps-addr"], &imapclient.Options{TLSConfig: clientTLS(t, data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Login(addr, pw).Wait()
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeUnavailable {
+		t.Fatalf("IMAP login after guesses on the web: %v, want NO [UNAVAILABLE]", err)
 	}
 }

@@ -19,6 +19,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.mux.Handle("GET /password", s.RequireLogin(http.HandlerFunc(s.getPassword)))
 	s.mux.Handle("POST /password", s.RequireLogin(http.HandlerFunc(s.postPassword)))
+	s.mux.Handle("GET /vacation", s.RequireLogin(http.HandlerFunc(s.getVacation)))
+	s.mux.Handle("POST /vacation", s.RequireLogin(http.HandlerFunc(s.postVacation)))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, http.StatusNotFound, Text{"Không có trang này.", "There is no such page."})
 	})

@@ -453,3 +453,94 @@ func TestLanguage(t *testing.T) {
 		t.Errorf("404: %d\n%s", code, page)
 	}
 }
+
+func TestVacation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.browser()
+	b.mustLogin(staff, staffPW)
+	stored := func() *mailstore.Vacation {
+		t.Helper()
+		v, err := e.store.Vacation(ctx, staff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	code, _, page := b.do("GET", "/vacation", nil)
+	if code != 200 || !strings.Contains(page, "đang tắt") || !strings.Contains(page, "Tôi đang vắng mặt") {
+		t.Fatalf("vacation page: %d\n%s", code, page)
+	}
+	tok := token(t, page)
+	today := e.clock().In(time.Local)
+	day := func(d int) string { return today.AddDate(0, 0, d).Format(time.DateOnly) }
+	midnight := func(d int) time.Time {
+		y, m, dd := today.AddDate(0, 0, d).Date()
+		return time.Date(y, m, dd, 0, 0, 0, 0, time.Local)
+	}
+	form := func(mod func(url.Values)) url.Values {
+		f := url.Values{"csrf": {tok}, "on": {"1"}, "subject": {"Nghỉ phép"},
+			"body": {"Tôi nghỉ phép đến thứ Hai.\r\nI am on leave until Monday."}, "from": {day(1)}, "until": {day(7)}}
+		if mod != nil {
+			mod(f)
+		}
+		return f
+	}
+
+	// Bad input: a clear page, nothing stored.
+	for _, c := range []struct {
+		name string
+		mod  func(url.Values)
+		code int
+		say  string
+	}{
+		{"no token", func(f url.Values) { f.Del("csrf") }, 403, "mã bảo vệ"},
+		{"end before start", func(f url.Values) { f.Set("until", day(0)) }, 400, "trước ngày bắt đầu"},
+		{"end past", func(f url.Values) { f.Set("from", ""); f.Set("until", day(-1)) }, 400, "đã qua"},
+		{"not a date", func(f url.Values) { f.Set("from", "31/12/2026") }, 400, "không hợp lệ"},
+		{"no text", func(f url.Values) { f.Set("body", " \r\n") }, 400, "nội dung"},
+		{"two-line subject", func(f url.Values) { f.Set("subject", "a\r\nBcc: x@evil.example") }, 400, "một dòng"},
+		{"long text", func(f url.Values) { f.Set("body", strings.Repeat("ư", 10000)) }, 400, "quá dài"},
+		{"oversize form", func(f url.Values) { f.Set("body", strings.Repeat("x", 70<<10)) }, 413, "quá lớn"},
+	} {
+		code, _, body := b.do("POST", "/vacation", form(c.mod))
+		if code != c.code || !strings.Contains(body, c.say) {
+			t.Errorf("%s: %d\n%s", c.name, code, body)
+		}
+		if v := stored(); v != nil {
+			t.Fatalf("%s: stored %+v", c.name, v)
+		}
+	}
+
+	code, _, body := b.do("POST", "/vacation", form(nil))
+	if code != 200 || !strings.Contains(body, "Đã lưu") || !strings.Contains(body, "sẽ bắt đầu ngày "+today.AddDate(0, 0, 1).Format("02/01/2006")) {
+		t.Fatalf("save: %d\n%s", code, body)
+	}
+	want := mailstore.Vacation{Subject: "Nghỉ phép", Body: "Tôi nghỉ phép đến thứ Hai.\nI am on leave until Monday.",
+		From: midnight(1), Until: midnight(8)}
+	if v := stored(); v == nil || v.Subject != want.Subject || v.Body != want.Body || !v.From.Equal(want.From) || !v.Until.Equal(want.Until) {
+		t.Fatalf("stored %+v, want %+v", v, want)
+	}
+	// The page shows what is stored: the last day away, included.
+	_, _, page = b.do("GET", "/vacation", nil)
+	for _, s := range []string{`value="` + day(1) + `"`, `value="` + day(7) + `"`, "Nghỉ phép", " checked"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("the page lacks %q:\n%s", s, page)
+		}
+	}
+	// Open ends, no subject (replies say "Auto: " and what they answer); then off.
+	if code, _, body := b.do("POST", "/vacation", form(func(f url.Values) { f.Set("from", ""); f.Set("until", ""); f.Set("subject", "") })); code != 200 ||
+		!strings.Contains(body, "đến khi tắt") {
+		t.Fatalf("open-ended: %d\n%s", code, body)
+	}
+	if v := stored(); v == nil || !v.From.IsZero() || !v.Until.IsZero() || v.Subject != "" {
+		t.Fatalf("open-ended: stored %+v", v)
+	}
+	if code, _, body := b.do("POST", "/vacation", form(func(f url.Values) { f.Del("on") })); code != 200 || !strings.Contains(body, "đang tắt") {
+		t.Fatalf("off: %d\n%s", code, body)
+	}
+	if v := stored(); v != nil {
+		t.Fatalf("off: stored %+v", v)
+	}
+}
