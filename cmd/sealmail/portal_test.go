@@ -185,6 +185,18 @@ func TestPortalBrowser(t *testing.T) {
 	if h := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("h1"))); h != "Log in" {
 		t.Errorf("after logout: %q", h)
 	}
+	// The log tells of the logins and the change, never of a password.
+	logs := srv.logs()
+	for _, want := range []string{"web login failed", "web login", "web password changed", "web vacation set"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	for _, pw := range []string{oldPW, newPW, "sai-mật-khẩu"} {
+		if strings.Contains(logs, pw) {
+			t.Errorf("the log has the password %q:\n%s", pw, logs)
+		}
+	}
 }
 
 // TestPortalThrottleShared: wrong passwords on the portal count in the same

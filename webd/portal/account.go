@@ -97,7 +97,7 @@ func (s *Server) postPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	// The old password is a password check like a login: the same throttle,
 	// so a stolen session cannot be used to guess it.
-	if _, status, t := s.checkPassword(r, a.Address, old); status != 0 {
+	if _, status, t := s.checkPassword(w, r, a.Address, old); status != 0 {
 		if status == http.StatusUnauthorized {
 			t = Text{"Mật khẩu hiện tại không đúng. Mật khẩu chưa đổi.", "The current password is wrong. The password was not changed."}
 		}

@@ -85,7 +85,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, r, http.StatusBadRequest, f, Text{"Hãy nhập địa chỉ thư và mật khẩu.", "Enter your mail address and password."})
 		return
 	}
-	acct, status, msg := s.checkPassword(r, f.Address, password)
+	acct, status, msg := s.checkPassword(w, r, f.Address, password)
 	if status != 0 {
 		s.loginError(w, r, status, f, msg)
 		return
@@ -108,7 +108,7 @@ func (s *Server) loginError(w http.ResponseWriter, r *http.Request, status int, 
 // checkPassword checks an account's password through the login throttle, as
 // IMAP and SMTP do. It returns the account, or the status and message of
 // the refusal.
-func (s *Server) checkPassword(r *http.Request, address, password string) (mailstore.Account, int, Text) {
+func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, address, password string) (mailstore.Account, int, Text) {
 	try, err := s.logins.Begin(mailstore.LoginName(address), clientAddr(r))
 	if err != nil {
 		var te *throttle.ThrottledError
@@ -116,6 +116,7 @@ func (s *Server) checkPassword(r *http.Request, address, password string) (mails
 		if errors.As(err, &te) {
 			secs = int(te.RetryAfter.Seconds()) + 1
 		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return mailstore.Account{}, http.StatusTooManyRequests, Text{
 			"Quá nhiều lần nhập sai mật khẩu: hãy thử lại sau " + strconv.Itoa(secs) + " giây.",
 			"Too many wrong passwords: try again in " + strconv.Itoa(secs) + " s."}

@@ -190,10 +190,13 @@ func (s *Server) session(ctx context.Context, token string) (*mailstore.WebSessi
 		return nil, nil
 	}
 	if now.Sub(ws.Seen) >= touchEvery {
+		// A failed write (a full disk) must not lock staff out of reading
+		// their pages: the session may then end a minute early, no more.
 		if err := s.Store.TouchWebSession(ctx, id, now); err != nil {
-			return nil, err
+			s.Logger.Warn("web: recording a session's activity", "err", err)
+		} else {
+			ws.Seen = now
 		}
-		ws.Seen = now
 	}
 	return &ws, nil
 }

@@ -281,8 +281,10 @@ func TestLoginThrottle(t *testing.T) {
 	if !throttled {
 		t.Fatal("10 wrong passwords in a row were all checked")
 	}
-	if code, _ := b.login(staff, staffPW); code != http.StatusTooManyRequests {
-		t.Fatalf("right password right after the guesses: %d", code)
+	_, _, page := b.do("GET", "/login", nil)
+	code, hdr, _ := b.do("POST", "/login", url.Values{"csrf": {token(t, page)}, "address": {staff}, "password": {staffPW}})
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+		t.Fatalf("right password right after the guesses: %d, Retry-After %q", code, hdr.Get("Retry-After"))
 	}
 }
 
