@@ -28,7 +28,11 @@ type PDFStamp struct {
 
 // isPDF tells the attachments signed inside.
 func (p *part) isPDF() bool {
-	return p.mediaType == "application/pdf" || strings.HasSuffix(strings.ToLower(p.filename()), ".pdf")
+	return isPDF(p.mediaType, p.filename())
+}
+
+func isPDF(contentType, name string) bool {
+	return contentType == "application/pdf" || strings.HasSuffix(strings.ToLower(name), ".pdf")
 }
 
 // stampPDFs signs the PDF attachments in place: each part's body becomes
@@ -165,29 +169,8 @@ func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOp
 		res.add(CheckPDF, "", fail(ReasonNoManifest, "%v", err))
 		return
 	}
-	// The seal chains to its agency's anchors, as the S/MIME seal did; any
-	// other signer to those or to the national roots, and goes unchecked
-	// when no national roots are configured.
 	domain := env.from[strings.LastIndexByte(env.from, '@')+1:]
-	sealPool := opts.Roots[strings.ToLower(domain)]
-	var signerPool *x509.CertPool
-	if len(opts.PDF.TrustRoots) > 0 {
-		signerPool = x509.NewCertPool()
-		if sealPool != nil {
-			signerPool = sealPool.Clone()
-		}
-		for _, c := range opts.PDF.TrustRoots {
-			signerPool.AddCert(c)
-		}
-	}
-	rootsFor := func(c *x509.Certificate) *x509.CertPool {
-		if c.Equal(seal) {
-			return sealPool
-		}
-		return signerPool
-	}
-	var details []string
-	main := true
+	c := newPDFChecker(res, domain, seal, opts)
 	for _, p := range attachments(rest) {
 		if !p.isPDF() {
 			continue
@@ -198,28 +181,120 @@ func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOp
 			res.add(CheckPDF, "", fail(ReasonMalformedPDF, "%q: %v", p.filename(), err))
 			return
 		}
-		rep, err := verifyPDF(raw.Bytes(), rootsFor, opts)
-		rep.File = p.filename()
-		res.PDFs = append(res.PDFs, rep)
-		if err == nil {
-			err = pdfVerdict(rep, seal, main && opts.PDF.RequireSigner)
-		}
-		if err != nil {
-			var pr *problem
-			if errors.As(err, &pr) {
-				err = fail(pr.reason, "%q: %s", rep.File, pr.msg)
-			}
-			res.add(CheckPDF, "", err)
+		if !c.file(p.filename(), raw.Bytes()) {
 			return
 		}
-		details = append(details, rep.summary())
-		main = false
 	}
-	if len(details) == 0 {
-		res.skip("no PDF attachment", CheckPDF)
+	c.finish()
+}
+
+// VerifyFiles checks the PDF files of a document that came without its
+// S/MIME seal (an edXML package from domain) as Verify's CheckPDF does,
+// the agency's signature being the last one of each file: it must chain to
+// domain's anchors in opts.Roots (any other signer's to those or to
+// opts.PDF.TrustRoots) and cover the whole file; with RequireSigner the
+// first PDF, the main document, also carries a valid signer's signature.
+// Files that are not PDF are not checked here. err is nil exactly when
+// res.OK.
+func VerifyFiles(from string, files []File, opts VerifyOptions) (*Result, error) {
+	res := &Result{From: from, Domain: strings.ToLower(from[strings.LastIndexByte(from, '@')+1:])}
+	if opts.PDF == nil {
+		opts.PDF = &PDFPolicy{}
+	}
+	c := newPDFChecker(res, res.Domain, nil, opts)
+	for _, f := range files {
+		if !isPDF(f.ContentType, f.Name) {
+			continue
+		}
+		if !c.file(f.Name, f.Data) {
+			return res, res.finish()
+		}
+	}
+	c.finish()
+	return res, res.finish()
+}
+
+// pdfChecker applies PDFPolicy to the PDF files of one document in order,
+// the first being the main document.
+type pdfChecker struct {
+	res      *Result
+	opts     VerifyOptions
+	seal     *x509.Certificate // nil: each file's last signer, if it chains to sealPool
+	sealPool *x509.CertPool
+	rootsFor func(*x509.Certificate) *x509.CertPool
+	agency   map[*x509.Certificate]bool // certificates given sealPool (seal nil)
+	details  []string
+}
+
+func newPDFChecker(res *Result, domain string, seal *x509.Certificate, opts VerifyOptions) *pdfChecker {
+	// The seal chains to its agency's anchors, as the S/MIME seal did; any
+	// other signer to those or to the national roots, and goes unchecked
+	// when no national roots are configured.
+	c := &pdfChecker{res: res, opts: opts, seal: seal, sealPool: opts.Roots[strings.ToLower(domain)], agency: map[*x509.Certificate]bool{}}
+	var signerPool *x509.CertPool
+	if len(opts.PDF.TrustRoots) > 0 {
+		signerPool = x509.NewCertPool()
+		if c.sealPool != nil {
+			signerPool = c.sealPool.Clone()
+		}
+		for _, r := range opts.PDF.TrustRoots {
+			signerPool.AddCert(r)
+		}
+	}
+	c.rootsFor = func(cert *x509.Certificate) *x509.CertPool {
+		if seal != nil {
+			if cert.Equal(seal) {
+				return c.sealPool
+			}
+			return signerPool
+		}
+		// Without the S/MIME seal to name the agency, a certificate is the
+		// agency's when it chains to the agency's own anchors.
+		if c.sealPool != nil {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: c.sealPool, CurrentTime: cert.NotBefore,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+				c.agency[cert] = true
+				return c.sealPool
+			}
+		}
+		return signerPool
+	}
+	return c
+}
+
+// file checks one file and reports whether to go on; a failure ends the
+// check.
+func (c *pdfChecker) file(name string, data []byte) bool {
+	rep, err := verifyPDF(data, c.rootsFor, c.opts)
+	rep.File = name
+	c.res.PDFs = append(c.res.PDFs, rep)
+	if err == nil {
+		seal := c.seal
+		if seal == nil {
+			if n := len(rep.Signatures); n > 0 && c.agency[rep.Signatures[n-1].SignerCert] {
+				seal = rep.Signatures[n-1].SignerCert
+			}
+		}
+		err = pdfVerdict(rep, seal, len(c.details) == 0 && c.opts.PDF.RequireSigner)
+	}
+	if err != nil {
+		var pr *problem
+		if errors.As(err, &pr) {
+			err = fail(pr.reason, "%q: %s", rep.File, pr.msg)
+		}
+		c.res.add(CheckPDF, "", err)
+		return false
+	}
+	c.details = append(c.details, rep.summary())
+	return true
+}
+
+func (c *pdfChecker) finish() {
+	if len(c.details) == 0 {
+		c.res.skip("no PDF attachment", CheckPDF)
 		return
 	}
-	res.add(CheckPDF, strings.Join(details, "; "), nil)
+	c.res.add(CheckPDF, strings.Join(c.details, "; "), nil)
 }
 
 // pdfVerdict applies PDFPolicy to one file's report.
@@ -233,7 +308,7 @@ func pdfVerdict(rep *PDFReport, seal *x509.Certificate, requireSigner bool) erro
 	if n == 0 {
 		return fail(ReasonNoPDFSignature, "no signature inside the file")
 	}
-	if last := rep.Signatures[n-1]; last.SignerCert == nil || !last.SignerCert.Equal(seal) || !last.Whole {
+	if last := rep.Signatures[n-1]; seal == nil || last.SignerCert == nil || !last.SignerCert.Equal(seal) || !last.Whole {
 		return fail(ReasonNoAgencySig, "the last signature is not the sending agency's over the whole file")
 	}
 	if requireSigner {
