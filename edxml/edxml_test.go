@@ -162,4 +162,3 @@ func TestStatusRoundTrip(t *testing.T) {
 		t.Error("status 07 marshalled")
 	}
 }
-

@@ -374,7 +374,9 @@ func (r *Registry) matchReceipt(ctx context.Context, g *agency, ev *signing.Evid
 		es = append(es, *e)
 	}
 	for _, e := range es {
-		if e.MessageID != normID(ev.MessageID) {
+		// A document sent as edXML is acknowledged under the Message-ID the
+		// recipient gave it on import.
+		if id := normID(ev.MessageID); e.MessageID != id && id != edxmlMessageID(e.DocumentID, g.domain.Name) {
 			continue
 		}
 		if !slices.ContainsFunc(e.Recipients, func(rc string) bool { return domainOf(rc) == domainOf(attester) }) {

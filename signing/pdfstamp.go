@@ -210,6 +210,11 @@ func VerifyFiles(from string, files []File, opts VerifyOptions) (*Result, error)
 			return res, res.finish()
 		}
 	}
+	if len(c.details) == 0 {
+		// Without its S/MIME seal a document is signed only inside its PDFs.
+		res.add(CheckPDF, "", fail(ReasonNoPDFSignature, "no PDF file: nothing in the document is signed"))
+		return res, res.finish()
+	}
 	c.finish()
 	return res, res.finish()
 }

@@ -1,0 +1,346 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+
+	"sealmail/edxml"
+	"sealmail/mailstore"
+	"sealmail/signing"
+)
+
+// PackageFile is the name under which a document imported from edXML
+// carries its package, so that the register keeps what arrived.
+const PackageFile = "goi-tin.edxml"
+
+// ExportEdXML writes a register line's document as an edXML package: the
+// header from its signed manifest and register line, and its files as
+// sealed (each PDF with its signatures inside). A document imported from
+// edXML is exported as the package that arrived.
+func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byte, error) {
+	orig, err := r.Store.DocOriginal(ctx, e.ID)
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return nil, fmt.Errorf("registry: %s: no electronic original is kept (a paper document, or registered before originals were kept)", e.Notation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, files, err := signing.Contents(orig)
+	if err != nil {
+		if pkg := importedPackage(orig); pkg != nil {
+			return pkg, nil
+		}
+		return nil, fmt.Errorf("registry: %s: the original is not a sealed document: %w", e.Notation, err)
+	}
+	date, err := time.ParseInLocation(time.DateOnly, m.PromulgationInfo.PromulgationDate, r.loc())
+	if err != nil {
+		return nil, fmt.Errorf("registry: %s: promulgation date %q: %w", e.Notation, m.PromulgationInfo.PromulgationDate, err)
+	}
+	h := &edxml.MessageHeader{
+		From:             edxmlOrgan(m.From),
+		Code:             edxml.Code{CodeNumber: m.Code.CodeNumber, CodeNotation: m.Code.CodeNotation},
+		PromulgationInfo: edxml.PromulgationInfo{Place: m.PromulgationInfo.Place, PromulgationDate: date.Format(edxml.DateLayout)},
+		// The type table of the standard was not at hand: 1 with the name
+		// the register gives, "Công văn" (what a release is) by default.
+		DocumentType: edxml.DocumentType{Type: 1, TypeName: cmpOr(e.DocType, "Công văn")},
+		Subject:      m.Subject,
+		SignerInfo:   edxml.SignerInfo{Position: m.SignerInfo.Position, FullName: m.SignerInfo.FullName},
+		OtherInfo:    edxml.OtherInfo{PromulgationAmount: max(e.Copies, 1)},
+		DocumentID:   m.DocumentID,
+	}
+	for _, o := range m.To {
+		h.To = append(h.To, edxmlOrgan(o))
+		h.ToPlaces = append(h.ToPlaces, cmpOr(o.OrganName, o.Email))
+	}
+	pkg := &edxml.Package{Envelope: edxml.Envelope{Header: edxml.EnvelopeHeader{
+		MessageHeader: h,
+		Trace: &edxml.TraceHeaderList{
+			TraceHeaders: []edxml.TraceHeader{{OrganID: m.From.OrganID, Timestamp: e.Time.In(r.loc()).Format(edxml.TimeLayout)}},
+			Bussiness:    edxml.Bussiness{BussinessDocType: edxml.DocNew, DocumentID: m.DocumentID},
+		},
+	}}}
+	for i, f := range files {
+		sum := sha256.Sum256(f.Data)
+		if i > 0 { // every file after the main document is an appendix
+			h.OtherInfo.Appendixes = append(h.OtherInfo.Appendixes, f.Name)
+		}
+		pkg.Attachments = append(pkg.Attachments, edxml.Attachment{ContentType: f.ContentType, AttachmentName: f.Name, Data: f.Data,
+			ContentID: fmt.Sprintf("%d.%s", i+1, hex.EncodeToString(sum[:8]))})
+	}
+	return edxml.Marshal(pkg)
+}
+
+func edxmlOrgan(o signing.Organ) edxml.Organ {
+	return edxml.Organ{OrganID: o.OrganID, OrganName: o.OrganName, Email: o.Email}
+}
+
+func cmpOr(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Imported is what ImportEdXML did.
+type Imported struct {
+	Result  *signing.Result      // the verification of the files
+	Entries []mailstore.DocEntry // the incoming register lines, one per receiving agency; none when refused
+	Before  bool                 // imported before: nothing was done
+}
+
+// ImportEdXML receives an edXML package for the addresses to (hosted
+// here), as Incoming receives a sealed message: its PDF files are verified
+// (signatures, changes after signing, the last signature the sending
+// agency's, chaining to its seal CA, a signer's on the main document), and
+// then it is registered under the next incoming number, delivered to the
+// recipients and the clerks' "Văn bản đến" and answered with a signed
+// receipt (01), in one transaction; or it is quarantined with a notice and
+// answered 02. The sender is the agency whose official address is
+// From/Email: a hosted domain or a peer with a seal CA. Importing the same
+// package again does nothing. An error wrapping ErrRejected means the
+// package cannot be taken at all (malformed, from an unknown agency, for
+// addresses not hosted here).
+func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*Imported, error) {
+	pkg, err := edxml.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	h := pkg.Envelope.Header.MessageHeader
+	if h == nil {
+		return nil, fmt.Errorf("%w: the package is a status message, not a document", ErrRejected)
+	}
+	if b := pkg.Bussiness(); b.BussinessDocType != edxml.DocNew {
+		return nil, fmt.Errorf("%w: BussinessDocType %d (recall, update, replace) is not imported yet; only new documents (0)", ErrRejected, b.BussinessDocType)
+	}
+	from := strings.ToLower(strings.TrimSpace(h.From.Email))
+	domain := domainOf(from)
+	if domain == "" {
+		return nil, fmt.Errorf("%w: From/Email is empty: the sending agency's official address names whose seal to trust", ErrRejected)
+	}
+	if known, err := r.knownAgency(ctx, domain); err != nil {
+		return nil, err
+	} else if !known {
+		return nil, fmt.Errorf("%w: %s is not a known agency; add it with 'sealmail peer add %s --organ-id ID --seal-ca FILE'", ErrRejected, domain, domain)
+	}
+	if id, err := r.organID(ctx, domain); err != nil {
+		return nil, err
+	} else if id != "" && id != h.From.OrganID {
+		return nil, fmt.Errorf("%w: From/OrganId %s is not %s's organ (%s)", ErrRejected, h.From.OrganID, domain, id)
+	}
+	if !strings.HasPrefix(h.DocumentID, h.From.OrganID+",") {
+		return nil, fmt.Errorf("%w: DocumentId %q is not one of %s's", ErrRejected, h.DocumentID, h.From.OrganID)
+	}
+	local, targets, remote, err := r.resolve(ctx, to)
+	if err != nil {
+		return nil, err
+	}
+	if len(remote) > 0 || len(local) == 0 {
+		return nil, fmt.Errorf("%w: %s: not hosted here", ErrRejected, strings.Join(remote, ", "))
+	}
+	groups, err := r.byAgency(ctx, local, targets)
+	if err != nil {
+		return nil, err
+	}
+	out := &Imported{}
+	for _, g := range groups {
+		es, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: g.domain.Name, Direction: mailstore.DocIn, DocumentID: h.DocumentID})
+		if err != nil {
+			return nil, err
+		}
+		if len(es) > 0 {
+			out.Before, out.Entries = true, append(out.Entries, es...)
+		}
+	}
+	if out.Before {
+		return out, nil
+	}
+
+	files := make([]signing.File, len(pkg.Attachments))
+	for i, a := range pkg.Attachments {
+		files[i] = signing.File{Name: a.AttachmentName, ContentType: a.ContentType, Data: a.Data}
+	}
+	now := r.now()
+	opts, err := r.VerifyOptions(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	opts.Now = now
+	res, verr := signing.VerifyFiles(from, files, opts)
+	res.Manifest = packageManifest(h, files)
+	r.count("verified", map[bool]string{true: "pass", false: "fail"}[verr == nil])
+	messageID := edxmlMessageID(h.DocumentID, domain)
+	msg, err := packageMessage(pkg, from, local, messageID, now, data)
+	if err != nil {
+		return nil, err
+	}
+	mh, _, err := splitHeader(msg)
+	if err != nil {
+		return nil, err
+	}
+	in := &arrival{h: mh, msg: msg, from: from, messageID: messageID, now: now, res: res, err: verr}
+	err = r.run(ctx, func(p *step) error { return r.arrive(ctx, in, groups, p) })
+	if errors.Is(err, mailstore.ErrExists) {
+		out.Before, err = true, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out.Result = res
+	for _, g := range groups {
+		e, err := r.Store.DocByMessage(ctx, mailstore.DocRef{Domain: g.domain.Name, Direction: mailstore.DocIn, MessageID: messageID})
+		if errors.Is(err, mailstore.ErrNotFound) {
+			continue // refused
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Entries = append(out.Entries, e)
+	}
+	return out, nil
+}
+
+// organID is the organ a hosted domain or a peer is registered with.
+func (r *Registry) organID(ctx context.Context, domain string) (string, error) {
+	if d, err := r.Store.Domain(ctx, domain); err == nil {
+		return d.OrganID, nil
+	} else if !errors.Is(err, mailstore.ErrNotFound) {
+		return "", err
+	}
+	p, err := r.Store.Peer(ctx, domain)
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return "", nil
+	}
+	return p.OrganID, err
+}
+
+// edxmlMessageID is the Message-ID a document from edXML is registered and
+// acknowledged under: the same for the same document, so that importing
+// it again is seen, and known to the sender, whose register matches the
+// receipt by it.
+func edxmlMessageID(documentID, domain string) string {
+	sum := sha256.Sum256([]byte(documentID))
+	return "<edxml." + hex.EncodeToString(sum[:16]) + "@" + domain + ">"
+}
+
+// packageManifest is the package's header as the register reads a
+// manifest, with the files' digests.
+func packageManifest(h *edxml.MessageHeader, files []signing.File) *signing.Manifest {
+	date := h.PromulgationInfo.PromulgationDate
+	if t, err := time.Parse(edxml.DateLayout, date); err == nil {
+		date = t.Format(time.DateOnly)
+	}
+	m := &signing.Manifest{
+		From:             signing.Organ{OrganID: h.From.OrganID, OrganName: h.From.OrganName, Email: h.From.Email},
+		DocumentID:       h.DocumentID,
+		Code:             signing.Code{CodeNumber: h.Code.CodeNumber, CodeNotation: h.Code.CodeNotation},
+		PromulgationInfo: signing.PromulgationInfo{Place: h.PromulgationInfo.Place, PromulgationDate: date},
+		Subject:          h.Subject,
+		SignerInfo:       signing.SignerInfo{Position: h.SignerInfo.Position, FullName: h.SignerInfo.FullName},
+	}
+	for _, o := range h.To {
+		m.To = append(m.To, signing.Organ{OrganID: o.OrganID, OrganName: o.OrganName, Email: o.Email})
+	}
+	for _, f := range files {
+		sum := sha256.Sum256(f.Data)
+		m.Attachments = append(m.Attachments, signing.Attachment{FileName: f.Name, ContentType: f.ContentType,
+			Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])})
+	}
+	return m
+}
+
+// packageMessage is the mail a package is delivered as: a bilingual text
+// naming the document, its files, and the package itself.
+func packageMessage(pkg *edxml.Package, from string, to []string, messageID string, now time.Time, data []byte) ([]byte, error) {
+	h := pkg.Envelope.Header.MessageHeader
+	var mh mail.Header
+	mh.SetDate(now)
+	mh.SetAddressList("From", []*mail.Address{{Name: h.From.OrganName, Address: from}})
+	var rcpts []*mail.Address
+	for _, a := range to {
+		rcpts = append(rcpts, &mail.Address{Address: a})
+	}
+	mh.SetAddressList("To", rcpts)
+	mh.SetSubject(h.Subject)
+	mh.Set("Message-Id", messageID)
+	mh.Set(fieldDocumentID, h.DocumentID)
+	var b bytes.Buffer
+	w, err := mail.CreateWriter(&b, mh)
+	if err != nil {
+		return nil, err
+	}
+	var th mail.InlineHeader
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	tw, err := w.CreateSingleInline(th)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(tw, "Văn bản điện tử nhận qua gói tin edXML / official document received as an edXML package\r\n\r\n"+
+		"Cơ quan ban hành / issued by: %s (%s)\r\nSố, ký hiệu / number: %s/%s\r\nNgày / date: %s\r\n"+
+		"Trích yếu / subject: %s\r\nNgười ký / signed by: %s %s\r\nMã văn bản / document ID: %s\r\n",
+		h.From.OrganName, h.From.OrganID, h.Code.CodeNumber, h.Code.CodeNotation, h.PromulgationInfo.PromulgationDate,
+		h.Subject, h.SignerInfo.Position, h.SignerInfo.FullName, h.DocumentID)
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	attach := func(name, contentType string, data []byte) error {
+		var ah mail.AttachmentHeader
+		ah.SetContentType(contentType, nil)
+		ah.SetFilename(name)
+		ah.Set("Content-Transfer-Encoding", "base64")
+		aw, err := w.CreateAttachment(ah)
+		if err != nil {
+			return err
+		}
+		if _, err := aw.Write(data); err != nil {
+			return err
+		}
+		return aw.Close()
+	}
+	for _, a := range pkg.Attachments {
+		if err := attach(a.AttachmentName, cmpOr(a.ContentType, "application/octet-stream"), a.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := attach(PackageFile, "application/xml", data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// importedPackage returns the edXML package a message made by
+// packageMessage carries, or nil.
+func importedPackage(msg []byte) []byte {
+	mr, err := mail.CreateReader(bytes.NewReader(msg))
+	if err != nil {
+		return nil
+	}
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil
+		}
+		if ah, ok := p.Header.(*mail.AttachmentHeader); ok {
+			if name, _ := ah.Filename(); name == PackageFile {
+				var b bytes.Buffer
+				if _, err := b.ReadFrom(p.Body); err != nil {
+					return nil
+				}
+				return b.Bytes()
+			}
+		}
+	}
+}
