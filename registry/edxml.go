@@ -344,3 +344,49 @@ func importedPackage(msg []byte) []byte {
 		}
 	}
 }
+
+// StatusMessage is one status message of a document, as edXML.
+type StatusMessage struct {
+	Ack  mailstore.DocAck
+	Data []byte
+}
+
+// StatusMessages writes each acknowledgement of a register line (receipts
+// received for a document sent, those sent for a document received) as
+// an edXML status message from the acknowledging agency.
+func (r *Registry) StatusMessages(ctx context.Context, e mailstore.DocEntry) ([]StatusMessage, error) {
+	organ, date := strings.SplitN(e.DocumentID, ",", 2)[0], e.DocDate
+	if t, err := time.Parse(time.DateOnly, e.DocDate); err == nil {
+		date = t.Format(edxml.DateLayout)
+	}
+	var out []StatusMessage
+	for _, a := range e.Acks {
+		from := edxml.Organ{Email: a.Party}
+		if id, err := r.organID(ctx, domainOf(a.Party)); err != nil {
+			return nil, err
+		} else if id != "" {
+			from.OrganID = id
+		}
+		if d, err := r.Store.Domain(ctx, domainOf(a.Party)); err == nil {
+			from.OrganName = d.OrganName
+		} else if p, err := r.Store.Peer(ctx, domainOf(a.Party)); err == nil {
+			from.OrganName = p.OrganName
+		}
+		if from.OrganID == "" {
+			return nil, fmt.Errorf("registry: %s has no organ ID: run 'sealmail peer add %s --organ-id ID' (or 'domain update')", domainOf(a.Party), domainOf(a.Party))
+		}
+		names := edxml.StatusNames[a.StatusCode]
+		s := edxml.Status{
+			ResponseFor: edxml.ResponseFor{OrganID: organ, Code: e.Notation, PromulgationDate: date, DocumentID: e.DocumentID},
+			From:        from, StatusCode: a.StatusCode,
+			Description: joinNonEmpty(": ", names[0], a.Reason),
+			StaffInfo:   &edxml.StaffInfo{Email: a.Party},
+		}
+		data, err := edxml.Marshal(edxml.NewStatus(s, a.Time.In(r.loc())))
+		if err != nil {
+			return nil, fmt.Errorf("registry: status %s from %s: %w", a.StatusCode, a.Party, err)
+		}
+		out = append(out, StatusMessage{Ack: a, Data: data})
+	}
+	return out, nil
+}

@@ -7,6 +7,8 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/mail"
 	"os"
 	"strconv"
@@ -27,6 +29,8 @@ var docCmd = &command{name: "doc", short: "official documents: verify, registers
 		{name: "export", short: "write a year's register as Appendix IV lays it out: PDF (A4, to print and bind), CSV or XLSX", run: docRegisterExport},
 	}},
 	{name: "status", short: "show a document's register entries, receipts and evidence", run: docStatus},
+	{name: "export", short: "write a document as an edXML package (QCVN 102:2016), or its status messages", run: docExport},
+	{name: "import", short: "receive an edXML package: verify, register and deliver it", run: docImport},
 }}
 
 func docVerify(ctx context.Context, args []string) error {
@@ -61,19 +65,10 @@ func docVerify(ctx context.Context, args []string) error {
 			return fmt.Errorf("%w\n(or give the CA with --ca FILE.pem)", err)
 		}
 		defer s.Close()
-		c, err := config.Load(*f.data)
+		r, err := docRegistry(*f.data, s)
 		if err != nil {
 			return err
 		}
-		tsaRoots, err := c.TSARoots()
-		if err != nil {
-			return err
-		}
-		policy, err := pdfPolicy(c)
-		if err != nil {
-			return err
-		}
-		r := &registry.Registry{Store: s, DataDir: *f.data, TSARoots: tsaRoots, PDF: policy}
 		if opts, err = r.VerifyOptions(ctx, domain); err != nil {
 			return err
 		}
@@ -111,6 +106,30 @@ func docVerify(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s does not verify: %w", pos[0], verr)
 	}
 	return nil
+}
+
+// docRegistry is the registry of the data directory dir for a command run
+// beside the server: what it queues the server's relay sends.
+func docRegistry(dir string, s *mailstore.Store) (*registry.Registry, error) {
+	c, err := config.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	tsaRoots, err := c.TSARoots()
+	if err != nil {
+		return nil, err
+	}
+	policy, err := pdfPolicy(c)
+	if err != nil {
+		return nil, err
+	}
+	// What was done is printed; the log says only what went wrong.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r := &registry.Registry{Store: s, DataDir: dir, Hostname: c.Hostname, TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{}, PDF: policy, Logger: quiet}
+	if c.Documents.TSAURL != "" {
+		r.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
+	}
+	return r, nil
 }
 
 // docJSON is a register entry in 'doc register list --json' and 'doc status

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sealmail/mailstore"
+	"sealmail/registry"
+)
+
+// maxPackage bounds an edXML file read by 'doc import': base64 inside XML,
+// so about 4/3 of the files it carries.
+const maxPackage = 512 << 20
+
+func docExport(ctx context.Context, args []string) error {
+	f := newFlags("doc export", "DOCUMENT-ID --edxml|--status [--out PATH] [--domain D] [--incoming]\n\n"+
+		"--edxml writes the document as an edXML package (QCVN 102:2016/BTTTT) with its\n"+
+		"files as sealed, to --out FILE or standard output. --status writes each of its\n"+
+		"status messages (01 arrived, 02 refused, 03 registered, 04/05/06, 13, 15/16) as\n"+
+		"an edXML file in the directory --out. The outgoing register's line is taken\n"+
+		"unless --incoming.")
+	asEdXML := f.Bool("edxml", false, "write the document as an edXML package")
+	status := f.Bool("status", false, "write its status messages, one edXML file each")
+	out := f.String("out", "", "the `PATH` to write: a file for --edxml (default standard output), a directory for --status")
+	domain := f.String("domain", "", "the agency `DOMAIN` whose register holds it (default: any)")
+	incoming := f.Bool("incoming", false, "the line of the incoming register (sổ đến)")
+	pos, s, err := f.parseOpen(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if *asEdXML == *status {
+		return f.errorf("give one of --edxml and --status")
+	}
+	if *status && *out == "" {
+		return f.errorf("--status needs --out DIR")
+	}
+	dir := mailstore.DocOut
+	if *incoming {
+		dir = mailstore.DocIn
+	}
+	es, err := s.Docs(ctx, mailstore.DocQuery{DocumentID: pos[0], Domain: *domain, Direction: dir})
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(es) == 0:
+		return fmt.Errorf("no document %s in the %s register here; see 'sealmail doc register list --%s'", pos[0], dir, map[bool]string{true: "incoming", false: "outgoing"}[*incoming])
+	case len(es) > 1:
+		var ds []string
+		for _, e := range es {
+			ds = append(ds, e.Domain)
+		}
+		return fmt.Errorf("document %s is in the registers of %s: give --domain", pos[0], strings.Join(ds, ", "))
+	}
+	r, err := docRegistry(*f.data, s)
+	if err != nil {
+		return err
+	}
+	if *asEdXML {
+		data, err := r.ExportEdXML(ctx, es[0])
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			_, err = os.Stdout.Write(data)
+			return err
+		}
+		return os.WriteFile(*out, data, 0o644)
+	}
+	msgs, err := r.StatusMessages(ctx, es[0])
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		name := filepath.Join(*out, fmt.Sprintf("%02d-status-%s-%s.edxml", i+1, m.Ack.StatusCode, strings.ReplaceAll(m.Ack.Party, "@", "_")))
+		if err := os.WriteFile(name, m.Data, 0o644); err != nil {
+			return err
+		}
+		fmt.Println(name)
+	}
+	if len(msgs) == 0 {
+		fmt.Fprintf(os.Stderr, "document %s has no status messages yet\n", pos[0])
+	}
+	return nil
+}
+
+func docImport(ctx context.Context, args []string) error {
+	f := newFlags("doc import", "FILE.edxml --to ADDRESS [--to ADDRESS]... [--json]\n\n"+
+		"Receives an edXML package (QCVN 102:2016/BTTTT) for the hosted addresses: the\n"+
+		"signatures inside its PDF files are verified (the last one the sending agency's,\n"+
+		"named by From/Email, chaining to its seal CA), then it is registered under the\n"+
+		"next incoming number, delivered to the addresses and the clerks' 'Văn bản đến',\n"+
+		"and a signed receipt goes back to the sender; or it is quarantined with a notice\n"+
+		"and the sender is told why (status 02). Exits 1 when it was quarantined.")
+	var to multiFlag
+	f.Var(&to, "to", "a hosted `ADDRESS` to deliver to; repeatable")
+	asJSON := f.Bool("json", false, "print JSON")
+	pos, err := f.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if len(to) == 0 {
+		return f.errorf("missing --to ADDRESS")
+	}
+	data, err := readLimited(pos[0], maxPackage)
+	if err != nil {
+		return err
+	}
+	s, err := open(*f.data)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := docRegistry(*f.data, s)
+	if err != nil {
+		return err
+	}
+	imp, err := r.ImportEdXML(ctx, data, to)
+	if err != nil {
+		if errors.Is(err, registry.ErrRejected) {
+			return fmt.Errorf("%s: %w", pos[0], err)
+		}
+		return err
+	}
+	if *asJSON {
+		rows := make([]docJSON, len(imp.Entries))
+		for i, e := range imp.Entries {
+			rows[i] = toJSON(e)
+		}
+		if err := printJSON(struct {
+			Before  bool      `json:"imported_before"`
+			Entries []docJSON `json:"entries"`
+			Result  any       `json:"verification,omitempty"`
+		}{imp.Before, rows, imp.Result}); err != nil {
+			return err
+		}
+	} else {
+		if imp.Result != nil {
+			fmt.Print(imp.Result.String())
+		}
+		for _, e := range imp.Entries {
+			what := "registered"
+			if imp.Before {
+				what = "already registered"
+			}
+			fmt.Printf("%s by %s as số đến %d/%d: %s\n", what, e.Domain, e.Number, e.Year, e.Notation)
+		}
+	}
+	if !imp.Before && len(imp.Entries) == 0 {
+		return fmt.Errorf("%s did not verify: quarantined, and the sender was told why", pos[0])
+	}
+	return nil
+}
+
+// readLimited reads a file of at most limit bytes.
+func readLimited(name string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", name, fi.Size(), limit)
+	}
+	return os.ReadFile(name)
+}

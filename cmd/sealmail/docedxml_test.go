@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sealmail/edxml"
+	"sealmail/mailstore"
+)
+
+// TestDocEdXML: a document released by one instance goes to another as an
+// edXML package through 'doc export --edxml' and 'doc import', which
+// verifies, registers, delivers and answers it; both sides export the
+// status messages.
+func TestDocEdXML(t *testing.T) {
+	a := agencyData(t)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "agency-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ok(t, "", "seal", "export-ca", "agency.example", "--data", a)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "init", "--data", b, "--domain", "so.example")
+	ok(t, "", "domain", "update", "so.example", "--data", b, "--organ-id", "000.00.13.H10", "--organ-name", "Sở Tài chính",
+		"--code", "STC-VP", "--official-address", "vanthu@so.example")
+	ok(t, "", "user", "add", "clerk@so.example", "--role", "clerk", "--data", b)
+	ok(t, "", "user", "add", "lan@so.example", "--data", b)
+	ok(t, "", "alias", "add", "vanthu@so.example", "clerk@so.example", "--data", b)
+	ok(t, "", "seal", "init", "so.example", "--data", b)
+	ok(t, "", "peer", "add", "agency.example", "--organ-id", "000.00.12.H10", "--organ-name", "Sở Thông tin và Truyền thông",
+		"--seal-ca", caFile, "--data", b)
+
+	id := documentID(t, sendDocument(t, a, 1))
+	pkgFile := filepath.Join(dir, "cv.edxml")
+	fails(t, "", []string{"doc", "export", id, "--data", a}, "give one of --edxml and --status")
+	ok(t, "", "doc", "export", id, "--edxml", "--out", pkgFile, "--data", a)
+	pkg, err := edxml.Parse(readAll(t, pkgFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := pkg.Envelope.Header.MessageHeader; h.DocumentID != id || h.Subject != "Công văn 1" || len(pkg.Attachments) != 1 {
+		t.Fatalf("exported package: %+v", h)
+	}
+
+	fails(t, "", []string{"doc", "import", pkgFile, "--data", b}, "missing --to")
+	fails(t, "", []string{"doc", "import", pkgFile, "--to", "x@nowhere.example", "--data", b}, "not hosted here")
+	out := ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b)
+	if !strings.Contains(out, "VERIFIED") || !strings.Contains(out, "registered by so.example as số đến 1/") {
+		t.Errorf("doc import printed:\n%s", out)
+	}
+	if out := ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b); !strings.Contains(out, "already registered") {
+		t.Errorf("second import printed:\n%s", out)
+	}
+	rows := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", id[strings.Index(id, ",")+1:][:4], "--data", b))
+	if len(rows) != 1 || rows[0].DocumentID != id || rows[0].Organ != "Sở Thông tin và Truyền thông" || len(rows[0].Acks) != 1 ||
+		rows[0].Acks[0].StatusCode != "01" || rows[0].Acks[0].Party != "vanthu@agency.example" {
+		t.Fatalf("B's incoming register: %+v", rows)
+	}
+	// The receipt waits in B's queue for the relay, to A's official address.
+	q, err := openStore(t, b).Queue(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != 1 || q[0].Rcpts[0].Addr != "vanthu@agency.example" {
+		t.Errorf("B's queue: %+v", q)
+	}
+	lan, err := openStore(t, b).Account(t.Context(), "lan@so.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb, err := openStore(t, b).Mailbox(t.Context(), lan.ID, mailstore.Inbox); err != nil || mb.UIDNext != 2 {
+		t.Errorf("lan's INBOX: %+v, %v", mb, err)
+	}
+
+	statusDir := filepath.Join(dir, "status")
+	out = ok(t, "", "doc", "export", id, "--status", "--incoming", "--out", statusDir, "--data", b)
+	files := strings.Fields(out)
+	if len(files) != 1 {
+		t.Fatalf("status files: %q", out)
+	}
+	st, err := edxml.Parse(readAll(t, files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Envelope.Header.Status; s == nil || s.StatusCode != "01" || s.ResponseFor.DocumentID != id || s.From.OrganID != "000.00.12.H10" {
+		t.Errorf("status message: %+v", s)
+	}
+
+	// A package whose PDF changed after signing is quarantined.
+	id2 := documentID(t, sendDocument(t, a, 2))
+	ok(t, "", "doc", "export", id2, "--edxml", "--out", pkgFile, "--data", a)
+	pkg, err = edxml.Parse(readAll(t, pkgFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg.Attachments[0].Data[len(pkg.Attachments[0].Data)/3] ^= 1
+	data, err := edxml.Marshal(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pkgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// (The log's warning stands before the error.)
+	if r := sealmail(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b); r.code != 1 ||
+		!strings.Contains(r.stderr, "did not verify: quarantined") || !strings.Contains(r.stdout, "digest-mismatch") {
+		t.Errorf("tampered package: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if rows := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", id[strings.Index(id, ",")+1:][:4], "--data", b)); len(rows) != 1 {
+		t.Errorf("B's incoming register after the tampered package: %d lines", len(rows))
+	}
+}
+
+// documentID reads the Official-Document-Id of a stamped message.
+func documentID(t *testing.T, msg []byte) string {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := m.Header.Get("Official-Document-Id")
+	if id == "" {
+		t.Fatal("no Official-Document-Id")
+	}
+	return id
+}
