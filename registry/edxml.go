@@ -274,14 +274,7 @@ func packageMessage(pkg *edxml.Package, from string, to []string, messageID stri
 	mh.Set("Message-Id", messageID)
 	mh.Set(fieldDocumentID, h.DocumentID)
 	var b bytes.Buffer
-	w, err := mail.CreateWriter(&b, mh)
-	if err != nil {
-		return nil, err
-	}
-	var th mail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	th.Set("Content-Transfer-Encoding", "quoted-printable")
-	tw, err := w.CreateSingleInline(th)
+	w, tw, err := textWriter(&b, mh)
 	if err != nil {
 		return nil, err
 	}

@@ -170,14 +170,7 @@ func notice(from string, to []string, what [2]string, res *signing.Result, orig 
 	h.SetMessageID(strings.ToLower(rand.Text()) + "@" + host)
 	h.Set(fieldDocument, "fail"+param("check", first.Name)+param("reason", string(first.Reason)))
 	var b bytes.Buffer
-	w, err := mail.CreateWriter(&b, h)
-	if err != nil {
-		return nil, err
-	}
-	var th mail.InlineHeader
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	th.Set("Content-Transfer-Encoding", "quoted-printable")
-	tw, err := w.CreateSingleInline(th)
+	w, tw, err := textWriter(&b, h)
 	if err != nil {
 		return nil, err
 	}
@@ -213,4 +206,21 @@ func notice(from string, to []string, what [2]string, res *signing.Result, orig 
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// textWriter starts a multipart/mixed message with header h in b, and its
+// first part, UTF-8 text, to be written and closed before the attachments.
+func textWriter(b *bytes.Buffer, h mail.Header) (*mail.Writer, io.WriteCloser, error) {
+	w, err := mail.CreateWriter(b, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	var th mail.InlineHeader
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	tw, err := w.CreateSingleInline(th)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, tw, nil
 }
