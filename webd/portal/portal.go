@@ -95,8 +95,9 @@ func (s *Server) now() time.Time {
 }
 
 // Handle registers a handler on the portal, as http.ServeMux.Handle does.
-// Wrap h in RequireLogin or RequireRole: the portal does not guess which
-// pages are public. Call it before the first request.
+// Wrap h in RequireLogin or RequireRole unless the page is for everyone
+// (like the client setup help): the portal does not guess. Call it before
+// the first request.
 func (s *Server) Handle(pattern string, h http.Handler) {
 	s.init()
 	s.mux.Handle(pattern, h)
@@ -130,8 +131,6 @@ type request struct {
 	lang    string
 	session *mailstore.WebSession // nil: not logged in
 	expired bool                  // a session cookie came, for a session that is over
-	// loginToken is the login form's token (a cookie set when absent).
-	loginToken string
 }
 
 func reqOf(r *http.Request) *request {
@@ -155,9 +154,7 @@ func (s *Server) withRequest(h http.Handler) http.Handler {
 			switch {
 			case err != nil:
 				s.Logger.Error("web: session lookup", "err", err)
-				q.session = nil
-				Error(w, r.WithContext(context.WithValue(r.Context(), reqKey, q)), http.StatusServiceUnavailable,
-					Text{"Máy chủ đang bận, xin thử lại sau.", "The server is busy, try again later."})
+				Error(w, r.WithContext(context.WithValue(r.Context(), reqKey, q)), http.StatusServiceUnavailable, busy)
 				return
 			case ws == nil:
 				q.expired = true
