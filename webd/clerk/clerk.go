@@ -304,6 +304,8 @@ type statusView struct {
 	NoOrig    bool
 	VerifyErr string
 	Back      template.URL
+	// State is the register's status, in Vietnamese and English.
+	State, StateEn string
 }
 
 type field struct{ Vi, En, Value string }
@@ -321,7 +323,7 @@ type evidence struct {
 // check is a line of the verification: a check of the S/MIME seal, or a
 // signature inside one of the PDFs.
 type check struct {
-	Name, Status, Reason, Detail string
+	Vi, En, Status, Reason, Detail string
 }
 
 // statusNames are the edXML status codes (QCVN 102:2016) of receipts.
@@ -337,11 +339,36 @@ var statusNames = map[string][2]string{
 	"16": {"Từ chối lấy lại, cập nhật", "retrieval or update refused"},
 }
 
-func statusName(code string) (vi, en string) {
-	if n, ok := statusNames[code]; ok {
+// states name the register's statuses; one this version does not know is
+// shown as it is.
+var states = map[string][2]string{
+	registry.StatusNumbered: {"Đã lấy số, chưa đóng dấu", "numbered, not sealed yet"},
+	registry.StatusSent:     {"Đã đóng dấu và gửi đi", "sealed and sent"},
+	registry.StatusVoid:     {"Không đóng dấu được; số đã dùng", "could not be sealed; the number stays used"},
+	registry.StatusReceived: {"Đã kiểm tra, vào sổ và chuyển", "verified, registered and delivered"},
+	registry.StatusPaper:    {"Văn bản giấy", "paper document"},
+}
+
+// checkNames name signing's checks for clerks.
+var checkNames = map[string][2]string{
+	signing.CheckStructure:  {"Cấu trúc (S/MIME)", "structure (S/MIME)"},
+	signing.CheckSignature:  {"Chữ ký số của cơ quan", "the agency's signature"},
+	signing.CheckTimestamp:  {"Dấu thời gian", "time-stamp"},
+	signing.CheckChain:      {"Chuỗi chứng thư", "certificate chain"},
+	signing.CheckValidity:   {"Hiệu lực chứng thư", "certificate validity"},
+	signing.CheckEmail:      {"Địa chỉ thư của chứng thư", "certificate's address"},
+	signing.CheckManifest:   {"Danh mục tệp đính kèm", "manifest of attachments"},
+	signing.CheckEvidence:   {"Chứng cứ", "evidence"},
+	signing.CheckRevocation: {"Thu hồi chứng thư", "revocation"},
+	signing.CheckPDF:        {"Chữ ký trong các tệp PDF", "signatures inside the PDFs"},
+}
+
+// named returns names[key] or key twice.
+func named(names map[string][2]string, key string) (vi, en string) {
+	if n, ok := names[key]; ok {
 		return n[0], n[1]
 	}
-	return code, code
+	return key, key
 }
 
 // status is a document's page: its register line, the receipts, the
@@ -368,12 +395,13 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 	}
 	e := es[0]
 	v := statusView{Entry: e, In: e.Direction == mailstore.DocIn}
+	v.State, v.StateEn = named(states, e.Status)
 	b := &book.Book{Direction: e.Direction, Entries: es, Location: registry.ICT}
 	for i, c := range b.Columns() {
 		v.Fields = append(v.Fields, field{c.Title, c.En, b.Rows()[0][i]})
 	}
 	for _, a := range e.Acks {
-		vi, en := statusName(a.StatusCode)
+		vi, en := named(statusNames, a.StatusCode)
 		v.Acks = append(v.Acks, ack{a, vi, en, when(a.Time)})
 	}
 	back := url.Values{"year": {strconv.Itoa(e.Year)}}
@@ -409,14 +437,15 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 			v.SealedAt = when(res.Timestamp)
 		}
 		for _, c := range res.Checks {
-			v.Checks = append(v.Checks, check{c.Name, string(c.Status), string(c.Reason), c.Detail})
+			vi, en := named(checkNames, c.Name)
+			v.Checks = append(v.Checks, check{vi, en, string(c.Status), string(c.Reason), c.Detail})
 		}
 		for _, f := range res.PDFs {
 			if f.Err != "" {
-				v.Checks = append(v.Checks, check{"PDF " + f.File, string(signing.Fail), "", f.Err})
+				v.Checks = append(v.Checks, check{"Tệp " + f.File, "File " + f.File, string(signing.Fail), "", f.Err})
 			}
 			for _, sig := range f.Signatures {
-				c := check{Name: "PDF " + f.File, Status: string(signing.Pass), Detail: sig.Signer}
+				c := check{Vi: "Chữ ký trong " + f.File, En: "Signature in " + f.File, Status: string(signing.Pass), Detail: sig.Signer}
 				if sig.Organization != "" {
 					c.Detail += ", " + sig.Organization
 				}

@@ -12,6 +12,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ import (
 
 	"sealmail/mailstore"
 	"sealmail/registry"
+	"sealmail/signing"
 	"sealmail/signing/signingtest"
 	"sealmail/webd/portal"
 )
@@ -380,8 +383,8 @@ func TestStatusPage(t *testing.T) {
 		"Số đi", "Nơi nhận văn bản", // the register line, in Appendix IV's words
 		`id="acks"`, "vanthu@b.test", // b.test's receipt
 		`id="evidence"`, "Hệ thống đã nhận văn bản để chuyển đi", // the evidence of a.test
-		"Chuỗi chứng cứ nguyên vẹn", `id="verify" class="ok">HỢP LỆ`, `<tr class="pass"><td>signature</td>`,
-		`<tr class="pass"><td>chain</td>`, `<tr class="pass"><td>manifest</td>`,
+		"Chuỗi chứng cứ nguyên vẹn", `id="verify" class="ok">HỢP LỆ`, `<tr class="pass"><td>Chữ ký số của cơ quan</td>`,
+		`<tr class="pass"><td>Chuỗi chứng thư</td>`, `<tr class="pass"><td>Danh mục tệp đính kèm</td>`, "Đã đóng dấu và gửi đi",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status page of the document sent lacks %q", want)
@@ -402,8 +405,23 @@ func TestStatusPage(t *testing.T) {
 	if p := x.page(t, "clerk@a.test", fmt.Sprintf("/clerk/doc/%d", ps[0].ID)); !strings.Contains(p, "văn bản giấy") {
 		t.Error("a paper document's status page does not say it has no electronic original")
 	}
-	if en := x.page(t, "clerk@b.test", fmt.Sprintf("/clerk/doc/%d?lang=en", x.in.ID)); !strings.Contains(en, "VALID") ||
+	if en := x.page(t, "clerk@b.test", fmt.Sprintf("/clerk/doc/%d?lang=en", x.in.ID)); !strings.Contains(en, `id="verify" class="ok">VALID`) ||
 		!strings.Contains(en, "Evidence chain intact") || !strings.Contains(en, "delivered to the recipient&#39;s mailbox") {
 		t.Error("the English status page is not in English")
+	}
+
+	// The original is checked with today's trust: once a.test's seal CA is
+	// another, the document b.test received no longer verifies, and the page
+	// says which check failed.
+	other, _, err := signing.NewLocalCA("Cơ quan khác", "000.00.99.H10", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(registry.SealDir(x.reg.DataDir, "a.test"), registry.CACertFile), signing.EncodeCertsPEM(other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := x.page(t, "clerk@b.test", fmt.Sprintf("/clerk/doc/%d", x.in.ID))
+	if !strings.Contains(bad, `id="verify" class="error">KHÔNG HỢP LỆ`) || !strings.Contains(bad, `<tr class="fail"><td>Chuỗi chứng thư</td><td>không đạt [untrusted-issuer]`) {
+		t.Errorf("the status page of a document that no longer verifies:\n%s", bad)
 	}
 }
