@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"sealmail/edxml"
 	"sealmail/mailstore"
 	"sealmail/registry"
 	"sealmail/registry/book"
@@ -326,19 +327,6 @@ type check struct {
 	Vi, En, Status, Reason, Detail string
 }
 
-// statusNames are the edXML status codes (QCVN 102:2016) of receipts.
-var statusNames = map[string][2]string{
-	"01": {"Đã đến", "arrived"},
-	"02": {"Từ chối tiếp nhận", "refused"},
-	"03": {"Đã tiếp nhận, vào sổ", "registered"},
-	"04": {"Đã phân công xử lý", "assigned"},
-	"05": {"Đang xử lý", "being processed"},
-	"06": {"Hoàn thành", "done"},
-	"13": {"Yêu cầu lấy lại", "retrieval requested"},
-	"15": {"Đồng ý lấy lại, cập nhật", "retrieval or update accepted"},
-	"16": {"Từ chối lấy lại, cập nhật", "retrieval or update refused"},
-}
-
 // states name the register's statuses; one this version does not know is
 // shown as it is.
 var states = map[string][2]string{
@@ -401,7 +389,7 @@ func (p *Pages) status(w http.ResponseWriter, r *http.Request) {
 		v.Fields = append(v.Fields, field{c.Title, c.En, b.Rows()[0][i]})
 	}
 	for _, a := range e.Acks {
-		vi, en := named(statusNames, a.StatusCode)
+		vi, en := named(edxml.StatusNames, a.StatusCode)
 		v.Acks = append(v.Acks, ack{a, vi, en, when(a.Time)})
 	}
 	back := url.Values{"year": {strconv.Itoa(e.Year)}}
