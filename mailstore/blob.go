@@ -105,6 +105,48 @@ func (s *Store) openContent(ctx context.Context, sum Sum, size int64) (io.ReadCl
 	return &checked{r: r, h: sha256.New(), sum: sum, left: size}, nil
 }
 
+// contentAt opens a content for reading at offsets: the blob store's reader
+// if it can (a file), else a range read per call.
+func (s *Store) contentAt(ctx context.Context, sum Sum) (interface {
+	io.ReaderAt
+	io.Closer
+}, error) {
+	r, _, err := s.blobs.Open(ctx, sum, 0, -1)
+	if err != nil {
+		return nil, contentErr(sum, err)
+	}
+	if ra, ok := r.(interface {
+		io.ReaderAt
+		io.Closer
+	}); ok {
+		return ra, nil
+	}
+	r.Close()
+	return &rangeReader{ctx: ctx, blobs: s.blobs, sum: sum}, nil
+}
+
+// rangeReader reads a content at offsets through BlobStore.Open.
+type rangeReader struct {
+	ctx   context.Context
+	blobs BlobStore
+	sum   Sum
+}
+
+func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
+	rc, _, err := r.blobs.Open(r.ctx, r.sum, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (r *rangeReader) Close() error { return nil }
+
 // checked hashes what is read through it and checks the sum at the end.
 type checked struct {
 	r    io.ReadCloser

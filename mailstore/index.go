@@ -402,18 +402,27 @@ func (s *Store) WaitIndexed(ctx context.Context) error {
 	}
 }
 
-// contentText extracts the searchable text of a content as it reads it from
-// the blob store: a 50 MiB attachment costs the indexer a few buffers.
+// contentText extracts the searchable text of a content where it lies, after
+// checking it against its sum: a 50 MiB attachment costs the indexer a few
+// buffers, not its size.
 func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
 	r, err := s.openContent(ctx, c.Sum, c.Size)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	er := &errReader{r: r}
-	t := extractTextFrom(er)
-	if _, err := io.Copy(io.Discard, er); err != nil {
+	_, err = io.Copy(io.Discard, r)
+	r.Close()
+	if err != nil {
 		return nil, err
 	}
-	return t, er.err
+	ra, err := s.contentAt(ctx, c.Sum)
+	if err != nil {
+		return nil, err
+	}
+	defer ra.Close()
+	t := new(text)
+	if _, _, err := parseContent(Content{R: ra, Size: c.Size}, t); err != nil {
+		return nil, contentErr(c.Sum, err)
+	}
+	return t, nil
 }

@@ -54,10 +54,11 @@ type Delivered struct {
 type Content struct {
 	R    io.ReaderAt
 	Size int64
+	b    []byte // the content, when in memory
 }
 
 // Bytes is Content in memory.
-func Bytes(b []byte) Content { return Content{bytes.NewReader(b), int64(len(b))} }
+func Bytes(b []byte) Content { return Content{R: bytes.NewReader(b), Size: int64(len(b)), b: b} }
 
 // Delivery is one message for local mailboxes, the outbound queue, or both:
 // Accept stores it for all of them in one transaction, so that a failure
@@ -312,14 +313,16 @@ type blob struct {
 	structure []byte
 }
 
-// newBlob hashes and parses content in one pass over it.
+// newBlob hashes and parses content, reading it where it lies: a spooled
+// 50 MiB message costs a few buffers, not its size.
 func newBlob(content Content) (*blob, error) {
 	h := sha256.New()
-	r := &errReader{r: io.TeeReader(io.NewSectionReader(content.R, 0, content.Size), h)}
-	env, st := parseFrom(r, nil)
-	io.Copy(io.Discard, r) // what the parser left, for the hash
-	if r.err != nil {
-		return nil, fmt.Errorf("reading the message: %w", r.err)
+	if _, err := io.Copy(h, io.NewSectionReader(content.R, 0, content.Size)); err != nil {
+		return nil, fmt.Errorf("reading the message: %w", err)
+	}
+	env, st, err := parseContent(content, nil)
+	if err != nil {
+		return nil, err
 	}
 	b := &blob{content: content, size: content.Size, envelope: encodeEnvelope(&env)}
 	b.structure, _ = json.Marshal(st)
@@ -329,21 +332,6 @@ func newBlob(content Content) (*blob, error) {
 
 // reader reads the content from its start.
 func (b *blob) reader() io.Reader { return io.NewSectionReader(b.content.R, 0, b.size) }
-
-// errReader keeps the first read error other than EOF, which the parser,
-// made for bytes in memory, does not report.
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
-	}
-	return n, err
-}
 
 // storeContent puts the blobs' content in the blob store and runs fn, which
 // refers to it (through insertBlob), in a write transaction. The content is

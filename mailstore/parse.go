@@ -1,7 +1,7 @@
 package mailstore
 
 import (
-	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	stdtextproto "net/textproto"
@@ -162,11 +162,36 @@ const maxIndexedText = 1 << 20
 // into t unless t is nil. It never fails: broken MIME yields what a reader
 // would make of it (mimetree); the content stays as it is.
 func parse(raw []byte, t *text) (Envelope, Part) {
-	root := mimetree.Parse(raw)
+	env, st, _ := parseTree(mimetree.Parse(raw), t)
+	return env, st
+}
+
+// parseContent is parse of a message read where it lies: only part headers
+// and the indexed text are ever in memory, whatever the message's size.
+// It fails only when reading the content does.
+func parseContent(c Content, t *text) (Envelope, Part, error) {
+	if c.b != nil {
+		env, st := parse(c.b, t)
+		return env, st, nil
+	}
+	r := &errReaderAt{r: c.R}
+	root, err := mimetree.ParseAt(r, c.Size)
+	if err != nil {
+		return Envelope{}, Part{}, fmt.Errorf("reading the message: %w", err)
+	}
+	env, st, err := parseTree(root, t)
+	if err == nil && r.err != nil {
+		err = fmt.Errorf("reading the message: %w", r.err)
+	}
+	return env, st, err
+}
+
+func parseTree(root *mimetree.Node, t *text) (Envelope, Part, error) {
 	if t != nil {
 		t.addHeader(root.Fields)
 	}
-	return envelope(root.H), structure(root, t)
+	st, err := structure(root, t)
+	return envelope(root.H), st, err
 }
 
 // extractText returns the folded searchable text of a message.
@@ -174,6 +199,21 @@ func extractText(raw []byte) *text {
 	t := new(text)
 	parse(raw, t)
 	return t
+}
+
+// errReaderAt keeps the first read error other than EOF, which the readers
+// decoding text parts do not report.
+type errReaderAt struct {
+	r   io.ReaderAt
+	err error
+}
+
+func (e *errReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := e.r.ReadAt(p, off)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func envelope(h textproto.Header) Envelope {
@@ -441,7 +481,7 @@ func unfold(v string) string {
 	return strings.TrimSpace(strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v))
 }
 
-func structure(n *mimetree.Node, t *text) Part {
+func structure(n *mimetree.Node, t *text) (Part, error) {
 	mh := message.Header{Header: n.H}
 	p := Part{
 		Type:        n.Type,
@@ -464,28 +504,43 @@ func structure(n *mimetree.Node, t *text) Part {
 	}
 	if n.IsMultipart() && len(n.Children) > 0 {
 		for _, c := range n.Children {
-			p.Children = append(p.Children, structure(c, t))
+			cp, err := structure(c, t)
+			if err != nil {
+				return p, err
+			}
+			p.Children = append(p.Children, cp)
 		}
-		return p
+		return p, nil
 	}
-	p.Size = int64(len(n.Body))
+	p.Size = n.BodySize()
 	if n.Type == "text" || n.IsMessage() {
-		p.Lines = int64(bytes.Count(n.Body, []byte("\n")))
+		var err error
+		if p.Lines, err = n.Lines(); err != nil {
+			return p, err
+		}
 	}
 	switch {
 	case n.IsMessage():
 		env := envelope(n.Children[0].H)
 		p.Envelope = &env
-		p.Children = []Part{structure(n.Children[0], t)}
+		c, err := structure(n.Children[0], t)
+		p.Children = []Part{c}
+		return p, err
 	case t == nil:
 	case n.Opaque || n.IsMultipart():
 		// Nesting past the limits, or a multipart without a boundary: a
 		// reader opening it sees its text as it is.
-		t.addBody(string(n.Body))
+		if room := maxIndexedText - t.body.Len(); room > 0 {
+			b, err := io.ReadAll(io.LimitReader(n.BodyReader(), int64(room)))
+			if err != nil {
+				return p, err
+			}
+			t.addBody(string(b))
+		}
 	case n.Type == "text" && p.Disposition != "attachment":
-		t.addBody(decodeText(n.Body, p.Encoding, n.Params["charset"], n.Subtype == "html"))
+		t.addBody(decodeText(n.BodyReader(), p.Encoding, n.Params["charset"], n.Subtype == "html"))
 	}
-	return p
+	return p, nil
 }
 
 func (t *text) addBody(s string) {
@@ -499,10 +554,10 @@ func (t *text) addBody(s string) {
 }
 
 // decodeText undoes the transfer encoding and charset of a text part.
-func decodeText(body []byte, enc, cs string, html bool) string {
-	r, err := mimetree.Decode(body, enc)
+func decodeText(body io.Reader, enc, cs string, html bool) string {
+	r, err := mimetree.DecodeReader(body, enc)
 	if err != nil {
-		r = bytes.NewReader(body) // an unknown encoding: its text as it is
+		r = body // an unknown encoding: its text as it is
 	}
 	if cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
 		if cr, err := charset.Reader(cs, r); err == nil {
@@ -544,15 +599,3 @@ func decodeHeader(v string) string {
 	return v
 }
 
-// parseFrom is parse of a message read from r. mimetree parses in memory,
-// so the message is read whole (callers bound how many are at once).
-func parseFrom(r io.Reader, t *text) (Envelope, Part) {
-	raw, _ := io.ReadAll(r)
-	return parse(raw, t)
-}
-
-// extractTextFrom is extractText of a message read from r.
-func extractTextFrom(r io.Reader) *text {
-	raw, _ := io.ReadAll(r)
-	return extractText(raw)
-}

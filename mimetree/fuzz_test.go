@@ -2,6 +2,8 @@ package mimetree
 
 import (
 	"bytes"
+	"io"
+	"maps"
 	"testing"
 )
 
@@ -79,5 +81,37 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		message(root, nil)
+		for _, size := range []int{16, 64 << 10} {
+			lineBuffer = size
+			at, err := ParseAt(bytes.NewReader(raw), int64(len(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, at, root, nil)
+		}
 	})
+}
+
+// sameTree checks that a tree parsed by ParseAt is the tree Parse gave.
+func sameTree(t *testing.T, at, mem *Node, path []int) {
+	t.Helper()
+	if !bytes.Equal(at.Header, mem.Header[:min(len(mem.Header), MaxHeader)]) || at.BodyStart != mem.BodyStart || at.End != mem.End ||
+		at.Type != mem.Type || at.Subtype != mem.Subtype || at.Opaque != mem.Opaque || !maps.Equal(at.Params, mem.Params) ||
+		len(at.Children) != len(mem.Children) || len(at.Fields) != len(mem.Fields) {
+		t.Fatalf("ParseAt, part %v: %+v\nParse: %+v", path, at, mem)
+	}
+	if int64(len(mem.Body)) != mem.BodySize() || mem.BodyStart+mem.BodySize() != mem.End {
+		t.Fatalf("Parse, part %v: body %d bytes from %d to %d", path, len(mem.Body), mem.BodyStart, mem.End)
+	}
+	body, err := io.ReadAll(at.BodyReader())
+	if err != nil || !bytes.Equal(body, mem.Body) {
+		t.Fatalf("ParseAt, part %v: body %q (%v), want %q", path, body, err, mem.Body)
+	}
+	la, err := at.Lines()
+	if lm, _ := mem.Lines(); err != nil || la != lm {
+		t.Fatalf("ParseAt, part %v: %d lines (%v), want %d", path, la, err, lm)
+	}
+	for i := range at.Children {
+		sameTree(t, at.Children[i], mem.Children[i], append(path[:len(path):len(path)], i+1))
+	}
 }

@@ -11,10 +11,14 @@
 // whole line (Dovecot's lib-mail does the same), and nothing is ever
 // dropped: every byte of the message belongs to some part's header or body.
 //
-// Parts are slices of the message given to Parse; nothing is copied.
+// Parse takes a message in memory, whose parts are slices of it (nothing is
+// copied); ParseAt reads one from an io.ReaderAt, holding in memory only
+// part headers, so a 50 MiB attachment costs a few buffers. Both give the
+// same tree.
 package mimetree
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
@@ -40,8 +44,11 @@ const MaxParts = 10000
 type Node struct {
 	// Header is the part's header as written, with the empty line that ends
 	// it (if the part has one): BODY[HEADER] of a message, BODY[n.MIME] of a
-	// part. Body is everything after it.
+	// part; from ParseAt, its first MaxHeader bytes. Body is everything after
+	// it, from Parse only (BodyReader reads it either way).
 	Header, Body []byte
+	// BodyStart and End are where the body starts and ends in the message.
+	BodyStart, End int64
 	// Fields are Header's fields in order; H is the same as go-message's
 	// header (fields without a colon left out), for decoding values.
 	Fields []Field
@@ -57,6 +64,40 @@ type Node struct {
 	// Opaque marks a part the limits kept from being opened: its Body may
 	// hold parts that were not split.
 	Opaque bool
+
+	src io.ReaderAt // the message
+}
+
+// BodySize returns the length of the body.
+func (n *Node) BodySize() int64 { return n.End - n.BodyStart }
+
+// BodyReader reads the body.
+func (n *Node) BodyReader() io.Reader {
+	if n.Body != nil {
+		return bytes.NewReader(n.Body)
+	}
+	return io.NewSectionReader(n.src, n.BodyStart, n.BodySize())
+}
+
+// Lines counts the body's lines (its LF bytes), as IMAP's BODYSTRUCTURE
+// gives them for text and message parts.
+func (n *Node) Lines() (int64, error) {
+	if n.Body != nil || n.BodySize() == 0 {
+		return int64(bytes.Count(n.Body, []byte("\n"))), nil
+	}
+	var lines int64
+	buf := make([]byte, 32<<10)
+	r := n.BodyReader()
+	for {
+		k, err := r.Read(buf)
+		lines += int64(bytes.Count(buf[:k], []byte("\n")))
+		if err == io.EOF {
+			return lines, nil
+		}
+		if err != nil {
+			return lines, err
+		}
+	}
 }
 
 // IsMultipart reports whether n is a multipart/*.
@@ -70,17 +111,42 @@ func (n *Node) IsMessage() bool {
 
 // Parse splits a raw message into its tree of parts.
 func Parse(raw []byte) *Node {
-	p := parser{}
-	return p.node(raw, "", 0)
+	p := parser{raw: raw, src: bytes.NewReader(raw)}
+	return p.node(0, int64(len(raw)), "", 0)
 }
 
-type parser struct{ parts int }
+// ParseAt splits the message of size bytes that r holds into its tree of
+// parts, as Parse does but reading r, never holding a body in memory: only
+// part headers (up to MaxHeader bytes each) and a 64 KiB line buffer. The
+// bodies stay in r (Node.BodyReader). It fails only if r does.
+func ParseAt(r io.ReaderAt, size int64) (*Node, error) {
+	p := parser{src: r}
+	n := p.node(0, size, "", 0)
+	return n, p.err
+}
 
-// node parses one part; parent is the enclosing multipart's subtype.
-func (p *parser) node(raw []byte, parent string, depth int) *Node {
+// MaxHeader bounds what ParseAt holds of a part's header: its fields are
+// those of the first MaxHeader bytes (smtpd refuses a longer message header).
+const MaxHeader = 1 << 20
+
+// parser splits a message in memory (raw), or in src only.
+type parser struct {
+	parts int
+	raw   []byte
+	src   io.ReaderAt
+	lines *lineReader // for src
+	err   error       // src's first error
+}
+
+// node parses the part between off and end; parent is the enclosing
+// multipart's subtype.
+func (p *parser) node(off, end int64, parent string, depth int) *Node {
 	p.parts++
-	n := &Node{}
-	n.Header, n.Body = SplitHeader(raw)
+	n := &Node{src: p.src, End: end}
+	n.Header, n.BodyStart = p.splitHeader(off, end)
+	if p.raw != nil {
+		n.Body = p.raw[n.BodyStart:end]
+	}
 	n.Fields = Fields(n.Header)
 	n.H = Header(n.Fields)
 	mh := message.Header{Header: n.H}
@@ -99,7 +165,7 @@ func (p *parser) node(raw []byte, parent string, depth int) *Node {
 	}
 	switch {
 	case n.IsMultipart() && params["boundary"] != "":
-		parts := SplitMultipart(n.Body, params["boundary"])
+		parts := p.splitMultipart(n.BodyStart, end, params["boundary"])
 		for _, b := range parts {
 			if p.parts >= MaxParts {
 				// The rest is not split: it stays in the last part.
@@ -107,17 +173,149 @@ func (p *parser) node(raw []byte, parent string, depth int) *Node {
 					n.Opaque = true
 					break
 				}
-				last, end := n.Children[len(n.Children)-1], parts[len(parts)-1]
-				last.Body = n.Body[offset(n.Body, last.Body) : offset(n.Body, end)+len(end)]
+				last := n.Children[len(n.Children)-1]
+				last.End = parts[len(parts)-1][1]
+				if p.raw != nil {
+					last.Body = p.raw[last.BodyStart:last.End]
+				}
 				last.Opaque = true
 				break
 			}
-			n.Children = append(n.Children, p.node(b, n.Subtype, depth+1))
+			n.Children = append(n.Children, p.node(b[0], b[1], n.Subtype, depth+1))
 		}
 	case n.IsMessage():
-		n.Children = []*Node{p.node(n.Body, "", depth+1)}
+		n.Children = []*Node{p.node(n.BodyStart, end, "", depth+1)}
 	}
 	return n
+}
+
+// splitHeader returns the header of the part between off and end, and where
+// its body starts.
+func (p *parser) splitHeader(off, end int64) ([]byte, int64) {
+	if p.raw != nil {
+		h, _ := SplitHeader(p.raw[off:end])
+		return h, off + int64(len(h))
+	}
+	l := p.lineReader(off, end, 0)
+	body := end
+	for {
+		start, head, n, _, ok := l.next()
+		if !ok {
+			break
+		}
+		if n == 1 && head[0] == '\n' || n == 2 && head[0] == '\r' && head[1] == '\n' {
+			body = start + n
+			break
+		}
+	}
+	h := make([]byte, min(body-off, MaxHeader))
+	if k, err := p.src.ReadAt(h, off); k < len(h) && p.err == nil {
+		p.err = fmt.Errorf("reading a header: %w", err)
+	}
+	return h, body
+}
+
+// splitMultipart returns where the parts of the multipart body between off
+// and end start and end (SplitMultipart).
+func (p *parser) splitMultipart(off, end int64, boundary string) [][2]int64 {
+	var out [][2]int64
+	if p.raw != nil {
+		body := p.raw[off:end]
+		for _, part := range SplitMultipart(body, boundary) {
+			at := off + int64(offset(body, part))
+			out = append(out, [2]int64{at, at + int64(len(part))})
+		}
+		return out
+	}
+	l := p.lineReader(off, end, len(boundary)+8)
+	start := int64(-1) // where the current part began
+	var prevEnd int64  // the length of the previous line's line end
+	for {
+		at, head, n, restBlank, ok := l.next()
+		if !ok {
+			break
+		}
+		if head[0] == '-' && restBlank {
+			if close, ok := delimiter(head, boundary); ok {
+				if start >= 0 {
+					out = append(out, [2]int64{start, max(start, at-prevEnd)})
+				}
+				if close {
+					return out
+				}
+				start = at + n
+			}
+		}
+		prevEnd = l.lineEnd
+	}
+	if start >= 0 {
+		out = append(out, [2]int64{start, end})
+	}
+	return out
+}
+
+// lineBuffer is the size of ParseAt's line buffer (tests make it small).
+var lineBuffer = 64 << 10
+
+// lineReader reads the lines of a part of a message parsed from a reader.
+type lineReader struct {
+	p       *parser
+	br      *bufio.Reader
+	at      int64  // where the next line starts
+	scratch []byte // the head of a line longer than br's buffer
+	// lineEnd is the length of the last line's line end: 0, 1 (LF) or 2 (CRLF).
+	lineEnd int64
+}
+
+// lineReader returns the parser's line reader set to read between off and
+// end, with room for lines of at least minBuf bytes (a delimiter line).
+// Parts are split one after the other, so one reader serves them all.
+func (p *parser) lineReader(off, end int64, minBuf int) *lineReader {
+	size := max(lineBuffer, minBuf)
+	if p.lines == nil || p.lines.br.Size() < size {
+		p.lines = &lineReader{p: p, br: bufio.NewReaderSize(nil, size)}
+	}
+	l := p.lines
+	l.br.Reset(io.NewSectionReader(p.src, off, end-off))
+	l.at = off
+	return l
+}
+
+// next returns the next line: where it starts, its first bytes (all of it
+// if it fits the buffer; valid until the next call), its length with its
+// line end, and whether its bytes past head are all white space or line
+// ends. ok is false at the end, or when the reader failed (p.err).
+func (l *lineReader) next() (start int64, head []byte, n int64, restBlank, ok bool) {
+	line, err := l.br.ReadSlice('\n')
+	start, head, n, restBlank = l.at, line, int64(len(line)), true
+	var before byte // the byte before line, in a line longer than the buffer
+	if err == bufio.ErrBufferFull {
+		l.scratch = append(l.scratch[:0], line...)
+		head = l.scratch
+		for err == bufio.ErrBufferFull {
+			before = line[len(line)-1]
+			line, err = l.br.ReadSlice('\n')
+			n += int64(len(line))
+			if restBlank && len(bytes.Trim(line, " \t\r\n")) != 0 {
+				restBlank = false
+			}
+		}
+	}
+	if err != nil && err != io.EOF && l.p.err == nil {
+		l.p.err = err
+	}
+	if n == 0 || err != nil && err != io.EOF {
+		return 0, nil, 0, false, false
+	}
+	l.at += n
+	l.lineEnd = 0
+	if k := len(line); k > 0 && line[k-1] == '\n' {
+		l.lineEnd = 1
+		if k >= 2 && line[k-2] == '\r' || k == 1 && before == '\r' {
+			l.lineEnd = 2
+		}
+	}
+	return start, head, n, restBlank, true
 }
 
 // offset is where sub, a slice of b, starts in b.
@@ -321,7 +519,11 @@ func delimiter(line []byte, boundary string) (close, ok bool) {
 // as real mail has them. An encoding it does not know is an error (IMAP's
 // UNKNOWN-CTE).
 func Decode(body []byte, encoding string) (io.Reader, error) {
-	var r io.Reader = bytes.NewReader(body)
+	return DecodeReader(bytes.NewReader(body), encoding)
+}
+
+// DecodeReader is Decode of a body read from r.
+func DecodeReader(r io.Reader, encoding string) (io.Reader, error) {
 	switch e := strings.ToLower(strings.TrimSpace(encoding)); e {
 	case "", "7bit", "8bit", "binary":
 		return r, nil

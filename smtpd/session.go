@@ -424,15 +424,6 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 	if err != nil || len(targets) == 0 && len(tx.remote) == 0 {
 		return err
 	}
-	if m.whole == nil && sp.f != nil {
-		// The store's parser (mimetree) reads the message whole: spooled
-		// messages take their turn by size, as loaded ones do.
-		n, err := ss.srv.loads.acquire(ctx, m.size())
-		if err != nil {
-			return errBusy
-		}
-		sp.load += n
-	}
 	a, err := ss.srv.Store.Accept(ctx, mailstore.Delivery{
 		Content: m.content(), Date: time.Now(), Targets: targets,
 		// One 250 answers for all recipients: a mailbox the message overfills
