@@ -3,6 +3,7 @@ package mailstore
 import (
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	stdtextproto "net/textproto"
 	"strings"
@@ -216,9 +217,21 @@ func (e *errReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// The dates an envelope can hold: those of time.Time.UnixNano.
+var (
+	minDate = time.Unix(0, math.MinInt64)
+	maxDate = time.Unix(0, math.MaxInt64)
+)
+
 func envelope(h textproto.Header) Envelope {
 	mh := mail.Header{Header: message.Header{Header: h}}
 	date, _ := mh.Date()
+	if date.Before(minDate) || date.After(maxDate) {
+		// A year such as 0000: beyond what the envelope codec (nanoseconds
+		// since 1970 in an int64) holds. Clients still get the field as
+		// written (DateRaw); sorting takes it as having no date.
+		date = time.Time{}
+	}
 	subject, err := mh.Subject()
 	if err != nil {
 		subject = h.Get("Subject")

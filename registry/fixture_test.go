@@ -255,7 +255,7 @@ func (s *side) receive(ctx context.Context, from string, rcpts []string, msg []b
 			}
 		}
 	}
-	handled, err := s.reg.Incoming(ctx, from, rcpts, targets, msg)
+	handled, err := s.reg.Incoming(ctx, from, rcpts, targets, nil, msg)
 	if err != nil || handled {
 		return err
 	}

@@ -31,10 +31,12 @@ func concerns(h mail.Header) bool {
 // official document, a claim to be one, or a receipt (see the package
 // documentation). rcpts are the local recipient addresses, targets the
 // mailboxes the server would deliver to. When handled is true the registry
-// has delivered everything itself. An error is temporary: reply 4xx and
-// deliver nothing; when the sender retries, a document already registered
-// keeps its number.
-func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string, targets []mailstore.Target, msg []byte) (handled bool, err error) {
+// has delivered everything itself, and queued msg for remote, the same
+// transaction's recipients on other servers, in the same commit: a failure
+// leaves neither, so the sender's retry duplicates nothing. An error is
+// temporary: reply 4xx and deliver nothing; when the sender retries, a
+// document already registered keeps its number.
+func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string, targets []mailstore.Target, remote []string, msg []byte) (handled bool, err error) {
 	h, _, err := splitHeader(msg)
 	if err != nil || !concerns(h) {
 		return false, nil
@@ -52,17 +54,27 @@ func (r *Registry) Incoming(ctx context.Context, mailFrom string, rcpts []string
 	now := r.now()
 	opts.Now = now
 	in := &arrival{h: h, msg: msg, from: from, mailFrom: mailFrom, messageID: normID(h.Get("Message-Id")), now: now}
-	if isReceipt {
-		err = r.run(ctx, func(p *step) error { return r.receipt(ctx, in, opts, groups, p) })
-	} else {
+	build := func(p *step) error { return r.receipt(ctx, in, opts, groups, p) }
+	if !isReceipt {
 		in.res, in.err = signing.Verify(msg, opts)
 		if in.err == nil {
 			r.count("verified", "pass")
 		} else {
 			r.count("verified", "fail")
 		}
-		err = r.run(ctx, func(p *step) error { return r.arrive(ctx, in, groups, p) })
+		build = func(p *step) error { return r.arrive(ctx, in, groups, p) }
 	}
+	err = r.run(ctx, func(p *step) error {
+		if err := build(p); err != nil {
+			return err
+		}
+		// A step that files nothing was done before (the sender's retry),
+		// and the copy for remote queued with it.
+		if filed := len(p.Entries) + len(p.Updates) + len(p.Deliveries) + len(p.Evidence) + len(p.Acks); filed > 0 && len(remote) > 0 {
+			p.Queue = append(p.Queue, mailstore.QueuedMessage{From: mailFrom, Rcpts: remote, Content: msg})
+		}
+		return nil
+	})
 	if errors.Is(err, mailstore.ErrExists) {
 		// Done before: the sender retried after a crash or a lost answer.
 		r.log().Info("registry: already handled", "message_id", in.messageID, "from", from, "envelope_from", mailFrom)

@@ -189,7 +189,7 @@ func TestNotADocument(t *testing.T) {
 		t.Errorf("registered: %+v", r)
 	}
 	// Ordinary mail passes Incoming untouched.
-	handled, err := b.reg.Incoming(context.Background(), a.staff.Address, []string{b.staff.Address}, nil,
+	handled, err := b.reg.Incoming(context.Background(), a.staff.Address, []string{b.staff.Address}, nil, nil,
 		docMessage(t, a.staff.Address, b.staff.Address, subject, att))
 	if handled || err != nil {
 		t.Errorf("ordinary mail: handled %v, %v", handled, err)
@@ -287,6 +287,51 @@ func TestResubmission(t *testing.T) {
 	if r := docs(t, x.b, mailstore.DocIn); len(r) != 1 {
 		t.Errorf("%d incoming entries for one document", len(r))
 	}
+}
+
+// TestIncomingLocalAndRemote: a document that arrives for a recipient here
+// and one on another server is filed and queued in one commit (issue 15,
+// defect 11): the queue holds the remote copy once Incoming returns, and a
+// sender's retry adds neither a local copy nor a queue entry.
+func TestIncomingLocalAndRemote(t *testing.T) {
+	x := newExchange(t)
+	a, b := x.a, x.b
+	ctx := context.Background()
+	msg := docMessage(t, a.domain.OfficialAddress, b.staff.Address, subject, file{"cv.pdf", signedPDF(t, 1, 100)})
+	var sealed []byte
+	x.held(t, func() { sealed = x.submit(t, a, a.clerk, []string{b.staff.Address, "c@other.test"}, msg) })
+	x.held(t, func() {
+		for try := range 2 {
+			handled, err := b.reg.Incoming(ctx, a.domain.OfficialAddress, []string{b.staff.Address},
+				[]mailstore.Target{{AccountID: b.staff.ID}}, []string{"c@other.test"}, sealed)
+			if !handled || err != nil {
+				t.Fatalf("try %d: handled %v, %v", try, handled, err)
+			}
+			es, err := b.store.Queue(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The copy for c@other.test, and the receipt to a.
+			var copies []mailstore.QueueEntry
+			for _, e := range es {
+				if len(e.Rcpts) == 1 && e.Rcpts[0].Addr == "c@other.test" && e.From == a.domain.OfficialAddress {
+					copies = append(copies, e)
+				}
+			}
+			if len(copies) != 1 || len(es) != 2 {
+				t.Fatalf("try %d: queue %+v, want one copy for c@other.test and a receipt", try, es)
+			}
+			if got, err := b.store.QueueContent(ctx, copies[0].ID); err != nil || !bytes.Equal(got, sealed) {
+				t.Fatalf("try %d: queued content differs (%v)", try, err)
+			}
+			if n := len(folder(t, b, b.staff, mailstore.Inbox)); n != 1 {
+				t.Fatalf("try %d: %d copies in the recipient's INBOX", try, n)
+			}
+			if r := docs(t, b, mailstore.DocIn); len(r) != 1 {
+				t.Fatalf("try %d: %d incoming entries", try, len(r))
+			}
+		}
+	})
 }
 
 // TestYearRollover: numbers start again at 1 on 1 January, in Vietnam's time.

@@ -420,8 +420,8 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 			return nil
 		}
 	}
-	targets, err := ss.localTargets(ctx, tx, m, junk)
-	if err != nil || len(targets) == 0 && len(tx.remote) == 0 {
+	targets, done, err := ss.localTargets(ctx, tx, m, junk)
+	if err != nil || done || len(targets) == 0 && len(tx.remote) == 0 {
 		return err
 	}
 	a, err := ss.srv.Store.Accept(ctx, mailstore.Delivery{
@@ -477,38 +477,39 @@ func storeError(err error) error {
 
 // localTargets returns the mailboxes the message goes to. An official
 // document or receipt is the registry's to verify and file (its own
-// verification decides where it goes, failures to quarantine): then there
-// are none left for the store here.
-func (ss *session) localTargets(ctx context.Context, tx *transaction, m *message, junk bool) ([]mailstore.Target, error) {
+// verification decides where it goes, failures to quarantine), and it
+// queues the copy for remote recipients in the same commit: then done is
+// true and nothing is left to store here.
+func (ss *session) localTargets(ctx context.Context, tx *transaction, m *message, junk bool) (targets []mailstore.Target, done bool, err error) {
 	if len(tx.accounts) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	if ss.srv.Registry != nil && registry.Concerns(m.header()) {
 		msg, err := m.load(ctx)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		inbox := make([]mailstore.Target, len(tx.accounts))
 		for i, a := range tx.accounts {
 			inbox[i] = mailstore.Target{AccountID: a.ID}
 		}
-		handled, err := ss.srv.Registry.Incoming(ctx, tx.from, tx.local, inbox, msg)
+		handled, err := ss.srv.Registry.Incoming(ctx, tx.from, tx.local, inbox, tx.remote, msg)
 		if err != nil {
 			ss.srv.log.Error("smtp registry", "id", tx.id, "err", err)
-			return nil, storeError(err)
+			return nil, false, storeError(err)
 		}
 		if handled {
-			return nil, nil
+			return nil, true, nil
 		}
 	}
-	targets := make([]mailstore.Target, len(tx.accounts))
+	targets = make([]mailstore.Target, len(tx.accounts))
 	for i, a := range tx.accounts {
 		targets[i] = mailstore.Target{AccountID: a.ID}
 		if junk {
 			targets[i].Mailbox = ss.junkName(ctx, a)
 		}
 	}
-	return targets, nil
+	return targets, false, nil
 }
 
 // junkName finds the account's \Junk mailbox, whatever the user renamed it to.
