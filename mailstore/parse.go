@@ -611,4 +611,3 @@ func decodeHeader(v string) string {
 	}
 	return v
 }
-
