@@ -47,6 +47,8 @@ type Conn struct {
 	didAuth      bool
 
 	cmd string // sealmail: the command being answered, for Server.Replied
+
+	closed bool // sealmail: Close was called; commands still buffered are not run
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -164,6 +166,13 @@ func (c *Conn) Session() Session {
 	return c.session
 }
 
+// isClosed reports whether Close was called (sealmail).
+func (c *Conn) isClosed() bool {
+	c.locker.Lock()
+	defer c.locker.Unlock()
+	return c.closed
+}
+
 func (c *Conn) setSession(session Session) {
 	c.locker.Lock()
 	defer c.locker.Unlock()
@@ -173,6 +182,7 @@ func (c *Conn) setSession(session Session) {
 func (c *Conn) Close() error {
 	c.locker.Lock()
 	defer c.locker.Unlock()
+	c.closed = true
 
 	if c.bdatPipe != nil {
 		c.bdatPipe.CloseWithError(ErrDataReset)

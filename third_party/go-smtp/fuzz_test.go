@@ -8,6 +8,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"io/ioutil"
 	"net"
@@ -47,7 +48,7 @@ type panicLog struct {
 func (l *panicLog) Printf(format string, v ...interface{}) {
 	if strings.HasPrefix(format, "panic") {
 		l.mu.Lock()
-		l.panics = append(l.panics, format)
+		l.panics = append(l.panics, fmt.Sprintf(format, v...))
 		l.mu.Unlock()
 	}
 }

@@ -193,6 +193,12 @@ func (s *Server) handleConn(c *Conn) error {
 	c.greet()
 
 	for {
+		// sealmail: after "Too many errors" (Close), lines the client had
+		// already sent are still buffered; running them used the closed
+		// connection's nil session (a panic, found by FuzzCommands).
+		if c.isClosed() {
+			return nil
+		}
 		line, err := c.readLine()
 		if err == nil {
 			cmd, arg, err := parseCmd(line)
