@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/textproto"
 	"os"
@@ -114,27 +115,46 @@ var signedHeaders = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject"
 // Sign returns msg with a DKIM-Signature for the domain of its From address,
 // or msg unchanged when there is no key for that domain.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	domain := fromDomain(msg)
+	field, err := s.Signature(msg, bytes.NewReader(msg))
+	if err != nil || field == "" {
+		return msg, err
+	}
+	return append([]byte(field), msg...), nil
+}
+
+// Signature returns the DKIM-Signature field (with its CRLF) to put before
+// the message that r reads whole, for the domain of its From address, or ""
+// when there is no key for that domain. header holds the start of the
+// message, its header at least (the fields to sign are chosen from it). The
+// message is read as a stream: a large one costs no memory.
+func (s *Signer) Signature(header []byte, r io.Reader) (string, error) {
+	domain := fromDomain(header)
 	if domain == "" {
-		return msg, nil
+		return "", nil
 	}
 	selector, key, err := s.key(domain)
 	if err != nil || key == nil {
-		return msg, err
+		return "", err
 	}
-	var sig bytes.Buffer
-	opts := &dkim.SignOptions{
+	ds, err := dkim.NewSigner(&dkim.SignOptions{
 		Domain:                 domain,
 		Selector:               selector,
 		Signer:                 key,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
 		BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-		HeaderKeys:             presentHeaders(msg),
+		HeaderKeys:             presentHeaders(header),
+	})
+	if err == nil {
+		if _, err = io.Copy(ds, r); err != nil {
+			ds.Close()
+		} else {
+			err = ds.Close()
+		}
 	}
-	if err := dkim.Sign(&sig, bytes.NewReader(msg), opts); err != nil {
-		return nil, fmt.Errorf("dkim: sign for %s: %w", domain, err)
+	if err != nil {
+		return "", fmt.Errorf("dkim: sign for %s: %w", domain, err)
 	}
-	return sig.Bytes(), nil
+	return ds.Signature(), nil
 }
 
 // presentHeaders picks the signed fields the message has (From always: the
