@@ -37,6 +37,7 @@ type Metrics struct {
 	imapCommand *prometheus.HistogramVec
 	documents   *prometheus.CounterVec
 	tlsFailures *prometheus.CounterVec
+	vacation    prometheus.Counter
 }
 
 // Queue is what the metrics read of the outbound queue at each scrape
@@ -76,8 +77,10 @@ func New(log *slog.Logger) *Metrics {
 		Help: "Official documents verified on arrival, by result (pass, fail)."}, []string{"action", "result"})
 	m.tlsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sealmail_tls_handshake_failures_total",
 		Help: "Failed TLS handshakes, by protocol and reason (untrusted-certificate, not-tls, hangup...)."}, []string{"protocol", "reason"})
+	m.vacation = prometheus.NewCounter(prometheus.CounterOpts{Name: "sealmail_vacation_replies_total",
+		Help: "Out-of-office replies sent (queued or delivered locally)."})
 	m.reg.MustRegister(m.connections, m.open, m.refused, m.sessions, m.logins, m.deliveries, m.rejections,
-		m.commit, m.commitOps, m.imapCommand, m.documents, m.tlsFailures,
+		m.commit, m.commitOps, m.imapCommand, m.documents, m.tlsFailures, m.vacation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -159,6 +162,9 @@ func (m *Metrics) Document(action, result string) { m.documents.WithLabelValues(
 func (m *Metrics) TLSFailure(protocol, reason string) {
 	m.tlsFailures.WithLabelValues(protocol, reason).Inc()
 }
+
+// VacationReply counts an out-of-office reply sent (vacation.Responder.Sent).
+func (m *Metrics) VacationReply() { m.vacation.Inc() }
 
 var knownSMTP = map[string]bool{"": true, "HELO": true, "EHLO": true, "LHLO": true, "MAIL": true, "RCPT": true, "DATA": true,
 	"BDAT": true, "RSET": true, "NOOP": true, "QUIT": true, "VRFY": true, "EXPN": true, "HELP": true, "AUTH": true, "STARTTLS": true}

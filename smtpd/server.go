@@ -107,6 +107,11 @@ type Server struct {
 	// Registry numbers, seals and verifies official documents; nil passes them
 	// as ordinary mail.
 	Registry *registry.Registry
+	// Delivered, if set, is told of every message stored in local inboxes
+	// (not quarantined), once it is durable and before the client hears so:
+	// the envelope sender, the header as stored, the accounts that got it.
+	// Out-of-office replies (package vacation) start there.
+	Delivered func(ctx context.Context, from string, header []byte, to []mailstore.Account)
 	// SpoolDir holds the files of messages being received past their first
 	// 256 KiB (see spool.go); serve gives a directory inside the data
 	// directory. Empty means the system's temporary directory.

@@ -440,10 +440,14 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 		ss.srv.Queue.Wake()
 	}
 	stored, full, over := 0, 0, 0
+	var inboxes []mailstore.Account
 	for i, d := range a.Delivered {
 		switch {
 		case d.Err == nil:
 			stored++
+			if !junk {
+				inboxes = append(inboxes, tx.accounts[i])
+			}
 			if d.Overfilled {
 				over++
 			}
@@ -456,6 +460,9 @@ func (ss *session) deliver(tx *transaction, sp *spool) error {
 	}
 	if over > 0 {
 		ss.srv.log.Warn("smtp delivered over quota", "id", tx.id, "mailboxes", over)
+	}
+	if len(inboxes) > 0 && ss.srv.Delivered != nil {
+		ss.srv.Delivered(ctx, tx.from, m.header(), inboxes)
 	}
 	switch {
 	case stored > 0 || a.QueueID != 0:

@@ -23,6 +23,9 @@ import (
 func TestMetrics(t *testing.T) {
 	data := setupData(t)
 	ok(t, "pw\n", "user", "add", "a@agency.example", "--password-stdin", "--data", data)
+	// a is away: the message checkMX sends is answered (and the reply waits
+	// in the queue: DNS is off).
+	ok(t, "", "user", "vacation", "a@agency.example", "--subject", "Nghỉ phép", "--data", data)
 	srv := startServe(t, data)
 	defer srv.stop(t)
 
@@ -118,6 +121,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if v := value("sealmail_smtp_messages_accepted_total", "listener", "mx"); v != 1 {
 		t.Errorf("messages accepted: %v, want 1", v)
+	}
+	if v := value("sealmail_vacation_replies_total"); v != 1 {
+		t.Errorf("out-of-office replies: %v, want 1", v)
 	}
 	if !strings.Contains(string(body), "# HELP sealmail_smtp_rejections_total") {
 		t.Error("no HELP text")

@@ -29,6 +29,7 @@ import (
 	"sealmail/smtpd"
 	"sealmail/throttle"
 	"sealmail/tlslog"
+	"sealmail/vacation"
 	"sealmail/webd"
 	"sealmail/webd/clerk"
 	"sealmail/webd/portal"
@@ -179,9 +180,11 @@ func serve(ctx context.Context, c *config.Config) error {
 		Queue:          queue,
 		Inbound:        &mailauth.Checker{Resolver: res, Hostname: c.Hostname, Policy: c.Relay.DMARCPolicy},
 		Registry:       docs,
-		TLSFailures:    tlsFailures,
-		ConnMetrics:    m.Conns("smtp"),
-		Replied:        m.SMTPReply,
+		Delivered: (&vacation.Responder{Store: s, Queue: queue, Hostname: c.Hostname,
+			Logger: log.With("server", "vacation"), Sent: m.VacationReply}).Delivered,
+		TLSFailures: tlsFailures,
+		ConnMetrics: m.Conns("smtp"),
+		Replied:     m.SMTPReply,
 	}
 	pages := &portal.Server{Store: s, Logins: logins, Logger: log.With("server", "web")}
 	(&clerk.Pages{Store: s, Registry: docs, Logger: log.With("server", "web")}).Register(pages)

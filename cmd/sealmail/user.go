@@ -24,6 +24,7 @@ var userCmd = &command{name: "user", short: "manage accounts", sub: []*command{
 	{name: "disable", short: "stop an account from logging in and receiving mail", run: userDisable},
 	{name: "enable", short: "re-enable a disabled account", run: userEnable},
 	{name: "remove", short: "delete an account and all its mail", run: userRemove},
+	{name: "vacation", short: "set, show or turn off an account's out-of-office reply", run: userVacation},
 }}
 
 func userAdd(ctx context.Context, args []string) error {
