@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,41 +213,55 @@ func TestPortalThrottleShared(t *testing.T) {
 	web.Jar, _ = cookiejar.New(nil)
 	site := "https://" + host
 	tokenRE := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	var throttled bool
-	for range 10 {
-		_, page := get(t, web, "GET", site+"/login", "")
-		m := tokenRE.FindSubmatch(page)
-		if m == nil {
-			t.Fatalf("no token in the login page:\n%s", page)
+	// guess sends wrong passwords on the web until the throttle answers
+	// 429, and returns when and for how long it said to wait.
+	guess := func() (time.Time, time.Duration) {
+		for range 10 {
+			_, page := get(t, web, "GET", site+"/login", "")
+			m := tokenRE.FindSubmatch(page)
+			if m == nil {
+				t.Fatalf("no token in the login page:\n%s", page)
+			}
+			form := url.Values{"csrf": {string(m[1])}, "address": {addr}, "password": {"đoán-mò"}}
+			req, _ := http.NewRequest("POST", site+"/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := web.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusTooManyRequests {
+				secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				return time.Now(), time.Duration(secs-1) * time.Second
+			}
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("wrong password on the web: %s", resp.Status)
+			}
 		}
-		form := url.Values{"csrf": {string(m[1])}, "address": {addr}, "password": {"đoán-mò"}}
-		req, _ := http.NewRequest("POST", site+"/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := web.Do(req)
+		t.Fatal("the portal checked 10 wrong passwords in a row")
+		return time.Time{}, 0
+	}
+	// IMAP, right after, from the same address: the right password waits
+	// too. Each round's wait is twice the last, so a round whose wait
+	// passed before IMAP asked (a loaded machine) is followed by one with a
+	// longer wait; an IMAP login accepted within the wait is the failure.
+	for round := 0; ; round++ {
+		at, wait := guess()
+		c, err := imapclient.DialTLS(srv.addrs["imaps-addr"], &imapclient.Options{TLSConfig: clientTLS(t, data)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusTooManyRequests {
-			throttled = true
-			break
+		err = c.Login(addr, pw).Wait()
+		c.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeUnavailable {
+			return
 		}
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("wrong password on the web: %s", resp.Status)
+		if err != nil {
+			t.Fatalf("IMAP login after guesses on the web: %v, want NO [UNAVAILABLE]", err)
 		}
-	}
-	if !throttled {
-		t.Fatal("the portal checked 10 wrong passwords in a row")
-	}
-	// IMAP, right after, from the same address: the right password waits too.
-	c, err := imapclient.DialTLS(srv.addrs["imaps-addr"], &imapclient.Options{TLSConfig: clientTLS(t, data)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	err = c.Login(addr, pw).Wait()
-	var ie *imap.Error
-	if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeUnavailable {
-		t.Fatalf("IMAP login after guesses on the web: %v, want NO [UNAVAILABLE]", err)
+		if time.Since(at) < wait || round == 5 {
+			t.Fatalf("IMAP took the password %v after the web's guesses were told to wait %v", time.Since(at), wait)
+		}
 	}
 }
