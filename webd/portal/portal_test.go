@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sealmail/mailstore"
+	"sealmail/throttle"
 	"sealmail/webd/portal"
 )
 
@@ -57,7 +58,11 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e := &env{t: t, store: st, now: time.Now()}
-	e.srv = &portal.Server{Store: st, Now: e.clock}
+	// The throttle runs on the test's clock, which stands still unless
+	// moved: its waits do not pass while a loaded machine runs the test.
+	logins := throttle.NewLogins()
+	logins.Now = e.clock
+	e.srv = &portal.Server{Store: st, Logins: logins, Now: e.clock}
 	e.srv.AddNav("/clerk/", portal.Text{VI: "Sổ văn bản", EN: "Registers"}, mailstore.RoleClerk)
 	e.srv.Handle("GET /clerk/", e.srv.RequireRole(mailstore.RoleClerk, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, _ := portal.Account(r)
