@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -104,6 +105,17 @@ var (
 		Message: "Server shutting down, try again later"}
 )
 
+// needUTF8 refuses a non-ASCII address in a transaction that did not ask
+// for SMTPUTF8: RFC 6531 3.4 wants 553 with the enhanced code 5.6.7 of RFC
+// 6533 ("non-ASCII addresses not permitted"), not a silent acceptance.
+func needUTF8(addr string) error {
+	if strings.IndexFunc(addr, func(r rune) bool { return r >= utf8.RuneSelf }) < 0 {
+		return nil
+	}
+	return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7},
+		Message: fmt.Sprintf("The address <%s> is not ASCII: give MAIL FROM the SMTPUTF8 parameter (RFC 6531)", addr)}
+}
+
 func policyError(format string, args ...any) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf(format, args...)}
 }
@@ -182,7 +194,13 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		tx.opts = *opts
 	}
-	err := ss.checkSender(from)
+	var err error
+	if !tx.opts.UTF8 {
+		err = needUTF8(from)
+	}
+	if err == nil {
+		err = ss.checkSender(from)
+	}
 	if err == nil && tx.opts.Size > 0 {
 		// Room for the declared size is taken now, so a message that began
 		// is not refused at its end for want of it.
@@ -232,7 +250,13 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if tx == nil {
 		return errNeedMail // go-smtp checks this first; kept so a change there cannot open a hole
 	}
-	err := ss.addRcpt(tx, to)
+	var err error
+	if !tx.opts.UTF8 {
+		err = needUTF8(to)
+	}
+	if err == nil {
+		err = ss.addRcpt(tx, to)
+	}
 	if err != nil {
 		tx.refused++
 		ss.srv.log.Debug("smtp rcpt refused", "id", tx.id, "ip", ss.ip.String(), "rcpt", to, "err", err)
