@@ -35,7 +35,6 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"sealmail/mailstore"
-	"sealmail/registry"
 )
 
 // Every is how long a sender who got a reply gets no other (RFC 3834 2
@@ -332,12 +331,12 @@ func Reply(a mailstore.Account, v *mailstore.Vacation, sender string, h mail.Hea
 }
 
 // DefaultText is the reply's text when its owner wrote none: Vietnamese,
-// then English, with the last day away (Vietnam time) when there is one.
+// then English, with the last day away when there is one.
 func DefaultText(a mailstore.Account, v *mailstore.Vacation) string {
 	vi := "Tôi hiện vắng mặt và sẽ trả lời thư của bạn khi trở lại."
 	en := "I am away and will answer your message when I am back."
 	if !v.Until.IsZero() {
-		u := v.Until.In(registry.ICT) // the agencies' time, as in the registers
+		u := v.Until.Local() // the zone the CLI and the portal read days in
 		if u.Hour() == 0 && u.Minute() == 0 && u.Second() == 0 {
 			// Until is the first moment back: the last day away is the one before.
 			last := u.AddDate(0, 0, -1)

@@ -16,7 +16,6 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"sealmail/mailstore"
-	"sealmail/registry"
 )
 
 func header(t *testing.T, raw string) gomail.Header {
@@ -65,7 +64,7 @@ func TestSkip(t *testing.T) {
 
 func TestReply(t *testing.T) {
 	a := mailstore.Account{Address: "nam@a.test", Name: "Nguyễn Văn Nam"}
-	until := time.Date(2027, 1, 4, 0, 0, 0, 0, registry.ICT)
+	until := time.Date(2027, 1, 4, 0, 0, 0, 0, time.Local)
 	v := &mailstore.Vacation{Until: until}
 	long := strings.Repeat("Về việc triển khai hệ thống thư điện tử ", 5)
 	h := header(t, "Subject: =?utf-8?q?H=E1=BB=8Dp?= giao ban\r\nMessage-ID: <m3@b.test>\r\nReferences: <m1@b.test>\r\n <m2@b.test>\r\nIn-Reply-To: <m2@b.test>\r\n")

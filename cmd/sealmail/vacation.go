@@ -12,14 +12,13 @@ import (
 	"time"
 
 	"sealmail/mailstore"
-	"sealmail/registry"
 )
 
 func userVacation(ctx context.Context, args []string) error {
 	f := newFlags("user vacation", "ADDRESS [--subject S] [--body-file F] [--from DATE] [--until DATE] | ADDRESS --off | ADDRESS\n\n"+
 		"Sets the account's out-of-office reply (RFC 3834: at most one per sender per 7 days, never\n"+
 		"to lists or automatic mail), turns it off with --off, or shows it. DATE is YYYY-MM-DD in\n"+
-		"Vietnam time (--from: from 00:00 that day; --until: the last day away, to its end) or an\n"+
+		"the server's time zone (--from: from 00:00 that day; --until: the last day away, to its end) or an\n"+
 		"RFC 3339 time such as 2026-12-24T13:30:00+07:00. Without --subject the reply's subject is\n"+
 		"\"Auto: \" and the message's; without --body-file the text is a Vietnamese and English\n"+
 		"notice naming the last day away.")
@@ -115,7 +114,7 @@ func readBody(file string) (string, error) {
 	return string(bytes.TrimPrefix(b, []byte("\ufeff"))), nil
 }
 
-// parseDate reads a --from or --until DATE: a day (Vietnam time) starts at
+// parseDate reads a --from or --until DATE: a day (the server's time zone) starts at
 // 00:00 for --from; for --until the reply stops when the next day begins.
 func parseDate(s string, end bool) (time.Time, error) {
 	if s == "" {
@@ -124,9 +123,9 @@ func parseDate(s string, end bool) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	d, err := time.ParseInLocation(time.DateOnly, s, registry.ICT)
+	d, err := time.ParseInLocation(time.DateOnly, s, time.Local)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a date: write it as YYYY-MM-DD (Vietnam time) or an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("%q is not a date: write it as YYYY-MM-DD (the server's time zone) or an RFC 3339 time", s)
 	}
 	if end {
 		d = d.AddDate(0, 0, 1)
@@ -134,19 +133,19 @@ func parseDate(s string, end bool) (time.Time, error) {
 	return d, nil
 }
 
-// period says when a reply is sent, in Vietnam time.
+// period says when a reply is sent, in the server's time zone.
 func period(v *mailstore.Vacation) string {
-	const layout = "2006-01-02 15:04 (UTC+7)"
+	const layout = "2006-01-02 15:04 (UTC-07:00)"
 	var b strings.Builder
 	if v.From.IsZero() {
 		b.WriteString("from now")
 	} else {
-		b.WriteString("from " + v.From.In(registry.ICT).Format(layout))
+		b.WriteString("from " + v.From.Local().Format(layout))
 	}
 	if v.Until.IsZero() {
 		b.WriteString(" until turned off")
 	} else {
-		b.WriteString(" until " + v.Until.In(registry.ICT).Format(layout) + " (not included)")
+		b.WriteString(" until " + v.Until.Local().Format(layout) + " (not included)")
 	}
 	return b.String()
 }
