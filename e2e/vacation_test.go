@@ -112,6 +112,9 @@ func TestVacationReply(t *testing.T) {
 	if !strings.Contains(ar, "dkim=pass") || !strings.Contains(ar, "header.d=agency-a.test") {
 		t.Errorf("reply's Authentication-Results at B: %q, want dkim=pass for agency-a.test", ar)
 	}
+	if sig := strings.ToLower(strings.Join(strings.Fields(m.Header.Get("DKIM-Signature")), "")); !strings.Contains(sig, "auto-submitted") {
+		t.Errorf("reply's DKIM-Signature does not cover Auto-Submitted: %q", m.Header.Get("DKIM-Signature"))
+	}
 	if rp := m.Header.Get("Return-Path"); rp != "" && rp != "<>" {
 		t.Errorf("reply's Return-Path %q: an automatic reply goes with the null sender (RFC 3834 3.3)", rp)
 	}

@@ -108,9 +108,10 @@ type cachedKey struct {
 }
 
 // signedHeaders are the fields a signature covers, those that say who wrote
-// what to whom.
+// what to whom, and Auto-Submitted (an out-of-office reply's mark, which
+// keeps other responders from answering it: RFC 3834 5).
 var signedHeaders = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
-	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
+	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Auto-Submitted"}
 
 // Sign returns msg with a DKIM-Signature for the domain of its From address,
 // or msg unchanged when there is no key for that domain.
