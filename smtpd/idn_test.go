@@ -92,15 +92,7 @@ func TestASCIIDomain(t *testing.T) {
 // submission alike; ASCII and punycode spellings pass.
 func TestNonASCIIWithoutSMTPUTF8(t *testing.T) {
 	e := start(t, &Server{Queue: &fakeQueue{}})
-	ctx := context.Background()
-	if err := e.store.AddDomain(ctx, mailstore.Domain{Name: idnDomain}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"anna@" + idnASCIIDom, "nguyễn@" + idnDomain} {
-		if _, err := e.store.AddAccount(ctx, mailstore.NewAccount{Address: a, Password: "pw"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	idnAccounts(t, e)
 	c := e.dialMX(t)
 	wantCode(t, c.Mail("trần@ngoài.example.vn", nil), 553, "5.6.7")
 	if err := c.Mail("tran@example.vn", nil); err != nil {
@@ -138,15 +130,7 @@ func TestNonASCIIWithoutSMTPUTF8(t *testing.T) {
 // Unicode and punycode spellings, and to a UTF-8 address elsewhere (queued).
 func TestSubmissionSMTPUTF8(t *testing.T) {
 	e := start(t, &Server{Queue: &fakeQueue{}})
-	ctx := context.Background()
-	if err := e.store.AddDomain(ctx, mailstore.Domain{Name: idnDomain}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"anna@" + idnASCIIDom, "nguyễn@" + idnDomain} {
-		if _, err := e.store.AddAccount(ctx, mailstore.NewAccount{Address: a, Password: "pw"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	idnAccounts(t, e)
 	c := e.dialSubmit(t, "nguyễn@"+idnASCIIDom) // the login, in either spelling
 	from := "nguyễn@" + idnDomain
 	msg := "From: Nguyễn <" + from + ">\r\nTo: anna@" + idnDomain + ", trần@ngoài.example.vn\r\nSubject: Thư tiếng Việt\r\n" +
@@ -174,5 +158,20 @@ func TestSubmissionSMTPUTF8(t *testing.T) {
 	q := e.queued(t)
 	if len(q) != 1 || q[0].from != from || len(q[0].rcpts) != 1 || q[0].rcpts[0] != "trần@ngoài.example.vn" {
 		t.Fatalf("queue %+v, want the message from %s to trần@ngoài.example.vn", q, from)
+	}
+}
+
+// idnAccounts adds the domain idnDomain, as an admin types it in Vietnamese,
+// with the accounts anna (ASCII) and nguyễn (a UTF-8 local part).
+func idnAccounts(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.store.AddDomain(ctx, mailstore.Domain{Name: idnDomain}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"anna@" + idnASCIIDom, "nguyễn@" + idnDomain} {
+		if _, err := e.store.AddAccount(ctx, mailstore.NewAccount{Address: a, Password: "pw"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
