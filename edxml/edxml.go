@@ -102,69 +102,69 @@ type Attachment struct {
 
 // MessageHeader describes a document.
 type MessageHeader struct {
-	From             Organ            `xml:"From"`
-	To               []Organ          `xml:"To"`
-	Code             Code             `xml:"Code"`
-	PromulgationInfo PromulgationInfo `xml:"PromulgationInfo"`
-	DocumentType     DocumentType     `xml:"DocumentType"`
-	Subject          string           `xml:"Subject"`
-	Content          string           `xml:"Content,omitempty"`
-	SignerInfo       SignerInfo       `xml:"SignerInfo"`
-	DueDate          string           `xml:"DueDate,omitempty"`
-	ToPlaces         []string         `xml:"ToPlaces>Place"`
-	OtherInfo        OtherInfo        `xml:"OtherInfo"`
-	ResponseFor      []ResponseFor    `xml:"ResponseFor,omitempty"`
-	SteeringType     int              `xml:"SteeringType"`
-	DocumentID       string           `xml:"DocumentId"`
+	From             Organ            `xml:"From" json:"from"`
+	To               []Organ          `xml:"To" json:"to"`
+	Code             Code             `xml:"Code" json:"code"`
+	PromulgationInfo PromulgationInfo `xml:"PromulgationInfo" json:"promulgationInfo"`
+	DocumentType     DocumentType     `xml:"DocumentType" json:"documentType"`
+	Subject          string           `xml:"Subject" json:"subject"`
+	Content          string           `xml:"Content,omitempty" json:"content,omitempty"`
+	SignerInfo       SignerInfo       `xml:"SignerInfo" json:"signerInfo"`
+	DueDate          string           `xml:"DueDate,omitempty" json:"dueDate,omitempty"`
+	ToPlaces         []string         `xml:"ToPlaces>Place" json:"toPlaces"`
+	OtherInfo        OtherInfo        `xml:"OtherInfo" json:"otherInfo"`
+	ResponseFor      []ResponseFor    `xml:"ResponseFor,omitempty" json:"responseFor,omitempty"`
+	SteeringType     int              `xml:"SteeringType" json:"steeringType"`
+	DocumentID       string           `xml:"DocumentId" json:"documentId"`
 }
 
 // Organ is a sending or receiving agency.
 type Organ struct {
-	OrganID              string `xml:"OrganId"`
-	OrganizationInCharge string `xml:"OrganizationInCharge,omitempty"`
-	OrganName            string `xml:"OrganName"`
-	OrganAdd             string `xml:"OrganAdd,omitempty"`
-	Email                string `xml:"Email,omitempty"`
-	Telephone            string `xml:"Telephone,omitempty"`
-	Fax                  string `xml:"Fax,omitempty"`
-	Website              string `xml:"Website,omitempty"`
+	OrganID              string `xml:"OrganId" json:"organId"`
+	OrganizationInCharge string `xml:"OrganizationInCharge,omitempty" json:"organizationInCharge,omitempty"`
+	OrganName            string `xml:"OrganName" json:"organName"`
+	OrganAdd             string `xml:"OrganAdd,omitempty" json:"organAdd,omitempty"`
+	Email                string `xml:"Email,omitempty" json:"email,omitempty"`
+	Telephone            string `xml:"Telephone,omitempty" json:"telephone,omitempty"`
+	Fax                  string `xml:"Fax,omitempty" json:"fax,omitempty"`
+	Website              string `xml:"Website,omitempty" json:"website,omitempty"`
 }
 
 // Code is the document's số và ký hiệu.
 type Code struct {
-	CodeNumber   string `xml:"CodeNumber"`
-	CodeNotation string `xml:"CodeNotation"`
+	CodeNumber   string `xml:"CodeNumber" json:"codeNumber"`
+	CodeNotation string `xml:"CodeNotation" json:"codeNotation"`
 }
 
 // PromulgationInfo is where and when the document was issued; the date is
 // DateLayout.
 type PromulgationInfo struct {
-	Place            string `xml:"Place,omitempty"`
-	PromulgationDate string `xml:"PromulgationDate"`
+	Place            string `xml:"Place,omitempty" json:"place,omitempty"`
+	PromulgationDate string `xml:"PromulgationDate" json:"promulgationDate"`
 }
 
 // DocumentType is the document's type (tên loại): Type a code, TypeName its
 // name, e.g. "Công văn".
 type DocumentType struct {
-	Type     int    `xml:"Type"`
-	TypeName string `xml:"TypeName"`
+	Type     int    `xml:"Type" json:"type"`
+	TypeName string `xml:"TypeName" json:"typeName"`
 }
 
 // SignerInfo is the person with authority who signed.
 type SignerInfo struct {
-	Competence string `xml:"Competence,omitempty"`
-	Position   string `xml:"Position"`
-	FullName   string `xml:"FullName"`
+	Competence string `xml:"Competence,omitempty" json:"competence,omitempty"`
+	Position   string `xml:"Position" json:"position"`
+	FullName   string `xml:"FullName" json:"fullName"`
 }
 
 // OtherInfo carries the register's remaining columns.
 type OtherInfo struct {
-	Priority             int      `xml:"Priority"`
-	SphereOfPromulgation string   `xml:"SphereOfPromulgation,omitempty"`
-	TyperNotation        string   `xml:"TyperNotation,omitempty"`
-	PromulgationAmount   int      `xml:"PromulgationAmount"`
-	PageAmount           int      `xml:"PageAmount"`
-	Appendixes           []string `xml:"Appendixes>Appendix,omitempty"`
+	Priority             int      `xml:"Priority" json:"priority"`
+	SphereOfPromulgation string   `xml:"SphereOfPromulgation,omitempty" json:"sphereOfPromulgation,omitempty"`
+	TyperNotation        string   `xml:"TyperNotation,omitempty" json:"typerNotation,omitempty"`
+	PromulgationAmount   int      `xml:"PromulgationAmount" json:"promulgationAmount"`
+	PageAmount           int      `xml:"PageAmount" json:"pageAmount"`
+	Appendixes           []string `xml:"Appendixes>Appendix,omitempty" json:"appendixes,omitempty"`
 }
 
 // ResponseFor names the document a package or status answers.

@@ -40,25 +40,25 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byt
 		}
 		return nil, fmt.Errorf("registry: %s: the original is not a sealed document: %w", e.Notation, err)
 	}
-	date, err := time.ParseInLocation(time.DateOnly, m.PromulgationInfo.PromulgationDate, r.loc())
-	if err != nil {
-		return nil, fmt.Errorf("registry: %s: promulgation date %q: %w", e.Notation, m.PromulgationInfo.PromulgationDate, err)
+	// The manifest's header is edXML's; one sealed by an earlier version
+	// (manifest version 1) lacks what the register knows.
+	h := &m.MessageHeader
+	if _, err := m.Date(r.loc()); err != nil {
+		return nil, fmt.Errorf("registry: %s: %w", e.Notation, err)
 	}
-	h := &edxml.MessageHeader{
-		From:             edxmlOrgan(m.From),
-		Code:             edxml.Code{CodeNumber: m.Code.CodeNumber, CodeNotation: m.Code.CodeNotation},
-		PromulgationInfo: edxml.PromulgationInfo{Place: m.PromulgationInfo.Place, PromulgationDate: date.Format(edxml.DateLayout)},
-		// The type table of the standard was not at hand: 1 with the name
-		// the register gives, "Công văn" (what a release is) by default.
-		DocumentType: edxml.DocumentType{Type: 1, TypeName: cmpOr(e.DocType, "Công văn")},
-		Subject:      m.Subject,
-		SignerInfo:   edxml.SignerInfo{Position: m.SignerInfo.Position, FullName: m.SignerInfo.FullName},
-		OtherInfo:    edxml.OtherInfo{PromulgationAmount: max(e.Copies, 1)},
-		DocumentID:   m.DocumentID,
+	if h.DocumentType.TypeName == "" {
+		h.DocumentType = docType(e.DocType)
 	}
-	for _, o := range m.To {
-		h.To = append(h.To, edxmlOrgan(o))
-		h.ToPlaces = append(h.ToPlaces, cmpOr(o.OrganName, o.Email))
+	if len(h.ToPlaces) == 0 {
+		h.ToPlaces = signing.Places(m.To)
+	}
+	if h.OtherInfo.PromulgationAmount == 0 {
+		h.OtherInfo.PromulgationAmount = max(e.Copies, 1)
+	}
+	if len(h.OtherInfo.Appendixes) == 0 && len(files) > 1 {
+		for _, f := range files[1:] { // every file after the main document is an appendix
+			h.OtherInfo.Appendixes = append(h.OtherInfo.Appendixes, f.Name)
+		}
 	}
 	pkg := &edxml.Package{Envelope: edxml.Envelope{Header: edxml.EnvelopeHeader{
 		MessageHeader: h,
@@ -69,17 +69,17 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byt
 	}}}
 	for i, f := range files {
 		sum := sha256.Sum256(f.Data)
-		if i > 0 { // every file after the main document is an appendix
-			h.OtherInfo.Appendixes = append(h.OtherInfo.Appendixes, f.Name)
-		}
 		pkg.Attachments = append(pkg.Attachments, edxml.Attachment{ContentType: f.ContentType, AttachmentName: f.Name, Data: f.Data,
 			ContentID: fmt.Sprintf("%d.%s", i+1, hex.EncodeToString(sum[:8]))})
 	}
 	return edxml.Marshal(pkg)
 }
 
-func edxmlOrgan(o signing.Organ) edxml.Organ {
-	return edxml.Organ{OrganID: o.OrganID, OrganName: o.OrganName, Email: o.Email}
+// docType is the edXML DocumentType of a register's tên loại. The type
+// table of the standard was not at hand: 1 with the register's name, and
+// "Công văn" (what a release by mail is) when it has none.
+func docType(name string) edxml.DocumentType {
+	return edxml.DocumentType{Type: 1, TypeName: cmpOr(name, "Công văn")}
 }
 
 func cmpOr(s ...string) string {
@@ -235,21 +235,7 @@ func edxmlMessageID(documentID, domain string) string {
 // packageManifest is the package's header as the register reads a
 // manifest, with the files' digests.
 func packageManifest(h *edxml.MessageHeader, files []signing.File) *signing.Manifest {
-	date := h.PromulgationInfo.PromulgationDate
-	if t, err := time.Parse(edxml.DateLayout, date); err == nil {
-		date = t.Format(time.DateOnly)
-	}
-	m := &signing.Manifest{
-		From:             signing.Organ{OrganID: h.From.OrganID, OrganName: h.From.OrganName, Email: h.From.Email},
-		DocumentID:       h.DocumentID,
-		Code:             signing.Code{CodeNumber: h.Code.CodeNumber, CodeNotation: h.Code.CodeNotation},
-		PromulgationInfo: signing.PromulgationInfo{Place: h.PromulgationInfo.Place, PromulgationDate: date},
-		Subject:          h.Subject,
-		SignerInfo:       signing.SignerInfo{Position: h.SignerInfo.Position, FullName: h.SignerInfo.FullName},
-	}
-	for _, o := range h.To {
-		m.To = append(m.To, signing.Organ{OrganID: o.OrganID, OrganName: o.OrganName, Email: o.Email})
-	}
+	m := &signing.Manifest{Version: signing.ManifestVersion, MessageHeader: *h}
 	for _, f := range files {
 		sum := sha256.Sum256(f.Data)
 		m.Attachments = append(m.Attachments, signing.Attachment{FileName: f.Name, ContentType: f.ContentType,

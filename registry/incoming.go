@@ -185,7 +185,7 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency, p *step) 
 	e := mailstore.DocEntry{
 		Domain: g.domain.Name, Direction: mailstore.DocIn, Year: date.Year(), Number: number,
 		Notation: m.Code.CodeNumber + "/" + m.Code.CodeNotation, DocumentID: m.DocumentID, MessageID: in.messageID,
-		DocDate: m.PromulgationInfo.PromulgationDate, Time: in.now, Subject: m.Subject, Signer: signerText(m.SignerInfo),
+		DocDate: docDate(m), DocType: m.DocumentType.TypeName, Time: in.now, Subject: m.Subject, Signer: signerText(m.SignerInfo),
 		Organ: m.From.OrganName, Sender: in.from, Recipients: g.rcpts, Copies: 1, Status: StatusReceived,
 		Files: docFiles(manifestFiles(m)), Notes: pdfNotes(in.res),
 	}
@@ -397,6 +397,15 @@ func (r *Registry) matchReceipt(ctx context.Context, g *agency, ev *signing.Evid
 		return &e, "", nil
 	}
 	return nil, "unmatched: no such document sent", nil
+}
+
+// docDate is the register's form of the manifest's promulgation date,
+// YYYY-MM-DD; a date that does not parse is kept as it came.
+func docDate(m *signing.Manifest) string {
+	if t, err := m.Date(time.UTC); err == nil {
+		return t.Format(time.DateOnly)
+	}
+	return m.PromulgationInfo.PromulgationDate
 }
 
 func manifestFiles(m *signing.Manifest) []signing.FileDigest {

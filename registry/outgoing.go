@@ -144,7 +144,7 @@ func (r *Registry) release(ctx context.Context, rel *release, p *step) error {
 		DocDate: date.Format(time.DateOnly), Time: now, Subject: subject, Signer: signerText(sig),
 		Sender: rel.acct.Address, Recipients: rcpts, Copies: len(rcpts), Status: StatusSent,
 	}
-	doc := signing.Document{Number: number, Agency: Agency(d), To: r.organs(ctx, rel.h), Subject: subject, Signer: sig, Date: date,
+	doc := signing.Document{Number: number, Agency: Agency(d), To: r.organs(ctx, rel.h), Subject: subject, Signer: sig, Type: docType(""), Date: date,
 		PDF: &signing.PDFStamp{Profile: r.PDF.Profile, SealImage: rel.img}}
 	stamped, files, err := r.stamp(ctx, rel.msg, rel.seal, doc, d.Name, now)
 	if err != nil {

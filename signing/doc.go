@@ -4,8 +4,9 @@
 //
 // A stamped message is multipart/signed over a multipart/mixed entity that
 // holds the original body parts, a short bilingual stamp text and
-// manifest.xml, which lists the document's edXML metadata and the SHA-256 of
-// every attachment. The detached signature is CMS SignedData (RFC 5652)
+// manifest.xml: the document's edXML MessageHeader (QCVN 102:2016 element
+// names) and an edXMLManifest listing every attachment with its size and
+// SHA-256 (manifest version 2; version 1, our own names, is still read). The detached signature is CMS SignedData (RFC 5652)
 // with SHA-256 and the signingTime and signing-certificate-v2 (RFC 5035)
 // signed attributes. A seal with a Timestamper adds an RFC 3161 token over
 // the signature value as the unsigned attribute id-aa-timeStampToken, and

@@ -95,6 +95,7 @@ func testDocument(a Agency) Document {
 		To:      []Organ{{OrganID: agencyB.OrganID, OrganName: agencyB.OrganName, Email: agencyB.OfficialAddress}},
 		Subject: testSubject,
 		Signer:  SignerInfo{Position: "Giám đốc", FullName: "Nguyễn Văn An"},
+		Type:    DocumentType{Type: 1, TypeName: "Công văn"},
 		Date:    testNow,
 		Place:   "Hà Nội",
 	}

@@ -3,61 +3,156 @@ package signing
 import (
 	"encoding/xml"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"sealmail/edxml"
 )
 
 // manifestName is the file name of the manifest part in a stamped message.
 const manifestName = "manifest.xml"
 
-// Manifest is the signed description of a stamped document. Element names
-// follow edXML (QCVN 102:2016/BTTTT); the document is not a full edXML
-// package, only its header fields plus the attachment digests.
+// ManifestVersion is the form of manifest.xml Stamp writes: 2, the edXML
+// MessageHeader and edXMLManifest element names (QCVN 102:2016/BTTTT).
+// Version 1, the same facts under names of our own (no version
+// attribute), is still read: documents sealed before, kept in registers
+// and mailboxes or sent by peers that have not upgraded, must verify.
+const ManifestVersion = 2
+
+// Manifest is the signed description of a stamped document: its edXML
+// MessageHeader, so that a recipient can copy it into an edXML package
+// as it is, and the files with their digests. On the wire (version 2):
+//
+//	<Manifest xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016" version="2">
+//	  <MessageHeader>From, To, Code, PromulgationInfo, DocumentType, Subject,
+//	    SignerInfo, ToPlaces, OtherInfo, SteeringType, DocumentId</MessageHeader>
+//	  <edXMLManifest version="1.0">
+//	    <Reference><AttachmentName/><ContentType/><Size/><SHA256/></Reference>...
+//	  </edXMLManifest>
+//	</Manifest>
+//
+// Size and SHA256 have no edXML counterpart: they are why the manifest is
+// signed. PromulgationDate is edxml.DateLayout (yyyy/MM/dd) in memory
+// whatever the version read.
 type Manifest struct {
-	XMLName          xml.Name         `xml:"Manifest" json:"-"`
-	From             Organ            `xml:"From" json:"from"`
-	To               []Organ          `xml:"To" json:"to,omitempty"`
-	DocumentID       string           `xml:"DocumentId" json:"documentId"`
-	Code             Code             `xml:"Code" json:"code"`
-	PromulgationInfo PromulgationInfo `xml:"PromulgationInfo" json:"promulgationInfo"`
-	Subject          string           `xml:"Subject" json:"subject"`
-	SignerInfo       SignerInfo       `xml:"SignerInfo" json:"signerInfo"`
-	Attachments      []Attachment     `xml:"Attachments>Attachment" json:"attachments"`
+	Version int `json:"version"` // the form it was read in, 1 or 2
+	edxml.MessageHeader
+	Attachments []Attachment `json:"attachments"`
 }
 
-// Organ identifies a sending or receiving organ.
-type Organ struct {
-	OrganID   string `xml:"OrganId" json:"organId"`
-	OrganName string `xml:"OrganName" json:"organName"`
-	Email     string `xml:"Email,omitempty" json:"email,omitempty"`
-}
-
-// Code is the document's "số và ký hiệu", e.g. number "123", notation "STTTT-VP".
-type Code struct {
-	CodeNumber   string `xml:"CodeNumber" json:"codeNumber"`
-	CodeNotation string `xml:"CodeNotation" json:"codeNotation"`
-}
-
-// PromulgationInfo says where and when the document was issued. The date is
-// an xs:date (YYYY-MM-DD) in the issuing organ's time zone.
-type PromulgationInfo struct {
-	Place            string `xml:"Place,omitempty" json:"place,omitempty"`
-	PromulgationDate string `xml:"PromulgationDate" json:"promulgationDate"`
-}
-
-// SignerInfo names the competent person who signed the document.
-type SignerInfo struct {
-	Position string `xml:"Position" json:"position"`
-	FullName string `xml:"FullName" json:"fullName"`
-}
+// The manifest's header types are edXML's.
+type (
+	Organ            = edxml.Organ
+	Code             = edxml.Code
+	PromulgationInfo = edxml.PromulgationInfo
+	SignerInfo       = edxml.SignerInfo
+	DocumentType     = edxml.DocumentType
+	OtherInfo        = edxml.OtherInfo
+)
 
 // Attachment is one attached file and the SHA-256 of its decoded content,
 // so a recipient can check a saved file without any mail software.
 type Attachment struct {
-	FileName    string `xml:"FileName" json:"fileName"`
-	ContentType string `xml:"ContentType" json:"contentType"`
-	Size        int64  `xml:"Size" json:"size"`
-	SHA256      string `xml:"SHA256" json:"sha256"`
+	FileName    string `json:"fileName"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+}
+
+// manifestV2 is the wire form of version 2.
+type manifestV2 struct {
+	XMLName xml.Name            `xml:"http://www.mic.gov.vn/TBT/QCVN_102_2016 Manifest"`
+	Version string              `xml:"version,attr"`
+	Header  edxml.MessageHeader `xml:"MessageHeader"`
+	Files   struct {
+		Version    string        `xml:"version,attr"`
+		References []referenceV2 `xml:"Reference"`
+	} `xml:"edXMLManifest"`
+}
+
+type referenceV2 struct {
+	FileName    string `xml:"AttachmentName"`
+	ContentType string `xml:"ContentType"`
+	Size        int64  `xml:"Size"`
+	SHA256      string `xml:"SHA256"`
+}
+
+// manifestV1 is the wire form of version 1: the header's fields at the top
+// level, files under names of our own, the date YYYY-MM-DD.
+type manifestV1 struct {
+	From             Organ            `xml:"From"`
+	To               []Organ          `xml:"To"`
+	DocumentID       string           `xml:"DocumentId"`
+	Code             Code             `xml:"Code"`
+	PromulgationInfo PromulgationInfo `xml:"PromulgationInfo"`
+	Subject          string           `xml:"Subject"`
+	SignerInfo       SignerInfo       `xml:"SignerInfo"`
+	Attachments      []struct {
+		FileName    string `xml:"FileName"`
+		ContentType string `xml:"ContentType"`
+		Size        int64  `xml:"Size"`
+		SHA256      string `xml:"SHA256"`
+	} `xml:"Attachments>Attachment"`
+}
+
+// MarshalXML writes m as version 2, whatever version it was read in.
+func (m Manifest) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
+	w := manifestV2{Version: strconv.Itoa(ManifestVersion), Header: m.MessageHeader}
+	w.Files.Version = "1.0"
+	for _, a := range m.Attachments {
+		w.Files.References = append(w.Files.References, referenceV2(a))
+	}
+	return e.Encode(w)
+}
+
+// UnmarshalXML reads either version, by the root's version attribute.
+func (m *Manifest) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	if start.Name.Local != "Manifest" {
+		return fmt.Errorf("expected element <Manifest>, not <%s>", start.Name.Local)
+	}
+	version := ""
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "version" {
+			version = a.Value
+		}
+	}
+	switch version {
+	case "":
+		var w manifestV1
+		if err := d.DecodeElement(&w, &start); err != nil {
+			return err
+		}
+		*m = Manifest{Version: 1, MessageHeader: edxml.MessageHeader{From: w.From, To: w.To, DocumentID: w.DocumentID,
+			Code: w.Code, PromulgationInfo: w.PromulgationInfo, Subject: w.Subject, SignerInfo: w.SignerInfo}}
+		if t, err := time.Parse(time.DateOnly, w.PromulgationInfo.PromulgationDate); err == nil {
+			m.PromulgationInfo.PromulgationDate = t.Format(edxml.DateLayout)
+		}
+		for _, a := range w.Attachments {
+			m.Attachments = append(m.Attachments, Attachment(a))
+		}
+	case "2":
+		var w manifestV2
+		if err := d.DecodeElement(&w, &start); err != nil {
+			return err
+		}
+		*m = Manifest{Version: 2, MessageHeader: w.Header}
+		for _, r := range w.Files.References {
+			m.Attachments = append(m.Attachments, Attachment(r))
+		}
+	default:
+		return fmt.Errorf("manifest version %q is newer than this server reads (1 and 2)", version)
+	}
+	return nil
+}
+
+// Date is the document's promulgation date, in loc.
+func (m *Manifest) Date(loc *time.Location) (time.Time, error) {
+	t, err := time.ParseInLocation(edxml.DateLayout, m.PromulgationInfo.PromulgationDate, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("promulgation date %q is not yyyy/MM/dd", m.PromulgationInfo.PromulgationDate)
+	}
+	return t, nil
 }
 
 // Notation formats "số/ký hiệu". Numbers below 10 take a leading zero, as

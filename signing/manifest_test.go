@@ -1,12 +1,17 @@
 package signing
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/xml"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"sealmail/edxml"
 )
 
 func TestDocumentID(t *testing.T) {
@@ -28,34 +33,92 @@ func TestDocumentID(t *testing.T) {
 	}
 }
 
+// TestManifestXML: the manifest is written with the edXML names, as a
+// MessageHeader an edXML package can carry as it is, and reads back.
 func TestManifestXML(t *testing.T) {
-	m := Manifest{
+	m := Manifest{Version: ManifestVersion, MessageHeader: edxml.MessageHeader{
 		From:             Organ{OrganID: agencyA.OrganID, OrganName: agencyA.OrganName, Email: agencyA.OfficialAddress},
 		To:               []Organ{{OrganID: agencyB.OrganID, OrganName: agencyB.OrganName}},
-		DocumentID:       "000.00.12.H10,2026/11/28,123/STTTT-VP",
 		Code:             Code{CodeNumber: "123", CodeNotation: "STTTT-VP"},
-		PromulgationInfo: PromulgationInfo{Place: "Hà Nội", PromulgationDate: "2026-11-28"},
+		PromulgationInfo: PromulgationInfo{Place: "Hà Nội", PromulgationDate: "2026/11/28"},
+		DocumentType:     DocumentType{Type: 1, TypeName: "Công văn"},
 		Subject:          testSubject,
 		SignerInfo:       SignerInfo{Position: "Giám đốc", FullName: "Nguyễn Văn An"},
-		Attachments:      []Attachment{{FileName: "Công văn.pdf", ContentType: "application/pdf", Size: 10, SHA256: strings.Repeat("0f", 32)}},
-	}
+		ToPlaces:         []string{agencyB.OrganName},
+		OtherInfo:        OtherInfo{PromulgationAmount: 1, Appendixes: []string{"Phụ lục.pdf"}},
+		DocumentID:       "000.00.12.H10,2026/11/28,123/STTTT-VP",
+	}, Attachments: []Attachment{{FileName: "Công văn.pdf", ContentType: "application/pdf", Size: 10, SHA256: strings.Repeat("0f", 32)}}}
 	data, err := xml.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tag := range []string{"<From><OrganId>000.00.12.H10</OrganId>", "<DocumentId>", "<Code><CodeNumber>123</CodeNumber><CodeNotation>",
-		"<PromulgationInfo><Place>", "<PromulgationDate>", "<SignerInfo><Position>", "<Attachments><Attachment><FileName>Công văn.pdf"} {
+	for _, tag := range []string{`<Manifest xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016" version="2"><MessageHeader><From><OrganId>000.00.12.H10</OrganId>`,
+		"<Code><CodeNumber>123</CodeNumber><CodeNotation>", "<PromulgationInfo><Place>", "<PromulgationDate>2026/11/28<",
+		"<DocumentType><Type>1</Type><TypeName>Công văn</TypeName></DocumentType><Subject>", "<SignerInfo><Position>",
+		"<ToPlaces><Place>Sở Tài chính Hà Nội</Place></ToPlaces><OtherInfo>", "<Appendixes><Appendix>Phụ lục.pdf</Appendix></Appendixes>",
+		"</OtherInfo><SteeringType>0</SteeringType><DocumentId>000.00.12.H10,2026/11/28,123/STTTT-VP</DocumentId></MessageHeader>",
+		`<edXMLManifest version="1.0"><Reference><AttachmentName>Công văn.pdf</AttachmentName><ContentType>application/pdf</ContentType><Size>10</Size><SHA256>`} {
 		if !strings.Contains(string(data), tag) {
 			t.Errorf("manifest lacks %s:\n%s", tag, data)
 		}
+	}
+	// The header is an edXML MessageHeader: the edxml package reads it.
+	var h struct {
+		Header edxml.MessageHeader `xml:"MessageHeader"`
+	}
+	if err := xml.Unmarshal(data, &h); err != nil || !reflect.DeepEqual(h.Header, m.MessageHeader) {
+		t.Errorf("MessageHeader as edxml reads it: %v\n%+v", err, h.Header)
 	}
 	var back Manifest
 	if err := xml.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	back.XMLName = m.XMLName
 	if !reflect.DeepEqual(back, m) {
 		t.Errorf("round trip:\n%+v\n%+v", back, m)
+	}
+	if err := xml.Unmarshal([]byte(`<Manifest version="3"><MessageHeader/></Manifest>`), &back); err == nil || !strings.Contains(err.Error(), `version "3"`) {
+		t.Errorf("version 3: %v", err)
+	}
+}
+
+// TestManifestV1: a document sealed by the previous version, whose
+// manifest has names of our own (testdata/manifest-v1, made with that
+// version's Stamp), still verifies, and reads as version 2 would say it.
+func TestManifestV1(t *testing.T) {
+	msg, err := os.ReadFile("testdata/manifest-v1/stamped.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemCA, err := os.ReadFile("testdata/manifest-v1/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCA) {
+		t.Fatal("ca.pem: no certificate")
+	}
+	if !bytes.Contains(msg, []byte("manifest.xml")) || bytes.Contains(msg, []byte("QCVN_102_2016")) {
+		t.Fatal("stamped.eml is not a version 1 document")
+	}
+	res, err := Verify(msg, VerifyOptions{Roots: map[string]*x509.CertPool{agencyA.Domain: pool}, Now: testNow})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res)
+	}
+	m := res.Manifest
+	if m.Version != 1 || m.DocumentID != "000.00.12.H10,2026/11/28,123/STTTT-VP" || m.Code != (Code{CodeNumber: "123", CodeNotation: "STTTT-VP"}) ||
+		m.From.Email != agencyA.OfficialAddress || m.PromulgationInfo.PromulgationDate != "2026/11/28" || m.Subject != testSubject ||
+		m.SignerInfo.FullName != "Nguyễn Văn An" || len(m.To) != 1 || m.To[0].OrganID != agencyB.OrganID ||
+		len(m.Attachments) != 2 || m.Attachments[1].FileName != "Phụ lục.docx" || m.Attachments[1].Size != 700 {
+		t.Errorf("version 1 manifest read as %+v", m)
+	}
+	m2, files, err := Contents(msg)
+	if err != nil || m2.DocumentID != m.DocumentID || len(files) != 2 {
+		t.Errorf("Contents: %v, %+v", err, m2)
+	}
+	// Written again, it is version 2.
+	data, err := xml.Marshal(m)
+	if err != nil || !bytes.Contains(data, []byte(`version="2"><MessageHeader>`)) {
+		t.Errorf("version 1 written again: %v\n%s", err, data)
 	}
 }
 

@@ -14,19 +14,22 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"sealmail/edxml"
 )
 
 // Document is what the issuing organ's outgoing register (sổ đi) assigns
 // to a document before it is sealed.
 type Document struct {
-	Number  int        // số, sequential per organ and year
-	Code    string     // ký hiệu, e.g. "STTTT-VP"; Agency.Code when empty
-	Agency  Agency     // issuing organ
-	To      []Organ    // recipients (nơi nhận)
-	Subject string     // trích yếu
-	Signer  SignerInfo // competent person who signed the document
-	Date    time.Time  // ngày ban hành, in the organ's time zone; the stamping time when zero
-	Place   string     // địa danh, optional
+	Number  int          // số, sequential per organ and year
+	Code    string       // ký hiệu, e.g. "STTTT-VP"; Agency.Code when empty
+	Agency  Agency       // issuing organ
+	To      []Organ      // recipients (nơi nhận)
+	Subject string       // trích yếu
+	Signer  SignerInfo   // competent person who signed the document
+	Type    DocumentType // tên loại, e.g. {1, "Công văn"}
+	Date    time.Time    // ngày ban hành, in the organ's time zone; the stamping time when zero
+	Place   string       // địa danh, optional
 	// PDF, when set, signs every PDF attachment inside as well (see
 	// PDFStamp), before the message is sealed.
 	PDF *PDFStamp
@@ -110,15 +113,21 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 			grown += len(p.body)
 		}
 	}
-	m := &Manifest{
+	m := &Manifest{Version: ManifestVersion, MessageHeader: edxml.MessageHeader{
 		From:             Organ{OrganID: doc.Agency.OrganID, OrganName: doc.Agency.OrganName, Email: addr},
 		To:               doc.To,
-		DocumentID:       DocumentID(doc.Agency.OrganID, date, doc.Number, code),
 		Code:             Code{CodeNumber: codeNumber(doc.Number), CodeNotation: code},
-		PromulgationInfo: PromulgationInfo{Place: doc.Place, PromulgationDate: date.Format(time.DateOnly)},
+		PromulgationInfo: PromulgationInfo{Place: doc.Place, PromulgationDate: date.Format(edxml.DateLayout)},
+		DocumentType:     doc.Type,
 		Subject:          doc.Subject,
 		SignerInfo:       doc.Signer,
-		Attachments:      make([]Attachment, len(atts)),
+		ToPlaces:         Places(doc.To),
+		OtherInfo:        OtherInfo{PromulgationAmount: max(len(doc.To), 1)},
+		DocumentID:       DocumentID(doc.Agency.OrganID, date, doc.Number, code),
+	}, Attachments: make([]Attachment, len(atts))}
+	// Every file after the main document is an appendix (phụ lục).
+	for _, p := range atts[1:] {
+		m.OtherInfo.Appendixes = append(m.OtherInfo.Appendixes, p.filename())
 	}
 	// Hash the attachments on another core while the entity is written and
 	// hashed for the signature; the manifest goes last, so it can wait.
@@ -159,6 +168,20 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// Places is the "Nơi nhận" list of edXML's ToPlaces: each recipient by its
+// organ's name, or its address when it has none.
+func Places(to []Organ) []string {
+	var out []string
+	for _, o := range to {
+		if o.OrganName != "" {
+			out = append(out, o.OrganName)
+		} else {
+			out = append(out, o.Email)
+		}
+	}
+	return out
 }
 
 // writeTopFields copies the message's header fields, minus those that

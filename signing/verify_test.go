@@ -31,8 +31,9 @@ func TestVerifyRoundTrip(t *testing.T) {
 		t.Errorf("revocation without CRLs: %+v", c)
 	}
 	m := res.Manifest
-	if m.DocumentID != "000.00.12.H10,2026/11/28,123/STTTT-VP" || m.Code != (Code{"123", "STTTT-VP"}) ||
-		m.From.OrganID != agencyA.OrganID || m.Subject != testSubject || m.PromulgationInfo.PromulgationDate != "2026-11-28" {
+	if m.DocumentID != "000.00.12.H10,2026/11/28,123/STTTT-VP" || m.Code != (Code{CodeNumber: "123", CodeNotation: "STTTT-VP"}) ||
+		m.From.OrganID != agencyA.OrganID || m.Subject != testSubject || m.PromulgationInfo.PromulgationDate != "2026/11/28" ||
+		m.Version != ManifestVersion || m.DocumentType.TypeName != "Công văn" || len(m.ToPlaces) != 1 || len(m.OtherInfo.Appendixes) != 1 {
 		t.Errorf("manifest: %+v", m)
 	}
 	if len(m.Attachments) != len(testFiles) {
@@ -333,6 +334,13 @@ func TestVerifyManifestMissing(t *testing.T) {
 				XMLName xml.Name `xml:"Manifest"`
 				Size    string   `xml:"Attachments>Attachment>Size"`
 			}{Size: "many"})
+		}}, ReasonBadManifest},
+		{"unknown version", []func(io.Writer) error{text, func(w io.Writer) error {
+			return writeXMLPart(w, manifestName, struct {
+				XMLName xml.Name `xml:"Manifest"`
+				Version string   `xml:"version,attr"`
+				ID      string   `xml:"MessageHeader>DocumentId"`
+			}{Version: "9", ID: "x"})
 		}}, ReasonBadManifest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
