@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"image"
@@ -44,19 +45,20 @@ var vietnam = time.FixedZone("ICT", 7*60*60)
 // ParseSealImage reads an agency's seal picture: a PNG whose background is
 // transparent and whose mark is red, as Appendix I asks.
 func ParseSealImage(data []byte) (image.Image, error) {
-	img, err := png.Decode(bytes.NewReader(data))
+	decoded, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("signing: seal image: %w", err)
 	}
-	b := img.Bounds()
+	b := decoded.Bounds()
 	if b.Dx() < 64 || b.Dy() < 64 || b.Dx() > 4096 || b.Dy() > 4096 {
 		return nil, fmt.Errorf("signing: seal image is %dx%d pixels; use 64 to 4096", b.Dx(), b.Dy())
 	}
+	img := toNRGBA(decoded) // what the signatures read
 	var transparent, ink int
 	var r, g, bl uint64
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			c := img.NRGBAAt(x, y)
 			switch {
 			case c.A < 32:
 				transparent++
@@ -109,46 +111,38 @@ func textImage(lines []string, size float64, col color.Color, right bool) (*imag
 	return img, nil
 }
 
-// sealImage is the main document's agency signature: the seal at its real
-// size, the agency's name and the signing time to its left, where they
-// stay clear of the signer's name under the signature. The seal is at the
-// right edge, centred vertically.
-func sealImage(seal image.Image, organ string, t time.Time) (*image.NRGBA, error) {
+// mainAppearance places the agency's signature on the main document as
+// Appendix I shows it: the seal over the left third of the signer's
+// visible signature. Without one, it goes to the lower right of the
+// last page. The picture has the seal at its real size, at the right,
+// centred vertically, and the agency's name and the signing time to its
+// left, where they stay clear of the signer's name under the signature.
+func mainAppearance(f *pdf.File, seal image.Image, organ string, t time.Time) (*Appearance, error) {
 	text, err := textImage([]string{organ, ISOTime(t)}, sealText, color.Black, true)
 	if err != nil {
 		return nil, err
 	}
-	sealPx, gap := 0, 0
-	if seal != nil {
-		sealPx, gap = int(sealSize*pxPerPt), 4*pxPerPt
-	}
-	tb := text.Bounds()
-	w, h := tb.Dx()+gap+sealPx, max(sealPx, tb.Dy())
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	if seal != nil {
-		b := seal.Bounds()
-		// The seal keeps its proportions within a square of sealSize.
-		sw, sh := sealPx, sealPx*b.Dy()/b.Dx()
-		if sh > sealPx {
-			sw, sh = sealPx*b.Dx()/b.Dy(), sealPx
-		}
-		x, y := w-sealPx+(sealPx-sw)/2, (h-sh)/2
-		draw.CatmullRom.Scale(img, image.Rect(x, y, x+sw, y+sh), seal, b, draw.Over, nil)
-	}
-	draw.Draw(img, tb.Add(image.Pt(0, (h-tb.Dy())/2)), text, image.Point{}, draw.Over)
-	return img, nil
-}
-
-// mainAppearance places the agency's signature on the main document as
-// Appendix I shows it: the seal over the left third of the signer's
-// visible signature. Without one, it goes to the lower right of the
-// last page.
-func mainAppearance(f *pdf.File, seal image.Image, organ string, t time.Time) (*Appearance, error) {
-	img, err := sealImage(seal, organ, t)
+	textPic, err := newPicture(text)
 	if err != nil {
 		return nil, err
 	}
-	w, h := float64(img.Bounds().Dx())/pxPerPt, float64(img.Bounds().Dy())/pxPerPt
+	sealPx, gap := 0, 0
+	var sealPic *picture
+	if seal != nil {
+		sealPx, gap = int(sealSize*pxPerPt), 4*pxPerPt
+		if sealPic, err = sealPicture(seal, sealPx); err != nil {
+			return nil, err
+		}
+	}
+	wpx, hpx := textPic.w+gap+sealPx, max(sealPx, textPic.h)
+	var pics []placed
+	if sealPic != nil {
+		x, y := wpx-sealPx+(sealPx-sealPic.w)/2, (hpx-sealPic.h)/2
+		pics = append(pics, placed{sealPic, pixelBox(x, y, sealPic, hpx)})
+	}
+	pics = append(pics, placed{textPic, pixelBox(0, (hpx-textPic.h)/2, textPic, hpx)})
+
+	w, h := float64(wpx)/pxPerPt, float64(hpx)/pxPerPt
 	page, anchor, ok := signerWidget(f)
 	box := mediaBox(f, page)
 	var right, cy float64 // the seal's right edge and the picture's vertical centre
@@ -163,7 +157,73 @@ func mainAppearance(f *pdf.File, seal image.Image, organ string, t time.Time) (*
 	// Keep it on the page.
 	left = min(max(left, box[0]), box[2]-w)
 	top = max(min(top, box[3]), box[1]+h)
-	return &Appearance{Page: page, Rect: [4]float64{left, top - h, left + w, top}, Image: img}, nil
+	return &Appearance{Page: page, Rect: [4]float64{left, top - h, left + w, top}, pictures: pics}, nil
+}
+
+// pixelBox is where p goes, its top left corner at x, y pixels from the
+// top left of an appearance hpx pixels high: left, bottom, right, top in
+// points from the bottom left.
+func pixelBox(x, y int, p *picture, hpx int) [4]float64 {
+	return [4]float64{float64(x) / pxPerPt, float64(hpx-y-p.h) / pxPerPt, float64(x+p.w) / pxPerPt, float64(hpx-y) / pxPerPt}
+}
+
+// sealPictures are the seal pictures prepared for signatures, by their
+// pixels: scaling and compressing a seal costs more than the rest of a
+// signature, and an agency signs every document with the same one.
+var sealPictures = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]*picture
+}{m: map[[sha256.Size]byte]*picture{}}
+
+// maxSealPictures bounds the cache: a server hosts a few agencies, each
+// with one seal, replaced seldom.
+const maxSealPictures = 16
+
+// sealPicture returns seal scaled to fit a square of size pixels, keeping
+// its proportions.
+func sealPicture(seal image.Image, size int) (*picture, error) {
+	n := toNRGBA(seal)
+	b := n.Bounds()
+	d := sha256.New()
+	fmt.Fprintf(d, "%d %d %d\n", b.Dx(), b.Dy(), size)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		d.Write(n.Pix[n.PixOffset(b.Min.X, y):n.PixOffset(b.Max.X, y)])
+	}
+	key := [sha256.Size]byte(d.Sum(nil))
+	sealPictures.Lock()
+	p := sealPictures.m[key]
+	sealPictures.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	sw, sh := size, size*b.Dy()/b.Dx()
+	if sh > size {
+		sw, sh = size*b.Dx()/b.Dy(), size
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, sw, sh))
+	draw.CatmullRom.Scale(img, img.Bounds(), n, b, draw.Over, nil)
+	p, err := newPicture(img)
+	if err != nil {
+		return nil, err
+	}
+	sealPictures.Lock()
+	if len(sealPictures.m) >= maxSealPictures {
+		clear(sealPictures.m)
+	}
+	sealPictures.m[key] = p
+	sealPictures.Unlock()
+	return p, nil
+}
+
+// toNRGBA returns img as an *image.NRGBA, converting it if need be.
+func toNRGBA(img image.Image) *image.NRGBA {
+	if n, ok := img.(*image.NRGBA); ok {
+		return n
+	}
+	b := img.Bounds()
+	n := image.NewNRGBA(b)
+	draw.Draw(n, b, img, b.Min, draw.Src)
+	return n
 }
 
 // annexAppearance is the agency signature on an attachment (phụ lục): no

@@ -19,9 +19,25 @@ const decodeChunk = 48 << 10
 // character) the rest goes through encoding/base64, so both accept and
 // reject the same input.
 func decodeBase64(w io.Writer, src []byte) error {
-	out := make([]byte, 0, decodeChunk)
+	_, err := decodeBase64Lines(w, src)
+	return err
+}
+
+// decodeBase64Lines is decodeBase64, also returning the length of the
+// longest start of src made of whole lines exactly as writeBase64 writes
+// them: lineLen base64 characters and CRLF. Such lines are the encoding of
+// what they decode to, character for character, so a writer of the same
+// bytes may copy them instead of encoding again.
+func decodeBase64Lines(w io.Writer, src []byte) (canon int, err error) {
+	t, _ := w.(taker)
+	var out []byte
+	if t != nil {
+		out = t.take(nil)
+	} else {
+		out = make([]byte, 0, decodeChunk)
+	}
 	flush := func() error {
-		if t, ok := w.(taker); ok {
+		if t != nil {
 			out = t.take(out)
 			return nil
 		}
@@ -30,6 +46,8 @@ func decodeBase64(w io.Writer, src []byte) error {
 		return err
 	}
 	width := -1 // length of the last line, which the next one usually shares
+	whole := len(src)
+	canonical := true // every line so far
 	for len(src) > 0 {
 		var line []byte
 		next := width + 2
@@ -46,25 +64,30 @@ func decodeBase64(w io.Writer, src []byte) error {
 		for done := 0; done < len(line); {
 			if cap(out)-len(out) < 3 {
 				if err := flush(); err != nil {
-					return err
+					return canon, err
 				}
 			}
 			read, written := decodeQuanta(out[len(out):cap(out)], line[done:])
 			out, done = out[:len(out)+written], done+read
 			if done < len(line) && cap(out)-len(out) >= 3 {
 				if err := flush(); err != nil {
-					return err
+					return canon, err
 				}
-				return decodeBase64Std(w, src[done:])
+				return canon, decodeBase64Std(w, src[done:])
 			}
+		}
+		// Decoded whole above, the line held only base64 characters.
+		if canonical = canonical && len(line) == lineLen && next == lineLen+2 && src[lineLen] == '\r'; canonical {
+			canon = whole - len(src) + next
 		}
 		src = src[next:]
 	}
-	return flush()
+	return canon, flush()
 }
 
-// A taker is a writer that can take a buffer instead of copying it: it
-// returns an empty buffer to fill next.
+// A taker is a writer that can take a buffer instead of copying it: b is
+// the buffer it returned last, filled, and it returns an empty buffer (of
+// room for at least 8 bytes) to fill next; take(nil) returns the first.
 type taker interface {
 	take(b []byte) []byte
 }
@@ -169,6 +192,20 @@ func writeBase64(w io.Writer, src []byte) error {
 		}
 	}
 	return nil
+}
+
+// writeBase64After writes src as writeBase64 does, given lines, the
+// whole lines (with their CRLF) that writeBase64 would write first: they
+// are copied, and only the rest is encoded.
+func writeBase64After(w io.Writer, lines, src []byte) error {
+	rest := src[len(lines)/(lineLen+2)*(lineLen/4*3):]
+	if len(rest) == 0 {
+		lines = bytes.TrimSuffix(lines, []byte("\r\n")) // the last line has none
+	}
+	if _, err := w.Write(lines); err != nil {
+		return err
+	}
+	return writeBase64(w, rest)
 }
 
 // base64Size is the length of n bytes as writeBase64 writes them: 76

@@ -35,7 +35,7 @@ func FuzzManifest(f *testing.F) {
 		var err error
 		go func() {
 			defer close(done)
-			m, err = checkManifest(&envelope{entity: entity, from: from}, nil)
+			m, _, err = checkManifest(&envelope{entity: entity, from: from}, nil, true)
 		}()
 		select {
 		case <-done:

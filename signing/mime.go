@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-message"
@@ -34,6 +35,18 @@ type part struct {
 	params    map[string]string
 	body      []byte  // still transfer-encoded; nil for multiparts
 	kids      []*part // set for multipart/*
+	// decoded, when set, replaces body: the content to write base64 (a
+	// PDF signed inside, encoded only as the message is written). lines
+	// is the start of its base64 text, as writeBase64 writes it, at hand.
+	decoded, lines []byte
+}
+
+// size is the length of p's body as written: base64 for decoded.
+func (p *part) size() int {
+	if p.decoded != nil {
+		return base64Size(len(p.decoded))
+	}
+	return len(p.body)
 }
 
 // parsePart parses raw, a CRLF-canonical entity, and its subparts.
@@ -178,16 +191,84 @@ func attachments(parts []*part) []*part {
 func digest(p *part) (Attachment, error) {
 	h := newHasher(len(p.body))
 	err := decodeBody(p.cte(), p.body, h)
-	sum, n := h.Sum()
+	a := describe(p, h)
 	if err != nil {
 		return Attachment{}, fmt.Errorf("attachment %q: %w", p.filename(), err)
 	}
+	return a, nil
+}
+
+// describe is the manifest's entry for p, decoded through h.
+func describe(p *part, h *hasher) Attachment {
+	sum, n := h.Sum()
 	return Attachment{
 		FileName:    p.filename(),
 		ContentType: p.mediaType,
 		Size:        n,
 		SHA256:      hex.EncodeToString(sum),
-	}, nil
+	}
+}
+
+// decodeFile decodes an attachment into buf, or a new buffer of its size
+// if buf has not the room, and hashes it on another core on the way.
+func decodeFile(p *part, buf []byte) (*decoded, error) {
+	if cap(buf) < decodedSize(p) {
+		buf = make([]byte, 0, decodedSize(p))
+	}
+	s := &fileSink{data: buf[:0], h: newHasher(len(p.body))}
+	var canon int
+	var err error
+	if p.cte() == "base64" {
+		canon, err = decodeBase64Lines(s, p.body)
+	} else {
+		err = decodeBody(p.cte(), p.body, s)
+	}
+	s.h.state()
+	if err != nil {
+		return nil, err
+	}
+	return &decoded{data: s.data, hashed: s.h, lines: p.body[:canon]}, nil
+}
+
+// decoded is an attachment as decodeFile decoded it.
+type decoded struct {
+	data []byte
+	// hashed is stopped: it has the file's digest, and states to finish
+	// the digest of any prefix of it from.
+	hashed *hasher
+	// lines is the start of the body that is data's start encoded as
+	// writeBase64 encodes it (see decodeBase64Lines).
+	lines []byte
+}
+
+// A fileSink is where decodeFile decodes to: the decoder fills the file's
+// buffer in place, and each piece is shared with the hasher, not copied.
+type fileSink struct {
+	data []byte
+	h    *hasher
+}
+
+// take gets b, the piece it returned last, filled.
+func (s *fileSink) take(b []byte) []byte {
+	if len(b) > 0 {
+		n := len(s.data)
+		s.data = s.data[:n+len(b)]
+		s.h.share(s.data[n:])
+	}
+	if cap(s.data)-len(s.data) < 8 {
+		// More than decodedSize: the pieces shared so far stay valid in
+		// the old array.
+		s.data = slices.Grow(s.data, decodeChunk)
+	}
+	n := len(s.data)
+	return s.data[n:n:min(n+decodeChunk, cap(s.data))]
+}
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	n := len(s.data)
+	s.data = append(s.data, p...)
+	s.h.share(s.data[n:])
+	return len(p), nil
 }
 
 // decodeBody writes the body with its transfer encoding removed.

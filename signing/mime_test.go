@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,6 +103,58 @@ func TestDecodeBase64LikeStd(t *testing.T) {
 		err := decodeBase64(&got, in)
 		if (err != nil) != (wantErr != nil) || err == nil && !bytes.Equal(got.Bytes(), want) {
 			t.Fatalf("case %d, %q: got %q, %v; encoding/base64 got %q, %v", i, in, got.Bytes(), err, want, wantErr)
+		}
+	}
+}
+
+// TestBase64LinesCopied checks that the lines decodeBase64Lines finds
+// canonical, copied by writeBase64After before the rest is encoded, give
+// writeBase64's text exactly, whatever the input looked like.
+func TestBase64LinesCopied(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 2000 {
+		data := testPDF(r.IntN(40 * 57))
+		var enc bytes.Buffer
+		writeBase64(&enc, data)
+		in := enc.Bytes()
+		switch r.IntN(5) {
+		case 0: // as written
+		case 1: // a line of another length from somewhere on
+			if at := r.IntN(len(in) + 1); at < len(in) {
+				in = slices.Concat(in[:at], []byte("\r\n"), in[at:])
+			}
+		case 2: // LF line ends
+			in = bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
+		case 3: // a stray or padding character
+			if len(in) > 0 {
+				in = slices.Clone(in)
+				in[r.IntN(len(in))] = "=*A"[r.IntN(3)]
+			}
+		case 4: // shorter lines
+			in = bytes.Join(slices.Collect(slices.Chunk([]byte(base64.StdEncoding.EncodeToString(data)), 64)), []byte("\r\n"))
+			if len(data) == 0 {
+				in = nil
+			}
+		}
+		s := &fileSink{h: newHasher(0)}
+		canon, err := decodeBase64Lines(s, in)
+		s.h.state()
+		if err != nil {
+			continue
+		}
+		var again bytes.Buffer
+		writeBase64(&again, s.data)
+		if canon%(lineLen+2) != 0 || !bytes.HasPrefix(again.Bytes(), in[:canon]) {
+			t.Fatalf("case %d: %d bytes taken for canonical lines: %q", i, canon, in[:canon])
+		}
+		for _, extra := range []int{0, 1, 57, 200} {
+			file := append(slices.Clone(s.data), testPDF(extra)...)
+			var want, got bytes.Buffer
+			writeBase64(&want, file)
+			writeBase64After(&got, in[:canon], file)
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("case %d, %d more bytes: written %q, want %q", i, extra, got.Bytes(), want.Bytes())
+			}
 		}
 	}
 }

@@ -45,6 +45,9 @@ type Appearance struct {
 	Page  int
 	Rect  [4]float64
 	Image image.Image
+	// pictures, when set, are drawn instead of Image: the agency's seal,
+	// prepared once per seal picture, beside the text of one signature.
+	pictures []placed
 }
 
 // contentsSize is the room reserved for the CMS signature, in bytes,
@@ -61,17 +64,27 @@ const (
 // over every byte of the new file but its own /Contents. Earlier revisions
 // and signatures are left byte for byte as they were.
 func SignPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, error) {
-	out, _, err := signPDF(ctx, data, s, opts, now)
+	out, _, err := signPDF(ctx, pdfInput{data: data}, s, opts, now)
 	if err != nil {
 		return nil, fmt.Errorf("signing: sign PDF: %w", err)
 	}
 	return out, nil
 }
 
+// pdfInput is a file for signPDF. stampPDFs, which decoded it, hands over
+// the SHA-256 state its bytes took it to, and the spare capacity after
+// them, where the update is appended without copying the file.
+type pdfInput struct {
+	data   []byte
+	hashed hash.Hash // nil: hash from the first byte
+	owned  bool      // the capacity after data is signPDF's
+}
+
 // signPDF is SignPDF, also returning the SHA-256 of the signed file: the
 // manifest lists it, and the signature's digest has hashed all but the
 // last few kilobytes of it already.
-func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, []byte, error) {
+func signPDF(ctx context.Context, in pdfInput, s *Seal, opts PDFSignOptions, now time.Time) ([]byte, []byte, error) {
+	data := in.data
 	profile := opts.Profile
 	switch profile {
 	case "":
@@ -181,7 +194,11 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 		u.Set(catRef, c)
 	}
 
-	w, err := u.Write()
+	write := u.Write
+	if in.owned {
+		write = u.WriteInPlace
+	}
+	w, err := write()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -199,8 +216,11 @@ func signPDF(ctx context.Context, data []byte, s *Seal, opts PDFSignOptions, now
 	}
 	copy(out[body+byteRangeAt:], append(br, bytes.Repeat([]byte(" "), len(byteRangeHole)-len(br))...))
 
-	h := sha256.New()
-	h.Write(out[:lt])
+	h, from := in.hashed, len(data) // out starts with data
+	if h == nil {
+		h, from = sha256.New(), 0
+	}
+	h.Write(out[from:lt])
 	whole := h.(hash.Cloner)
 	if whole, err = whole.Clone(); err != nil {
 		return nil, nil, err
@@ -273,32 +293,57 @@ func fields(f *pdf.File, cat pdf.Dict) []pdf.Dict {
 	return out
 }
 
-// appearance adds the form XObject that draws a.Image over the widget.
+// appearance adds the form XObject that draws a.Image over the widget, or
+// a's pictures at their places.
 func appearance(u *pdf.Update, a *Appearance) (pdf.Ref, error) {
 	w, h := a.Rect[2]-a.Rect[0], a.Rect[3]-a.Rect[1]
 	if w <= 0 || h <= 0 {
 		return pdf.Ref{}, errors.New("appearance rectangle is empty")
 	}
-	img, err := imageXObject(u, a.Image)
-	if err != nil {
-		return pdf.Ref{}, err
+	pics := a.pictures
+	if pics == nil {
+		p, err := newPicture(a.Image)
+		if err != nil {
+			return pdf.Ref{}, err
+		}
+		pics = []placed{{p, [4]float64{0, 0, w, h}}}
 	}
-	content := fmt.Appendf(nil, "q %s 0 0 %s 0 0 cm /Im0 Do Q", num(w), num(h))
+	var content []byte
+	xobjs := pdf.Dict{}
+	for i, p := range pics {
+		name := pdf.Name("Im" + strconv.Itoa(i))
+		xobjs[name] = p.add(u)
+		r := p.at
+		content = fmt.Appendf(content, "q %s 0 0 %s %s %s cm /%s Do Q\n", num(r[2]-r[0]), num(r[3]-r[1]), num(r[0]), num(r[1]), name)
+	}
 	return u.Add(&pdf.Stream{Dict: pdf.Dict{
 		"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Form"),
 		"BBox":      pdf.Array{int64(0), int64(0), w, h},
-		"Resources": pdf.Dict{"XObject": pdf.Dict{"Im0": img}},
+		"Resources": pdf.Dict{"XObject": xobjs},
 	}, Data: content}), nil
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
-// imageXObject adds img as an RGB image with its alpha as a soft mask, so
-// a seal's transparent background lets the page show through.
-func imageXObject(u *pdf.Update, img image.Image) (pdf.Ref, error) {
+// A picture is an image as an image XObject holds it: RGB samples and
+// the alpha channel as a soft mask, so that a seal's transparent
+// background lets the page show through; both compressed.
+type picture struct {
+	w, h       int
+	rgb, alpha []byte // alpha nil when opaque
+}
+
+// placed is a picture at a place in an appearance (left, bottom, right,
+// top, in points).
+type placed struct {
+	*picture
+	at [4]float64
+}
+
+func newPicture(img image.Image) (*picture, error) {
 	b := img.Bounds()
 	if b.Empty() {
-		return pdf.Ref{}, errors.New("empty image")
+		return nil, errors.New("empty image")
 	}
 	rgb := make([]byte, 0, b.Dx()*b.Dy()*3)
 	alpha := make([]byte, 0, b.Dx()*b.Dy())
@@ -328,14 +373,23 @@ func imageXObject(u *pdf.Update, img image.Image) (pdf.Ref, error) {
 			}
 		}
 	}
-	d := pdf.Dict{"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Image"), "Width": int64(b.Dx()), "Height": int64(b.Dy()),
-		"ColorSpace": pdf.Name("DeviceRGB"), "BitsPerComponent": int64(8), "Filter": pdf.Name("FlateDecode")}
+	p := &picture{w: b.Dx(), h: b.Dy(), rgb: deflate(rgb)}
 	if !opaque {
-		d["SMask"] = u.Add(&pdf.Stream{Dict: pdf.Dict{"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Image"),
-			"Width": int64(b.Dx()), "Height": int64(b.Dy()), "ColorSpace": pdf.Name("DeviceGray"), "BitsPerComponent": int64(8),
-			"Filter": pdf.Name("FlateDecode")}, Data: deflate(alpha)})
+		p.alpha = deflate(alpha)
 	}
-	return u.Add(&pdf.Stream{Dict: d, Data: deflate(rgb)}), nil
+	return p, nil
+}
+
+// add adds the picture to the update as an image XObject.
+func (p *picture) add(u *pdf.Update) pdf.Ref {
+	d := pdf.Dict{"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Image"), "Width": int64(p.w), "Height": int64(p.h),
+		"ColorSpace": pdf.Name("DeviceRGB"), "BitsPerComponent": int64(8), "Filter": pdf.Name("FlateDecode")}
+	if p.alpha != nil {
+		d["SMask"] = u.Add(&pdf.Stream{Dict: pdf.Dict{"Type": pdf.Name("XObject"), "Subtype": pdf.Name("Image"),
+			"Width": int64(p.w), "Height": int64(p.h), "ColorSpace": pdf.Name("DeviceGray"), "BitsPerComponent": int64(8),
+			"Filter": pdf.Name("FlateDecode")}, Data: p.alpha})
+	}
+	return u.Add(&pdf.Stream{Dict: d, Data: p.rgb})
 }
 
 func deflate(b []byte) []byte {

@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/hex"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"strings"
+	"sync"
 	"time"
 
 	"sealmail/signing/pdf"
@@ -35,8 +35,25 @@ func isPDF(contentType, name string) bool {
 	return contentType == "application/pdf" || strings.HasSuffix(strings.ToLower(name), ".pdf")
 }
 
-// stampPDFs signs the PDF attachments in place: each part's body becomes
-// the signed file, base64. It returns the signed files' manifest entries.
+// updateRoom is what a signature's incremental update takes, at most in
+// the common case: the CMS reserve, the appearance and the new objects.
+const updateRoom = 256 << 10
+
+// fileBuffers holds the buffers that stamping decodes PDF files into, once
+// their signed form is written (as *[]byte): a new one of 10 MB costs
+// about as much as hashing it, in clearing and page faults.
+var fileBuffers sync.Pool
+
+// fileBuffer returns an empty buffer of at least n bytes.
+func fileBuffer(n int) []byte {
+	if b, ok := fileBuffers.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// stampPDFs signs the PDF attachments in place: each part's decoded body
+// becomes the signed file. It returns the signed files' manifest entries.
 func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, notation string, now time.Time) (map[*part]Attachment, error) {
 	out := map[*part]Attachment{}
 	main := true
@@ -44,12 +61,13 @@ func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, nota
 		if !p.isPDF() {
 			continue
 		}
-		var raw bytes.Buffer
-		raw.Grow(decodedSize(p))
-		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
+		// Decoded with room for the update after it, and hashed on the
+		// way: that digest is most of the signature's.
+		raw, err := decodeFile(p, fileBuffer(decodedSize(p)+updateRoom))
+		if err != nil {
 			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
 		}
-		f, err := pdf.Parse(raw.Bytes())
+		f, err := pdf.Parse(raw.data)
 		if err != nil {
 			return nil, fmt.Errorf("attachment %q is not a readable PDF: %w", p.filename(), err)
 		}
@@ -66,16 +84,14 @@ func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, nota
 		if !main {
 			reason = "Phụ lục kèm văn bản số " + notation
 		}
-		signed, sum, err := signPDF(ctx, raw.Bytes(), seal, PDFSignOptions{Profile: doc.PDF.Profile, Field: "Agency seal",
-			Name: doc.Agency.OrganName, Reason: reason, Location: doc.Place, Appearance: ap}, now)
+		signed, sum, err := signPDF(ctx, pdfInput{data: raw.data, hashed: raw.hashed.state(), owned: true}, seal, PDFSignOptions{Profile: doc.PDF.Profile,
+			Field: "Agency seal", Name: doc.Agency.OrganName, Reason: reason, Location: doc.Place, Appearance: ap}, now)
 		if err != nil {
 			return nil, fmt.Errorf("attachment %q: sign PDF: %w", p.filename(), err)
 		}
-		var enc bytes.Buffer
-		enc.Grow(base64Size(len(signed)))
-		writeBase64(&enc, signed) // to memory: cannot fail
-		p.header.Set("Content-Transfer-Encoding", "base64")
-		p.body = enc.Bytes()
+		// Encoded as the message is written, straight into it; the lines
+		// of the old file that were written as they will be are copied.
+		p.body, p.decoded, p.lines = nil, signed, raw.lines
 		out[p] = Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum)}
 		main = false
 	}
@@ -109,12 +125,11 @@ func CheckSigner(msg []byte, policy SignerPolicy) (*PDFReport, error) {
 		if !p.isPDF() {
 			continue
 		}
-		var raw bytes.Buffer
-		raw.Grow(decodedSize(p))
-		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
+		f, err := decodeFile(p, nil)
+		if err != nil {
 			return nil, fmt.Errorf("tệp %q không đọc được / attachment %q cannot be decoded: %w", p.filename(), p.filename(), err)
 		}
-		rep, err := VerifyPDF(raw.Bytes(), policy.Roots, policy.Verify)
+		rep, err := verifyPDF(f.data, f.hashed, func(*x509.Certificate) *x509.CertPool { return policy.Roots }, policy.Verify)
 		rep.File = p.filename()
 		if err != nil {
 			return rep, fmt.Errorf("tệp %q không phải PDF hợp lệ / %q is not a valid PDF: %w", p.filename(), p.filename(), err)
@@ -156,32 +171,19 @@ type PDFPolicy struct {
 	RequireSigner bool
 }
 
+// pdfFile is a PDF attachment as checkManifest decoded it.
+type pdfFile struct {
+	name string
+	*decoded
+}
+
 // checkPDFs verifies the PDF attachments of a verified message sealed by
 // seal and adds the outcome to res as CheckPDF.
-func checkPDFs(res *Result, env *envelope, seal *x509.Certificate, opts VerifyOptions) {
-	root, err := parsePart(env.entity, 0)
-	if err != nil {
-		res.add(CheckPDF, "", fail(ReasonMalformedMIME, "%v", err))
-		return
-	}
-	_, rest, err := xmlPart(root, manifestName)
-	if err != nil {
-		res.add(CheckPDF, "", fail(ReasonNoManifest, "%v", err))
-		return
-	}
+func checkPDFs(res *Result, env *envelope, files []pdfFile, seal *x509.Certificate, opts VerifyOptions) {
 	domain := env.from[strings.LastIndexByte(env.from, '@')+1:]
 	c := newPDFChecker(res, domain, seal, opts)
-	for _, p := range attachments(rest) {
-		if !p.isPDF() {
-			continue
-		}
-		var raw bytes.Buffer
-		raw.Grow(decodedSize(p))
-		if err := decodeBody(p.cte(), p.body, &raw); err != nil {
-			res.add(CheckPDF, "", fail(ReasonMalformedPDF, "%q: %v", p.filename(), err))
-			return
-		}
-		if !c.file(p.filename(), raw.Bytes()) {
+	for _, f := range files {
+		if !c.file(f.name, f.data, f.hashed) {
 			return
 		}
 	}
@@ -206,7 +208,7 @@ func VerifyFiles(from string, files []File, opts VerifyOptions) (*Result, error)
 		if !isPDF(f.ContentType, f.Name) {
 			continue
 		}
-		if !c.file(f.Name, f.Data) {
+		if !c.file(f.Name, f.Data, nil) {
 			return res, res.finish()
 		}
 	}
@@ -268,9 +270,9 @@ func newPDFChecker(res *Result, domain string, seal *x509.Certificate, opts Veri
 }
 
 // file checks one file and reports whether to go on; a failure ends the
-// check.
-func (c *pdfChecker) file(name string, data []byte) bool {
-	rep, err := verifyPDF(data, c.rootsFor, c.opts)
+// check. hashed, if not nil, hashed data already.
+func (c *pdfChecker) file(name string, data []byte, hashed *hasher) bool {
+	rep, err := verifyPDF(data, hashed, c.rootsFor, c.opts)
 	rep.File = name
 	c.res.PDFs = append(c.res.PDFs, rep)
 	if err == nil {

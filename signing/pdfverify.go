@@ -81,11 +81,12 @@ type PDFReport struct {
 // skips the chain and revocation checks. Only opts' CRLs, OCSP,
 // RequireRevocation, TSARoots, Now and Skew apply.
 func VerifyPDF(data []byte, roots *x509.CertPool, opts VerifyOptions) (*PDFReport, error) {
-	return verifyPDF(data, func(*x509.Certificate) *x509.CertPool { return roots }, opts)
+	return verifyPDF(data, nil, func(*x509.Certificate) *x509.CertPool { return roots }, opts)
 }
 
-// verifyPDF is VerifyPDF with the roots chosen per signer's certificate.
-func verifyPDF(data []byte, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions) (*PDFReport, error) {
+// verifyPDF is VerifyPDF with the roots chosen per signer's certificate;
+// hashed, if not nil, hashed data already.
+func verifyPDF(data []byte, hashed *hasher, rootsFor func(*x509.Certificate) *x509.CertPool, opts VerifyOptions) (*PDFReport, error) {
 	rep := &PDFReport{}
 	f, err := pdf.Parse(data)
 	if err != nil {
@@ -116,7 +117,7 @@ func verifyPDF(data []byte, rootsFor func(*x509.Certificate) *x509.CertPool, opt
 			spans = append(spans, span{a: int(r[1]), b: int(r[2]), end: int(r[2] + r[3])})
 		}
 	}
-	digests := spanDigests(data, spans)
+	digests := spanDigests(data, spans, hashed)
 	for _, fd := range sigs {
 		rep.Signatures = append(rep.Signatures, verifyPDFSignature(f, fd, digests, rootsFor, opts, now, skew))
 	}
@@ -143,15 +144,22 @@ type span struct{ a, b, end int }
 // the end of their revision, so their first parts are prefixes of one
 // another: hashing the longest once, and cloning the state at each
 // shorter one's gap, hashes a file with several signatures about once.
-func spanDigests(data []byte, spans []span) map[span][]byte {
+// A file hashed already (hashed not nil) is hashed again only from the
+// state its digest had shortly before each gap.
+func spanDigests(data []byte, spans []span, hashed *hasher) map[span][]byte {
 	order := slices.Clone(spans)
 	slices.SortFunc(order, func(x, y span) int { return x.a - y.a })
 	out := make(map[span][]byte, len(spans))
-	h := sha256.New()
+	var h hash.Hash = sha256.New()
 	pos := 0
 	for _, s := range order {
 		if _, done := out[s]; done {
 			continue
+		}
+		if hashed != nil {
+			if c, at := hashed.prefix(s.a); at > pos {
+				h, pos = c, at
+			}
 		}
 		h.Write(data[pos:s.a])
 		pos = s.a

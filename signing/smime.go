@@ -3,9 +3,7 @@ package signing
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 	"mime"
 	"strings"
@@ -33,11 +31,13 @@ func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time,
 		return err
 	}
 	fmt.Fprintf(out, "\r\nThis is an S/MIME signed message.\r\n\r\n--%s\r\n", b)
-	t := teeHash{out: out, h: sha256.New()}
-	if err := writeMultipart(t, textproto.Header{}, "multipart/mixed", nil, parts); err != nil {
+	t := &teeHash{out: out, from: out.Len(), h: newHasher(out.Available())}
+	err := writeMultipart(t, textproto.Header{}, "multipart/mixed", nil, parts)
+	sum := t.sum()
+	if err != nil {
 		return err
 	}
-	der, err := signDetached(ctx, s, t.h.Sum(nil), now)
+	der, err := signDetached(ctx, s, sum, now)
 	if err != nil {
 		return err
 	}
@@ -51,22 +51,36 @@ func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time,
 	return nil
 }
 
-// teeHash appends to out and hashes what it appends. It takes large writes
-// in pieces that are still in cache when hashed after the copy.
+// teeHash appends to out and hashes what it appends: out's new bytes go
+// to a hasher in pieces of about hashChunk, without a copy, so that a
+// large entity is hashed on another core while it is written.
 type teeHash struct {
-	out *bytes.Buffer
-	h   hash.Hash
+	out  *bytes.Buffer
+	from int // where out's bytes not yet hashed start
+	h    *hasher
 }
 
-func (t teeHash) Write(p []byte) (int, error) {
+func (t *teeHash) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		k := min(len(p), hashChunk)
 		t.out.Write(p[:k])
-		t.h.Write(p[:k])
 		p = p[k:]
+		// Should out grow, the pieces shared stay valid in the old array.
+		if t.out.Len()-t.from >= hashChunk {
+			t.h.share(t.out.Bytes()[t.from:])
+			t.from = t.out.Len()
+		}
 	}
 	return n, nil
+}
+
+// sum hashes the rest and returns the digest.
+func (t *teeHash) sum() []byte {
+	t.h.share(t.out.Bytes()[t.from:])
+	t.from = t.out.Len()
+	sum, _ := t.h.Sum()
+	return sum
 }
 
 // envelope is a multipart/signed message taken apart.

@@ -104,13 +104,13 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	grown := 0 // what signing the PDFs added to the message
 	if doc.PDF != nil {
 		for _, p := range atts {
-			grown -= len(p.body)
+			grown -= p.size()
 		}
 		if signed, err = stampPDFs(ctx, atts, seal, doc, Notation(doc.Number, code), now); err != nil {
 			return nil, err
 		}
 		for _, p := range atts {
-			grown += len(p.body)
+			grown += p.size()
 		}
 	}
 	m := &Manifest{Version: ManifestVersion, MessageHeader: edxml.MessageHeader{
@@ -148,12 +148,13 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 		hashed <- nil
 	}()
 
-	var out bytes.Buffer
-	out.Grow(len(msg) + grown + growth(kids) + 16<<10)
-	if err := writeTopFields(&out, h, "["+Notation(doc.Number, code)+"] ", doc.Subject); err != nil {
+	// Allocated, not grown: Grow clears the buffer, which fresh memory
+	// needs not.
+	out := bytes.NewBuffer(make([]byte, 0, len(msg)+grown+growth(kids)+16<<10))
+	if err := writeTopFields(out, h, "["+Notation(doc.Number, code)+"] ", doc.Subject); err != nil {
 		return nil, err
 	}
-	if err := writeField(&out, "Official-Document-Id", encodeWord(m.DocumentID)); err != nil {
+	if err := writeField(out, "Official-Document-Id", encodeWord(m.DocumentID)); err != nil {
 		return nil, err
 	}
 	parts := append(partWriters(kids),
@@ -164,7 +165,13 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 			}
 			return writeXMLPart(w, manifestName, m)
 		})
-	if err := writeSigned(ctx, &out, seal, now, parts...); err != nil {
+	err = writeSigned(ctx, out, seal, now, parts...)
+	for _, p := range atts {
+		if p.decoded != nil {
+			fileBuffers.Put(&p.decoded)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -258,6 +265,13 @@ func writePart(w io.Writer, p *part) error {
 	h := p.header.Copy()
 	if p.kids != nil {
 		return writeMultipart(w, h, p.mediaType, p.params, partWriters(p.kids))
+	}
+	if p.decoded != nil {
+		h.Set("Content-Transfer-Encoding", "base64")
+		if err := textproto.WriteHeader(w, h); err != nil {
+			return err
+		}
+		return writeBase64After(w, p.lines, p.decoded)
 	}
 	switch cte := p.cte(); {
 	case cte == "base64" && p.isAttachment() && shortLines(p.body, lineLen):

@@ -53,12 +53,13 @@ func Verify(msg []byte, opts VerifyOptions) (*Result, error) {
 	var pdfCheck func(*Result)
 	res, err := verify(msg, opts, CheckManifest, func(env *envelope, cert *x509.Certificate) (string, error) {
 		var err error
-		m, err = checkManifest(env, cert)
+		var pdfs []pdfFile
+		m, pdfs, err = checkManifest(env, cert, opts.PDF != nil)
 		if err != nil {
 			return "", err
 		}
 		if opts.PDF != nil && cert != nil {
-			pdfCheck = func(res *Result) { checkPDFs(res, env, cert, opts) }
+			pdfCheck = func(res *Result) { checkPDFs(res, env, pdfs, cert, opts) }
 		}
 		return fmt.Sprintf("%s: %d attachment(s) match", m.DocumentID, len(m.Attachments)), nil
 	})
@@ -246,43 +247,57 @@ func checkEmail(c *x509.Certificate, from string) error {
 
 // checkManifest checks manifest.xml against the attachments, the sealing
 // organ and the unsigned Official-Document-Id field. The manifest is
-// returned whenever it parses, to show what it claimed.
-func checkManifest(env *envelope, cert *x509.Certificate) (*Manifest, error) {
+// returned whenever it parses, to show what it claimed. With keepPDFs it
+// also returns the PDF attachments as decoded for their digests, so that
+// the check of the signatures inside them decodes and hashes them no more.
+func checkManifest(env *envelope, cert *x509.Certificate, keepPDFs bool) (*Manifest, []pdfFile, error) {
 	root, err := parsePart(env.entity, 0)
 	if err != nil {
-		return nil, fail(ReasonNoManifest, "signed part: %v", err)
+		return nil, nil, fail(ReasonNoManifest, "signed part: %v", err)
 	}
 	p, rest, err := xmlPart(root, manifestName)
 	if err != nil {
-		return nil, fail(ReasonNoManifest, "%v", err)
+		return nil, nil, fail(ReasonNoManifest, "%v", err)
 	}
 	m := new(Manifest)
 	if err := decodeXML(p, m); err != nil {
-		return nil, fail(ReasonBadManifest, "%v", err)
+		return nil, nil, fail(ReasonBadManifest, "%v", err)
 	}
 	var got []Attachment
+	var pdfs []pdfFile
 	for _, a := range attachments(rest) {
-		d, err := digest(a)
+		var d Attachment
+		if keepPDFs && a.isPDF() {
+			var f *decoded
+			if f, err = decodeFile(a, nil); err != nil {
+				err = fmt.Errorf("attachment %q: %w", a.filename(), err)
+			} else {
+				pdfs = append(pdfs, pdfFile{a.filename(), f})
+				d = describe(a, f.hashed)
+			}
+		} else {
+			d, err = digest(a)
+		}
 		if err != nil {
-			return m, fail(ReasonHashMismatch, "%v", err)
+			return m, nil, fail(ReasonHashMismatch, "%v", err)
 		}
 		got = append(got, d)
 	}
 	if err := checkAttachments(m.Attachments, got); err != nil {
-		return m, err
+		return m, nil, err
 	}
 	if !strings.EqualFold(m.From.Email, env.from) {
-		return m, fail(ReasonOrganMismatch, "manifest sender %s is not From: %s", m.From.Email, env.from)
+		return m, nil, fail(ReasonOrganMismatch, "manifest sender %s is not From: %s", m.From.Email, env.from)
 	}
 	if cert != nil && organID(cert) != "" && m.From.OrganID != organID(cert) {
-		return m, fail(ReasonOrganMismatch, "manifest organ %s, seal organ %s", m.From.OrganID, organID(cert))
+		return m, nil, fail(ReasonOrganMismatch, "manifest organ %s, seal organ %s", m.From.OrganID, organID(cert))
 	}
 	// The field is unsigned but mail stores may index by it.
 	if env.header.Has("Official-Document-Id") {
 		v, err := env.header.Text("Official-Document-Id")
 		if err != nil || strings.TrimSpace(v) != m.DocumentID {
-			return m, fail(ReasonDocumentIDMismatch, "Official-Document-Id: %q, signed manifest says %q", v, m.DocumentID)
+			return m, nil, fail(ReasonDocumentIDMismatch, "Official-Document-Id: %q, signed manifest says %q", v, m.DocumentID)
 		}
 	}
-	return m, nil
+	return m, pdfs, nil
 }

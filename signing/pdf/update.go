@@ -47,6 +47,17 @@ type Written struct {
 // Write returns the file with the update appended, its cross-reference
 // section of the same kind as the last one (table or stream).
 func (u *Update) Write() (*Written, error) {
+	return u.write(false)
+}
+
+// WriteInPlace is Write for the owner of the parsed data's spare capacity:
+// when the update fits there, it is appended in place and the file is not
+// copied. The parsed data's own bytes are left as they are.
+func (u *Update) WriteInPlace() (*Written, error) {
+	return u.write(true)
+}
+
+func (u *Update) write(inPlace bool) (*Written, error) {
 	// The update is laid out after the old file, then both are copied once
 	// into a slice of the final size: appending to a copy of a large file
 	// would copy it again whenever the update outgrew a guess.
@@ -124,8 +135,12 @@ func (u *Update) Write() (*Written, error) {
 		out = append(out, '\n')
 	}
 	out = fmt.Appendf(out, "startxref\n%d\n%%%%EOF\n", xrefAt)
-	w.Data = make([]byte, 0, base+len(out))
-	w.Data = append(w.Data, old...)
+	if inPlace && cap(old) >= base+len(out) {
+		w.Data = old
+	} else {
+		w.Data = make([]byte, 0, base+len(out))
+		w.Data = append(w.Data, old...)
+	}
 	if newline {
 		w.Data = append(w.Data, '\n')
 	}
