@@ -110,6 +110,9 @@ type Documents struct {
 	// TrustRoots is a PEM file of the national roots signers' certificates
 	// chain to.
 	TrustRoots string `toml:"trust-roots"`
+	// RequireEdXMLSignature refuses edXML packages and status messages
+	// ('doc import') that carry no XML-DSig signature.
+	RequireEdXMLSignature bool `toml:"require-edxml-signature"`
 }
 
 // Default returns the configuration for a production server of hostname.
@@ -446,6 +449,12 @@ require-signer-signature = {{.Documents.RequireSignerSignature}}
 # certificates must chain to. Empty: signers' certificates are checked for
 # integrity and validity dates but not for their issuer.
 trust-roots = "{{.Documents.TrustRoots}}"
+# Refuse edXML packages and status messages ('sealmail doc import') without an
+# XML-DSig signature of the sending agency's seal. A signature, when present,
+# is always checked (chain to the sender's seal CA, validity, revocation) and a
+# package that fails is quarantined and answered 02. Off by default: document
+# hubs commonly send packages unsigned, and every PDF inside is verified anyway.
+require-edxml-signature = {{.Documents.RequireEdXMLSignature}}
 `))
 
 // Size is a byte count written as "50MiB", "2GiB", "512KiB" or plain bytes.

@@ -6,9 +6,10 @@
 // attachments themselves, base64 inside the XML.
 //
 // The element names and their order follow the SDK-derived samples gathered
-// in the research notes (the standard's text itself was not at hand); the
-// XML-DSig signature some hubs add is not produced: the legal signatures
-// are inside the PDF files.
+// in the research notes (the standard's text itself was not at hand). The
+// XML-DSig signature some hubs add is signing's concern (SignEdXML,
+// VerifyEdXML): this package ignores it; the legal signatures are inside
+// the PDF files.
 package edxml
 
 import (

@@ -23,9 +23,11 @@ const PackageFile = "goi-tin.edxml"
 
 // ExportEdXML writes a register line's document as an edXML package: the
 // header from its signed manifest and register line, and its files as
-// sealed (each PDF with its signatures inside). A document imported from
-// edXML is exported as the package that arrived.
-func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byte, error) {
+// sealed (each PDF with its signatures inside). With sign, the package
+// carries an XML-DSig signature by the agency's seal (signing.SignEdXML).
+// A document imported from edXML is exported as the package that arrived,
+// with the sender's signature if it had one, and is not signed again.
+func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry, sign bool) ([]byte, error) {
 	orig, err := r.Store.DocOriginal(ctx, e.ID)
 	if errors.Is(err, mailstore.ErrNotFound) {
 		return nil, fmt.Errorf("registry: %s: no electronic original is kept (a paper document, or registered before originals were kept)", e.Notation)
@@ -36,6 +38,9 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byt
 	m, files, err := signing.Contents(orig)
 	if err != nil {
 		if pkg := importedPackage(orig); pkg != nil {
+			if sign {
+				return nil, fmt.Errorf("registry: %s was received as an edXML package from %s: it is exported as it arrived, not signed again", e.Notation, e.Organ)
+			}
 			return pkg, nil
 		}
 		return nil, fmt.Errorf("registry: %s: the original is not a sealed document: %w", e.Notation, err)
@@ -72,7 +77,20 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry) ([]byt
 		pkg.Attachments = append(pkg.Attachments, edxml.Attachment{ContentType: f.ContentType, AttachmentName: f.Name, Data: f.Data,
 			ContentID: fmt.Sprintf("%d.%s", i+1, hex.EncodeToString(sum[:8]))})
 	}
-	return edxml.Marshal(pkg)
+	data, err := edxml.Marshal(pkg)
+	if err != nil || !sign {
+		return data, err
+	}
+	return r.signEdXML(e.Domain, data)
+}
+
+// signEdXML signs an edXML package with domain's seal.
+func (r *Registry) signEdXML(domain string, data []byte) ([]byte, error) {
+	seal, err := r.seal(domain)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %s's seal: %w", domain, err)
+	}
+	return signing.SignEdXML(data, seal)
 }
 
 // docType is the edXML DocumentType of a register's tên loại. The type
@@ -102,7 +120,8 @@ type Imported struct {
 // here), as Incoming receives a sealed message: its PDF files are verified
 // (signatures, changes after signing, the last signature the sending
 // agency's, chaining to its seal CA, a signer's on the main document), and
-// then it is registered under the next incoming number, delivered to the
+// so is its XML-DSig signature when it has one (signing.VerifyEdXML; one
+// is required with RequireEdXMLSignature); then it is registered under the next incoming number, delivered to the
 // recipients and the clerks' "Văn bản đến" and answered with a signed
 // receipt (01), in one transaction; or it is quarantined with a notice and
 // answered 02. The sender is the agency whose official address is
@@ -119,23 +138,29 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	if h == nil {
 		return nil, fmt.Errorf("%w: the package is a status message, not a document", ErrRejected)
 	}
+	from, err := r.sender(ctx, h.From)
+	if err != nil {
+		return nil, err
+	}
+	domain := domainOf(from)
+	now := r.now()
+	opts, err := r.VerifyOptions(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	opts.Now = now
+	xsig, signed := signing.VerifyEdXML(data, from, h.From.OrganID, opts, r.RequireEdXMLSignature)
+	if signed != nil {
+		// From here on only what the signature covers is read.
+		if pkg, err = edxml.Parse(signed); err != nil {
+			return nil, fmt.Errorf("%w: the signed content: %v", ErrRejected, err)
+		}
+		if h = pkg.Envelope.Header.MessageHeader; h == nil || !strings.EqualFold(strings.TrimSpace(h.From.Email), from) {
+			return nil, fmt.Errorf("%w: the signed content is not the package's", ErrRejected)
+		}
+	}
 	if b := pkg.Bussiness(); b.BussinessDocType != edxml.DocNew {
 		return nil, fmt.Errorf("%w: BussinessDocType %d (recall, update, replace) is not imported yet; only new documents (0)", ErrRejected, b.BussinessDocType)
-	}
-	from := strings.ToLower(strings.TrimSpace(h.From.Email))
-	domain := domainOf(from)
-	if domain == "" {
-		return nil, fmt.Errorf("%w: From/Email is empty: the sending agency's official address names whose seal to trust", ErrRejected)
-	}
-	if known, err := r.knownAgency(ctx, domain); err != nil {
-		return nil, err
-	} else if !known {
-		return nil, fmt.Errorf("%w: %s is not a known agency; add it with 'sealmail peer add %s --organ-id ID --seal-ca FILE'", ErrRejected, domain, domain)
-	}
-	if id, err := r.organID(ctx, domain); err != nil {
-		return nil, err
-	} else if id != "" && id != h.From.OrganID {
-		return nil, fmt.Errorf("%w: From/OrganId %s is not %s's organ (%s)", ErrRejected, h.From.OrganID, domain, id)
 	}
 	if !strings.HasPrefix(h.DocumentID, h.From.OrganID+",") {
 		return nil, fmt.Errorf("%w: DocumentId %q is not one of %s's", ErrRejected, h.DocumentID, h.From.OrganID)
@@ -169,13 +194,8 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	for i, a := range pkg.Attachments {
 		files[i] = signing.File{Name: a.AttachmentName, ContentType: a.ContentType, Data: a.Data}
 	}
-	now := r.now()
-	opts, err := r.VerifyOptions(ctx, domain)
-	if err != nil {
-		return nil, err
-	}
-	opts.Now = now
-	res, verr := signing.VerifyFiles(from, files, opts)
+	res, _ := signing.VerifyFiles(from, files, opts)
+	verr := res.Add(xsig)
 	res.Manifest = packageManifest(h, files)
 	r.count("verified", map[bool]string{true: "pass", false: "fail"}[verr == nil])
 	messageID := edxmlMessageID(h.DocumentID, domain)
@@ -207,6 +227,28 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 		out.Entries = append(out.Entries, e)
 	}
 	return out, nil
+}
+
+// sender checks the agency an edXML package or status comes from and
+// returns its official address: From/Email names a hosted domain or a
+// peer, whose organ is From/OrganId.
+func (r *Registry) sender(ctx context.Context, o edxml.Organ) (string, error) {
+	from := strings.ToLower(strings.TrimSpace(o.Email))
+	domain := domainOf(from)
+	if domain == "" {
+		return "", fmt.Errorf("%w: From/Email is empty: the sending agency's official address names whose seal to trust", ErrRejected)
+	}
+	if known, err := r.knownAgency(ctx, domain); err != nil {
+		return "", err
+	} else if !known {
+		return "", fmt.Errorf("%w: %s is not a known agency; add it with 'sealmail peer add %s --organ-id ID --seal-ca FILE'", ErrRejected, domain, domain)
+	}
+	if id, err := r.organID(ctx, domain); err != nil {
+		return "", err
+	} else if id != "" && id != o.OrganID {
+		return "", fmt.Errorf("%w: From/OrganId %s is not %s's organ (%s)", ErrRejected, o.OrganID, domain, id)
+	}
+	return from, nil
 }
 
 // organID is the organ a hosted domain or a peer is registered with.

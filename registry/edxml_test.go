@@ -8,6 +8,7 @@ import (
 
 	"sealmail/edxml"
 	"sealmail/mailstore"
+	"sealmail/signing"
 )
 
 // TestEdXMLRoundTrip sends a document from A to B as an edXML package
@@ -25,7 +26,7 @@ func TestEdXMLRoundTrip(t *testing.T) {
 	x.held(t, func() { x.submit(t, a, a.clerk, []string{b.domain.OfficialAddress}, msg) })
 	sent := docs(t, a, mailstore.DocOut)[0]
 
-	pkgData, err := a.reg.ExportEdXML(ctx, sent)
+	pkgData, err := a.reg.ExportEdXML(ctx, sent, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestEdXMLRoundTrip(t *testing.T) {
 		t.Errorf("B's incoming register has %d lines after importing twice", n)
 	}
 	// B exports what it imported as the package that arrived.
-	back, err := b.reg.ExportEdXML(ctx, docs(t, b, mailstore.DocIn)[0])
+	back, err := b.reg.ExportEdXML(ctx, docs(t, b, mailstore.DocIn)[0], false)
 	if err != nil || !bytes.Equal(back, pkgData) {
 		t.Errorf("export of the imported document: %v", err)
 	}
@@ -99,7 +100,7 @@ func TestEdXMLImportRefuses(t *testing.T) {
 	a, b := x.a, x.b
 	msg := docMessage(t, a.domain.OfficialAddress, b.domain.OfficialAddress, subject, file{"cv.pdf", signedPDF(t, 1, 20<<10)})
 	x.held(t, func() { x.submit(t, a, a.clerk, []string{b.domain.OfficialAddress}, msg) })
-	good, err := a.reg.ExportEdXML(ctx, docs(t, a, mailstore.DocOut)[0])
+	good, err := a.reg.ExportEdXML(ctx, docs(t, a, mailstore.DocOut)[0], false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,5 +153,72 @@ func TestEdXMLImportRefuses(t *testing.T) {
 	}
 	if _, err := b.reg.ImportEdXML(ctx, []byte("<edXML/>"), []string{b.staff.Address}); !errors.Is(err, ErrRejected) {
 		t.Errorf("not edXML: %v", err)
+	}
+}
+
+// TestEdXMLSigned: a package A exports signed (XML-DSig with its seal)
+// imports at B with the signature verified; the same package changed after
+// signing, though its PDFs are intact, is quarantined and answered 02; an
+// unsigned one is taken only while documents.require-edxml-signature is
+// off.
+func TestEdXMLSigned(t *testing.T) {
+	ctx := t.Context()
+	x := newExchange(t)
+	a, b := x.a, x.b
+	for i := range 3 {
+		msg := docMessage(t, a.domain.OfficialAddress, b.domain.OfficialAddress, subject, file{"cv.pdf", signedPDF(t, byte(i+1), 20<<10)})
+		x.held(t, func() { x.submit(t, a, a.clerk, []string{b.domain.OfficialAddress}, msg) })
+	}
+	sent := docs(t, a, mailstore.DocOut)
+	export := func(e mailstore.DocEntry, sign bool) []byte {
+		t.Helper()
+		data, err := a.reg.ExportEdXML(ctx, e, sign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+
+	signed := export(sent[0], true)
+	if !bytes.Contains(signed, []byte(`<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">`)) {
+		t.Fatal("the exported package is not signed")
+	}
+	imp, err := b.reg.ImportEdXML(ctx, signed, []string{b.staff.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := imp.Result.Check(signing.CheckXMLSignature); !imp.Result.OK || len(imp.Entries) != 1 || c == nil || c.Status != signing.Pass {
+		t.Fatalf("signed package: %+v\n%s", imp.Entries, imp.Result)
+	}
+	// What B keeps, and exports again, is the package as signed.
+	if back, err := b.reg.ExportEdXML(ctx, imp.Entries[0], false); err != nil || !bytes.Equal(back, signed) {
+		t.Errorf("B's export of the signed package: %v", err)
+	}
+	if _, err := b.reg.ExportEdXML(ctx, imp.Entries[0], true); err == nil || !strings.Contains(err.Error(), "not signed again") {
+		t.Errorf("B signing A's package: %v", err)
+	}
+
+	tampered := bytes.Replace(export(sent[1], true), []byte("<Subject>"), []byte("<Subject>Khẩn: "), 1)
+	imp, err = b.reg.ImportEdXML(ctx, tampered, []string{b.staff.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := imp.Result.Check(signing.CheckXMLSignature); imp.Result.OK || len(imp.Entries) != 0 || c == nil || c.Reason != signing.ReasonBadSignature {
+		t.Fatalf("package changed after signing: %+v\n%s", imp.Entries, imp.Result)
+	}
+	if acks := docs(t, a, mailstore.DocOut)[1].Acks; len(acks) != 1 || acks[0].StatusCode != "02" || !strings.Contains(acks[0].Reason, "xmldsig") {
+		t.Errorf("A's acknowledgements of the changed package: %+v", acks)
+	}
+
+	b.reg.RequireEdXMLSignature = true
+	imp, err = b.reg.ImportEdXML(ctx, export(sent[2], false), []string{b.staff.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := imp.Result.Check(signing.CheckXMLSignature); imp.Result.OK || c == nil || c.Reason != signing.ReasonNotSigned {
+		t.Fatalf("unsigned package under require-edxml-signature: %s", imp.Result)
+	}
+	if n := len(docs(t, b, mailstore.DocIn)); n != 1 {
+		t.Errorf("B's incoming register has %d lines", n)
 	}
 }

@@ -133,6 +133,11 @@ type Registry struct {
 	OCSP signing.OCSPFetcher
 	// PDF is the policy for the PDF files of official documents.
 	PDF PDFPolicy
+	// RequireEdXMLSignature refuses (quarantines, answering 02) edXML
+	// packages and status messages without an XML-DSig signature
+	// (documents.require-edxml-signature). Off by default: hubs commonly
+	// send packages unsigned, whose PDF files carry the legal signatures.
+	RequireEdXMLSignature bool
 	// Counted, if set, is told of every document that arrived ("verified":
 	// "pass" or "fail"): monitoring.
 	Counted func(action, result string)

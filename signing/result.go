@@ -10,16 +10,17 @@ import (
 
 // Check names, in the order Verify reports them.
 const (
-	CheckStructure  = "structure"  // multipart/signed with a pkcs7-signature part
-	CheckSignature  = "signature"  // CMS signature and digest over the signed part
-	CheckTimestamp  = "timestamp"  // RFC 3161 token over the signature, from a trusted TSA
-	CheckChain      = "chain"      // certificate chain to the sending domain's anchor
-	CheckValidity   = "validity"   // certificate valid at the signing time, which is not in the future
-	CheckEmail      = "email"      // certificate e-mail address equals From:
-	CheckManifest   = "manifest"   // manifest.xml matches the attachments and the seal
-	CheckEvidence   = "evidence"   // a receipt's evidence.xml (ParseReceipt)
-	CheckRevocation = "revocation" // CRL and OCSP
-	CheckPDF        = "pdf"        // the signatures inside the PDF attachments
+	CheckStructure    = "structure"  // multipart/signed with a pkcs7-signature part
+	CheckSignature    = "signature"  // CMS signature and digest over the signed part
+	CheckTimestamp    = "timestamp"  // RFC 3161 token over the signature, from a trusted TSA
+	CheckChain        = "chain"      // certificate chain to the sending domain's anchor
+	CheckValidity     = "validity"   // certificate valid at the signing time, which is not in the future
+	CheckEmail        = "email"      // certificate e-mail address equals From:
+	CheckManifest     = "manifest"   // manifest.xml matches the attachments and the seal
+	CheckEvidence     = "evidence"   // a receipt's evidence.xml (ParseReceipt)
+	CheckRevocation   = "revocation" // CRL and OCSP
+	CheckPDF          = "pdf"        // the signatures inside the PDF attachments
+	CheckXMLSignature = "xmldsig"    // an edXML package's XML-DSig signature (VerifyEdXML)
 )
 
 // Status is the outcome of one check.
@@ -187,4 +188,13 @@ func (p *problem) Error() string { return string(p.reason) + ": " + p.msg }
 
 func fail(r Reason, format string, args ...any) error {
 	return &problem{reason: r, msg: fmt.Sprintf(format, args...)}
+}
+
+// Add records a check made apart from the verification that made r (an
+// edXML package's XML signature beside its PDF files) and returns the
+// first failure, as the verification did.
+func (r *Result) Add(c Check) error {
+	r.Checks = append(r.Checks, c)
+	r.OK = false
+	return r.finish()
 }

@@ -125,7 +125,8 @@ func docRegistry(dir string, s *mailstore.Store) (*registry.Registry, error) {
 	}
 	// What was done is printed; the log says only what went wrong.
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r := &registry.Registry{Store: s, DataDir: dir, Hostname: c.Hostname, TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{}, PDF: policy, Logger: quiet}
+	r := &registry.Registry{Store: s, DataDir: dir, Hostname: c.Hostname, TSARoots: tsaRoots, OCSP: signing.HTTPOCSP{}, PDF: policy, Logger: quiet,
+		RequireEdXMLSignature: c.Documents.RequireEdXMLSignature}
 	if c.Documents.TSAURL != "" {
 		r.Timestamper = &signing.TSAClient{URL: c.Documents.TSAURL, HTTPClient: &http.Client{Timeout: tsaTimeout}, Roots: tsaRoots}
 	}

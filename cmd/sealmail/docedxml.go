@@ -17,13 +17,15 @@ import (
 const maxPackage = 512 << 20
 
 func docExport(ctx context.Context, args []string) error {
-	f := newFlags("doc export", "DOCUMENT-ID --edxml|--status [--out PATH] [--domain D] [--incoming]\n\n"+
+	f := newFlags("doc export", "DOCUMENT-ID --edxml [--sign]|--status [--out PATH] [--domain D] [--incoming]\n\n"+
 		"--edxml writes the document as an edXML package (QCVN 102:2016/BTTTT) with its\n"+
-		"files as sealed, to --out FILE or standard output. --status writes each of its\n"+
+		"files as sealed, to --out FILE or standard output; with --sign the package\n"+
+		"carries an XML-DSig signature by the agency's seal. --status writes each of its\n"+
 		"status messages (01 arrived, 02 refused, 03 registered, 04/05/06, 13, 15/16) as\n"+
 		"an edXML file in the directory --out. The outgoing register's line is taken\n"+
 		"unless --incoming.")
 	asEdXML := f.Bool("edxml", false, "write the document as an edXML package")
+	sign := f.Bool("sign", false, "sign the edXML package with the agency's seal (XML-DSig)")
 	status := f.Bool("status", false, "write its status messages, one edXML file each")
 	out := f.String("out", "", "the `PATH` to write: a file for --edxml (default standard output), a directory for --status")
 	domain := f.String("domain", "", "the agency `DOMAIN` whose register holds it (default: any)")
@@ -35,6 +37,9 @@ func docExport(ctx context.Context, args []string) error {
 	defer s.Close()
 	if *asEdXML == *status {
 		return f.errorf("give one of --edxml and --status")
+	}
+	if *sign && !*asEdXML {
+		return f.errorf("--sign goes with --edxml")
 	}
 	if *status && *out == "" {
 		return f.errorf("--status needs --out DIR")
@@ -62,7 +67,7 @@ func docExport(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asEdXML {
-		data, err := r.ExportEdXML(ctx, es[0])
+		data, err := r.ExportEdXML(ctx, es[0], *sign)
 		if err != nil {
 			return err
 		}
@@ -96,7 +101,8 @@ func docImport(ctx context.Context, args []string) error {
 	f := newFlags("doc import", "FILE.edxml --to ADDRESS [--to ADDRESS]... [--json]\n\n"+
 		"Receives an edXML package (QCVN 102:2016/BTTTT) for the hosted addresses: the\n"+
 		"signatures inside its PDF files are verified (the last one the sending agency's,\n"+
-		"named by From/Email, chaining to its seal CA), then it is registered under the\n"+
+		"named by From/Email, chaining to its seal CA), and its XML-DSig signature when it\n"+
+		"has one (required with documents.require-edxml-signature); then it is registered under the\n"+
 		"next incoming number, delivered to the addresses and the clerks' 'Văn bản đến',\n"+
 		"and a signed receipt goes back to the sender; or it is quarantined with a notice\n"+
 		"and the sender is told why (status 02). Exits 1 when it was quarantined.")

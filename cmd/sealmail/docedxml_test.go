@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"sealmail/config"
 	"sealmail/edxml"
 	"sealmail/mailstore"
 )
@@ -18,21 +19,8 @@ import (
 // status messages.
 func TestDocEdXML(t *testing.T) {
 	a := agencyData(t)
+	b := peerData(t, a)
 	dir := t.TempDir()
-	caFile := filepath.Join(dir, "agency-ca.pem")
-	if err := os.WriteFile(caFile, []byte(ok(t, "", "seal", "export-ca", "agency.example", "--data", a)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b := filepath.Join(t.TempDir(), "data")
-	ok(t, "", "init", "--data", b, "--domain", "so.example")
-	ok(t, "", "domain", "update", "so.example", "--data", b, "--organ-id", "000.00.13.H10", "--organ-name", "Sở Tài chính",
-		"--code", "STC-VP", "--official-address", "vanthu@so.example")
-	ok(t, "", "user", "add", "clerk@so.example", "--role", "clerk", "--data", b)
-	ok(t, "", "user", "add", "lan@so.example", "--data", b)
-	ok(t, "", "alias", "add", "vanthu@so.example", "clerk@so.example", "--data", b)
-	ok(t, "", "seal", "init", "so.example", "--data", b)
-	ok(t, "", "peer", "add", "agency.example", "--organ-id", "000.00.12.H10", "--organ-name", "Sở Thông tin và Truyền thông",
-		"--seal-ca", caFile, "--data", b)
 
 	id := documentID(t, sendDocument(t, a, 1))
 	pkgFile := filepath.Join(dir, "cv.edxml")
@@ -112,6 +100,87 @@ func TestDocEdXML(t *testing.T) {
 	}
 	if rows := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", id[strings.Index(id, ",")+1:][:4], "--data", b)); len(rows) != 1 {
 		t.Errorf("B's incoming register after the tampered package: %d lines", len(rows))
+	}
+}
+
+// peerData sets up a second agency, so.example (Sở Tài chính, clerk and
+// lan), that knows agency a as a peer trusted through its seal CA.
+func peerData(t *testing.T, a string) string {
+	t.Helper()
+	caFile := filepath.Join(t.TempDir(), "agency-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ok(t, "", "seal", "export-ca", "agency.example", "--data", a)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(t.TempDir(), "data")
+	ok(t, "", "init", "--data", b, "--domain", "so.example")
+	ok(t, "", "domain", "update", "so.example", "--data", b, "--organ-id", "000.00.13.H10", "--organ-name", "Sở Tài chính",
+		"--code", "STC-VP", "--official-address", "vanthu@so.example")
+	ok(t, "", "user", "add", "clerk@so.example", "--role", "clerk", "--data", b)
+	ok(t, "", "user", "add", "lan@so.example", "--data", b)
+	ok(t, "", "alias", "add", "vanthu@so.example", "clerk@so.example", "--data", b)
+	ok(t, "", "seal", "init", "so.example", "--data", b)
+	ok(t, "", "peer", "add", "agency.example", "--organ-id", "000.00.12.H10", "--organ-name", "Sở Thông tin và Truyền thông",
+		"--seal-ca", caFile, "--data", b)
+	return b
+}
+
+// TestDocEdXMLSigned: 'doc export --edxml --sign' signs the package with
+// the agency's seal (XML-DSig) and 'doc import' on another instance checks
+// the signature; a signed package changed afterwards is quarantined, and an
+// unsigned one only while documents.require-edxml-signature is off.
+func TestDocEdXMLSigned(t *testing.T) {
+	a := agencyData(t)
+	b := peerData(t, a)
+	dir := t.TempDir()
+	pkgFile := filepath.Join(dir, "cv.edxml")
+	export := func(n int, args ...string) string {
+		t.Helper()
+		id := documentID(t, sendDocument(t, a, n))
+		ok(t, "", append([]string{"doc", "export", id, "--edxml", "--out", pkgFile, "--data", a}, args...)...)
+		return id
+	}
+	quarantined := func(reason string) {
+		t.Helper()
+		if r := sealmail(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b); r.code != 1 ||
+			!strings.Contains(r.stderr, "did not verify: quarantined") || !strings.Contains(r.stdout, reason) {
+			t.Errorf("import: exit %d, want quarantined for %s\n%s\n%s", r.code, reason, r.stdout, r.stderr)
+		}
+	}
+
+	fails(t, "", []string{"doc", "export", "x", "--status", "--sign", "--out", dir, "--data", a}, "--sign goes with --edxml")
+	id := export(1, "--sign")
+	if !bytes.Contains(readAll(t, pkgFile), []byte("<SignatureValue>")) {
+		t.Fatal("the exported package is not signed")
+	}
+	out := ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b)
+	if !strings.Contains(out, "PASS xmldsig") || !strings.Contains(out, "registered by so.example as số đến 1/") {
+		t.Errorf("doc import of the signed package printed:\n%s", out)
+	}
+	fails(t, "", []string{"doc", "export", id, "--edxml", "--sign", "--incoming", "--data", b}, "not signed again")
+
+	export(2, "--sign")
+	signed := readAll(t, pkgFile)
+	if err := os.WriteFile(pkgFile, bytes.Replace(signed, []byte("<Subject>"), []byte("<Subject>Khẩn: "), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	quarantined("bad-signature")
+
+	// Unsigned packages are taken by default (TestDocEdXML); not once the
+	// policy requires a signature.
+	conf := filepath.Join(b, config.FileName)
+	before := string(readAll(t, conf))
+	after := strings.Replace(before, "require-edxml-signature = false", "require-edxml-signature = true", 1)
+	if after == before {
+		t.Fatalf("%s has no require-edxml-signature = false", conf)
+	}
+	if err := os.WriteFile(conf, []byte(after), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	export(3)
+	quarantined("not-signed")
+	export(4, "--sign")
+	if out := ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b); !strings.Contains(out, "registered by so.example as số đến 2/") {
+		t.Errorf("signed package under the policy:\n%s", out)
 	}
 }
 
