@@ -40,6 +40,9 @@ const (
 // indexer moves new contents into the full-text index in the background, in
 // large transactions: FTS4 writes a new index segment at every commit, so
 // indexing inside each delivery's commit would double the cost of delivery.
+// The other background writes that give way to deliveries take their turn
+// after it: index rows of released content, envelopes of an older codec,
+// and returning free pages to the file system.
 func (s *Store) indexer() {
 	defer s.wg.Done()
 	t := time.NewTicker(time.Second) // contents delivered by other processes
@@ -56,6 +59,7 @@ func (s *Store) indexer() {
 			s.indexSome,
 			s.collectGarbage,
 			func(ctx context.Context, _ bool) (bool, error) { return s.upgradeEnvelopes(ctx) },
+			s.shrink,
 		} {
 			for {
 				quiet, open := s.awaitQuiet(due)

@@ -114,6 +114,14 @@ func migrate(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
 	}
+	if cur == 0 {
+		// A new database gives free pages back while the store is idle
+		// (Store.shrink). The WAL header is written at connect, so the mode
+		// takes a VACUUM, of a database that holds only the schema.
+		if _, err := db.Exec(`PRAGMA auto_vacuum = INCREMENTAL; VACUUM`); err != nil {
+			return fmt.Errorf("auto_vacuum: %w", err)
+		}
+	}
 	return vacuumIfPending(db, log)
 }
 
@@ -203,7 +211,8 @@ func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 }
 
 // vacuumIfPending rebuilds the database once after the content migration,
-// returning the pages the content took to the file system. It costs a pass
+// returning the pages the content took to the file system, with
+// auto_vacuum=INCREMENTAL from then on. It costs a pass
 // over what is left (the metadata), and as much free disk space.
 func vacuumIfPending(db *sql.DB, log *slog.Logger) error {
 	var pending int
@@ -222,7 +231,9 @@ func vacuumIfPending(db *sql.DB, log *slog.Logger) error {
 	}
 	before := fileSize(path)
 	log.Info("compacting the database after moving content out", "bytes", before)
-	if _, err := db.Exec(`VACUUM`); err != nil {
+	// The rebuild is also when a database made before auto_vacuum can turn
+	// it on (Store.shrink).
+	if _, err := db.Exec(`PRAGMA auto_vacuum = INCREMENTAL; VACUUM`); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	if _, err := db.Exec(`DELETE FROM counters WHERE name = 'vacuum_pending'`); err != nil {

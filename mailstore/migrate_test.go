@@ -268,6 +268,10 @@ func TestMigrateContentKill9(t *testing.T) {
 	if !strings.Contains(logs.String(), "compacted") {
 		t.Errorf("compaction not logged: %s", logs.String())
 	}
+	var mode int
+	if err := s.rdb.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != autoVacuumIncremental {
+		t.Errorf("auto_vacuum %d after the compaction, want %d (incremental): %v", mode, autoVacuumIncremental, err)
+	}
 	rep, err := s.CheckContent(ctx, false)
 	if err != nil || rep.Referenced != int64(len(raws)) || len(rep.Missing)+len(rep.Corrupt) != 0 || rep.Orphans != 0 {
 		t.Errorf("content after migration: %+v, %v", rep, err)

@@ -108,6 +108,8 @@ type Store struct {
 
 	// envelopesCurrent is set once no envelope of an older codec version is left.
 	envelopesCurrent atomic.Bool
+	// shrinking: free pages are being returned (shrink; the indexer's goroutine only).
+	shrinking bool
 }
 
 // DBFile is the database's file name inside the data directory.
