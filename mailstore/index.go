@@ -20,11 +20,20 @@ import (
 // import, a re-index on upgrade) goes through at the index's own speed, not
 // at the pace of a commit and a pause per 50 contents, which took hours for
 // a million messages.
+//
+// Large also when more than indexBacklog contents wait, writer busy or not:
+// during a bulk import (AppendMany of 1,000 messages per commit, back to
+// back) the writer is never idle, and 50 contents a turn indexed ~40 of the
+// 700 messages a second stored, leaving a million messages to index after
+// the import (20 minutes). Deliveries at full speed leave a backlog of a
+// second's mail, far below it; past it the indexer has fallen behind, and
+// only large batches catch up.
 const (
 	indexBatch          = 50
 	indexBatchBytes     = 256 << 10
 	indexIdleBatch      = 1000
 	indexIdleBatchBytes = 4 << 20
+	indexBacklog        = 10000
 )
 
 // Indexing gives way to deliveries: the indexer waits for a pause of
@@ -106,20 +115,36 @@ type pending struct {
 	row  indexRow
 }
 
-// indexSome indexes one batch, a large one if the writer is idle, and
-// reports whether more content may be waiting. The text is extracted and
+// indexLimits returns how many contents, and bytes of them, one index batch
+// takes: few while deliveries keep the writer busy, many when it is idle or
+// the backlog has grown past indexBacklog.
+func indexLimits(idle bool, backlog int64) (contents, bytes int) {
+	if idle || backlog > indexBacklog {
+		return indexIdleBatch, indexIdleBatchBytes
+	}
+	return indexBatch, indexBatchBytes
+}
+
+// indexSome indexes one batch (see indexLimits) and reports whether more
+// content may be waiting. The text is extracted and
 // its words listed before the batch joins the writer's queue, which then
 // only inserts.
 func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
-	limit, limitBytes := indexBatch, indexBatchBytes
-	if idle {
-		limit, limitBytes = indexIdleBatch, indexIdleBatchBytes
-	}
 	var batch []pending
 	more := false
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
 		more = false
+		backlog := int64(0)
+		if !idle {
+			// Ids are never reused and indexed in order: the span is the
+			// backlog, but for contents reclaimed meanwhile.
+			err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(blob_id) - MIN(blob_id) + 1, 0) FROM unindexed`).Scan(&backlog)
+			if err != nil {
+				return err
+			}
+		}
+		limit, limitBytes := indexLimits(idle, backlog)
 		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, limit)
 		if err != nil {
 			return err

@@ -93,3 +93,24 @@ func TestShrink(t *testing.T) {
 		t.Errorf("%d pages once shrunk, %d before the filler", n, empty)
 	}
 }
+
+// TestIndexLimits: small index batches only while deliveries keep the writer
+// busy and the indexer keeps pace; a bulk import's backlog gets large ones.
+func TestIndexLimits(t *testing.T) {
+	for _, c := range []struct {
+		idle    bool
+		backlog int64
+		want    int
+	}{
+		{false, 0, indexBatch},
+		{false, 500, indexBatch}, // a second of deliveries at full speed
+		{false, indexBacklog, indexBatch},
+		{false, indexBacklog + 1, indexIdleBatch},
+		{false, 1000000, indexIdleBatch},
+		{true, 0, indexIdleBatch},
+	} {
+		if n, _ := indexLimits(c.idle, c.backlog); n != c.want {
+			t.Errorf("indexLimits(idle %v, backlog %d) = %d contents, want %d", c.idle, c.backlog, n, c.want)
+		}
+	}
+}
