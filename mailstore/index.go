@@ -6,8 +6,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -173,20 +176,31 @@ func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
 	if err != nil || len(batch) == 0 {
 		return false, err
 	}
+	// Extracting the text is most of the indexer's work outside the
+	// writer: spread over the cores, it keeps pace with a bulk import.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(batch)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(batch); i = int(next.Add(1)) - 1 {
+				p := &batch[i]
+				// Content reclaimed meanwhile is skipped below (its
+				// unindexed row went with it).
+				t, err := s.contentText(ctx, ContentRef{Sum: p.sum, Size: int64(p.size)})
+				if err != nil {
+					// Indexed as empty rather than retried for ever;
+					// 'sealmail check' reports the damage.
+					s.log.Error("indexing", "err", err)
+					t = new(text)
+				}
+				p.row = t.row()
+			}
+		})
+	}
+	wg.Wait()
 	vocab := map[string]bool{}
 	var words []string
-	for i := range batch {
-		p := &batch[i]
-		// Content reclaimed meanwhile is skipped below (its unindexed row
-		// went with it).
-		t, err := s.contentText(ctx, ContentRef{Sum: p.sum, Size: int64(p.size)})
-		if err != nil {
-			// Indexed as empty rather than retried for ever; 'sealmail
-			// check' reports the damage.
-			s.log.Error("indexing", "err", err)
-			t = new(text)
-		}
-		p.row = t.row()
+	for _, p := range batch {
 		for _, col := range p.row {
 			for _, w := range strings.Split(col, " ") {
 				if w != "" && !vocab[w] {
@@ -431,10 +445,20 @@ func (s *Store) WaitIndexed(ctx context.Context) error {
 	}
 }
 
-// contentText extracts the searchable text of a content where it lies, after
-// checking it against its sum: a 50 MiB attachment costs the indexer a few
-// buffers, not its size.
+// contentText extracts the searchable text of a content, after checking it
+// against its sum. A small one is read once, then parsed in memory; a large
+// one is parsed where it lies, so that a 50 MiB attachment costs the indexer
+// a few buffers, not its size (and a second read, for the check).
 func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
+	t := new(text)
+	if c.Size <= textInMemory {
+		b, err := s.loadContent(ctx, c.Sum, c.Size)
+		if err != nil {
+			return nil, err
+		}
+		parse(b, t)
+		return t, nil
+	}
 	r, err := s.openContent(ctx, c.Sum, c.Size)
 	if err != nil {
 		return nil, err
@@ -449,9 +473,11 @@ func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
 		return nil, err
 	}
 	defer ra.Close()
-	t := new(text)
 	if _, _, err := parseContent(Content{R: ra, Size: c.Size}, t); err != nil {
 		return nil, contentErr(c.Sum, err)
 	}
 	return t, nil
 }
+
+// textInMemory is the largest content contentText reads whole.
+const textInMemory = 256 << 10
