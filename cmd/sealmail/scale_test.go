@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,13 +139,13 @@ func TestScale(t *testing.T) {
 	}
 	rates := map[*scaleBox]float64{}
 	for _, b := range boxes {
-		rates[b], _, _ = scaleIngest(t, b.srv.addrs["smtp-addr"], fmt.Sprintf("%d: ingest", b.n), ingest)
+		rates[b], _ = b.ingest(t, "ingest", ingest)
 		b.settle(t)
 	}
 	small, large := boxes[0], boxes[len(boxes)-1]
 	sustained := ""
 	if d, err := time.ParseDuration(os.Getenv("SEALMAIL_SCALE_SUSTAIN")); err == nil && d >= 10*time.Second {
-		mean, slowest, _ := scaleIngest(t, large.srv.addrs["smtp-addr"], fmt.Sprintf("%d: sustained ingest", large.n), d)
+		mean, slowest := large.ingest(t, "sustained ingest", d)
 		sustained = fmt.Sprintf("sustained ingest at %d for %v: mean %.0f msgs/s = %.0f%% of %d's %.0f (target ≥ 80%%: %s); slowest 10 s window %.0f = %.0f%% (target ≥ 50%%: %s)",
 			large.n, d, mean, 100*mean/rates[small], small.n, rates[small], met(mean >= 0.8*rates[small]),
 			slowest, 100*slowest/rates[small], met(slowest >= 0.5*rates[small]))
@@ -528,9 +529,11 @@ var (
 		"province council plan implementation deadline update regarding request approval minutes agenda")
 )
 
-// scaleIngest sends messages to nam over 8 MX connections for d and
-// reports the mean rate, the slowest 10 s window's and every window's.
-func scaleIngest(t *testing.T, addr, name string, d time.Duration) (mean, slowest float64, rates []float64) {
+// ingest sends messages to nam over 8 MX connections for d and reports the
+// mean rate and the slowest 10 s window's. Every window is logged with what
+// the server did meanwhile: the CPU it used (of the machine's cores), the
+// share of the time its writer spent in group commits, and how many it made.
+func (b *scaleBox) ingest(t *testing.T, name string, d time.Duration) (mean, slowest float64) {
 	var count atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -538,7 +541,7 @@ func scaleIngest(t *testing.T, addr, name string, d time.Duration) (mean, slowes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := smtp.Dial(addr)
+			c, err := smtp.Dial(b.srv.addrs["smtp-addr"])
 			if err != nil {
 				t.Error(err)
 				return
@@ -555,12 +558,17 @@ func scaleIngest(t *testing.T, addr, name string, d time.Duration) (mean, slowes
 			c.Quit()
 		}()
 	}
-	prev := int64(0)
+	var rates []float64
+	var windows []string
+	prev, prevSample := int64(0), b.sample(t)
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		time.Sleep(10 * time.Second)
-		c := count.Load()
-		rates = append(rates, float64(c-prev)/10)
-		prev = c
+		c, sm := count.Load(), b.sample(t)
+		rate := float64(c-prev) / 10
+		rates = append(rates, rate)
+		windows = append(windows, fmt.Sprintf("%.0f/s (cpu %.0f%%, writer %.0f%%, %.0f commits)", rate,
+			100*(sm.cpu-prevSample.cpu).Seconds()/10, 100*(sm.commitTime-prevSample.commitTime)/10, sm.commits-prevSample.commits))
+		prev, prevSample = c, sm
 	}
 	stop.Store(true)
 	wg.Wait()
@@ -570,9 +578,46 @@ func scaleIngest(t *testing.T, addr, name string, d time.Duration) (mean, slowes
 		sum += r
 	}
 	mean = sum / float64(len(rates))
-	t.Logf("%s, 8 SMTP connections, %v: mean %.0f msgs/s, slowest 10 s window %.0f msgs/s; windows %.0f",
-		name, d, mean, lo, rates)
-	return mean, lo, rates
+	t.Logf("%d: %s, 8 SMTP connections, %v: mean %.0f msgs/s, slowest 10 s window %.0f msgs/s; windows:\n\t%s",
+		b.n, name, d, mean, lo, strings.Join(windows, "\n\t"))
+	return mean, lo
+}
+
+// serverSample is what the server has done so far: CPU time, and its
+// group commits (count, and seconds spent in them) from its metrics.
+type serverSample struct {
+	cpu                 time.Duration
+	commits, commitTime float64
+}
+
+func (b *scaleBox) sample(t *testing.T) serverSample {
+	var sm serverSample
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis; utime and stime are
+	// the 12th and 13th, in clock ticks of 1/100 s.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	sm.cpu = time.Duration(utime+stime) * 10 * time.Millisecond
+	resp, err := http.Get("http://" + b.srv.addrs["metrics-addr"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		switch name {
+		case "sealmail_store_commit_seconds_sum":
+			sm.commitTime, _ = strconv.ParseFloat(value, 64)
+		case "sealmail_store_commit_seconds_count":
+			sm.commits, _ = strconv.ParseFloat(value, 64)
+		}
+	}
+	return sm
 }
 
 // dirSize sums the sizes of the files under dir, the WAL apart (checkpoints
