@@ -275,8 +275,8 @@ func TestOfficialDocument(t *testing.T) {
 	// B queued its ContentConsignment receipt before its 250 to A; A
 	// records it before its 250 to B.
 	b.delivered(t)
-	if ack := a.ack(t, officialB); ack.StatusCode != "01" || ack.Reason != "" {
-		t.Errorf("A's register records B's acknowledgement as %+v, want status 01", ack)
+	if ack := a.ack(t, officialB); ack.StatusCode != "03" || ack.Reason != "" {
+		t.Errorf("A's register records B's acknowledgement as %+v, want status 03 (registered)", ack)
 	}
 	receipts := a.inbox(t, "clerk")
 	if len(receipts) != 2 {
@@ -287,8 +287,8 @@ func TestOfficialDocument(t *testing.T) {
 			t.Errorf("A's clerk's receipt %d: Official-Document-Receipt %q, want %s", i, v, ev)
 		}
 	}
-	a.evidence(t, "issued SubmissionAcceptance", "received ContentConsignment 01")
-	b.evidence(t, "issued ContentConsignment 01")
+	a.evidence(t, "issued SubmissionAcceptance", "received ContentConsignment 03")
+	b.evidence(t, "issued ContentConsignment 03")
 }
 
 // TestTamperedDocument: a copy of A's sealed document with one bit of its
@@ -338,6 +338,10 @@ func TestTamperedDocument(t *testing.T) {
 	}
 	a.evidence(t, "issued SubmissionAcceptance", "received ContentConsignmentFailure 02")
 	b.evidence(t, "issued ContentConsignmentFailure 02")
+	// Returned automatically: A's register shows it.
+	if e := a.register(t, mailstore.DocOut)[0]; e.Status != registry.StatusReturned || !strings.Contains(e.Notes, "returned by "+officialB) {
+		t.Errorf("A's line after the automatic return: %+v", e)
+	}
 
 	// What 'sealmail queue retry' does: the genuine document goes now.
 	if err := a.store.RetryQueueAll(ctx); err != nil {
@@ -352,8 +356,11 @@ func TestTamperedDocument(t *testing.T) {
 		t.Errorf("lan's INBOX holds %d messages, want the genuine document as so-den=1", len(got))
 	}
 	b.delivered(t)
-	if ack := a.ack(t, officialB); ack.StatusCode != "01" {
-		t.Errorf("A's register records B's answer as %+v once the genuine document arrived, want status 01", ack)
+	if ack := a.ack(t, officialB); ack.StatusCode != "03" {
+		t.Errorf("A's register records B's answer as %+v once the genuine document arrived, want status 03", ack)
+	}
+	if e := a.register(t, mailstore.DocOut)[0]; e.Status != registry.StatusSent {
+		t.Errorf("A's line once the genuine document arrived: %+v", e)
 	}
 }
 

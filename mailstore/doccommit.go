@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -61,8 +62,12 @@ type DocRef struct {
 // DocUpdate sets a register line's status and appends to its notes.
 type DocUpdate struct {
 	Ref    DocRef
-	Status string
+	Status string // "" keeps it
 	Note   string // appended to the notes, "; " between
+	// When, if not empty, are the statuses the line may have: with any
+	// other CommitDoc fails with ErrExists, changing nothing (a recall or
+	// return done meanwhile by another process).
+	When []string
 }
 
 // EntryAck is an acknowledgement of a register line, new or existing.
@@ -284,7 +289,17 @@ func (s *Store) commitDoc(tx *sql.Tx, c *DocCommit, p *docBlobs) (DocCommitted, 
 		if err != nil {
 			return out, err
 		}
-		if _, err := tx.Exec(`UPDATE doc_register SET status=?, notes = CASE WHEN ?2 = '' THEN notes WHEN notes = '' THEN ?2 ELSE notes || '; ' || ?2 END WHERE id=?3`,
+		if len(u.When) > 0 {
+			var status string
+			if err := tx.QueryRow(`SELECT status FROM doc_register WHERE id=?`, id).Scan(&status); err != nil {
+				return out, err
+			}
+			if !slices.Contains(u.When, status) {
+				return out, fmt.Errorf("register %s %s: message %s is %s now: %w", u.Ref.Domain, u.Ref.Direction, u.Ref.MessageID, status, ErrExists)
+			}
+		}
+		if _, err := tx.Exec(`UPDATE doc_register SET status = CASE WHEN ?1 = '' THEN status ELSE ?1 END,
+			notes = CASE WHEN ?2 = '' THEN notes WHEN notes = '' THEN ?2 ELSE notes || '; ' || ?2 END WHERE id=?3`,
 			u.Status, u.Note, id); err != nil {
 			return out, err
 		}

@@ -170,7 +170,9 @@ func (s *Store) UpdateDoc(ctx context.Context, e DocEntry) error {
 }
 
 // AckDoc records a party's acknowledgement of a registered document,
-// replacing that party's earlier one: a refusal can follow an arrival.
+// replacing that party's earlier one (a refusal can follow an arrival, a
+// status 05 a 04) unless the earlier one is later: the column shows each
+// party's latest status, whatever order the messages arrived in.
 func (s *Store) AckDoc(ctx context.Context, id int64, a DocAck) error {
 	err := s.write(ctx, func(tx *sql.Tx) error { return upsertAck(tx, id, a) })
 	if err != nil {
@@ -181,7 +183,8 @@ func (s *Store) AckDoc(ctx context.Context, id int64, a DocAck) error {
 
 func upsertAck(tx *sql.Tx, id int64, a DocAck) error {
 	_, err := tx.Exec(`INSERT INTO doc_acks (register_id, party, status_code, reason, time) VALUES (?,?,?,?,?)
-		ON CONFLICT (register_id, party) DO UPDATE SET status_code=excluded.status_code, reason=excluded.reason, time=excluded.time`,
+		ON CONFLICT (register_id, party) DO UPDATE SET status_code=excluded.status_code, reason=excluded.reason, time=excluded.time
+		WHERE excluded.time >= doc_acks.time`,
 		id, normAddr(a.Party), a.StatusCode, a.Reason, a.Time.Unix())
 	return err
 }

@@ -369,7 +369,7 @@ func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
 		if done && (r != 1 || q != 0) {
 			t.Errorf("%s: %s's receipt not filed once at the end (%d, queued %d)", name, e.DocumentID, r, q)
 		}
-		if o := byMessage[e.MessageID]; done && (len(o.Acks) != 1 || o.Acks[0].StatusCode != "01") {
+		if o := byMessage[e.MessageID]; done && (len(o.Acks) != 1 || o.Acks[0].StatusCode != "03") {
 			t.Errorf("%s: %s acknowledged %+v at a.test", name, e.DocumentID, o.Acks)
 		}
 	}

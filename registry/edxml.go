@@ -368,46 +368,58 @@ func importedPackage(msg []byte) []byte {
 
 // StatusMessage is one status message of a document, as edXML.
 type StatusMessage struct {
-	Ack  mailstore.DocAck
-	Data []byte
+	Status Status
+	Data   []byte
 }
 
-// StatusMessages writes each acknowledgement of a register line (receipts
-// received for a document sent, those sent for a document received) as
-// an edXML status message from the acknowledging agency.
+// StatusMessages writes every status of a register line (Statuses: those
+// received for a document sent, those sent for a document received, and a
+// recall) as an edXML status message from the agency that said it. A
+// registration receipt (03) is written as 01 and 03: it says both.
 func (r *Registry) StatusMessages(ctx context.Context, e mailstore.DocEntry) ([]StatusMessage, error) {
 	organ, date := strings.SplitN(e.DocumentID, ",", 2)[0], e.DocDate
 	if t, err := time.Parse(time.DateOnly, e.DocDate); err == nil {
 		date = t.Format(edxml.DateLayout)
 	}
+	sts, err := r.Statuses(ctx, e)
+	if err != nil {
+		return nil, err
+	}
 	var out []StatusMessage
-	for _, a := range e.Acks {
-		from := edxml.Organ{Email: a.Party}
-		if id, err := r.organID(ctx, domainOf(a.Party)); err != nil {
+	for _, st := range sts {
+		from := edxml.Organ{Email: st.Agency}
+		if id, err := r.organID(ctx, domainOf(st.Agency)); err != nil {
 			return nil, err
 		} else if id != "" {
 			from.OrganID = id
 		}
-		if d, err := r.Store.Domain(ctx, domainOf(a.Party)); err == nil {
+		if d, err := r.Store.Domain(ctx, domainOf(st.Agency)); err == nil {
 			from.OrganName = d.OrganName
-		} else if p, err := r.Store.Peer(ctx, domainOf(a.Party)); err == nil {
+		} else if p, err := r.Store.Peer(ctx, domainOf(st.Agency)); err == nil {
 			from.OrganName = p.OrganName
 		}
 		if from.OrganID == "" {
-			return nil, fmt.Errorf("registry: %s has no organ ID: run 'sealmail peer add %s --organ-id ID' (or 'domain update')", domainOf(a.Party), domainOf(a.Party))
+			return nil, fmt.Errorf("registry: %s has no organ ID: run 'sealmail peer add %s --organ-id ID' (or 'domain update')", domainOf(st.Agency), domainOf(st.Agency))
 		}
-		names := edxml.StatusNames[a.StatusCode]
-		s := edxml.Status{
-			ResponseFor: edxml.ResponseFor{OrganID: organ, Code: e.Notation, PromulgationDate: date, DocumentID: e.DocumentID},
-			From:        from, StatusCode: a.StatusCode,
-			Description: joinNonEmpty(": ", names[0], a.Reason),
-			StaffInfo:   &edxml.StaffInfo{Email: a.Party},
+		codes := []string{st.Code}
+		if st.Code == edxml.StatusRegistered && st.Event == string(signing.ContentConsignment) {
+			codes = []string{edxml.StatusArrived, edxml.StatusRegistered}
 		}
-		data, err := edxml.Marshal(edxml.NewStatus(s, a.Time.In(r.loc())))
-		if err != nil {
-			return nil, fmt.Errorf("registry: status %s from %s: %w", a.StatusCode, a.Party, err)
+		for _, code := range codes {
+			s := edxml.Status{
+				ResponseFor: edxml.ResponseFor{OrganID: organ, Code: e.Notation, PromulgationDate: date, DocumentID: e.DocumentID},
+				From:        from, StatusCode: code,
+				Description: joinNonEmpty(": ", edxml.StatusNames[code][0], st.Reason),
+				StaffInfo:   &edxml.StaffInfo{Email: st.Agency},
+			}
+			data, err := edxml.Marshal(edxml.NewStatus(s, st.Time.In(r.loc())))
+			if err != nil {
+				return nil, fmt.Errorf("registry: status %s from %s: %w", code, st.Agency, err)
+			}
+			st := st
+			st.Code, st.Name = code, edxml.StatusNames[code]
+			out = append(out, StatusMessage{Status: st, Data: data})
 		}
-		out = append(out, StatusMessage{Ack: a, Data: data})
 	}
 	return out, nil
 }

@@ -73,7 +73,7 @@ func TestEdXMLRoundTrip(t *testing.T) {
 		t.Errorf("B's Văn bản đến holds %d messages", n)
 	}
 	// A has B's receipt, matched to what it released.
-	if acks := docs(t, a, mailstore.DocOut)[0].Acks; len(acks) != 1 || acks[0].Party != b.domain.OfficialAddress || acks[0].StatusCode != "01" {
+	if acks := docs(t, a, mailstore.DocOut)[0].Acks; len(acks) != 1 || acks[0].Party != b.domain.OfficialAddress || acks[0].StatusCode != "03" {
 		t.Errorf("A's acknowledgements: %+v", acks)
 	}
 	// The same package again: nothing more.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"sealmail/edxml"
 	"sealmail/mailstore"
 	"sealmail/signing"
 )
@@ -216,7 +217,9 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency, p *step) 
 		r.log().Info("registry: document received", "doc", m.DocumentID, "so_den", number, "domain", g.domain.Name,
 			"from", in.from, "envelope_from", in.mailFrom)
 	})
-	ev := signing.Evidence{Event: signing.ContentConsignment, StatusCode: "01", DocumentID: m.DocumentID, MessageID: in.messageID,
+	// Registered as it arrived, in one step: one receipt says so, with 03
+	// (đã tiếp nhận, vào sổ), which includes 01 (đã đến).
+	ev := signing.Evidence{Event: signing.ContentConsignment, StatusCode: edxml.StatusRegistered, DocumentID: m.DocumentID, MessageID: in.messageID,
 		Files: manifestFiles(m), Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
 	return r.answer(ctx, g, ev, &ref, p)
 }
@@ -261,7 +264,7 @@ func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]s
 	if in.res.Manifest != nil {
 		docID, files = in.res.Manifest.DocumentID, manifestFiles(in.res.Manifest)
 	}
-	ev := signing.Evidence{Event: signing.ContentConsignmentFailure, StatusCode: "02", Reason: reason, DocumentID: strings.TrimSpace(docID),
+	ev := signing.Evidence{Event: signing.ContentConsignmentFailure, StatusCode: edxml.StatusRefused, Reason: reason, DocumentID: strings.TrimSpace(docID),
 		MessageID: in.messageID, Files: files, Time: in.now, Server: r.Hostname, From: in.from, To: g.rcpts}
 	if p.Once == nil && in.messageID != "" {
 		p.Once = &mailstore.Evidence{Domain: g.domain.Name, Origin: mailstore.EvidenceIssued, Event: string(ev.Event),
@@ -275,7 +278,6 @@ func (r *Registry) refuse(ctx context.Context, in *arrival, g *agency, what [2]s
 // nil), as the entry's acknowledgement, in step p. A receipt that cannot be
 // made is recorded with the reason: the document is delivered regardless.
 func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, entry *mailstore.DocRef, p *step) error {
-	var receipt []byte
 	var note string
 	known, err := r.knownAgency(ctx, domainOf(ev.From))
 	switch {
@@ -286,20 +288,9 @@ func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, e
 	case ev.MessageID == "":
 		note = "no receipt: the message has no Message-ID"
 	default:
-		var seal *signing.Seal
-		if seal, err = r.seal(g.domain.Name); err != nil {
-			note = fmt.Sprintf("no receipt: %s has no usable seal: %v", g.domain.Name, err)
-			break
-		}
-		if receipt, err = signing.Receipt(ctx, seal, ev, ev.Time); err != nil {
-			receipt, note = nil, "no receipt: "+err.Error()
-			break
-		}
-		attester := seal.Cert.EmailAddresses[0]
-		err := r.route(ctx, attester, []string{ev.From}, receipt, p, func(to *agency) error {
-			return r.fileReceipt(ctx, to, &ev, attester, receipt, ev.Time, p)
-		})
-		if err != nil {
+		if err := r.notify(ctx, g.domain.Name, ev, p); errors.Is(err, errUnsigned) {
+			note = err.Error()
+		} else if err != nil {
 			return err
 		}
 	}
@@ -307,8 +298,8 @@ func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, e
 		p.done = append(p.done, func() {
 			r.log().Warn("registry: receipt", "event", ev.Event, "doc", ev.DocumentID, "to", ev.From, "problem", note)
 		})
+		p.Evidence = append(p.Evidence, evidenceRow(g.domain.Name, mailstore.EvidenceIssued, ev, note, nil))
 	}
-	p.Evidence = append(p.Evidence, evidenceRow(g.domain.Name, mailstore.EvidenceIssued, ev, note, receipt))
 	if entry != nil {
 		p.Acks = append(p.Acks, mailstore.EntryAck{Ref: *entry,
 			Ack: mailstore.DocAck{Party: ev.From, StatusCode: ev.StatusCode, Reason: joinNonEmpty("; ", ev.Reason, note), Time: ev.Time}})
@@ -316,9 +307,33 @@ func (r *Registry) answer(ctx context.Context, g *agency, ev signing.Evidence, e
 	return nil
 }
 
-// receipt records a peer's receipt for a document this server sent and files
-// it with the clerk who sent the document, in step p; a receipt that came
-// before (the peer's server sent it again) is recorded once.
+// errUnsigned marks a receipt or notice that could not be signed.
+var errUnsigned = errors.New("no receipt")
+
+// notify signs ev with domain's seal, records it as evidence issued and
+// sends it to ev.Addressees() in step p: queued for other servers, filed at
+// once for agencies hosted here. An error wrapping errUnsigned means it
+// could not be signed, and nothing was added.
+func (r *Registry) notify(ctx context.Context, domain string, ev signing.Evidence, p *step) error {
+	seal, err := r.seal(domain)
+	if err != nil {
+		return fmt.Errorf("%w: %s has no usable seal: %v", errUnsigned, domain, err)
+	}
+	msg, err := signing.Receipt(ctx, seal, ev, ev.Time)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUnsigned, err)
+	}
+	p.Evidence = append(p.Evidence, evidenceRow(domain, mailstore.EvidenceIssued, ev, "", msg))
+	attester := seal.Cert.EmailAddresses[0]
+	return r.route(ctx, attester, ev.Addressees(), msg, p, func(to *agency) error {
+		return r.file(ctx, to, &ev, attester, msg, ev.Time, p)
+	})
+}
+
+// receipt records a peer's receipt or notice in step p: for a document this
+// server sent, filed with the clerk who sent it; a recall, carried out
+// (file). One that came before (the peer's server sent it again) is
+// recorded once.
 func (r *Registry) receipt(ctx context.Context, in *arrival, opts signing.VerifyOptions, groups []*agency, p *step) error {
 	ev, res, err := signing.ParseReceipt(in.msg, opts)
 	if err != nil {
@@ -330,13 +345,18 @@ func (r *Registry) receipt(ctx context.Context, in *arrival, opts signing.Verify
 		}
 		return nil
 	}
+	start := len(p.Evidence)
 	for _, g := range groups {
-		if err := r.fileReceipt(ctx, g, ev, in.from, in.msg, in.now, p); err != nil {
+		if err := r.file(ctx, g, ev, in.from, in.msg, in.now, p); err != nil {
 			return err
 		}
 	}
-	first := p.Evidence[len(p.Evidence)-len(groups)]
-	p.Once = &first
+	for _, e := range p.Evidence[start:] {
+		if e.Origin == mailstore.EvidenceReceived {
+			p.Once = &e
+			break
+		}
+	}
 	return nil
 }
 
@@ -351,8 +371,23 @@ func (r *Registry) fileReceipt(ctx context.Context, g *agency, ev *signing.Evide
 		return err
 	}
 	if e != nil {
-		p.Acks = append(p.Acks, mailstore.EntryAck{Ref: mailstore.DocRef{Domain: e.Domain, Direction: e.Direction, MessageID: e.MessageID},
-			Ack: mailstore.DocAck{Party: attester, StatusCode: ev.StatusCode, Reason: ev.Reason, Time: ev.Time}})
+		ref := refOf(*e)
+		for _, u := range p.Updates {
+			if u.Ref == ref && u.Status != "" {
+				e.Status = u.Status // changed in this step (a recall answered at once by an agency hosted here)
+			}
+		}
+		ack := mailstore.DocAck{Party: attester, StatusCode: ev.StatusCode, Reason: ev.Reason, Time: ev.Time}
+		acks := slices.Clone(e.Acks)
+		for _, a := range p.Acks {
+			if a.Ref == ref {
+				acks = append(acks, a.Ack)
+			}
+		}
+		if u := r.senderUpdate(e, ev, attester, append(acks, ack)); u != nil {
+			p.Updates = append(p.Updates, *u)
+		}
+		p.Acks = append(p.Acks, mailstore.EntryAck{Ref: ref, Ack: ack})
 		if clerk, err := r.Store.Account(ctx, e.Sender); err == nil {
 			if !slices.ContainsFunc(targets, func(t mailstore.Target) bool { return t.AccountID == clerk.ID && t.Mailbox == "" }) {
 				targets = append(targets, mailstore.Target{AccountID: clerk.ID})

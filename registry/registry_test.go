@@ -61,7 +61,7 @@ func TestExchange(t *testing.T) {
 	if len(e.Files) != 1 || e.Files[0].SHA256 != sum(sent) || e.Files[0].Name != "Công văn 01 - Kế hoạch.pdf" {
 		t.Errorf("outgoing entry files: %+v", e.Files)
 	}
-	if len(e.Acks) != 1 || e.Acks[0].Party != b.domain.OfficialAddress || e.Acks[0].StatusCode != "01" {
+	if len(e.Acks) != 1 || e.Acks[0].Party != b.domain.OfficialAddress || e.Acks[0].StatusCode != "03" {
 		t.Errorf("outgoing entry acknowledgements: %+v", e.Acks)
 	}
 	if filed := folder(t, a, a.clerk, OutFolder); len(filed) != 1 || !bytes.Equal(filed[0], out) {
@@ -97,7 +97,7 @@ func TestExchange(t *testing.T) {
 		in.MessageID != e.MessageID || len(in.Files) != 1 || in.Files[0].SHA256 != sum(sent) {
 		t.Errorf("incoming entry: %+v", in)
 	}
-	if len(in.Acks) != 1 || in.Acks[0].Party != a.domain.OfficialAddress || in.Acks[0].StatusCode != "01" {
+	if len(in.Acks) != 1 || in.Acks[0].Party != a.domain.OfficialAddress || in.Acks[0].StatusCode != "03" {
 		t.Errorf("incoming entry acknowledgements: %+v", in.Acks)
 	}
 	got := folder(t, b, b.staff, mailstore.Inbox)

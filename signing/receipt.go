@@ -22,6 +22,17 @@ const (
 	SubmissionAcceptance      Event = "SubmissionAcceptance"      // sender's server accepted the document
 	ContentConsignment        Event = "ContentConsignment"        // recipient's server put it in the mailbox
 	ContentConsignmentFailure Event = "ContentConsignmentFailure" // it could not be delivered
+
+	// The document's lifecycle after it was registered (Decree 30/2020 Art.
+	// 18.4, 21.2.b, 23.4), each with its edXML status code: notices signed
+	// and carried as receipts are.
+	RecallRequest Event = "RecallRequest" // 13: the sender recalls the document (to the recipients)
+	RecallAgreed  Event = "RecallAgreed"  // 15: the recipient withdrew it
+	RecallRefused Event = "RecallRefused" // 16: the recipient could not
+	Returned      Event = "Returned"      // 02: the recipient's clerk returned it
+	Assigned      Event = "Assigned"      // 04: assigned for processing
+	InProgress    Event = "InProgress"    // 05
+	Done          Event = "Done"          // 06
 )
 
 // eventTitles are the human-readable names of events, Vietnamese first.
@@ -29,6 +40,28 @@ var eventTitles = map[Event][2]string{
 	SubmissionAcceptance:      {"Hệ thống đã nhận văn bản để chuyển đi", "accepted for delivery"},
 	ContentConsignment:        {"Văn bản đã được chuyển vào hộp thư nơi nhận", "delivered to the recipient's mailbox"},
 	ContentConsignmentFailure: {"Không chuyển được văn bản đến nơi nhận", "could not be delivered"},
+	RecallRequest:             {"Nơi gửi thu hồi văn bản", "recalled by the sender"},
+	RecallAgreed:              {"Nơi nhận đồng ý thu hồi, đã hủy văn bản trên hệ thống", "withdrawn by the recipient, who agreed to the recall"},
+	RecallRefused:             {"Nơi nhận từ chối thu hồi", "not withdrawn: the recipient refused the recall"},
+	Returned:                  {"Nơi nhận trả lại văn bản", "returned by the recipient"},
+	Assigned:                  {"Nơi nhận đã phân công xử lý", "assigned for processing by the recipient"},
+	InProgress:                {"Nơi nhận đang xử lý", "being processed by the recipient"},
+	Done:                      {"Nơi nhận đã xử lý xong", "processed by the recipient"},
+}
+
+// notices are the events that tell of a document's lifecycle rather than of
+// its delivery: their text says "notice", not "receipt".
+var notices = map[Event]bool{RecallRequest: true, RecallAgreed: true, RecallRefused: true, Returned: true,
+	Assigned: true, InProgress: true, Done: true}
+
+// Addressees returns whom a receipt or notice of ev goes to: the recipients
+// for a recall, which the sender sends them; the original sender for every
+// other event, which answers the document.
+func (ev *Evidence) Addressees() []string {
+	if ev.Event == RecallRequest {
+		return ev.To
+	}
+	return []string{ev.From}
 }
 
 // Title returns the event's name in Vietnamese and English; an event this
@@ -55,7 +88,7 @@ type Evidence struct {
 	Time       time.Time    `xml:"Time" json:"time"`
 	Server     string       `xml:"Server" json:"server"` // host name of the attesting server
 	From       string       `xml:"From" json:"from"`     // original sender, who receives the receipt
-	To         []string     `xml:"To" json:"to"`
+	To         []string     `xml:"To" json:"to"`         // original recipients (of the agency attesting, for an answer)
 }
 
 // FileDigest names a file of the original document and its SHA-256.
@@ -64,8 +97,8 @@ type FileDigest struct {
 	SHA256 string `xml:"SHA256" json:"sha256"`
 }
 
-// Receipt returns a receipt for ev, addressed to ev.From and signed by the
-// attesting server's seal, as an S/MIME message: multipart/signed over
+// Receipt returns a receipt or notice for ev, addressed to ev.Addressees()
+// and signed by the attesting server's seal, as an S/MIME message: multipart/signed over
 // multipart/mixed{text/plain in Vietnamese and English, evidence.xml}. It
 // refers to the original message by In-Reply-To and References, and carries
 // "Official-Document-Receipt: <event>; doc=<DocumentID>" for filters.
@@ -78,8 +111,8 @@ func Receipt(ctx context.Context, seal *Seal, ev Evidence, now time.Time) ([]byt
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("signing: receipt: unknown event %q", ev.Event)
-	case ev.MessageID == "" || ev.From == "":
-		return nil, errors.New("signing: receipt: evidence needs MessageID and From")
+	case ev.MessageID == "" || ev.From == "" || len(ev.Addressees()) == 0:
+		return nil, errors.New("signing: receipt: evidence needs MessageID, From and, for a recall, To")
 	case !strings.Contains(from, "@"):
 		return nil, errors.New("signing: receipt: seal certificate has no e-mail address")
 	}
@@ -93,7 +126,7 @@ func Receipt(ctx context.Context, seal *Seal, ev Evidence, now time.Time) ([]byt
 	var out bytes.Buffer
 	for _, f := range [][2]string{
 		{"From", from},
-		{"To", ev.From},
+		{"To", strings.Join(ev.Addressees(), ", ")},
 		{"Subject", encodeWord(titles[0] + " / " + titles[1] + ": " + ev.DocumentID)},
 		{"Date", now.Format(time.RFC1123Z)},
 		{"Message-Id", "<" + rand.Text() + from[strings.LastIndexByte(from, '@'):] + ">"},
@@ -106,7 +139,7 @@ func Receipt(ctx context.Context, seal *Seal, ev Evidence, now time.Time) ([]byt
 		}
 	}
 	err := writeSigned(ctx, &out, seal, now,
-		func(w io.Writer) error { return writeTextPart(w, receiptText(ev, titles)) },
+		func(w io.Writer) error { return writeTextPart(w, receiptText(ev, titles, notices[ev.Event])) },
 		func(w io.Writer) error { return writeXMLPart(w, evidenceName, ev) })
 	if err != nil {
 		return nil, fmt.Errorf("signing: receipt: %w", err)
@@ -114,7 +147,7 @@ func Receipt(ctx context.Context, seal *Seal, ev Evidence, now time.Time) ([]byt
 	return out.Bytes(), nil
 }
 
-func receiptText(ev Evidence, titles [2]string) string {
+func receiptText(ev Evidence, titles [2]string, notice bool) string {
 	t := ev.Time.Format("15:04:05 02/01/2006") + " (UTC" + ev.Time.Format("-07:00") + ")"
 	n := strconv.Itoa(len(ev.Files))
 	to := strings.Join(ev.To, ", ")
@@ -122,7 +155,11 @@ func receiptText(ev Evidence, titles [2]string) string {
 	if ev.Reason != "" {
 		status += " (" + ev.Reason + ")"
 	}
-	return "Biên nhận điện tử: " + titles[0] + ".\r\n" +
+	lead := [2]string{"Biên nhận điện tử: " + titles[0], "Electronic receipt: the document was " + titles[1]}
+	if notice {
+		lead = [2]string{"Thông báo về văn bản điện tử: " + titles[0], "Official document notice: the document was " + titles[1]}
+	}
+	return lead[0] + ".\r\n" +
 		"Văn bản: " + ev.DocumentID + "\r\n" +
 		"Thư gốc: " + ev.MessageID + "\r\n" +
 		"Nơi gửi: " + ev.From + "; nơi nhận: " + to + "\r\n" +
@@ -130,7 +167,7 @@ func receiptText(ev Evidence, titles [2]string) string {
 		"Mã trạng thái: " + status + "\r\n" +
 		"Mã băm SHA-256 của " + n + " tệp: evidence.xml. Chữ ký số S/MIME: smime.p7s.\r\n" +
 		"\r\n" +
-		"Electronic receipt: the document was " + titles[1] + ".\r\n" +
+		lead[1] + ".\r\n" +
 		"Document: " + ev.DocumentID + "\r\n" +
 		"Original message: " + ev.MessageID + "\r\n" +
 		"Sender: " + ev.From + "; recipients: " + to + "\r\n" +

@@ -150,7 +150,7 @@ func TestClerkBrowser(t *testing.T) {
 	if c := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("#chain"))); !strings.HasPrefix(c, "Chuỗi chứng cứ nguyên vẹn") {
 		t.Errorf("evidence chain: %q", c)
 	}
-	if a := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("#acks"))); !strings.Contains(a, "01 Đã đến") {
+	if a := browsertest.Run(t, b, chromedp.Text(chromedp.CSS("#acks"))); !strings.Contains(a, "03 Đã tiếp nhận, vào sổ") {
 		t.Errorf("receipts: %q", a)
 	}
 	browsertest.Screenshot(t, b, "clerk-document")

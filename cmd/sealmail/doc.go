@@ -28,7 +28,10 @@ var docCmd = &command{name: "doc", short: "official documents: verify, registers
 		{name: "add", short: "record a paper document in a register, under the next number", run: docRegisterAdd},
 		{name: "export", short: "write a year's register as Appendix IV lays it out: PDF (A4, to print and bind), CSV or XLSX", run: docRegisterExport},
 	}},
-	{name: "status", short: "show a document's register entries, receipts and evidence", run: docStatus},
+	{name: "status", short: "show a document's register entries, every status received or sent, and the evidence", run: docStatus},
+	{name: "recall", short: "recall a document released here: every recipient agency withdraws it (status 13, answered 15/16)", run: docRecall},
+	{name: "return", short: "return a document received today to its sender (status 02)", run: docReturn},
+	{name: "state", short: "report how far a received document is processed: assigned, processing, done (04/05/06)", run: docState},
 	{name: "export", short: "write a document as an edXML package (QCVN 102:2016), or its status messages", run: docExport},
 	{name: "import", short: "receive an edXML package: verify, register and deliver it", run: docImport},
 }}
@@ -256,9 +259,16 @@ func docRegisterList(ctx context.Context, args []string) error {
 // statusJSON is 'doc status --json'.
 type statusJSON struct {
 	DocumentID string               `json:"document_id"`
-	Entries    []docJSON            `json:"entries"`
+	Entries    []entryStatusJSON    `json:"entries"`
 	Evidence   []mailstore.Evidence `json:"evidence"`
 	Chain      chainJSON            `json:"chain"`
+}
+
+// entryStatusJSON is a register line with every status its agency sent or
+// received for it.
+type entryStatusJSON struct {
+	docJSON
+	Statuses []registry.Status `json:"statuses"`
 }
 
 type chainJSON struct {
@@ -290,9 +300,17 @@ func docStatus(ctx context.Context, args []string) error {
 	if len(es) == 0 && len(evs) == 0 {
 		return fmt.Errorf("no document %s in any register or evidence here; see 'sealmail doc register list'", pos[0])
 	}
-	st := statusJSON{DocumentID: pos[0], Entries: make([]docJSON, len(es)), Evidence: evs}
+	st := statusJSON{DocumentID: pos[0], Entries: make([]entryStatusJSON, len(es)), Evidence: evs}
+	r, err := docRegistry(*f.data, s)
+	if err != nil {
+		return err
+	}
 	for i, e := range es {
-		st.Entries[i] = toJSON(e)
+		sts, err := r.Statuses(ctx, e)
+		if err != nil {
+			return err
+		}
+		st.Entries[i] = entryStatusJSON{toJSON(e), sts}
 	}
 	rows, head, chainErr := s.VerifyEvidence(ctx)
 	if chainErr != nil && !errors.Is(chainErr, mailstore.ErrEvidenceBroken) {
@@ -332,6 +350,7 @@ func printStatus(st statusJSON) {
 		if e.Notes != "" {
 			fmt.Printf("  notes: %s\n", e.Notes)
 		}
+		printStatuses(e.Statuses)
 	}
 	fmt.Printf("\nevidence:\n")
 	printTable("  #\tTIME\tORIGIN\tEVENT\tSTATUS\tFROM\tHASH", st.Evidence, func(ev mailstore.Evidence) string {

@@ -256,12 +256,12 @@ func TestDocRegister(t *testing.T) {
 		out[0].Status != registry.StatusSent || out[0].Sender != "clerk@agency.example" || len(out[0].Files) != 1 ||
 		out[0].Subject != "Công văn 1" ||
 		// The receiving agency is hosted here too, so its receipt came back at once.
-		len(out[0].Acks) != 1 || out[0].Acks[0].StatusCode != "01" {
+		len(out[0].Acks) != 1 || out[0].Acks[0].StatusCode != "03" {
 		t.Errorf("outgoing --json: %+v", out)
 	}
 	in := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", year, "--domain", "agency.example", "--data", data))
 	if len(in) != 2 || in[1].Number != 2 || in[1].Organ != "Sở Thông tin và Truyền thông" || in[0].DocumentID != out[0].DocumentID ||
-		len(in[0].Acks) != 1 || in[0].Acks[0].Party != "vanthu@agency.example" || in[0].Acks[0].StatusCode != "01" {
+		len(in[0].Acks) != 1 || in[0].Acks[0].Party != "vanthu@agency.example" || in[0].Acks[0].StatusCode != "03" {
 		t.Errorf("incoming --json: %+v", in)
 	}
 	if got := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", "2001", "--data", data)); len(got) != 0 {
@@ -291,8 +291,15 @@ func TestDocRegister(t *testing.T) {
 		st.Evidence[0].Event != "SubmissionAcceptance" || st.Evidence[1].Event != "ContentConsignment" || st.Evidence[2].Event != "ContentConsignment" {
 		t.Errorf("doc status --json: %+v", st)
 	}
+	// The receiving side's line (first: "in" sorts before "out") lists the
+	// status it sent, the sending side's the one it received.
+	for i, received := range []bool{false, true} {
+		if sts := st.Entries[i].Statuses; len(sts) != 1 || sts[0].Code != "03" || sts[0].Received != received || sts[0].Agency != "vanthu@agency.example" {
+			t.Errorf("doc status --json: entry %d statuses %+v", i, sts)
+		}
+	}
 	txt := ok(t, "", "doc", "status", id, "--data", data)
-	for _, w := range []string{"sent (sổ đi)", "received (sổ đến)", "acknowledged 01 by vanthu@agency.example", "evidence chain intact: 6 rows"} {
+	for _, w := range []string{"sent (sổ đi)", "received (sổ đến)", "acknowledged 03 by vanthu@agency.example", "Đã tiếp nhận, vào sổ", "evidence chain intact: 6 rows"} {
 		if !strings.Contains(txt, w) {
 			t.Errorf("doc status lacks %q:\n%s", w, txt)
 		}

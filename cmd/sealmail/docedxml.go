@@ -85,7 +85,7 @@ func docExport(ctx context.Context, args []string) error {
 		return err
 	}
 	for i, m := range msgs {
-		name := filepath.Join(*out, fmt.Sprintf("%02d-status-%s-%s.edxml", i+1, m.Ack.StatusCode, strings.ReplaceAll(m.Ack.Party, "@", "_")))
+		name := filepath.Join(*out, fmt.Sprintf("%02d-status-%s-%s.edxml", i+1, m.Status.Code, strings.ReplaceAll(m.Status.Agency, "@", "_")))
 		if err := os.WriteFile(name, m.Data, 0o644); err != nil {
 			return err
 		}

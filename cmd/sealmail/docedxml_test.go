@@ -45,7 +45,7 @@ func TestDocEdXML(t *testing.T) {
 	}
 	rows := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--year", id[strings.Index(id, ",")+1:][:4], "--data", b))
 	if len(rows) != 1 || rows[0].DocumentID != id || rows[0].Organ != "Sở Thông tin và Truyền thông" || len(rows[0].Acks) != 1 ||
-		rows[0].Acks[0].StatusCode != "01" || rows[0].Acks[0].Party != "vanthu@agency.example" {
+		rows[0].Acks[0].StatusCode != "03" || rows[0].Acks[0].Party != "vanthu@agency.example" {
 		t.Fatalf("B's incoming register: %+v", rows)
 	}
 	// The receipt waits in B's queue for the relay, to A's official address.
@@ -66,16 +66,19 @@ func TestDocEdXML(t *testing.T) {
 
 	statusDir := filepath.Join(dir, "status")
 	out = ok(t, "", "doc", "export", id, "--status", "--incoming", "--out", statusDir, "--data", b)
+	// B registered it as it arrived: its one receipt says 01 and 03.
 	files := strings.Fields(out)
-	if len(files) != 1 {
+	if len(files) != 2 {
 		t.Fatalf("status files: %q", out)
 	}
-	st, err := edxml.Parse(readAll(t, files[0]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s := st.Envelope.Header.Status; s == nil || s.StatusCode != "01" || s.ResponseFor.DocumentID != id || s.From.OrganID != "000.00.12.H10" {
-		t.Errorf("status message: %+v", s)
+	for i, code := range []string{"01", "03"} {
+		st, err := edxml.Parse(readAll(t, files[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := st.Envelope.Header.Status; s == nil || s.StatusCode != code || s.ResponseFor.DocumentID != id || s.From.OrganID != "000.00.13.H10" {
+			t.Errorf("status message %d: %+v", i, s)
+		}
 	}
 
 	// A package whose PDF changed after signing is quarantined.

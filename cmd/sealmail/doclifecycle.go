@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"sealmail/mailstore"
+	"sealmail/registry"
+)
+
+func docRecall(ctx context.Context, args []string) error {
+	f := newFlags("doc recall", "DOCUMENT-ID --reason TEXT [--domain D]\n\n"+
+		"Recalls a document released here (thu hồi, Decree 30/2020 Art. 18.4): a notice\n"+
+		"with status 13 and the reason, signed with the agency's seal, goes to every\n"+
+		"recipient agency. Each receiving server withdraws the document from its incoming\n"+
+		"register (kept, with its evidence), moves the copies from its staff's INBOX to\n"+
+		"'"+registry.RecalledFolder+"' and answers 15 (agreed), or 16 (refused) with its\n"+
+		"reason; 'sealmail doc status DOCUMENT-ID' shows the answers.")
+	reason := f.String("reason", "", "why the document is recalled (lý do thu hồi); required")
+	domain := f.String("domain", "", "the agency `DOMAIN` that released it (default: any)")
+	return lifecycle(ctx, f, args, 1, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
+		return r.Recall(ctx, *domain, pos[0], *reason)
+	}, "thu hồi / recall sent to the recipient agencies")
+}
+
+func docReturn(ctx context.Context, args []string) error {
+	f := newFlags("doc return", "DOCUMENT-ID --reason TEXT [--domain D]\n\n"+
+		"Returns a document received today to its sender (trả lại, Decree 30/2020\n"+
+		"Art. 21.2: sent to the wrong agency, or not fit to be received): a notice with\n"+
+		"status 02 and the reason, signed with the agency's seal. The incoming register\n"+
+		"shows it returned. Documents that fail verification are returned this way\n"+
+		"automatically on arrival.")
+	reason := f.String("reason", "", "why the document is returned (lý do trả lại); required")
+	domain := f.String("domain", "", "the receiving agency `DOMAIN` (default: any)")
+	return lifecycle(ctx, f, args, 1, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
+		return r.Return(ctx, *domain, pos[0], *reason)
+	}, "trả lại / returned to the sender")
+}
+
+func docState(ctx context.Context, args []string) error {
+	f := newFlags("doc state", "DOCUMENT-ID assigned|processing|done [--domain D]\n\n"+
+		"Records how far a received document is processed (Decree 30/2020 Art. 23.4)\n"+
+		"and reports it to the sender, signed with the agency's seal: assigned (04, đã\n"+
+		"phân công xử lý), processing (05, đang xử lý), done (06, hoàn thành).")
+	domain := f.String("domain", "", "the receiving agency `DOMAIN` (default: any)")
+	return lifecycle(ctx, f, args, 2, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
+		return r.SetState(ctx, *domain, pos[0], pos[1])
+	}, "tình trạng xử lý đã báo nơi gửi / state reported to the sender")
+}
+
+// lifecycle runs a lifecycle action on the document the first of n
+// arguments names, and prints the register line it changed.
+func lifecycle(ctx context.Context, f *flags, args []string, n int, do func(*registry.Registry, []string) (mailstore.DocEntry, error), done string) error {
+	pos, s, err := f.parseOpen(args, n, n)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := docRegistry(*f.data, s)
+	if err != nil {
+		return err
+	}
+	e, err := do(r, pos)
+	if errors.Is(err, mailstore.ErrNotFound) {
+		return fmt.Errorf("%w; see 'sealmail doc register list'", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s %s (%s): %s; status %s\n", e.Notation, e.DocumentID, e.Domain, done, e.Status)
+	return nil
+}
+
+// printStatuses prints the statuses of a register line, one a line.
+func printStatuses(sts []registry.Status) {
+	if len(sts) == 0 {
+		return
+	}
+	fmt.Println("  statuses (trạng thái):")
+	printTable("    TIME\tCODE\tSTATUS\tAGENCY\tREASON", sts, func(st registry.Status) string {
+		dir := "←"
+		if !st.Received {
+			dir = "→"
+		}
+		return fmt.Sprintf("    %s\t%s\t%s / %s\t%s %s\t%s", st.Time.In(registry.ICT).Format("2006-01-02 15:04:05"), st.Code,
+			st.Name[0], st.Name[1], dir, st.Agency, strings.ReplaceAll(st.Reason, "\n", " "))
+	})
+}

@@ -1,0 +1,417 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"sealmail/edxml"
+	"sealmail/mailstore"
+	"sealmail/signing"
+)
+
+// A document's life after it was registered (Decree 30/2020 Art. 18.4,
+// 21.2, 23.4): the sender recalls it, the recipient returns it or reports
+// how far it is processed. Each of these is a notice signed with the
+// agency's seal and carried between servers as receipts are
+// (signing.Receipt, with the event's edXML status code), verified on
+// arrival, and recorded as one step with the register change it causes:
+// the notice is queued exactly when the change is committed.
+
+// Folder the recipients' copies of a recalled document are moved to.
+const RecalledFolder = "Văn bản thu hồi"
+
+// Register statuses of the lifecycle, besides StatusSent and
+// StatusReceived.
+const (
+	StatusRecalling  = "recalling"  // out: recall sent, not every recipient agency withdrew it yet
+	StatusRecalled   = "recalled"   // out: every recipient agency withdrew it
+	StatusReturned   = "returned"   // out: every recipient agency returned it; in: returned to the sender
+	StatusWithdrawn  = "withdrawn"  // in: withdrawn at the sender's request, kept with its evidence
+	StatusAssigned   = "assigned"   // in: 04, assigned for processing
+	StatusProcessing = "processing" // in: 05
+	StatusDone       = "done"       // in: 06
+)
+
+// States are the processing states a receiving clerk reports (doc state),
+// with the event and edXML status code sent back for each.
+var States = map[string]struct {
+	Event signing.Event
+	Code  string
+}{
+	StatusAssigned:   {signing.Assigned, edxml.StatusAssigned},
+	StatusProcessing: {signing.InProgress, edxml.StatusProcessing},
+	StatusDone:       {signing.Done, edxml.StatusDone},
+}
+
+// active are the statuses of an incoming document that may still be
+// processed, returned (received only) or recalled.
+var active = []string{StatusReceived, StatusAssigned, StatusProcessing, StatusDone}
+
+// ErrState marks a lifecycle action the document's register line does not
+// allow (a document recalled twice, a withdrawn one reported done).
+var ErrState = errors.New("not allowed in the document's state")
+
+// Entry returns the one line of a register that holds documentID, in
+// domain's register or, with domain "", in any hosted agency's.
+func (r *Registry) Entry(ctx context.Context, domain string, dir mailstore.Direction, documentID string) (mailstore.DocEntry, error) {
+	es, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: domain, Direction: dir, DocumentID: documentID})
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	name := map[mailstore.Direction]string{mailstore.DocOut: "outgoing (sổ đi)", mailstore.DocIn: "incoming (sổ đến)"}[dir]
+	switch {
+	case len(es) == 0:
+		return mailstore.DocEntry{}, fmt.Errorf("registry: no document %s in the %s register here: %w", documentID, name, mailstore.ErrNotFound)
+	case len(es) > 1:
+		var ds []string
+		for _, e := range es {
+			ds = append(ds, e.Domain)
+		}
+		return mailstore.DocEntry{}, fmt.Errorf("registry: document %s is in the %s registers of %s: name the domain", documentID, name, strings.Join(ds, ", "))
+	}
+	e := es[0]
+	if e.Medium == mailstore.MediumPaper || e.MessageID == "" {
+		return mailstore.DocEntry{}, fmt.Errorf("registry: %s is a paper document: its recall, return and status go on paper: %w", documentID, ErrState)
+	}
+	return e, nil
+}
+
+func refOf(e mailstore.DocEntry) mailstore.DocRef {
+	return mailstore.DocRef{Domain: e.Domain, Direction: e.Direction, MessageID: e.MessageID}
+}
+
+func fileDigests(fs []mailstore.DocFile) []signing.FileDigest {
+	out := make([]signing.FileDigest, len(fs))
+	for i, f := range fs {
+		out[i] = signing.FileDigest{Name: f.Name, SHA256: f.SHA256}
+	}
+	return out
+}
+
+// when is how notes in the register date what happened.
+func (r *Registry) when(t time.Time) string {
+	return t.In(r.loc()).Format("02/01/2006 15:04")
+}
+
+// Recall asks every agency a released document went to to withdraw it
+// (thu hồi, Decree 30/2020 Art. 18.4.b): a notice with status 13 and the
+// reason, signed with the agency's seal, to the recipients of each agency,
+// committed with the register line's new status (recalling) and the
+// evidence. Each receiving server withdraws its copy and answers 15, or 16
+// with its reason; the answers are recorded as they arrive, and the line
+// becomes recalled when every agency withdrew it.
+func (r *Registry) Recall(ctx context.Context, domain, documentID, reason string) (mailstore.DocEntry, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return mailstore.DocEntry{}, errors.New("registry: a recall needs its reason (lý do thu hồi)")
+	}
+	e, err := r.Entry(ctx, domain, mailstore.DocOut, documentID)
+	if err != nil {
+		return e, err
+	}
+	if e.Status != StatusSent {
+		return e, fmt.Errorf("registry: %s is %s, not sent: %w", e.Notation, e.Status, ErrState)
+	}
+	d, err := r.Store.Domain(ctx, e.Domain)
+	if err != nil {
+		return e, err
+	}
+	now := r.now()
+	err = r.run(ctx, func(p *step) error {
+		// The line's update first: answers from agencies hosted here are
+		// filed in this step, after it.
+		p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: refOf(e), Status: StatusRecalling, When: []string{StatusSent},
+			Note: "Thu hồi / recalled " + r.when(now) + ": " + reason})
+		for _, rcpts := range byDomain(e.Recipients) {
+			ev := signing.Evidence{Event: signing.RecallRequest, StatusCode: edxml.StatusRecallRequest, Reason: reason,
+				DocumentID: e.DocumentID, MessageID: e.MessageID, Files: fileDigests(e.Files), Time: now, Server: r.Hostname,
+				From: d.OfficialAddress, To: rcpts}
+			if err := r.notify(ctx, d.Name, ev, p); err != nil {
+				return err
+			}
+		}
+		p.done = append(p.done, func() {
+			r.log().Info("registry: document recalled", "doc", e.DocumentID, "domain", e.Domain, "rcpts", len(e.Recipients))
+		})
+		return nil
+	})
+	if errors.Is(err, mailstore.ErrExists) {
+		return e, fmt.Errorf("registry: %s was recalled or changed meanwhile: %w", e.Notation, ErrState)
+	}
+	if err != nil {
+		return e, err
+	}
+	return r.Store.DocByMessage(ctx, refOf(e))
+}
+
+// byDomain groups addresses by domain, in the order the domains first
+// appear.
+func byDomain(addrs []string) [][]string {
+	var out [][]string
+	at := map[string]int{}
+	for _, a := range addrs {
+		d := domainOf(a)
+		i, ok := at[d]
+		if !ok {
+			i = len(out)
+			at[d] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], a)
+	}
+	return out
+}
+
+// file records in step p, for agency g, a receipt or notice attester signed
+// (verified): a recall is carried out, anything else answers a document g
+// sent.
+func (r *Registry) file(ctx context.Context, g *agency, ev *signing.Evidence, attester string, msg []byte, now time.Time, p *step) error {
+	if ev.Event == signing.RecallRequest {
+		return r.withdraw(ctx, g, ev, attester, msg, now, p)
+	}
+	return r.fileReceipt(ctx, g, ev, attester, msg, now, p)
+}
+
+// withdraw carries out a recall at agency g in step p (Art. 18.4.b): the
+// incoming register line is marked withdrawn, kept with its evidence, and
+// the copies in the recipients' INBOX move to "Văn bản thu hồi"; the
+// recall itself goes to the recipients and the clerks; and the sender is
+// answered 15 (agreed), or 16 with the reason when g has no such document
+// from it.
+func (r *Registry) withdraw(ctx context.Context, g *agency, ev *signing.Evidence, attester string, msg []byte, now time.Time, p *step) error {
+	// The request first: the step's Once is the first evidence received.
+	req := *ev
+	req.From = attester
+	p.Evidence = append(p.Evidence, evidenceRow(g.domain.Name, mailstore.EvidenceReceived, req, "", msg))
+	answer := signing.Evidence{Event: signing.RecallAgreed, StatusCode: edxml.StatusRecallAgreed, DocumentID: ev.DocumentID,
+		MessageID: ev.MessageID, Files: ev.Files, Time: now, Server: r.Hostname, From: ev.From, To: g.rcpts}
+	e, why, err := r.recalled(ctx, g, ev, attester)
+	if err != nil {
+		return err
+	}
+	var ref *mailstore.DocRef
+	switch {
+	case e == nil:
+		answer.Event, answer.StatusCode, answer.Reason = signing.RecallRefused, edxml.StatusRecallRefused, why
+	case e.Status == StatusWithdrawn:
+		ref = new(refOf(*e)) // recalled again: still withdrawn
+	case e.Status == StatusReturned:
+		answer.Event, answer.StatusCode = signing.RecallRefused, edxml.StatusRecallRefused
+		answer.Reason = "Văn bản đã được trả lại nơi gửi / the document was returned to the sender"
+		ref = new(refOf(*e))
+	default:
+		ref = new(refOf(*e))
+		p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: *ref, Status: StatusWithdrawn, When: []string{e.Status},
+			Note: "Thu hồi theo yêu cầu của / recalled by " + attester + " " + r.when(ev.Time) + ": " + ev.Reason})
+		p.Moves = append(p.Moves, mailstore.DocMove{Ref: *ref, From: []string{"INBOX"}, To: RecalledFolder})
+	}
+	targets := slices.Clone(g.targets)
+	clerks, err := r.Store.Clerks(ctx, g.domain.Name)
+	if err != nil {
+		return err
+	}
+	for _, c := range clerks {
+		if !slices.ContainsFunc(targets, func(t mailstore.Target) bool { return t.AccountID == c.ID && t.Mailbox == "" }) {
+			targets = append(targets, mailstore.Target{AccountID: c.ID})
+		}
+	}
+	p.deliver(msg, now, targets)
+	p.done = append(p.done, func() {
+		r.log().Info("registry: recall", "doc", ev.DocumentID, "domain", g.domain.Name, "from", attester, "answer", answer.StatusCode, "reason", answer.Reason)
+	})
+	return r.answer(ctx, g, answer, ref, p)
+}
+
+// recalled finds the incoming register line of g a recall attester signed
+// is about: the same document and message, from attester's agency. It
+// returns nil and why when there is none.
+func (r *Registry) recalled(ctx context.Context, g *agency, ev *signing.Evidence, attester string) (*mailstore.DocEntry, string, error) {
+	es, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: g.domain.Name, Direction: mailstore.DocIn, DocumentID: ev.DocumentID})
+	if err != nil {
+		return nil, "", err
+	}
+	for _, e := range es {
+		if e.MessageID != normID(ev.MessageID) && e.MessageID != edxmlMessageID(ev.DocumentID, domainOf(attester)) {
+			continue
+		}
+		if domainOf(e.Sender) != domainOf(attester) {
+			return nil, "Văn bản không do " + domainOf(attester) + " gửi / the document was not sent by " + domainOf(attester), nil
+		}
+		return &e, "", nil
+	}
+	return nil, "Không có văn bản " + ev.DocumentID + " trong sổ văn bản đến / no such document in the incoming register", nil
+}
+
+// Return sends a received document back to its sender the day it arrived
+// (trả lại, Decree 30/2020 Art. 21.2.b: sent to the wrong agency, or not
+// fit to be received): a notice with status 02 and the reason, committed
+// with the register line's new status (returned). The sender's register
+// shows it returned.
+func (r *Registry) Return(ctx context.Context, domain, documentID, reason string) (mailstore.DocEntry, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return mailstore.DocEntry{}, errors.New("registry: a return needs its reason (lý do trả lại)")
+	}
+	e, err := r.Entry(ctx, domain, mailstore.DocIn, documentID)
+	if err != nil {
+		return e, err
+	}
+	if e.Status != StatusReceived {
+		return e, fmt.Errorf("registry: %s is %s: only a document just received can be returned: %w", e.Notation, e.Status, ErrState)
+	}
+	now := r.now()
+	if !midnight(e.Time.In(r.loc())).Equal(midnight(now.In(r.loc()))) {
+		return e, fmt.Errorf("registry: %s arrived on %s: a document is returned the day it arrives (Decree 30/2020 Art. 21.2); "+
+			"văn bản chỉ được trả lại trong ngày nhận: %w", e.Notation, e.Time.In(r.loc()).Format("02/01/2006"), ErrState)
+	}
+	ev := signing.Evidence{Event: signing.Returned, StatusCode: edxml.StatusRefused, Reason: reason}
+	return r.report(ctx, e, ev, StatusReturned, []string{StatusReceived}, "Trả lại / returned "+r.when(now)+": "+reason)
+}
+
+func midnight(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+}
+
+// SetState records how far a received document is processed (Art. 23.4:
+// assigned, processing, done) and reports it to the sender with status 04,
+// 05 or 06, in one step.
+func (r *Registry) SetState(ctx context.Context, domain, documentID, state string) (mailstore.DocEntry, error) {
+	st, ok := States[state]
+	if !ok {
+		return mailstore.DocEntry{}, fmt.Errorf("registry: state %q: want assigned, processing or done", state)
+	}
+	e, err := r.Entry(ctx, domain, mailstore.DocIn, documentID)
+	if err != nil {
+		return e, err
+	}
+	if e.Status == state || !slices.Contains(active, e.Status) {
+		return e, fmt.Errorf("registry: %s is %s already: %w", e.Notation, e.Status, ErrState)
+	}
+	return r.report(ctx, e, signing.Evidence{Event: st.Event, StatusCode: st.Code}, state, active, "")
+}
+
+// report sets a received document's status and sends its sender the notice
+// ev (Event, StatusCode, Reason), in one step.
+func (r *Registry) report(ctx context.Context, e mailstore.DocEntry, ev signing.Evidence, status string, when []string, note string) (mailstore.DocEntry, error) {
+	if known, err := r.knownAgency(ctx, domainOf(e.Sender)); err != nil {
+		return e, err
+	} else if !known {
+		return e, fmt.Errorf("registry: %s was sent by %s, not a known agency: there is no one to notify; "+
+			"add it with 'sealmail peer add %s --organ-id ID --seal-ca FILE'", e.Notation, e.Sender, domainOf(e.Sender))
+	}
+	d, err := r.Store.Domain(ctx, e.Domain)
+	if err != nil {
+		return e, err
+	}
+	// The notice must go: a seal that cannot sign fails the step.
+	if _, err := r.seal(d.Name); err != nil {
+		return e, fmt.Errorf("registry: %s has no usable seal: %w", d.Name, err)
+	}
+	now := r.now()
+	ev.DocumentID, ev.MessageID, ev.Files, ev.Time, ev.Server, ev.From, ev.To = e.DocumentID, e.MessageID, fileDigests(e.Files), now, r.Hostname, e.Sender, e.Recipients
+	ref := refOf(e)
+	err = r.run(ctx, func(p *step) error {
+		p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: ref, Status: status, When: when, Note: note})
+		p.done = append(p.done, func() {
+			r.log().Info("registry: document status", "doc", e.DocumentID, "domain", e.Domain, "status", ev.StatusCode)
+		})
+		return r.answer(ctx, &agency{domain: d}, ev, &ref, p)
+	})
+	if errors.Is(err, mailstore.ErrExists) {
+		return e, fmt.Errorf("registry: %s changed meanwhile: %w", e.Notation, ErrState)
+	}
+	if err != nil {
+		return e, err
+	}
+	return r.Store.DocByMessage(ctx, ref)
+}
+
+// senderUpdate is what an answer from attester changes in the register line
+// e of the document it answers, besides its acknowledgement: a note for a
+// return or a recall answered, and the status once every recipient agency
+// returned it (returned) or withdrew it (recalled). acks are the answers
+// recorded so far, this step's included.
+func (r *Registry) senderUpdate(e *mailstore.DocEntry, ev *signing.Evidence, attester string, acks []mailstore.DocAck) *mailstore.DocUpdate {
+	u := &mailstore.DocUpdate{Ref: refOf(*e)}
+	switch ev.StatusCode {
+	case edxml.StatusRefused:
+		u.Note = "Bị trả lại bởi / returned by " + attester + " " + r.when(ev.Time) + ": " + ev.Reason
+	case edxml.StatusRecallAgreed:
+		u.Note = attester + " đồng ý thu hồi / withdrew it " + r.when(ev.Time)
+	case edxml.StatusRecallRefused:
+		u.Note = attester + " từ chối thu hồi / refused the recall " + r.when(ev.Time) + ": " + ev.Reason
+	}
+	latest := map[string]string{} // recipient domain → its latest status code
+	for _, a := range acks {
+		latest[domainOf(a.Party)] = a.StatusCode
+	}
+	all := func(code string) bool {
+		for _, rcpts := range byDomain(e.Recipients) {
+			if latest[domainOf(rcpts[0])] != code {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case e.Status == StatusRecalling && all(edxml.StatusRecallAgreed):
+		u.Status = StatusRecalled
+	case e.Status == StatusSent && all(edxml.StatusRefused):
+		u.Status = StatusReturned
+	case e.Status == StatusReturned && ev.StatusCode != edxml.StatusRefused:
+		u.Status = StatusSent // an agency took it after all (a genuine copy after a forged one)
+	}
+	if u.Note == "" && u.Status == "" {
+		return nil
+	}
+	return u
+}
+
+// Status is one status of a document as an agency's evidence records it:
+// sent or received, by whom, when.
+type Status struct {
+	Time     time.Time `json:"time"`
+	Code     string    `json:"code"`
+	Name     [2]string `json:"name"`     // Vietnamese, English
+	Event    string    `json:"event"`    // the receipt's or notice's event
+	Received bool      `json:"received"` // from another agency (false: sent from here)
+	Agency   string    `json:"agency"`   // the agency that says it
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// Statuses lists every status of register line e that its agency's
+// evidence holds (by document ID, which names the issuing organ), oldest
+// first: those received from the agencies it was sent to (or
+// from its sender), and those sent from here.
+func (r *Registry) Statuses(ctx context.Context, e mailstore.DocEntry) ([]Status, error) {
+	evs, err := r.Store.Evidence(ctx, mailstore.EvidenceQuery{Domain: e.Domain, DocumentID: e.DocumentID})
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.Store.Domain(ctx, e.Domain)
+	if err != nil {
+		return nil, err
+	}
+	var out []Status
+	for _, ev := range evs {
+		// A recall is the sender's to send and the recipient's to receive,
+		// every other status the other way round: so a document an agency
+		// sends itself lists each status once on each line.
+		sent := (ev.Event == string(signing.RecallRequest)) == (e.Direction == mailstore.DocOut)
+		if ev.StatusCode == "" || sent != (ev.Origin == mailstore.EvidenceIssued) {
+			continue // the sender's own acceptance receipt, or the other line's
+		}
+		s := Status{Time: ev.Time, Code: ev.StatusCode, Name: edxml.StatusNames[ev.StatusCode], Event: ev.Event,
+			Received: ev.Origin == mailstore.EvidenceReceived, Agency: cmpOr(d.OfficialAddress, d.Name), Reason: ev.Reason}
+		if s.Received {
+			s.Agency = ev.Sender
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
