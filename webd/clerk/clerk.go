@@ -335,6 +335,14 @@ var states = map[string][2]string{
 	registry.StatusVoid:     {"Không đóng dấu được; số đã dùng", "could not be sealed; the number stays used"},
 	registry.StatusReceived: {"Đã kiểm tra, vào sổ và chuyển", "verified, registered and delivered"},
 	registry.StatusPaper:    {"Văn bản giấy", "paper document"},
+	// After release (registry/lifecycle.go).
+	registry.StatusRecalling:  {"Đang thu hồi", "recall sent, not withdrawn everywhere yet"},
+	registry.StatusRecalled:   {"Đã thu hồi", "recalled: withdrawn by every recipient"},
+	registry.StatusReturned:   {"Bị trả lại / đã trả lại", "returned"},
+	registry.StatusWithdrawn:  {"Đã hủy theo yêu cầu thu hồi", "withdrawn at the sender's request"},
+	registry.StatusAssigned:   {"Đã phân công xử lý", "assigned"},
+	registry.StatusProcessing: {"Đang xử lý", "in progress"},
+	registry.StatusDone:       {"Đã xử lý xong", "done"},
 }
 
 // checkNames name signing's checks for clerks.

@@ -392,7 +392,7 @@ func TestStatusPage(t *testing.T) {
 	}
 	in := x.page(t, "clerk@b.test", fmt.Sprintf("/clerk/doc/%d", x.in.ID))
 	for _, want := range []string{x.in.Subject, "Số đến", "Sở Thông tin và Truyền thông", `id="verify" class="ok">HỢP LỆ`,
-		"Văn bản đã được chuyển vào hộp thư nơi nhận", "01 Đã đến"} {
+		"Văn bản đã được chuyển vào hộp thư nơi nhận", "03 Đã tiếp nhận, vào sổ"} {
 		if !strings.Contains(in, want) {
 			t.Errorf("status page of the document received lacks %q", want)
 		}
