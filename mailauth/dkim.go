@@ -113,16 +113,6 @@ type cachedKey struct {
 var signedHeaders = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Auto-Submitted"}
 
-// Sign returns msg with a DKIM-Signature for the domain of its From address,
-// or msg unchanged when there is no key for that domain.
-func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	field, err := s.Signature(msg, bytes.NewReader(msg))
-	if err != nil || field == "" {
-		return msg, err
-	}
-	return append([]byte(field), msg...), nil
-}
-
 // Signature returns the DKIM-Signature field (with its CRLF) to put before
 // the message that r reads whole, for the domain of its From address, or ""
 // when there is no key for that domain. header holds the start of the

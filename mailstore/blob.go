@@ -90,6 +90,13 @@ func (s *Store) loadContent(ctx context.Context, sum Sum, size int64) ([]byte, e
 	return buf.Bytes(), nil
 }
 
+// OpenContent reads a whole content as a stream, checked against its sum:
+// the read that reaches its end fails if the content is damaged, so what was
+// read before must not be passed on as complete until then.
+func (s *Store) OpenContent(ctx context.Context, c ContentRef) (io.ReadCloser, error) {
+	return s.openContent(ctx, c.Sum, c.Size)
+}
+
 // openContent opens a whole content of the given size for reading, checked
 // against its sum as it is read: the read that reaches its end fails if the
 // content is damaged, so what was read before is to be trusted only then.

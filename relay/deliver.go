@@ -23,15 +23,19 @@ type result struct {
 	msg  string // the server's answer or the local error
 }
 
-// transaction sends msg to rcpts over route: one SMTP transaction with the
+// transaction sends m to rcpts over route: one SMTP transaction with the
 // first host that takes it. Hosts that cannot be reached, refuse the
-// connection with 4xx or fail TLS are skipped for the next.
-func (q *Queue) transaction(ctx context.Context, r *route, from string, rcpts []string, msg []byte) map[string]result {
+// connection with 4xx or fail TLS are skipped for the next. An error is the
+// content's (contentError): no host could be sent it.
+func (q *Queue) transaction(ctx context.Context, r *route, from string, rcpts []string, m *outbound) (map[string]result, error) {
 	var last string
 	for _, h := range r.hops {
-		res, err := q.tryHop(ctx, r, h, from, rcpts, msg)
+		res, err := q.tryHop(ctx, r, h, from, rcpts, m)
 		if err == nil {
-			return res
+			return res, nil
+		}
+		if ce := (*contentError)(nil); errors.As(err, &ce) {
+			return nil, ce.err
 		}
 		last = fmt.Sprintf("%s (%s): %v", h.name, h.addr, err)
 		q.logger().Debug("relay: host failed", "host", h.name, "addr", h.addr, "err", err)
@@ -43,7 +47,7 @@ func (q *Queue) transaction(ctx context.Context, r *route, from string, rcpts []
 	for _, rc := range rcpts {
 		out[rc] = result{msg: last}
 	}
-	return out
+	return out, nil
 }
 
 // hopError is a failure before any recipient was decided: try the next host.
@@ -53,7 +57,7 @@ func (e hopError) Error() string { return e.err.Error() }
 
 // tryHop runs one SMTP session. A nil error means every recipient has a
 // result; an error means the host did not decide any and the next may be tried.
-func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts []string, msg []byte) (map[string]result, error) {
+func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts []string, m *outbound) (map[string]result, error) {
 	d := net.Dialer{Timeout: q.dialTimeout()}
 	conn, err := d.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
@@ -79,7 +83,7 @@ func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts 
 		wire[i] = mailstore.ASCIIDomain(rc)
 	}
 	from = mailstore.ASCIIDomain(from)
-	opts := &smtp.MailOptions{Size: int64(len(msg)), UTF8: needsUTF8(from, wire)}
+	opts := &smtp.MailOptions{Size: m.size(), UTF8: needsUTF8(from, wire)}
 	if err := c.Mail(from, opts); err != nil {
 		if se := smtpErr(err); se != nil && se.Code >= 500 {
 			for _, rc := range rcpts {
@@ -117,7 +121,9 @@ func (q *Queue) tryHop(ctx context.Context, r *route, h hop, from string, rcpts 
 		}
 		return nil, err
 	}
-	if _, err := w.Write(msg); err != nil {
+	if err := m.writeTo(ctx, w); err != nil {
+		// Ending here leaves the data unterminated: closing the connection
+		// makes the server drop it.
 		return nil, err
 	}
 	resp, err := w.CloseWithResponse()

@@ -35,7 +35,7 @@ type dsn struct {
 	arrival  time.Time
 	until    time.Time // for dsnDelayed: when the relay gives up
 	rcpts    []dsnRcpt
-	original []byte
+	header   []byte // the original message's header (headerOf)
 }
 
 var (
@@ -62,7 +62,7 @@ func (d *dsn) status(errText string) string {
 // recipient, and the original message's header.
 func (d *dsn) build() []byte {
 	boundary := randomToken(12)
-	subject, date := originalSubjectDate(d.original)
+	subject, date := originalSubjectDate(d.header)
 	var b bytes.Buffer
 	var subj string
 	if d.kind == dsnFailed {
@@ -102,7 +102,7 @@ func (d *dsn) build() []byte {
 	}
 
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
-	b.Write(headerOf(d.original))
+	b.Write(d.header)
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return b.Bytes()
 }
@@ -150,21 +150,10 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// headerOf returns a message's header section, ending with its blank line.
-func headerOf(msg []byte) []byte {
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return msg[:i+4]
-	}
-	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
-		return msg[:i+2]
-	}
-	return append(msg, "\r\n"...)
-}
-
 // originalSubjectDate decodes the original's Subject and Date for the human
 // part.
-func originalSubjectDate(msg []byte) (subject, date string) {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
+func originalSubjectDate(header []byte) (subject, date string) {
+	m, err := mail.ReadMessage(bytes.NewReader(header))
 	if err != nil {
 		return "", ""
 	}

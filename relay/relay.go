@@ -234,21 +234,21 @@ func (q *Queue) process(ctx context.Context, e mailstore.QueueEntry) error {
 		}
 	}
 	if len(due) > 0 {
-		msg, err := q.Store.QueueContent(ctx, e.ID)
+		m, err := q.outboundOf(ctx, e.ID)
 		if err != nil {
 			return err
 		}
 		if q.DKIM != nil {
-			signed, err := q.DKIM.Sign(msg)
-			if err != nil {
-				log.Error("relay: DKIM signing failed; sending unsigned", "err", err)
-			} else {
-				msg = signed
+			if err := q.sign(ctx, m, log); err != nil {
+				return err
 			}
 		}
-		results := q.attempt(ctx, e.From, due, msg)
+		results, err := q.attempt(ctx, e.From, due, m)
 		if ctx.Err() != nil {
 			return ctx.Err() // shutting down: this attempt does not count
+		}
+		if err != nil {
+			return err // the content could not be read: no recipient was tried
 		}
 		ups := make([]mailstore.RcptUpdate, 0, len(due))
 		for _, r := range due {
@@ -293,8 +293,10 @@ func (q *Queue) process(ctx context.Context, e mailstore.QueueEntry) error {
 	return q.finish(ctx, e)
 }
 
-// attempt routes the recipients and runs one transaction per destination.
-func (q *Queue) attempt(ctx context.Context, from string, rcpts []mailstore.QueueRcpt, msg []byte) map[string]result {
+// attempt routes the recipients and runs one transaction per destination. An
+// error means the content could not be read, and the results are not to be
+// recorded.
+func (q *Queue) attempt(ctx context.Context, from string, rcpts []mailstore.QueueRcpt, m *outbound) (map[string]result, error) {
 	out := make(map[string]result, len(rcpts))
 	type group struct {
 		r     *route
@@ -328,20 +330,24 @@ func (q *Queue) attempt(ctx context.Context, from string, rcpts []mailstore.Queu
 		g.rcpts = append(g.rcpts, r.Addr)
 	}
 	for _, g := range groups {
-		for addr, res := range q.transaction(ctx, g.r, from, g.rcpts, msg) {
+		res, err := q.transaction(ctx, g.r, from, g.rcpts, m)
+		if err != nil {
+			return nil, err
+		}
+		for addr, res := range res {
 			out[addr] = res
 		}
 	}
-	return out
+	return out, nil
 }
 
 // warn tells the sender the message is delayed, once.
 func (q *Queue) warn(ctx context.Context, e mailstore.QueueEntry, pending []mailstore.QueueRcpt, until time.Time) error {
-	msg, err := q.Store.QueueContent(ctx, e.ID)
+	m, err := q.outboundOf(ctx, e.ID)
 	if err != nil {
 		return err
 	}
-	d := &dsn{kind: dsnDelayed, hostname: q.Hostname, sender: e.From, arrival: e.Created, until: until, original: msg}
+	d := &dsn{kind: dsnDelayed, hostname: q.Hostname, sender: e.From, arrival: e.Created, until: until, header: m.header}
 	for _, r := range pending {
 		d.rcpts = append(d.rcpts, dsnRcpt{r.Addr, r.LastError})
 	}
@@ -363,11 +369,11 @@ func (q *Queue) finish(ctx context.Context, e mailstore.QueueEntry) error {
 		}
 	}
 	if len(failed) > 0 && e.From != "" {
-		msg, err := q.Store.QueueContent(ctx, e.ID)
+		m, err := q.outboundOf(ctx, e.ID)
 		if err != nil {
 			return err
 		}
-		d := &dsn{kind: dsnFailed, hostname: q.Hostname, sender: e.From, arrival: e.Created, rcpts: failed, original: msg}
+		d := &dsn{kind: dsnFailed, hostname: q.Hostname, sender: e.From, arrival: e.Created, rcpts: failed, header: m.header}
 		if err := q.notify(ctx, e.From, d.build()); err != nil {
 			return fmt.Errorf("bounce to %s: %w", e.From, err)
 		}

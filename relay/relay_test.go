@@ -3,6 +3,8 @@ package relay
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"sealmail/config"
+	"sealmail/internal/testlog"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
@@ -425,5 +428,46 @@ func TestPeerRelayDNSOff(t *testing.T) {
 	_, err = q.route(ctx, "lost.test")
 	if re, ok := err.(*routeError); !ok || re.perm || !strings.Contains(re.msg, "mail.lost.test is not in "+hosts) {
 		t.Errorf("peer not in the hosts file: %v", err)
+	}
+}
+
+// TestDamagedContent: a queued message whose content was damaged in the blob
+// store is never sent. The damage shows at the last read of the content,
+// during DATA: the relay hangs up before the final dot, so the next hop
+// drops what it got, and the attempt counts for no recipient.
+func TestDamagedContent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openStore(t, "a@example.test")
+	ts, _ := startServer(t)
+	msg := storetest.Msg("a@example.test", "x@remote.test", "Công văn hỏng", strings.Repeat("Nội dung công văn.\r\n", 5000))
+	id, err := s.Enqueue(ctx, "a@example.test", []string{"x@remote.test"}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := s.Blobs().(interface{ Path([32]byte) string }).Path(sha256.Sum256(msg))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-5] ^= 0x01 // same size: only the hash tells
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs testlog.Capture
+	q := &Queue{Store: s, Resolver: mxTo("remote.test"), Hostname: "mail.example.test", Port: ts.port(), Logger: logs.Logger(slog.LevelInfo)}
+	runQueue(t, q)
+	waitFor(t, "the attempt to fail", func() bool { return len(logs.Grep("relay: processing queue entry", "damaged")) > 0 })
+	ts.mu.Lock()
+	sessions := ts.sessions
+	ts.mu.Unlock()
+	if got := ts.messages(); len(got) != 0 || sessions != 1 {
+		t.Errorf("the next hop took %d messages in %d sessions, want none in one", len(got), sessions)
+	}
+	e, err := s.QueueEntry(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Rcpts[0]; r.Status != mailstore.RcptPending || r.Attempts != 0 {
+		t.Errorf("recipient after the damaged content: %+v", r)
 	}
 }
