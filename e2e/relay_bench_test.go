@@ -25,7 +25,13 @@ func BenchmarkRelayTwoInstances(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	changed, stop := bb.store.Watch(inbox.ID)
+	changed := make(chan struct{}, 1)
+	stop := bb.store.Watch(inbox.ID, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
 	defer stop()
 	body := strings.Repeat("Nội dung công văn thử nghiệm, dòng văn bản dài vừa phải cho một thư thật.\r\n", 40)
 	rcpts := []string{"lan@agency-b.test"}

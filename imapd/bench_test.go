@@ -23,6 +23,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
 	"sealmail/throttle"
 )
@@ -355,6 +356,18 @@ func BenchmarkIdleMemory(b *testing.B) {
 	}
 	b.Run("tls", func(b *testing.B) { idleMemory(b, e, e.tls) })
 	b.Run("starttls", func(b *testing.B) { idleMemory(b, e, e.plain, "IMAPD_IDLE_STARTTLS=1") })
+	// As mailbench's imap-idle: each client its own account, so nothing of
+	// one session's mailbox state is shared with another's.
+	users := make([]mailstore.NewAccount, idleClients)
+	for i := range users {
+		users[i] = mailstore.NewAccount{Address: fmt.Sprintf("u%d@example.test", i), Password: "pw"}
+	}
+	if _, err := e.store.AddAccounts(context.Background(), users); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("starttls-users", func(b *testing.B) {
+		idleMemory(b, e, e.plain, "IMAPD_IDLE_STARTTLS=1", "IMAPD_IDLE_USERS=1")
+	})
 }
 
 // BenchmarkSelectedMemory is BenchmarkIdleMemory with the 10,000-message
@@ -421,6 +434,7 @@ func TestIdleClientsHelper(t *testing.T) {
 	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	conns := make([]net.Conn, 0, n)
 	starttls := os.Getenv("IMAPD_IDLE_STARTTLS") != ""
+	users := os.Getenv("IMAPD_IDLE_USERS") != ""
 	for i := range n {
 		var c net.Conn
 		var err error
@@ -451,7 +465,11 @@ func TestIdleClientsHelper(t *testing.T) {
 			c = tls.Client(c, cfg)
 			r.Reset(c)
 		}
-		fmt.Fprintf(c, "a LOGIN nam@example.test pw\r\nb SELECT INBOX\r\nc IDLE\r\n")
+		user := "nam@example.test"
+		if users {
+			user = fmt.Sprintf("u%d@example.test", i)
+		}
+		fmt.Fprintf(c, "a LOGIN %s pw\r\nb SELECT INBOX\r\nc IDLE\r\n", user)
 		expect("a OK")
 		expect("b OK")
 		expect("+ ")

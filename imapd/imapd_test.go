@@ -926,6 +926,48 @@ func TestSearchFields(t *testing.T) {
 	}
 }
 
+// IDLE holds no read buffer while it waits (imapserver's awaitInput) and
+// polls only when the store signals: DONE sent together with IDLE and the
+// next command, IDLE with no mailbox selected, and a mailbox deleted by
+// another session during IDLE all end as they should.
+func TestIdleEdges(t *testing.T) {
+	e := newEnv(t)
+	a := e.accts[0]
+	r := e.raw(t)
+	r.cmd("LOGIN nam@example.test pw")
+	fmt.Fprintf(r.c, "i1 IDLE\r\nDONE\r\ni2 NOOP\r\n")
+	for _, want := range []string{"+ ", "i1 OK", "i2 OK"} {
+		if l := r.line(); !strings.HasPrefix(l, want) {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	other := e.dial(t, "nam", nil)
+	if err := other.Create("Tam", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, a, "Tam", storetest.Msg("a@b.test", "nam@example.test", "m1", "b"))
+	if _, st := r.cmd(`SELECT Tam`); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+	fmt.Fprintf(r.c, "i3 IDLE\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if err := other.Delete("Tam").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if l := r.line(); !strings.HasPrefix(l, "* 1 EXPUNGE") {
+		t.Fatalf("after DELETE: %q", l)
+	}
+	e.deliver(t, a, "", storetest.Msg("a@b.test", "nam@example.test", "m2", "b"))
+	fmt.Fprintf(r.c, "DONE\r\ni4 NOOP\r\n")
+	for _, want := range []string{"i3 OK", "i4 OK"} {
+		if l := r.line(); !strings.HasPrefix(l, want) {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+}
+
 // A client that leaves in the middle of IDLE while mail arrives: the
 // session's Idle must be over before its Close runs (under -race, a data race
 // on the selected mailbox showed they overlapped).

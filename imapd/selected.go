@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -23,9 +24,9 @@ type selected struct {
 	mb       mailstore.Mailbox
 	readOnly bool
 	view     *view
-	seen     int64 // last change applied to view
-	watch    <-chan struct{}
-	unwatch  func()
+	seen     int64  // last change applied to view
+	unwatch  func() // nil once the mailbox is deleted
+	changes  changeSignal
 	// own holds ids of flag changes this session made and already reported,
 	// so the change log does not echo them back.
 	own  map[int64]struct{}
@@ -46,16 +47,16 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
+	sel := &selected{readOnly: options.ReadOnly, rev1: !s.conn.Enabled(imap.CapIMAP4rev2)}
 	// Watch before reading, so no change falls between the read and the watch;
 	// changes already contained in the read replay harmlessly.
-	watch, unwatch := s.srv.Store.Watch(mb.ID)
+	unwatch := s.srv.Store.Watch(mb.ID, sel.changes.changed)
 	v, err := s.srv.Store.View(s.ctx(), mb.ID)
 	if err != nil {
 		unwatch()
 		return nil, s.fail("select", err)
 	}
-	sel := &selected{mb: v.Mailbox, readOnly: options.ReadOnly, seen: v.ModSeq, watch: watch, unwatch: unwatch,
-		view: newView(v.UIDs), rev1: !s.conn.Enabled(imap.CapIMAP4rev2)}
+	sel.mb, sel.seen, sel.view, sel.unwatch = v.Mailbox, v.ModSeq, newView(v.UIDs), unwatch
 	for _, k := range v.Keywords {
 		sel.keywords = append(sel.keywords, imap.Flag(k))
 	}
@@ -274,7 +275,7 @@ apply:
 			}
 			sel.gone = true
 			sel.unwatch()
-			sel.watch, sel.unwatch = nil, nil
+			sel.unwatch = nil
 			sel.seen = c.ID
 			return nil
 		}
@@ -308,24 +309,70 @@ apply:
 	})
 }
 
-// Idle pushes changes as they happen. It needs no poll of its own to start
-// with: the watch channel is only ever drained here, so any change not yet
-// reported has left a signal in it, and the first select takes it at once.
-// That keeps an idle session's goroutine on a minimal stack.
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	var watch <-chan struct{}
-	if s.sel != nil {
-		watch = s.sel.watch
+// changeSignal passes the store's word that the selected mailbox changed to
+// an idling client (IdleNotify), or keeps it for the next IDLE, which then
+// polls at once: no change is left unreported, and an IDLE that starts with
+// nothing new costs no poll.
+type changeSignal struct {
+	mu      sync.Mutex
+	pending bool
+	notify  func() // set while the client idles
+}
+
+// changed is called by the store; it must not block.
+func (c *changeSignal) changed() {
+	c.mu.Lock()
+	notify := c.notify
+	if notify == nil {
+		c.pending = true
 	}
+	c.mu.Unlock()
+	if notify != nil {
+		notify()
+	}
+}
+
+// IdleNotify has notify called whenever the selected mailbox changes, so that
+// imapserver polls then: an idling client costs no goroutine waiting for mail.
+func (s *session) IdleNotify(notify func()) (stop func()) {
+	if s.sel == nil || s.sel.unwatch == nil {
+		return func() {}
+	}
+	c := &s.sel.changes
+	c.mu.Lock()
+	c.notify = notify
+	pending := c.pending
+	c.pending = false
+	c.mu.Unlock()
+	if pending {
+		notify()
+	}
+	return func() {
+		c.mu.Lock()
+		c.notify = nil
+		c.mu.Unlock()
+	}
+}
+
+// Idle is Session.Idle for servers that do not use IdleNotify: it waits for
+// the notifications in a goroutine of its own.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	changed := make(chan struct{}, 1)
+	end := s.IdleNotify(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	defer end()
 	for {
 		select {
 		case <-stop:
 			return nil
-		case <-watch:
+		case <-changed:
 			if err := s.Poll(w, true); err != nil {
 				return err
 			}
-			watch = s.sel.watch // nil once the mailbox is deleted
 		}
 	}
 }

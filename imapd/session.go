@@ -17,7 +17,8 @@ import (
 )
 
 // session is one client connection. imapserver calls it from one goroutine at a
-// time, except that Idle runs while the connection goroutine only waits for DONE.
+// time; during IDLE, Poll runs on a goroutine of its own while the connection
+// goroutine only waits for DONE.
 type session struct {
 	srv  *Server
 	conn *imapserver.Conn
@@ -33,6 +34,7 @@ var _ imapserver.SessionID = (*session)(nil)
 var _ imapserver.SessionQuota = (*session)(nil)
 var _ imapserver.SessionUnauthenticate = (*session)(nil)
 var _ imapserver.SessionSort = (*session)(nil)
+var _ imapserver.SessionIdleNotify = (*session)(nil)
 
 // ctx is for store calls. It is not cancelled at Shutdown: a command in flight
 // runs to completion, so no client is told NO about a write that committed.

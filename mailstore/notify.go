@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -53,48 +54,51 @@ func (s *Store) Changes(ctx context.Context, mailboxID, since int64) ([]Change, 
 	return out, nil
 }
 
-// Watch returns a channel that receives a value whenever the mailbox changes, in
-// this process or another one, and a function to stop watching. Signals coalesce:
-// after a receive, read Changes since the last id seen.
-func (s *Store) Watch(mailboxID int64) (<-chan struct{}, func()) {
-	return s.watch.add(mailboxID)
+// Watch calls changed whenever the mailbox changes, in this process or another
+// one, until stop is called. Calls coalesce: on one, read Changes since the last
+// id seen. changed runs on the store's notifier goroutine and must not block;
+// it may still run once after stop returns. A callback rather than a channel
+// lets an idle IMAP session wait for mail without a goroutine of its own.
+func (s *Store) Watch(mailboxID int64, changed func()) (stop func()) {
+	return s.watch.add(mailboxID, changed)
 }
 
 type watchers struct {
 	mu   sync.Mutex
-	m    map[int64]map[chan struct{}]struct{}
+	m    map[int64][]*watcher
 	last int64 // highest change id dispatched
 }
 
-func (w *watchers) init() { w.m = make(map[int64]map[chan struct{}]struct{}) }
+type watcher struct{ changed func() }
 
-func (w *watchers) add(mailboxID int64) (<-chan struct{}, func()) {
-	c := make(chan struct{}, 1)
+func (w *watchers) init() { w.m = make(map[int64][]*watcher) }
+
+func (w *watchers) add(mailboxID int64, changed func()) func() {
+	x := &watcher{changed}
 	w.mu.Lock()
-	if w.m[mailboxID] == nil {
-		w.m[mailboxID] = make(map[chan struct{}]struct{})
-	}
-	w.m[mailboxID][c] = struct{}{}
+	w.m[mailboxID] = append(w.m[mailboxID], x)
 	w.mu.Unlock()
-	return c, func() {
+	return func() {
 		w.mu.Lock()
-		delete(w.m[mailboxID], c)
-		if len(w.m[mailboxID]) == 0 {
-			delete(w.m, mailboxID)
+		defer w.mu.Unlock()
+		l := w.m[mailboxID]
+		if i := slices.Index(l, x); i >= 0 {
+			l = slices.Delete(l, i, i+1)
 		}
-		w.mu.Unlock()
+		if len(l) == 0 {
+			delete(w.m, mailboxID)
+		} else {
+			w.m[mailboxID] = l
+		}
 	}
 }
 
 func (w *watchers) signal(mailboxID int64) {
 	w.mu.Lock()
-	for c := range w.m[mailboxID] {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
+	defer w.mu.Unlock()
+	for _, x := range w.m[mailboxID] {
+		x.changed()
 	}
-	w.mu.Unlock()
 }
 
 func (s *Store) pokeNotifier() {

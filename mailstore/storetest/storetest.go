@@ -502,7 +502,13 @@ func testWatch(t *testing.T, s *mailstore.Store) {
 	ctx := context.Background()
 	a := Setup(t, s, "w@example.test")[0]
 	mb := must[mailstore.Mailbox](t)(s.Mailbox(ctx, a.ID, "INBOX"))
-	c, stop := s.Watch(mb.ID)
+	c := make(chan struct{}, 1)
+	stop := s.Watch(mb.ID, func() {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	})
 	defer stop()
 	d := must[mailstore.Delivered](t)(s.Append(ctx, a.ID, "INBOX", Msg("x@y", "w@example.test", "s", "b"), nil, time.Time{}))
 	select {

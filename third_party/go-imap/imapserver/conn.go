@@ -36,16 +36,22 @@ var internalServerErrorResp = &imap.StatusResponse{
 
 // A Conn represents an IMAP connection to the server.
 type Conn struct {
-	server   *Server
+	server *Server
+	// sealmail: br and bw are taken from pools when needed and given back
+	// while the client is idle (see awaitInput and responseEncoder.end); bw
+	// is guarded by encMutex.
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	encMutex sync.Mutex
 	// sealmail: rw is what br and bw read and write; batch is set while a
 	// command's responses go through a large writer (see batched); wdl is
-	// the write deadline last set, guarded by encMutex.
-	rw    io.ReadWriter
-	batch bool
-	wdl   time.Time
+	// the write deadline last set, guarded by encMutex. first is the byte
+	// awaitInput waited for, until br reads it (while hasFirst).
+	rw       io.ReadWriter
+	batch    bool
+	wdl      time.Time
+	first    [1]byte
+	hasFirst bool
 
 	mutex   sync.Mutex
 	conn    net.Conn
@@ -69,20 +75,22 @@ const (
 	writerSize = 2048
 )
 
+// sealmail: a 1 KiB reader and a 2 KiB writer instead of 4 KiB each, and
+// pooled: a connection holds them only while it reads a command or writes a
+// response, not while its client idles. Commands and the lines of
+// AUTHENTICATE are short; literals larger than a buffer bypass it; and
+// sealmail's connection gathers written records into larger writes.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readerSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writerSize) }}
+)
+
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	// sealmail: a 1 KiB reader and a 2 KiB writer instead of 4 KiB each.
-	// Every idle connection keeps both for good. Commands and the lines of
-	// AUTHENTICATE are short; literals larger than a buffer bypass it; and
-	// sealmail's connection gathers written records into larger writes.
-	br := bufio.NewReaderSize(rw, readerSize)
-	bw := bufio.NewWriterSize(rw, writerSize)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Conn{
 		conn:    c,
 		server:  server,
-		br:      br,
-		bw:      bw,
 		rw:      rw,
 		enabled: make(imap.CapSet),
 		ctx:     ctx,
@@ -157,20 +165,68 @@ func (c *Conn) serve() {
 		c.server.mutex.Unlock()
 	}()
 
+	// sealmail: setting up and each command run in functions of their own,
+	// so that serve's frame, on an idle client's stack all along, stays
+	// small (see awaitInput).
+	greetingData, ok := c.newSession()
+	if !ok {
+		return
+	}
+	defer func() {
+		if err := c.session.Close(); err != nil {
+			c.server.logger().Printf("failed to close session: %v", err)
+		}
+	}()
+	if !c.greet(greetingData) {
+		return
+	}
+
+	for {
+		var readTimeout time.Duration
+		switch c.state {
+		case imap.ConnStateAuthenticated, imap.ConnStateSelected:
+			readTimeout = idleReadTimeout
+		default:
+			readTimeout = cmdReadTimeout
+		}
+		c.setReadTimeout(readTimeout)
+
+		if c.state == imap.ConnStateLogout {
+			break
+		}
+		if err := c.awaitInput(); err != nil {
+			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+				c.server.logger().Printf("failed to read command: %v", err)
+			}
+			break
+		}
+		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
+		dec.MaxSize = maxCommandSize
+		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
+
+		c.setReadTimeout(cmdReadTimeout)
+		if err := c.readCommand(dec); err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				c.server.logger().Printf("failed to read command: %v", err)
+			}
+			break
+		}
+	}
+}
+
+// newSession finishes an implicit TLS handshake and asks for the session,
+// or answers why there is none.
+func (c *Conn) newSession() (*GreetingData, bool) {
 	// sealmail: an implicit TLS handshake is finished first, so that its
 	// failure is reported as one (not as a failure to write the greeting).
 	if tc, ok := c.conn.(*tls.Conn); ok {
 		if err := tc.Handshake(); err != nil {
 			c.server.options.tlsFailed(tc.NetConn(), err)
-			return
+			return nil, false
 		}
 	}
 
-	var (
-		greetingData *GreetingData
-		err          error
-	)
-	c.session, greetingData, err = c.server.options.NewSession(c)
+	session, greetingData, err := c.server.options.NewSession(c)
 	if err != nil {
 		var (
 			resp    *imap.StatusResponse
@@ -185,17 +241,15 @@ func (c *Conn) serve() {
 		if err := c.writeStatusResp("", resp); err != nil {
 			c.server.logger().Printf("failed to write greeting: %v", err)
 		}
-		return
+		return nil, false
 	}
+	c.session = session
+	return greetingData, true
+}
 
-	defer func() {
-		if c.session != nil {
-			if err := c.session.Close(); err != nil {
-				c.server.logger().Printf("failed to close session: %v", err)
-			}
-		}
-	}()
-
+// greet checks that the session does what the server advertises and writes
+// the greeting.
+func (c *Conn) greet(greetingData *GreetingData) bool {
 	caps := c.server.options.caps()
 	if _, ok := c.session.(SessionIMAP4rev2); !ok && caps.Has(imap.CapIMAP4rev2) {
 		panic("imapserver: server advertises IMAP4rev2 but session doesn't support it")
@@ -232,35 +286,59 @@ func (c *Conn) serve() {
 	}
 	if err := c.writeCapabilityStatus("", statusType, "IMAP server ready"); err != nil {
 		c.server.logger().Printf("failed to write greeting: %v", err)
-		return
+		return false
 	}
+	return true
+}
 
+// awaitInput waits for the client's next bytes, with c.br then ready to read
+// them. sealmail: a client that sends nothing (between commands, in IDLE)
+// holds no read buffer: the wait reads a single byte, and only then is a
+// reader taken from the pool. Not to be called with a command's decoder
+// still to read from c.br.
+func (c *Conn) awaitInput() error {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return nil
+		}
+		c.releaseReader()
+	}
 	for {
-		var readTimeout time.Duration
-		switch c.state {
-		case imap.ConnStateAuthenticated, imap.ConnStateSelected:
-			readTimeout = idleReadTimeout
-		default:
-			readTimeout = cmdReadTimeout
-		}
-		c.setReadTimeout(readTimeout)
-
-		dec := imapwire.NewDecoder(c.br, imapwire.ConnSideServer)
-		dec.MaxSize = maxCommandSize
-		dec.CheckBufferedLiteralFunc = c.checkBufferedLiteral
-
-		if c.state == imap.ConnStateLogout || dec.EOF() {
+		n, err := c.rw.Read(c.first[:])
+		if n == 1 {
 			break
 		}
-
-		c.setReadTimeout(cmdReadTimeout)
-		if err := c.readCommand(dec); err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				c.server.logger().Printf("failed to read command: %v", err)
-			}
-			break
+		if err != nil {
+			return err
 		}
 	}
+	c.hasFirst = true
+	c.takeReader()
+	return nil
+}
+
+func (c *Conn) releaseReader() {
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
+}
+
+func (c *Conn) takeReader() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset((*connReader)(c))
+}
+
+// connReader is what a connection's reader reads: the byte awaitInput waited
+// for, then the connection.
+type connReader Conn
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.hasFirst && len(p) > 0 {
+		p[0] = r.first[0]
+		r.hasFirst = false
+		return 1, nil
+	}
+	return r.rw.Read(p)
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
@@ -285,7 +363,11 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	c.mutex.Lock()
 	c.cmdCtx = ctx
 	c.mutex.Unlock()
-	stopWatch := watchHangup(c.conn, cancel)
+	// IDLE reads from the client all along, and so sees it hang up.
+	stopWatch := func() {}
+	if name != "IDLE" {
+		stopWatch = watchHangup(c.conn, cancel)
+	}
 	start := time.Now()
 	defer func() {
 		c.server.options.commandDone(name, time.Since(start)) // sealmail
@@ -296,9 +378,92 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		c.mutex.Unlock()
 	}()
 
+	// sealmail: the commands and the answer are in functions of their own
+	// (see serve).
+	sendOK, err := c.dispatch(tag, name, numKind, dec)
+	if err == errUnknownCommand {
+		if c.state == imap.ConnStateNotAuthenticated {
+			// Don't allow a single unknown command before authentication to
+			// mitigate cross-protocol attacks:
+			// https://www-archive.mozilla.org/projects/netlib/portbanning
+			c.state = imap.ConnStateLogout
+			defer c.Bye("Unknown command")
+		}
+		err = &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Text: "Unknown command",
+		}
+	}
+
+	dec.DiscardLine()
+	if refused, nonSync := dec.LiteralRefused(); refused && nonSync {
+		// sealmail: the literal's bytes are on their way and would be read as
+		// commands; rather than read up to 4 GiB, end the connection.
+		c.state = imap.ConnStateLogout
+		defer c.Bye("Literal too large")
+		err = &imap.Error{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeLimit,
+			Text: "Literals are limited to 4096 bytes for this command",
+		}
+	}
+
+	return c.respond(ctx, tag, name, sendOK, err)
+}
+
+// respond answers a command that ended with err.
+func (c *Conn) respond(ctx context.Context, tag, name string, sendOK bool, err error) error {
+	var (
+		resp    *imap.StatusResponse
+		imapErr *imap.Error
+		decErr  *imapwire.DecoderExpectError
+	)
+	if errors.As(err, &imapErr) {
+		resp = (*imap.StatusResponse)(imapErr)
+	} else if errors.As(err, &decErr) {
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Syntax error: " + decErr.Message,
+		}
+	} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// sealmail: the command was cut short (see Context); its client has
+		// left or the server is closing, neither is a bug.
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeUnavailable,
+			Text: "Command interrupted",
+		}
+	} else if err != nil {
+		c.server.logger().Printf("handling %v command: %v", name, err)
+		resp = internalServerErrorResp
+	} else {
+		if !sendOK {
+			return nil
+		}
+		if err := c.poll(name); err != nil {
+			return err
+		}
+		resp = &imap.StatusResponse{
+			Type: imap.StatusResponseTypeOK,
+			Text: fmt.Sprintf("%v completed", name),
+		}
+		// sealmail: RFC 7162 3.2.10 (and 3.1.8 for CONDSTORE clients).
+		if name == "EXPUNGE" || name == "UID EXPUNGE" {
+			resp.Code = c.highestModSeqCode()
+		}
+	}
+	return c.writeStatusResp(tag, resp)
+}
+
+// errUnknownCommand is what dispatch returns for a command it does not know.
+var errUnknownCommand = errors.New("imapserver: unknown command")
+
+// dispatch runs a command. sendOK is false for the commands that answer for
+// themselves.
+func (c *Conn) dispatch(tag, name string, numKind NumKind, dec *imapwire.Decoder) (sendOK bool, err error) {
 	// TODO: handle multiple commands concurrently
-	sendOK := true
-	var err error
+	sendOK = true
 	switch name {
 	case "NOOP", "CHECK":
 		err = c.handleNoop(dec)
@@ -376,73 +541,9 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "SETQUOTA":
 		err = c.handleSetQuota(dec)
 	default:
-		if c.state == imap.ConnStateNotAuthenticated {
-			// Don't allow a single unknown command before authentication to
-			// mitigate cross-protocol attacks:
-			// https://www-archive.mozilla.org/projects/netlib/portbanning
-			c.state = imap.ConnStateLogout
-			defer c.Bye("Unknown command")
-		}
-		err = &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Text: "Unknown command",
-		}
+		err = errUnknownCommand
 	}
-
-	dec.DiscardLine()
-	if refused, nonSync := dec.LiteralRefused(); refused && nonSync {
-		// sealmail: the literal's bytes are on their way and would be read as
-		// commands; rather than read up to 4 GiB, end the connection.
-		c.state = imap.ConnStateLogout
-		defer c.Bye("Literal too large")
-		err = &imap.Error{
-			Type: imap.StatusResponseTypeBad,
-			Code: imap.ResponseCodeLimit,
-			Text: "Literals are limited to 4096 bytes for this command",
-		}
-	}
-
-	var (
-		resp    *imap.StatusResponse
-		imapErr *imap.Error
-		decErr  *imapwire.DecoderExpectError
-	)
-	if errors.As(err, &imapErr) {
-		resp = (*imap.StatusResponse)(imapErr)
-	} else if errors.As(err, &decErr) {
-		resp = &imap.StatusResponse{
-			Type: imap.StatusResponseTypeBad,
-			Code: imap.ResponseCodeClientBug,
-			Text: "Syntax error: " + decErr.Message,
-		}
-	} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// sealmail: the command was cut short (see Context); its client has
-		// left or the server is closing, neither is a bug.
-		resp = &imap.StatusResponse{
-			Type: imap.StatusResponseTypeNo,
-			Code: imap.ResponseCodeUnavailable,
-			Text: "Command interrupted",
-		}
-	} else if err != nil {
-		c.server.logger().Printf("handling %v command: %v", name, err)
-		resp = internalServerErrorResp
-	} else {
-		if !sendOK {
-			return nil
-		}
-		if err := c.poll(name); err != nil {
-			return err
-		}
-		resp = &imap.StatusResponse{
-			Type: imap.StatusResponseTypeOK,
-			Text: fmt.Sprintf("%v completed", name),
-		}
-		// sealmail: RFC 7162 3.2.10 (and 3.1.8 for CONDSTORE clients).
-		if name == "EXPUNGE" || name == "UID EXPUNGE" {
-			resp.Code = c.highestModSeqCode()
-		}
-	}
-	return c.writeStatusResp(tag, resp)
+	return sendOK, err
 }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
@@ -618,10 +719,12 @@ var batchWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, b
 // connection's own small writer is all an idle connection keeps.
 func (c *Conn) batched(handle func() error) error {
 	c.encMutex.Lock()
-	small := c.bw
-	if err := small.Flush(); err != nil {
-		c.encMutex.Unlock()
-		return err
+	if c.bw != nil { // what a failed write left behind
+		if err := c.bw.Flush(); err != nil {
+			c.encMutex.Unlock()
+			return err
+		}
+		c.releaseWriter()
 	}
 	bw := batchWriters.Get().(*bufio.Writer)
 	bw.Reset(c.rw)
@@ -633,7 +736,7 @@ func (c *Conn) batched(handle func() error) error {
 	c.encMutex.Lock()
 	defer c.encMutex.Unlock()
 	ferr := bw.Flush()
-	c.bw, c.batch = small, false
+	c.bw, c.batch = nil, false
 	c.setWriteTimeout(0)
 	bw.Reset(nil)
 	batchWriters.Put(bw)
@@ -672,7 +775,12 @@ func newResponseEncoder(conn *Conn) *responseEncoder {
 	conn.mutex.Unlock()
 
 	conn.encMutex.Lock() // released by responseEncoder.end
-	// sealmail: bw is read under encMutex, which guards its swap in batched.
+	// sealmail: bw is read under encMutex, which guards its swap in batched
+	// and its release in end.
+	if conn.bw == nil {
+		conn.bw = writers.Get().(*bufio.Writer)
+		conn.bw.Reset(conn.rw)
+	}
 	wireEnc := imapwire.NewEncoder(conn.bw, imapwire.ConnSideServer)
 	wireEnc.QuotedUTF8 = quotedUTF8
 	wireEnc.HoldFlush = conn.batch
@@ -689,7 +797,19 @@ func (enc *responseEncoder) end() {
 	}
 	enc.Encoder = nil
 	enc.conn.setWriteTimeout(0)
+	enc.conn.releaseWriter()
 	enc.conn.encMutex.Unlock()
+}
+
+// releaseWriter gives the connection's writer back to the pool once it has
+// sent everything (sealmail), outside a batch. Called with encMutex held.
+func (c *Conn) releaseWriter() {
+	if c.batch || c.bw == nil || c.bw.Buffered() > 0 {
+		return
+	}
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	c.bw = nil
 }
 
 func (enc *responseEncoder) Literal(size int64) io.WriteCloser {

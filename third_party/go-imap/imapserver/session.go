@@ -120,6 +120,23 @@ type SessionQuota interface {
 	GetQuotaRoot(mailbox string) ([]QuotaData, error)
 }
 
+// SessionIdleNotify is an IMAP session that says when it may have updates
+// for an idling client instead of waiting for them in Idle.
+//
+// sealmail: not in upstream. Idle blocks a goroutine for every idling client
+// besides the one reading its DONE; with IdleNotify the connection polls the
+// session (Poll, expunges allowed) from a goroutine started only when notify
+// has been called, so an idle client costs one goroutine, not two.
+type SessionIdleNotify interface {
+	Session
+
+	// IdleNotify arranges for notify to be called whenever there may be
+	// updates for the client, at once if there are some already, until
+	// stop is called. notify never blocks and may be called from any
+	// goroutine, also after stop (it then does nothing).
+	IdleNotify(notify func()) (stop func())
+}
+
 // SessionIMAP4rev2 is an IMAP session which supports IMAP4rev2.
 type SessionIMAP4rev2 interface {
 	Session

@@ -67,9 +67,9 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.mutex.Unlock()
 
 	rw := c.server.options.wrapReadWriter(tlsConn)
-	c.br.Reset(rw)
+	c.rw = rw // sealmail: see batched; br reads c.rw through connReader
+	c.br.Reset((*connReader)(c))
 	c.bw.Reset(rw)
-	c.rw = rw // sealmail: see batched
 
 	// sealmail: the handshake is done here, so that its failure is reported
 	// as one (and not as a failure to read the next command).
