@@ -109,11 +109,17 @@ func cmpOr(s ...string) string {
 	return ""
 }
 
+// ErrNoRecipients reports a document package imported for no address.
+var ErrNoRecipients = fmt.Errorf("%w: a document is imported for the hosted addresses it is delivered to; none given", ErrRejected)
+
 // Imported is what ImportEdXML did.
 type Imported struct {
-	Result  *signing.Result      // the verification of the files
-	Entries []mailstore.DocEntry // the incoming register lines, one per receiving agency; none when refused
-	Before  bool                 // imported before: nothing was done
+	Result *signing.Result // the verification of the files (a document), of the XML signature (a status)
+	// Entries are the incoming register lines, one per receiving agency,
+	// none when refused; for a status, the line it was recorded against.
+	Entries []mailstore.DocEntry
+	Status  *edxml.Status // the status message imported, if it was one
+	Before  bool          // imported before: nothing was done
 }
 
 // ImportEdXML receives an edXML package for the addresses to (hosted
@@ -128,7 +134,8 @@ type Imported struct {
 // From/Email: a hosted domain or a peer with a seal CA. Importing the same
 // package again does nothing. An error wrapping ErrRejected means the
 // package cannot be taken at all (malformed, from an unknown agency, for
-// addresses not hosted here).
+// addresses not hosted here). A status message is recorded instead
+// (importStatus).
 func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*Imported, error) {
 	pkg, err := edxml.Parse(data)
 	if err != nil {
@@ -136,7 +143,7 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	}
 	h := pkg.Envelope.Header.MessageHeader
 	if h == nil {
-		return nil, fmt.Errorf("%w: the package is a status message, not a document", ErrRejected)
+		return r.importStatus(ctx, pkg, data, to)
 	}
 	from, err := r.sender(ctx, h.From)
 	if err != nil {
@@ -164,6 +171,9 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	}
 	if !strings.HasPrefix(h.DocumentID, h.From.OrganID+",") {
 		return nil, fmt.Errorf("%w: DocumentId %q is not one of %s's", ErrRejected, h.DocumentID, h.From.OrganID)
+	}
+	if len(to) == 0 {
+		return nil, ErrNoRecipients
 	}
 	local, targets, remote, err := r.resolve(ctx, to)
 	if err != nil {
@@ -314,32 +324,34 @@ func packageMessage(pkg *edxml.Package, from string, to []string, messageID stri
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	attach := func(name, contentType string, data []byte) error {
-		var ah mail.AttachmentHeader
-		ah.SetContentType(contentType, nil)
-		ah.SetFilename(name)
-		ah.Set("Content-Transfer-Encoding", "base64")
-		aw, err := w.CreateAttachment(ah)
-		if err != nil {
-			return err
-		}
-		if _, err := aw.Write(data); err != nil {
-			return err
-		}
-		return aw.Close()
-	}
 	for _, a := range pkg.Attachments {
-		if err := attach(a.AttachmentName, cmpOr(a.ContentType, "application/octet-stream"), a.Data); err != nil {
+		if err := attachFile(w, a.AttachmentName, cmpOr(a.ContentType, "application/octet-stream"), a.Data); err != nil {
 			return nil, err
 		}
 	}
-	if err := attach(PackageFile, "application/xml", data); err != nil {
+	if err := attachFile(w, PackageFile, "application/xml", data); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// attachFile adds a base64 attachment to w.
+func attachFile(w *mail.Writer, name, contentType string, data []byte) error {
+	var ah mail.AttachmentHeader
+	ah.SetContentType(contentType, nil)
+	ah.SetFilename(name)
+	ah.Set("Content-Transfer-Encoding", "base64")
+	aw, err := w.CreateAttachment(ah)
+	if err != nil {
+		return err
+	}
+	if _, err := aw.Write(data); err != nil {
+		return err
+	}
+	return aw.Close()
 }
 
 // importedPackage returns the edXML package a message made by

@@ -3,8 +3,10 @@ package registry
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"sealmail/edxml"
 	"sealmail/mailstore"
@@ -220,5 +222,148 @@ func TestEdXMLSigned(t *testing.T) {
 	}
 	if n := len(docs(t, b, mailstore.DocIn)); n != 1 {
 		t.Errorf("B's incoming register has %d lines", n)
+	}
+}
+
+// TestEdXMLStatus: the statuses B exports as edXML (01, 03 and 04, none of
+// which reached A by mail) are recorded in A's outgoing register when A
+// imports them, once each; a recall (13) A exports makes B withdraw its
+// copy; statuses about documents A did not send, from an agency it did not
+// send to, or changed after signing are refused.
+func TestEdXMLStatus(t *testing.T) {
+	ctx := t.Context()
+	x := newExchange(t)
+	a, b := x.a, x.b
+	msg := docMessage(t, a.domain.OfficialAddress, b.domain.OfficialAddress, subject, file{"cv.pdf", signedPDF(t, 1, 20<<10)})
+	x.held(t, func() { x.submit(t, a, a.clerk, []string{b.domain.OfficialAddress}, msg) })
+	sent := docs(t, a, mailstore.DocOut)[0]
+	pkgData, err := a.reg.ExportEdXML(ctx, sent, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.held(t, func() {
+		if _, err := b.reg.ImportEdXML(ctx, pkgData, []string{b.staff.Address}); err != nil {
+			t.Fatal(err)
+		}
+		x.clock.Set(x.clock.Now().Add(time.Minute))
+		if _, err := b.reg.SetState(ctx, "", sent.DocumentID, StatusAssigned); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if acks := docs(t, a, mailstore.DocOut)[0].Acks; len(acks) != 0 {
+		t.Fatalf("A heard from B by mail: %+v", acks)
+	}
+	msgs, err := b.reg.StatusMessages(ctx, docs(t, b, mailstore.DocIn)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []string
+	for _, m := range msgs {
+		codes = append(codes, m.Status.Code)
+	}
+	if strings.Join(codes, " ") != "01 03 04" {
+		t.Fatalf("B's statuses: %v", codes)
+	}
+	for _, m := range msgs {
+		imp, err := a.reg.ImportEdXML(ctx, m.Data, nil)
+		if err != nil {
+			t.Fatalf("status %s: %v", m.Status.Code, err)
+		}
+		if imp.Before || imp.Status == nil || imp.Status.StatusCode != m.Status.Code || len(imp.Entries) != 1 || imp.Entries[0].ID != sent.ID {
+			t.Errorf("status %s imported as %+v", m.Status.Code, imp)
+		}
+	}
+	again, err := a.reg.ImportEdXML(ctx, msgs[2].Data, nil)
+	if err != nil || !again.Before {
+		t.Errorf("status 04 again: %+v, %v", again, err)
+	}
+	e := docs(t, a, mailstore.DocOut)[0]
+	if len(e.Acks) != 1 || e.Acks[0].StatusCode != "04" || e.Acks[0].Party != b.domain.OfficialAddress {
+		t.Errorf("A's acknowledgements: %+v", e.Acks)
+	}
+	// A's own export lists them as B said them.
+	back, err := a.reg.StatusMessages(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes = codes[:0]
+	for _, m := range back {
+		codes = append(codes, m.Status.Code)
+	}
+	if strings.Join(codes, " ") != "01 03 04" {
+		t.Errorf("A's statuses after the import: %v", codes)
+	}
+	// The status went to the clerk who sent the document, package attached.
+	if got := folder(t, a, a.clerk, mailstore.Inbox); !slices.ContainsFunc(got, func(m []byte) bool {
+		return bytes.Contains(m, []byte(StatusFile)) && bytes.Contains(m, []byte("Content-Type: application/xml"))
+	}) {
+		t.Error("no status message in the clerk's INBOX")
+	}
+
+	refuse := func(name string, data []byte, want string) {
+		t.Helper()
+		if _, err := a.reg.ImportEdXML(ctx, data, nil); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+	edit := func(data []byte, f func(s *edxml.Status)) []byte {
+		p, err := edxml.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(p.Envelope.Header.Status)
+		out, err := edxml.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	refuse("unknown document", edit(msgs[2].Data, func(s *edxml.Status) {
+		s.ResponseFor.DocumentID = "000.00.12.H10,2026/11/28,99/STTTT-VP"
+		s.Timestamp = "2026/11/28 10:00:00"
+	}), "did not send")
+	refuse("unknown agency", edit(msgs[2].Data, func(s *edxml.Status) { s.From.Email = "vanthu@x.test" }), "not a known agency")
+	// C is known to A but was not sent the document.
+	c := x.newSide(t, mailstore.Domain{Name: "c.test", OrganID: "000.00.14.H10", OrganName: "Sở Giáo dục", Code: "SGD-VP"})
+	x.trust(t, a, c)
+	refuse("not a recipient", edit(msgs[2].Data, func(s *edxml.Status) {
+		s.From = edxml.Organ{OrganID: c.domain.OrganID, OrganName: c.domain.OrganName, Email: c.domain.OfficialAddress}
+	}), "was not sent to c.test")
+	signed, err := b.reg.signEdXML(b.domain.Name, edit(msgs[2].Data, func(s *edxml.Status) { s.Timestamp = "2026/11/28 11:00:00" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse("changed after signing", bytes.Replace(signed, []byte(">04<"), []byte(">06<"), 1), "bad-signature")
+	a.reg.RequireEdXMLSignature = true
+	refuse("unsigned under the policy", edit(msgs[2].Data, func(s *edxml.Status) { s.Timestamp = "2026/11/28 12:00:00" }), "not-signed")
+	if imp, err := a.reg.ImportEdXML(ctx, signed, nil); err != nil || imp.Before || imp.Result.Check(signing.CheckXMLSignature).Status != signing.Pass {
+		t.Errorf("signed status: %+v, %v", imp, err)
+	}
+	a.reg.RequireEdXMLSignature = false
+
+	// A recalls the document; its recall (13), exported as edXML, makes B
+	// withdraw its copy and answer 15.
+	x.held(t, func() {
+		if _, err := a.reg.Recall(ctx, "", sent.DocumentID, "Sai nơi nhận"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	out, err := a.reg.StatusMessages(ctx, docs(t, a, mailstore.DocOut)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	recall := out[len(out)-1]
+	if recall.Status.Code != edxml.StatusRecallRequest {
+		t.Fatalf("A's last status is %s, not the recall", recall.Status.Code)
+	}
+	imp, err := b.reg.ImportEdXML(ctx, recall.Data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := docs(t, b, mailstore.DocIn)[0]; len(imp.Entries) != 1 || in.Status != StatusWithdrawn || !strings.Contains(in.Notes, "Sai nơi nhận") {
+		t.Errorf("B's line after the recall: %+v", in)
+	}
+	if got := docs(t, a, mailstore.DocOut)[0]; got.Status != StatusRecalled {
+		t.Errorf("A's line after B withdrew it: %s", got.Status)
 	}
 }

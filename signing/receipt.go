@@ -33,6 +33,10 @@ const (
 	Assigned      Event = "Assigned"      // 04: assigned for processing
 	InProgress    Event = "InProgress"    // 05
 	Done          Event = "Done"          // 06
+	// Registered is a status 03 said on its own (an edXML status message);
+	// a registration receipt by mail is ContentConsignment with 03, and
+	// says 01 as well.
+	Registered Event = "Registered"
 )
 
 // eventTitles are the human-readable names of events, Vietnamese first.
@@ -47,6 +51,7 @@ var eventTitles = map[Event][2]string{
 	Assigned:                  {"Nơi nhận đã phân công xử lý", "assigned for processing by the recipient"},
 	InProgress:                {"Nơi nhận đang xử lý", "being processed by the recipient"},
 	Done:                      {"Nơi nhận đã xử lý xong", "processed by the recipient"},
+	Registered:                {"Nơi nhận đã vào sổ văn bản đến", "registered by the recipient"},
 }
 
 // notices are the events that tell of a document's lifecycle rather than of

@@ -164,6 +164,13 @@ func writeSeal(t *testing.T, s *signing.Seal, certFile, keyFile string) {
 // as the SMTP server does, and returns the stamped message.
 func sendDocument(t *testing.T, data string, n int) []byte {
 	t.Helper()
+	return sendDocumentTo(t, data, n, "nam@agency.example")
+}
+
+// sendDocumentTo is sendDocument to the address to, hosted here or not (then
+// the document waits in the queue).
+func sendDocumentTo(t *testing.T, data string, n int, to string) []byte {
+	t.Helper()
 	ctx := context.Background()
 	s := openStore(t, data)
 	clerk, err := s.Account(ctx, "clerk@agency.example")
@@ -186,13 +193,17 @@ func sendDocument(t *testing.T, data string, n int) []byte {
 		pdf = pdf[76:]
 	}
 	wrapped.WriteString(pdf)
-	msg := fmt.Appendf(nil, "From: vanthu@agency.example\r\nTo: nam@agency.example\r\nSubject: Công văn %d\r\n"+
+	msg := fmt.Appendf(nil, "From: vanthu@agency.example\r\nTo: %s\r\nSubject: Công văn %d\r\n"+
 		"Message-ID: <%d.%d@agency.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\n"+
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nKính gửi anh Nam.\r\n"+
 		"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=cv.pdf\r\n"+
-		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", n, n, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z), wrapped.String())
+		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", to, n, n, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z), wrapped.String())
 	// Local recipients get it through their own register, in the same step.
-	out, err := r.Outgoing(ctx, clerk, "vanthu@agency.example", []string{"nam@agency.example"}, nil, msg)
+	local, remote := []string{to}, []string(nil)
+	if !strings.HasSuffix(to, "@agency.example") {
+		local, remote = nil, local
+	}
+	out, err := r.Outgoing(ctx, clerk, "vanthu@agency.example", local, remote, msg)
 	if err != nil || out == nil {
 		t.Fatalf("outgoing: %q, %v", out, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sealmail/edxml"
 	"sealmail/mailstore"
 	"sealmail/registry"
 )
@@ -102,19 +103,21 @@ func docImport(ctx context.Context, args []string) error {
 		"Receives an edXML package (QCVN 102:2016/BTTTT) for the hosted addresses: the\n"+
 		"signatures inside its PDF files are verified (the last one the sending agency's,\n"+
 		"named by From/Email, chaining to its seal CA), and its XML-DSig signature when it\n"+
-		"has one (required with documents.require-edxml-signature); then it is registered under the\n"+
-		"next incoming number, delivered to the addresses and the clerks' 'Văn bản đến',\n"+
-		"and a signed receipt goes back to the sender; or it is quarantined with a notice\n"+
-		"and the sender is told why (status 02). Exits 1 when it was quarantined.")
+		"has one (required with documents.require-edxml-signature); then it is registered\n"+
+		"under the next incoming number, delivered to the addresses and the clerks' 'Văn bản\n"+
+		"đến', and a signed receipt goes back to the sender; or it is quarantined with a\n"+
+		"notice and the sender is told why (status 02). Exits 1 when it was quarantined.\n\n"+
+		"An edXML status message (01-06, 15, 16 from an agency a document was sent to; 13,\n"+
+		"a recall, from the agency that sent one) is recorded against the register line of\n"+
+		"that document, as if it had come by mail; --to is then optional and names the\n"+
+		"agency whose register holds it. Statuses about unknown documents, or from agencies\n"+
+		"the document was not exchanged with, are refused.")
 	var to multiFlag
 	f.Var(&to, "to", "a hosted `ADDRESS` to deliver to; repeatable")
 	asJSON := f.Bool("json", false, "print JSON")
 	pos, err := f.parse(args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(to) == 0 {
-		return f.errorf("missing --to ADDRESS")
 	}
 	data, err := readLimited(pos[0], maxPackage)
 	if err != nil {
@@ -130,6 +133,9 @@ func docImport(ctx context.Context, args []string) error {
 		return err
 	}
 	imp, err := r.ImportEdXML(ctx, data, to)
+	if errors.Is(err, registry.ErrNoRecipients) {
+		return f.errorf("missing --to ADDRESS: %s is a document, delivered to hosted addresses", pos[0])
+	}
 	if err != nil {
 		if errors.Is(err, registry.ErrRejected) {
 			return fmt.Errorf("%s: %w", pos[0], err)
@@ -144,13 +150,26 @@ func docImport(ctx context.Context, args []string) error {
 		if err := printJSON(struct {
 			Before  bool      `json:"imported_before"`
 			Entries []docJSON `json:"entries"`
+			Status  any       `json:"status,omitempty"`
 			Result  any       `json:"verification,omitempty"`
-		}{imp.Before, rows, imp.Result}); err != nil {
+		}{imp.Before, rows, imp.Status, imp.Result}); err != nil {
 			return err
 		}
 	} else {
 		if imp.Result != nil {
 			fmt.Print(imp.Result.String())
+		}
+		if st := imp.Status; st != nil {
+			what := "recorded"
+			if imp.Before {
+				what = "already recorded"
+			}
+			for _, e := range imp.Entries {
+				names := edxml.StatusNames[st.StatusCode]
+				fmt.Printf("%s: status %s (%s / %s) from %s for %s, in the %s register of %s; the line is %s\n",
+					what, st.StatusCode, names[0], names[1], st.From.Email, e.Notation, e.Direction, e.Domain, e.Status)
+			}
+			return nil
 		}
 		for _, e := range imp.Entries {
 			what := "registered"

@@ -187,6 +187,65 @@ func TestDocEdXMLSigned(t *testing.T) {
 	}
 }
 
+// TestDocEdXMLStatus: statuses travel between two instances as edXML
+// files: B imports A's document, reports it assigned and exports its
+// statuses; A imports them with 'doc import', which records them in its
+// outgoing register (no mail went between them), and refuses a status
+// about a document it did not send.
+func TestDocEdXMLStatus(t *testing.T) {
+	a := agencyData(t)
+	b := peerData(t, a)
+	// A knows B, to take its statuses.
+	caFile := filepath.Join(t.TempDir(), "so-ca.pem")
+	if err := os.WriteFile(caFile, []byte(ok(t, "", "seal", "export-ca", "so.example", "--data", b)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "", "peer", "add", "so.example", "--organ-id", "000.00.13.H10", "--organ-name", "Sở Tài chính", "--seal-ca", caFile, "--data", a)
+	dir := t.TempDir()
+	pkgFile := filepath.Join(dir, "cv.edxml")
+	id := documentID(t, sendDocumentTo(t, a, 1, "vanthu@so.example"))
+	ok(t, "", "doc", "export", id, "--edxml", "--out", pkgFile, "--data", a)
+	ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b)
+	ok(t, "", "doc", "state", id, "assigned", "--data", b)
+	files := strings.Fields(ok(t, "", "doc", "export", id, "--status", "--incoming", "--out", filepath.Join(dir, "b"), "--data", b))
+	if len(files) != 3 {
+		t.Fatalf("B's status files: %q", files)
+	}
+	for _, f := range files {
+		out := ok(t, "", "doc", "import", f, "--data", a)
+		if !strings.Contains(out, "recorded: status") || !strings.Contains(out, "from vanthu@so.example for 01/STTTT-VP, in the out register of agency.example") {
+			t.Errorf("doc import %s printed:\n%s", filepath.Base(f), out)
+		}
+	}
+	if out := ok(t, "", "doc", "import", files[2], "--data", a); !strings.Contains(out, "already recorded: status 04") {
+		t.Errorf("the same status again:\n%s", out)
+	}
+	st := decode[statusJSON](t, ok(t, "", "doc", "status", id, "--json", "--data", a))
+	var codes []string
+	for _, s := range st.Entries[0].Statuses {
+		codes = append(codes, s.Code)
+	}
+	if len(st.Entries) != 1 || st.Entries[0].Register != "out" || strings.Join(codes, " ") != "01 03 04" {
+		t.Errorf("A's statuses: %+v", st.Entries)
+	}
+	back := strings.Fields(ok(t, "", "doc", "export", id, "--status", "--out", filepath.Join(dir, "a"), "--data", a))
+	if len(back) != 3 {
+		t.Errorf("A exports %d statuses", len(back))
+	}
+
+	other := documentID(t, sendDocument(t, a, 2)) // never sent to B
+	data := bytes.Replace(readAll(t, files[2]), []byte(id), []byte(other), -1)
+	if err := os.WriteFile(pkgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"doc", "import", pkgFile, "--data", a}, "was not sent to so.example")
+	data = bytes.Replace(readAll(t, files[2]), []byte(id), []byte("000.00.12.H10,2026/01/02,99/STTTT-VP"), -1)
+	if err := os.WriteFile(pkgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"doc", "import", pkgFile, "--data", a}, "which this server did not send")
+}
+
 // documentID reads the Official-Document-Id of a stamped message.
 func documentID(t *testing.T, msg []byte) string {
 	t.Helper()
