@@ -81,11 +81,12 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry, sign b
 	if err != nil || !sign {
 		return data, err
 	}
-	return r.signEdXML(e.Domain, data)
+	return r.SignEdXML(e.Domain, data)
 }
 
-// signEdXML signs an edXML package with domain's seal.
-func (r *Registry) signEdXML(domain string, data []byte) ([]byte, error) {
+// SignEdXML signs an edXML package or status message with domain's seal
+// (signing.SignEdXML).
+func (r *Registry) SignEdXML(domain string, data []byte) ([]byte, error) {
 	seal, err := r.seal(domain)
 	if err != nil {
 		return nil, fmt.Errorf("registry: %s's seal: %w", domain, err)

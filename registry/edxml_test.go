@@ -329,7 +329,7 @@ func TestEdXMLStatus(t *testing.T) {
 	refuse("not a recipient", edit(msgs[2].Data, func(s *edxml.Status) {
 		s.From = edxml.Organ{OrganID: c.domain.OrganID, OrganName: c.domain.OrganName, Email: c.domain.OfficialAddress}
 	}), "was not sent to c.test")
-	signed, err := b.reg.signEdXML(b.domain.Name, edit(msgs[2].Data, func(s *edxml.Status) { s.Timestamp = "2026/11/28 11:00:00" }))
+	signed, err := b.reg.SignEdXML(b.domain.Name, edit(msgs[2].Data, func(s *edxml.Status) { s.Timestamp = "2026/11/28 11:00:00" }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,11 @@ func docExport(ctx context.Context, args []string) error {
 		"files as sealed, to --out FILE or standard output; with --sign the package\n"+
 		"carries an XML-DSig signature by the agency's seal. --status writes each of its\n"+
 		"status messages (01 arrived, 02 refused, 03 registered, 04/05/06, 13, 15/16) as\n"+
-		"an edXML file in the directory --out. The outgoing register's line is taken\n"+
-		"unless --incoming.")
+		"an edXML file in the directory --out; with --sign those this agency said are\n"+
+		"signed by its seal (those it received are written unsigned: they are another\n"+
+		"agency's). The outgoing register's line is taken unless --incoming.")
 	asEdXML := f.Bool("edxml", false, "write the document as an edXML package")
-	sign := f.Bool("sign", false, "sign the edXML package with the agency's seal (XML-DSig)")
+	sign := f.Bool("sign", false, "sign the edXML package, or the statuses this agency said, with its seal (XML-DSig)")
 	status := f.Bool("status", false, "write its status messages, one edXML file each")
 	out := f.String("out", "", "the `PATH` to write: a file for --edxml (default standard output), a directory for --status")
 	domain := f.String("domain", "", "the agency `DOMAIN` whose register holds it (default: any)")
@@ -38,9 +39,6 @@ func docExport(ctx context.Context, args []string) error {
 	defer s.Close()
 	if *asEdXML == *status {
 		return f.errorf("give one of --edxml and --status")
-	}
-	if *sign && !*asEdXML {
-		return f.errorf("--sign goes with --edxml")
 	}
 	if *status && *out == "" {
 		return f.errorf("--status needs --out DIR")
@@ -87,7 +85,16 @@ func docExport(ctx context.Context, args []string) error {
 	}
 	for i, m := range msgs {
 		name := filepath.Join(*out, fmt.Sprintf("%02d-status-%s-%s.edxml", i+1, m.Status.Code, strings.ReplaceAll(m.Status.Agency, "@", "_")))
-		if err := os.WriteFile(name, m.Data, 0o644); err != nil {
+		data := m.Data
+		switch {
+		case *sign && m.Status.Received:
+			fmt.Fprintf(os.Stderr, "%s: status %s is %s's, written unsigned\n", filepath.Base(name), m.Status.Code, m.Status.Agency)
+		case *sign:
+			if data, err = r.SignEdXML(es[0].Domain, data); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(name, data, 0o644); err != nil {
 			return err
 		}
 		fmt.Println(name)

@@ -150,7 +150,6 @@ func TestDocEdXMLSigned(t *testing.T) {
 		}
 	}
 
-	fails(t, "", []string{"doc", "export", "x", "--status", "--sign", "--out", dir, "--data", a}, "--sign goes with --edxml")
 	id := export(1, "--sign")
 	if !bytes.Contains(readAll(t, pkgFile), []byte("<SignatureValue>")) {
 		t.Fatal("the exported package is not signed")
@@ -207,13 +206,20 @@ func TestDocEdXMLStatus(t *testing.T) {
 	ok(t, "", "doc", "export", id, "--edxml", "--out", pkgFile, "--data", a)
 	ok(t, "", "doc", "import", pkgFile, "--to", "lan@so.example", "--data", b)
 	ok(t, "", "doc", "state", id, "assigned", "--data", b)
-	files := strings.Fields(ok(t, "", "doc", "export", id, "--status", "--incoming", "--out", filepath.Join(dir, "b"), "--data", b))
+	// Signed by B's seal, as A's policy requires.
+	files := strings.Fields(ok(t, "", "doc", "export", id, "--status", "--sign", "--incoming", "--out", filepath.Join(dir, "b"), "--data", b))
 	if len(files) != 3 {
 		t.Fatalf("B's status files: %q", files)
 	}
+	conf := filepath.Join(a, config.FileName)
+	policy := strings.Replace(string(readAll(t, conf)), "require-edxml-signature = false", "require-edxml-signature = true", 1)
+	if err := os.WriteFile(conf, []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range files {
 		out := ok(t, "", "doc", "import", f, "--data", a)
-		if !strings.Contains(out, "recorded: status") || !strings.Contains(out, "from vanthu@so.example for 01/STTTT-VP, in the out register of agency.example") {
+		if !strings.Contains(out, "PASS xmldsig") || !strings.Contains(out, "recorded: status") ||
+			!strings.Contains(out, "from vanthu@so.example for 01/STTTT-VP, in the out register of agency.example") {
 			t.Errorf("doc import %s printed:\n%s", filepath.Base(f), out)
 		}
 	}
@@ -233,13 +239,20 @@ func TestDocEdXMLStatus(t *testing.T) {
 		t.Errorf("A exports %d statuses", len(back))
 	}
 
+	// An unsigned status is refused under the policy; and so, signed or not,
+	// are statuses about documents A did not send to B.
+	unsigned := strings.Fields(ok(t, "", "doc", "export", id, "--status", "--incoming", "--out", filepath.Join(dir, "u"), "--data", b))
+	fails(t, "", []string{"doc", "import", unsigned[2], "--data", a}, "not-signed")
+	if err := os.WriteFile(conf, []byte(strings.Replace(policy, "require-edxml-signature = true", "require-edxml-signature = false", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	other := documentID(t, sendDocument(t, a, 2)) // never sent to B
-	data := bytes.Replace(readAll(t, files[2]), []byte(id), []byte(other), -1)
+	data := bytes.Replace(readAll(t, unsigned[2]), []byte(id), []byte(other), -1)
 	if err := os.WriteFile(pkgFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fails(t, "", []string{"doc", "import", pkgFile, "--data", a}, "was not sent to so.example")
-	data = bytes.Replace(readAll(t, files[2]), []byte(id), []byte("000.00.12.H10,2026/01/02,99/STTTT-VP"), -1)
+	data = bytes.Replace(readAll(t, unsigned[2]), []byte(id), []byte("000.00.12.H10,2026/01/02,99/STTTT-VP"), -1)
 	if err := os.WriteFile(pkgFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
