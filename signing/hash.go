@@ -13,6 +13,11 @@ const (
 	hashBuffers = 4
 )
 
+// sharePiece is the least a writer shares with a hasher at a time: bytes
+// shared are not copied, and each hand-over wakes the goroutine, which
+// costs more than hashing a few kilobytes.
+const sharePiece = 512 << 10
+
 // A hasher computes the SHA-256 of what is written to it. Given a large
 // input it hashes on its own goroutine, so that producing the bytes (say,
 // decoding base64) and hashing them take two cores. It keeps the state

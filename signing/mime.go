@@ -223,6 +223,7 @@ func decodeFile(p *part, buf []byte) (*decoded, error) {
 	} else {
 		err = decodeBody(p.cte(), p.body, s)
 	}
+	s.h.share(s.data[s.shared:])
 	s.h.state()
 	if err != nil {
 		return nil, err
@@ -244,17 +245,15 @@ type decoded struct {
 // A fileSink is where decodeFile decodes to: the decoder fills the file's
 // buffer in place, and each piece is shared with the hasher, not copied.
 type fileSink struct {
-	data []byte
-	h    *hasher
+	data   []byte
+	shared int // how much of data went to h
+	h      *hasher
 }
 
 // take gets b, the piece it returned last, filled.
 func (s *fileSink) take(b []byte) []byte {
-	if len(b) > 0 {
-		n := len(s.data)
-		s.data = s.data[:n+len(b)]
-		s.h.share(s.data[n:])
-	}
+	s.data = s.data[:len(s.data)+len(b)]
+	s.share()
 	if cap(s.data)-len(s.data) < 8 {
 		// More than decodedSize: the pieces shared so far stay valid in
 		// the old array.
@@ -265,10 +264,17 @@ func (s *fileSink) take(b []byte) []byte {
 }
 
 func (s *fileSink) Write(p []byte) (int, error) {
-	n := len(s.data)
 	s.data = append(s.data, p...)
-	s.h.share(s.data[n:])
+	s.share()
 	return len(p), nil
+}
+
+// share hands the new bytes to the hasher once there are enough.
+func (s *fileSink) share() {
+	if len(s.data)-s.shared >= sharePiece {
+		s.h.share(s.data[s.shared:])
+		s.shared = len(s.data)
+	}
 }
 
 // decodeBody writes the body with its transfer encoding removed.

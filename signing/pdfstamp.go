@@ -39,13 +39,16 @@ func isPDF(contentType, name string) bool {
 // the common case: the CMS reserve, the appearance and the new objects.
 const updateRoom = 256 << 10
 
-// fileBuffers holds the buffers that stamping decodes PDF files into, once
-// their signed form is written (as *[]byte): a new one of 10 MB costs
-// about as much as hashing it, in clearing and page faults.
+// fileBuffers holds the buffers that PDF files are decoded into, once the
+// files are checked or their signed form is written (as *[]byte): a new
+// one of 10 MB costs about as much as hashing it, in clearing and page
+// faults.
 var fileBuffers sync.Pool
 
-// fileBuffer returns an empty buffer of at least n bytes.
-func fileBuffer(n int) []byte {
+// fileBuffer returns an empty buffer for p decoded, with room for an
+// update after it.
+func fileBuffer(p *part) []byte {
+	n := decodedSize(p) + updateRoom
 	if b, ok := fileBuffers.Get().(*[]byte); ok && cap(*b) >= n {
 		return (*b)[:0]
 	}
@@ -63,7 +66,7 @@ func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, nota
 		}
 		// Decoded with room for the update after it, and hashed on the
 		// way: that digest is most of the signature's.
-		raw, err := decodeFile(p, fileBuffer(decodedSize(p)+updateRoom))
+		raw, err := decodeFile(p, fileBuffer(p))
 		if err != nil {
 			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
 		}
@@ -125,11 +128,12 @@ func CheckSigner(msg []byte, policy SignerPolicy) (*PDFReport, error) {
 		if !p.isPDF() {
 			continue
 		}
-		f, err := decodeFile(p, nil)
+		f, err := decodeFile(p, fileBuffer(p))
 		if err != nil {
 			return nil, fmt.Errorf("tệp %q không đọc được / attachment %q cannot be decoded: %w", p.filename(), p.filename(), err)
 		}
 		rep, err := verifyPDF(f.data, f.hashed, func(*x509.Certificate) *x509.CertPool { return policy.Roots }, policy.Verify)
+		fileBuffers.Put(&f.data) // the report holds copies of what it needs
 		rep.File = p.filename()
 		if err != nil {
 			return rep, fmt.Errorf("tệp %q không phải PDF hợp lệ / %q is not a valid PDF: %w", p.filename(), p.filename(), err)

@@ -52,7 +52,7 @@ func writeSigned(ctx context.Context, out *bytes.Buffer, s *Seal, now time.Time,
 }
 
 // teeHash appends to out and hashes what it appends: out's new bytes go
-// to a hasher in pieces of about hashChunk, without a copy, so that a
+// to a hasher in pieces of about sharePiece, without a copy, so that a
 // large entity is hashed on another core while it is written.
 type teeHash struct {
 	out  *bytes.Buffer
@@ -67,7 +67,7 @@ func (t *teeHash) Write(p []byte) (int, error) {
 		t.out.Write(p[:k])
 		p = p[k:]
 		// Should out grow, the pieces shared stay valid in the old array.
-		if t.out.Len()-t.from >= hashChunk {
+		if t.out.Len()-t.from >= sharePiece {
 			t.h.share(t.out.Bytes()[t.from:])
 			t.from = t.out.Len()
 		}

@@ -292,6 +292,31 @@ func BenchmarkDecodeBase64_10MB(b *testing.B) {
 	}
 }
 
+// BenchmarkEncodeBase64_10MB measures what Stamp spends on a signed PDF
+// whose clerk's base64 lines it cannot copy: encoding it (encoding/base64).
+func BenchmarkEncodeBase64_10MB(b *testing.B) {
+	data := testPDF(10 << 20)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		writeBase64(io.Discard, data)
+	}
+}
+
+// BenchmarkCopyNew_14MB measures the least a stamped message costs beyond
+// its digests: the 14 MB of base64 copied into a new buffer.
+func BenchmarkCopyNew_14MB(b *testing.B) {
+	data := testPDF(14 << 20)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		out := bytes.NewBuffer(make([]byte, 0, len(data)))
+		out.Write(data)
+	}
+}
+
 func BenchmarkStamp10MB(b *testing.B) {
 	a, msg := benchMessage(b)
 	doc := testDocument(agencyA)

@@ -50,10 +50,10 @@ type VerifyOptions struct {
 // for the sender's rejection notice.
 func Verify(msg []byte, opts VerifyOptions) (*Result, error) {
 	var m *Manifest
+	var pdfs []pdfFile
 	var pdfCheck func(*Result)
 	res, err := verify(msg, opts, CheckManifest, func(env *envelope, cert *x509.Certificate) (string, error) {
 		var err error
-		var pdfs []pdfFile
 		m, pdfs, err = checkManifest(env, cert, opts.PDF != nil)
 		if err != nil {
 			return "", err
@@ -77,6 +77,9 @@ func Verify(msg []byte, opts VerifyOptions) (*Result, error) {
 		} else {
 			res.skip("the message did not verify", CheckPDF)
 		}
+	}
+	for _, f := range pdfs {
+		fileBuffers.Put(&f.data) // the reports hold copies of what they need
 	}
 	return res, err
 }
@@ -269,7 +272,7 @@ func checkManifest(env *envelope, cert *x509.Certificate, keepPDFs bool) (*Manif
 		var d Attachment
 		if keepPDFs && a.isPDF() {
 			var f *decoded
-			if f, err = decodeFile(a, nil); err != nil {
+			if f, err = decodeFile(a, fileBuffer(a)); err != nil {
 				err = fmt.Errorf("attachment %q: %w", a.filename(), err)
 			} else {
 				pdfs = append(pdfs, pdfFile{a.filename(), f})
