@@ -186,8 +186,7 @@ func (x *instance) start(t testing.TB) {
 	queued := make(chan error, 1)
 	go func() { queued <- x.queue.Run(ctx) }()
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+		sctx := context.Background() // Shutdown must end by itself
 		serr := x.smtp.Shutdown(sctx)
 		if err := errors.Join(serr, x.imap.Shutdown(sctx)); err != nil {
 			t.Errorf("%s: shutdown: %v", x.domain, err)
@@ -324,18 +323,6 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
-}
-
-// waitFor polls cond until it holds, failing the test after 15s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // pair starts agency-a.test (user nam) and agency-b.test (user lan), each the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sealmail/internal/testwait"
 	"sealmail/mailstore"
 )
 
@@ -27,7 +28,7 @@ func letter(from, to, subject, body string) string {
 // the next hop, or bounced.
 func (x *instance) delivered(t testing.TB) {
 	t.Helper()
-	waitFor(t, x.domain+"'s queue to empty", func() bool { return len(x.queued(t)) == 0 })
+	testwait.For(t, x.domain+"'s queue to empty", func() bool { return len(x.queued(t)) == 0 })
 }
 
 // deferred waits until x's queue holds one entry whose recipients are all
@@ -35,7 +36,7 @@ func (x *instance) delivered(t testing.TB) {
 func (x *instance) deferred(t testing.TB) []string {
 	t.Helper()
 	var errs []string
-	waitFor(t, "a deferred message on "+x.domain, func() bool {
+	testwait.For(t, "a deferred message on "+x.domain, func() bool {
 		es := x.queued(t)
 		if len(es) != 1 {
 			return false

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sealmail/internal/testwait"
 	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
 )
@@ -87,7 +88,7 @@ func TestCrash(t *testing.T) {
 	s := openStoreAt(t, dir)
 	q := &Queue{Store: s, Resolver: mxTo("remote.test"), Hostname: "mail.example.test", Port: ts.port()}
 	runQueue(t, q)
-	waitFor(t, "the queue to drain", func() bool { return queueLen(t, s) == 0 })
+	testwait.For(t, "the queue to drain", func() bool { return queueLen(t, s) == 0 })
 
 	subj := regexp.MustCompile(`Subject: crash (\d+)`)
 	count := map[int]int{}

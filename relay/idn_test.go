@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"sealmail/internal/testwait"
 	"sealmail/mailstore/storetest"
 )
 
@@ -21,7 +22,7 @@ func TestIDNDowngrade(t *testing.T) {
 	if err := q.Enqueue(ctx, "a@example.test", []string{"Anna@" + idn}, storetest.Msg("a@example.test", "anna@"+idn, "s", "b")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
+	testwait.For(t, "delivery", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
 	if got := fmt.Sprint(ts.messages()[0].rcpts); got != "[Anna@"+ascii+"]" {
 		t.Errorf("the server was sent RCPT %s, want [Anna@%s]", got, ascii)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"sealmail/config"
 	"sealmail/internal/testlog"
+	"sealmail/internal/testwait"
 	"sealmail/mailauth"
 	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
@@ -65,7 +66,7 @@ func TestDeliverSignedOverTLS(t *testing.T) {
 	if err := q.Enqueue(ctx, "a@example.test", []string{"x@remote.test", "y@remote.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
+	testwait.For(t, "delivery", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
 	got := ts.messages()[0]
 	if got.from != "a@example.test" || len(got.rcpts) != 2 || !got.tls {
 		t.Fatalf("one transaction over TLS for both recipients expected, got from=%s rcpts=%v tls=%v", got.from, got.rcpts, got.tls)
@@ -99,7 +100,7 @@ func TestDeferThenDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e mailstore.QueueEntry
-	waitFor(t, "a deferred attempt", func() bool {
+	testwait.For(t, "a deferred attempt", func() bool {
 		es, _ := s.Queue(ctx)
 		if len(es) == 1 && es[0].Rcpts[0].Attempts == 1 {
 			e = es[0]
@@ -119,7 +120,7 @@ func TestDeferThenDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Wake()
-	waitFor(t, "delivery after retry", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
+	testwait.For(t, "delivery after retry", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
 }
 
 func TestBackoff(t *testing.T) {
@@ -159,7 +160,7 @@ func TestBounce(t *testing.T) {
 	if err := q.Enqueue(ctx, "a@example.test", []string{"good@remote.test", "bad@remote.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bounce", func() bool { return len(inbox(t, s, accts[0])) == 1 && queueLen(t, s) == 0 })
+	testwait.For(t, "bounce", func() bool { return len(inbox(t, s, accts[0])) == 1 && queueLen(t, s) == 0 })
 	if got := ts.messages(); len(got) != 1 || len(got[0].rcpts) != 1 || got[0].rcpts[0] != "good@remote.test" {
 		t.Fatalf("good recipient: %+v", got)
 	}
@@ -206,7 +207,7 @@ func TestNoBounceForNullSender(t *testing.T) {
 	if err := q.Enqueue(ctx, "", []string{"bad@remote.test"}, storetest.Msg("MAILER-DAEMON@example.test", "bad@remote.test", "bounce", "x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the entry to be dropped", func() bool { return queueLen(t, s) == 0 })
+	testwait.For(t, "the entry to be dropped", func() bool { return queueLen(t, s) == 0 })
 	time.Sleep(100 * time.Millisecond)
 	if n := len(inbox(t, s, accts[0])); n != 0 || queueLen(t, s) != 0 {
 		t.Errorf("a bounce was bounced: %d in INBOX, %d queued", n, queueLen(t, s))
@@ -226,7 +227,7 @@ func TestGiveUpAndDelayWarning(t *testing.T) {
 	if err := q.Enqueue(ctx, "a@example.test", []string{"x@remote.test"}, storetest.Msg("a@example.test", "x@remote.test", "chậm", "b")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delay warning", func() bool {
+	testwait.For(t, "delay warning", func() bool {
 		es, _ := s.Queue(ctx)
 		return len(inbox(t, s, accts[0])) == 1 && len(es) == 1 && es[0].Warned
 	})
@@ -244,7 +245,7 @@ func TestGiveUpAndDelayWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	q.Wake()
-	waitFor(t, "give-up bounce", func() bool { return len(inbox(t, s, accts[0])) == 2 && queueLen(t, s) == 0 })
+	testwait.For(t, "give-up bounce", func() bool { return len(inbox(t, s, accts[0])) == 2 && queueLen(t, s) == 0 })
 	d = dsnOf(t, inbox(t, s, accts[0])[1])
 	if !strings.Contains(d, "Action: failed") || !strings.Contains(d, "gave up after") || !strings.Contains(d, "Status: 4.3.0") {
 		t.Errorf("give-up bounce:\n%s", d)
@@ -281,7 +282,7 @@ func TestPeerTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "attempts", func() bool {
+	testwait.For(t, "attempts", func() bool {
 		es, _ := s.Queue(ctx)
 		n := 0
 		for _, e := range es {
@@ -395,7 +396,7 @@ func TestFallbackAcrossHosts(t *testing.T) {
 	if err := q.Enqueue(ctx, "a@example.test", []string{"x@remote.test"}, storetest.Msg("a@example.test", "x@remote.test", "s", "b")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery to the second MX", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
+	testwait.For(t, "delivery to the second MX", func() bool { return len(ts.messages()) == 1 && queueLen(t, s) == 0 })
 }
 
 // TestPeerRelayDNSOff: with DNS off, a peer's relay named by host name is
@@ -456,7 +457,7 @@ func TestDamagedContent(t *testing.T) {
 	var logs testlog.Capture
 	q := &Queue{Store: s, Resolver: mxTo("remote.test"), Hostname: "mail.example.test", Port: ts.port(), Logger: logs.Logger(slog.LevelInfo)}
 	runQueue(t, q)
-	waitFor(t, "the attempt to fail", func() bool { return len(logs.Grep("relay: processing queue entry", "damaged")) > 0 })
+	testwait.For(t, "the attempt to fail", func() bool { return len(logs.Grep("relay: processing queue entry", "damaged")) > 0 })
 	ts.mu.Lock()
 	sessions := ts.sessions
 	ts.mu.Unlock()

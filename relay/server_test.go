@@ -164,18 +164,6 @@ func runQueue(t testing.TB, q *Queue) {
 	})
 }
 
-// waitFor polls cond until it holds or fails the test after 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // mxTo returns a resolver that sends mail for each domain to 127.0.0.1.
 func mxTo(domains ...string) *resolve.Static {
 	r := &resolve.Static{MX: map[string][]*net.MX{}, IP: map[string][]net.IP{}}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"sealmail/internal/testtool"
+	"sealmail/internal/testwait"
 	"sealmail/mailauth"
 	"sealmail/mailstore/storetest"
 )
@@ -35,7 +36,7 @@ func TestSmtpSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	var files []string
-	waitFor(t, "smtp-sink to store the message", func() bool {
+	testwait.For(t, "smtp-sink to store the message", func() bool {
 		files, _ = filepath.Glob(filepath.Join(dump, "*"))
 		return len(files) == 1 && queueLen(t, s) == 0
 	})
@@ -93,7 +94,7 @@ func startSink(t *testing.T) (addr, dump string) {
 			t.Logf("smtp-sink: %s", stderr.String())
 		}
 	})
-	waitFor(t, "smtp-sink to listen", func() bool {
+	testwait.For(t, "smtp-sink to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()

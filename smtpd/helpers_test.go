@@ -145,9 +145,7 @@ func start(t testing.TB, srv *Server) *env {
 	go func() { e.serveErrs <- srv.ServeSubmission(lsub, false) }()
 	go func() { e.serveErrs <- srv.ServeSubmission(lsubs, true) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		for range 3 {

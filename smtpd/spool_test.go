@@ -7,7 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
+
+	"sealmail/internal/testwait"
 )
 
 // bigMessage is a message of about n bytes, lines of 76 characters.
@@ -89,16 +90,7 @@ func TestInFlightBudget(t *testing.T) {
 	}
 	holder.ok("QUIT")
 	r.ok("QUIT")
-	waitFor(t, func() bool { return e.srv.inflight.used.Load() == 0 })
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-	}
+	testwait.For(t, "the in-flight budget to be given back", func() bool { return e.srv.inflight.used.Load() == 0 })
 }
 
 // TestSpoolStreamed: a spooled message is delivered from its spool file, only
@@ -152,5 +144,5 @@ func TestSpoolStreamed(t *testing.T) {
 		t.Errorf("header over 1 MiB: %d %s", code, msg)
 	}
 	r.ok("QUIT")
-	waitFor(t, func() bool { return e.srv.inflight.used.Load() == 0 })
+	testwait.For(t, "the in-flight budget to be given back", func() bool { return e.srv.inflight.used.Load() == 0 })
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -176,9 +175,7 @@ func readIMAP(t *testing.T, e *env, user string) []byte {
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(l) }()
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
+		srv.Shutdown(context.Background())
 		<-done
 	}()
 	c, err := imapclient.DialTLS(l.Addr().String(), &imapclient.Options{TLSConfig: e.clientTLS})

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/mail"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"sealmail/config"
+	"sealmail/internal/testwait"
 	"sealmail/mailstore"
 	"sealmail/mailstore/storetest"
 )
@@ -89,8 +91,6 @@ func start(t *testing.T, cmd *exec.Cmd) *server {
 	case <-started:
 	case err := <-srv.done:
 		t.Fatalf("serve exited before serving: %v\n%s", err, srv.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start within 30s:\n%s", srv.logs())
 	}
 	if len(srv.addrs) != len(listenerKeys) {
 		t.Fatalf("serve logged %d listeners, want %d: %v", len(srv.addrs), len(listenerKeys), srv.addrs)
@@ -101,11 +101,7 @@ func start(t *testing.T, cmd *exec.Cmd) *server {
 // waitLog waits until serve has logged a line containing s.
 func (srv *server) waitLog(t *testing.T, s string) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !strings.Contains(srv.logs(), s); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not log %q within a minute:\n%s", s, srv.logs())
-		}
-	}
+	testwait.For(t, fmt.Sprintf("serve to log %q", s), func() bool { return strings.Contains(srv.logs(), s) })
 }
 
 func (srv *server) logs() string {
@@ -120,13 +116,8 @@ func (srv *server) stop(t *testing.T) {
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-srv.done:
-		if err != nil {
-			t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.logs())
-		}
-	case <-time.After(time.Minute):
-		t.Fatalf("serve did not stop within a minute of SIGTERM:\n%s", srv.logs())
+	if err := <-srv.done; err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.logs())
 	}
 	if !strings.Contains(srv.logs(), "msg=stopped") {
 		t.Errorf("serve did not log its clean stop:\n%s", srv.logs())

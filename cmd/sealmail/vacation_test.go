@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestUserVacation: 'user vacation' sets, shows and turns off the reply the
