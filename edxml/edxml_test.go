@@ -71,7 +71,7 @@ func TestRoundTrip(t *testing.T) {
 // TestIndependentParser reads the package with Python's XML parser, by
 // namespace and path as another system would.
 func TestIndependentParser(t *testing.T) {
-	py := testtool.Path(t, "python3", "edxml")
+	py := testtool.Path(t, "python3", "python3")
 	b, err := Marshal(sample())
 	if err != nil {
 		t.Fatal(err)
