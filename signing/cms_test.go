@@ -14,7 +14,7 @@ import (
 )
 
 // reissue issues a copy of c for pub, signed by p's CA: same names, new serial.
-func reissue(t *testing.T, p *pki, c *x509.Certificate, pub any) *x509.Certificate {
+func reissue(t testing.TB, p *pki, c *x509.Certificate, pub any) *x509.Certificate {
 	t.Helper()
 	tmpl := *c
 	cert, err := create(&tmpl, p.ca, pub, p.caKey)

@@ -41,9 +41,12 @@ func SignEdXML(data []byte, seal *Seal) ([]byte, error) {
 		return nil, fmt.Errorf("signing: edXML: %w", err)
 	}
 	root := doc.Root()
-	header := root.FindElement("./edXMLEnvelope/edXMLHeader")
+	var header *etree.Element
+	if root != nil {
+		header = root.FindElement("./edXMLEnvelope/edXMLHeader")
+	}
 	switch {
-	case root.Tag != "edXML" || header == nil:
+	case root == nil || root.Tag != "edXML" || header == nil:
 		return nil, errors.New("signing: edXML: not an edXML package (no edXML/edXMLEnvelope/edXMLHeader)")
 	case len(signatures(root)) > 0:
 		return nil, errors.New("signing: edXML: the package is signed already")
@@ -136,6 +139,10 @@ func verifyEdXML(res *Result, data []byte, from, organ string, opts VerifyOption
 		return nil
 	}
 	root := doc.Root()
+	if root == nil {
+		res.add(CheckXMLSignature, "", fail(ReasonBadSignature, "the package is not XML: no root element"))
+		return nil
+	}
 	sigs := signatures(root)
 	switch {
 	case len(sigs) == 0 && require:

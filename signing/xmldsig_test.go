@@ -16,7 +16,7 @@ import (
 )
 
 // testPackage is an edXML package from agency A.
-func testPackage(t *testing.T) []byte {
+func testPackage(t testing.TB) []byte {
 	t.Helper()
 	p := &edxml.Package{Envelope: edxml.Envelope{Header: edxml.EnvelopeHeader{
 		MessageHeader: &edxml.MessageHeader{
@@ -149,8 +149,47 @@ func TestEdXMLSignature(t *testing.T) {
 	if c, _ := VerifyEdXML(pkg, agencyA.OfficialAddress, agencyA.OrganID, opts, true); c.Status != Fail || c.Reason != ReasonNotSigned {
 		t.Errorf("unsigned, required: %+v", c)
 	}
+	if _, err := SignEdXML(nil, a.seal); err == nil {
+		t.Error("an empty package was signed")
+	}
 	res := &Result{OK: true}
 	if err := res.Add(Check{Name: CheckXMLSignature, Status: Fail, Reason: ReasonNotSigned}); err == nil || res.OK {
 		t.Errorf("Result.Add of a failure: %v, OK %v", err, res.OK)
 	}
+}
+
+// FuzzEdXMLSignature feeds arbitrary bytes to the XML-DSig check of an
+// edXML package, which parses them with etree and canonicalizes them with
+// goxmldsig: it must answer with a reasoned check, never panic, and pass
+// only with the signed content to read. Signed (RSA, ECDSA), changed and
+// unsigned packages are seeds. Search with 'go test -run XXX -fuzz
+// FuzzEdXMLSignature -fuzztime 5m -parallel 1 ./signing'.
+func FuzzEdXMLSignature(f *testing.F) {
+	a := newPKI(f, agencyA, testNow, testNow)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rsaSeal := &Seal{Cert: reissue(f, a, a.seal.Cert, rsaKey.Public()), Chain: a.seal.Chain, Key: rsaKey}
+	pkg := testPackage(f)
+	f.Add(pkg)
+	for _, s := range []*Seal{a.seal, rsaSeal} {
+		signed, err := SignEdXML(pkg, s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(signed)
+		f.Add(bytes.Replace(signed, []byte("<Subject>"), []byte("<Subject>x"), 1))
+	}
+	f.Add([]byte(`<edXML><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/><SignatureValue/></Signature></edXML>`))
+	opts := options(testNow, map[Agency]*pki{agencyA: a})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, content := VerifyEdXML(data, agencyA.OfficialAddress, agencyA.OrganID, opts, false)
+		switch {
+		case c.Name != CheckXMLSignature || (c.Status != Pass && c.Reason == ""):
+			t.Fatalf("check without a reason: %+v", c)
+		case (c.Status == Pass) != (content != nil):
+			t.Fatalf("check %s with %d bytes of signed content", c.Status, len(content))
+		}
+	})
 }
