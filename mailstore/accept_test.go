@@ -15,27 +15,32 @@ var acceptMsg = storetest.Msg("a1@example.test", "a2@example.test, r@remote.test
 // TestAcceptChild is the child half of TestKill9Accept: one message for two
 // local mailboxes and a remote recipient.
 func TestAcceptChild(t *testing.T) {
-	s, accts := openChild(t, "SEALMAIL_ACCEPT_DIR", "TestKill9Accept")
+	s, accts, ok := openChild(t, "SEALMAIL_ACCEPT_DIR")
+	if !ok {
+		return // not a test of its own: TestKill9Accept runs it
+	}
 	acceptBoth(t, s, accts)
 }
 
 // openChild opens the store of a crash test's child process, in the
-// directory named by environment variable env, and lists its accounts;
-// run other than by parent, the child skips.
-func openChild(t *testing.T, env, parent string) (*mailstore.Store, []mailstore.Account) {
+// directory named by environment variable env, and lists its accounts; ok
+// is false when the test binary runs other than as that child (the child
+// then returns at once: as in os/exec's helper processes, it neither
+// passes a check nor skips one).
+func openChild(t *testing.T, env string) (s *mailstore.Store, accts []mailstore.Account, ok bool) {
 	dir := os.Getenv(env)
 	if dir == "" {
-		t.Skip("child process of " + parent)
+		return nil, nil, false
 	}
 	s, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 	if err != nil {
 		t.Fatal(err)
 	}
-	accts, err := s.Accounts(context.Background())
+	accts, err = s.Accounts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, accts
+	return s, accts, true
 }
 
 func acceptBoth(t *testing.T, s *mailstore.Store, accts []mailstore.Account) {

@@ -22,7 +22,10 @@ import (
 // what it delivered and reclaims, from several goroutines, printing each
 // delivery once Deliver returned. A fault point kills it (export_test.go).
 func TestStepsChild(t *testing.T) {
-	s, accts := openChild(t, "SEALMAIL_STEPS_DIR", "TestKill9Steps")
+	s, accts, ok := openChild(t, "SEALMAIL_STEPS_DIR")
+	if !ok {
+		return // not a test of its own: TestKill9Steps runs it
+	}
 	ctx := context.Background()
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)

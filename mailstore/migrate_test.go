@@ -207,7 +207,7 @@ func oldStore(t *testing.T, dir string, n int) [][]byte {
 func TestMigrateChild(t *testing.T) {
 	dir := os.Getenv("SEALMAIL_MIGRATE_DIR")
 	if dir == "" {
-		t.Skip("child process of TestMigrateContentKill9")
+		return // not a test of its own: TestMigrateContentKill9 runs it
 	}
 	s, err := Open(dir, Options{})
 	if err != nil {

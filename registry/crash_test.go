@@ -41,7 +41,7 @@ const (
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv("SEALMAIL_CRASH_DIR")
 	if dir == "" {
-		t.Skip("child process of TestKill9Exchange")
+		return // not a test of its own: TestKill9Exchange runs it
 	}
 	from, _ := strconv.Atoi(os.Getenv("SEALMAIL_CRASH_FROM"))
 	to, _ := strconv.Atoi(os.Getenv("SEALMAIL_CRASH_TO"))

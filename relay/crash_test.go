@@ -22,7 +22,7 @@ import (
 func TestCrashChild(t *testing.T) {
 	dir, port := os.Getenv("RELAY_CRASH_DIR"), os.Getenv("RELAY_CRASH_PORT")
 	if dir == "" {
-		t.Skip("run by TestCrash")
+		return // not a test of its own: TestCrash runs it
 	}
 	s, err := mailstore.Open(dir, mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 	if err != nil {
