@@ -186,8 +186,10 @@ func TestScale(t *testing.T) {
 		t.Log("  " + sustained)
 	}
 	for _, b := range boxes {
+		// The server's RSS can fall while the sessions open (the runtime
+		// returning memory of earlier work): then nothing is shown.
 		t.Logf("  %d: %.1f KB per selected session (target ≤ 100 KB: %s); data directory %.2f× the raw messages (target ≤ 1.5×: %s)",
-			b.n, b.perSession/1024, met(b.perSession <= 100*1024), b.dirRatio, met(b.dirRatio <= 1.5))
+			b.n, b.perSession/1024, met(b.perSession >= 0 && b.perSession <= 100*1024), b.dirRatio, met(b.dirRatio <= 1.5))
 	}
 }
 
