@@ -298,3 +298,57 @@ func TestForgedStatus(t *testing.T) {
 		t.Errorf("A's statuses after forged ones: %q", got)
 	}
 }
+
+// TestUpdateReplace: A replaces a document (doc replace's path, through the
+// registry) and then updates the replacement (a clerk's mail client, with
+// the header fields); B's register links each to the one it corrects, as
+// A's does, and the edXML export says what the package does.
+func TestUpdateReplace(t *testing.T) {
+	ctx := context.Background()
+	a, b := agencies(t)
+	first := released(t, a, b)
+	if _, err := a.docs.Correct(ctx, "", "000.00.12.H10,2001/01/01,99/X", mailstore.RelationReplaces, "x", "", nil); !errors.Is(err, mailstore.ErrNotFound) {
+		t.Errorf("replacing an unknown document: %v", err)
+	}
+	const why = "Sai số liệu tại phụ lục"
+	second, err := a.docs.Correct(ctx, "", first.DocumentID, mailstore.RelationReplaces, why, "",
+		[]signing.File{{Name: "cv-thay-the.pdf", ContentType: "application/pdf", Data: pdf(10 << 10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Number != 2 || second.Relation != mailstore.RelationReplaces || second.Related != first.DocumentID ||
+		!slices.Equal(second.Recipients, first.Recipients) || second.Subject != first.Subject {
+		t.Errorf("A's line of the replacement: %+v", second)
+	}
+	a.delivered(t)
+
+	// The update, from the clerk's mail client.
+	msg := document(t, officialA, lan, "dinh-chinh.pdf", pdf(10<<10))
+	msg = "Official-Document-Updates: " + second.DocumentID + "\r\nOfficial-Document-Reason: Sai ngày ban hành\r\n" + msg
+	a.submitFrom(t, "clerk", officialA, []string{lan}, msg)
+	a.delivered(t)
+
+	out := a.register(t, mailstore.DocOut)
+	if len(out) != 3 || out[2].Relation != mailstore.RelationUpdates || out[2].Related != second.DocumentID ||
+		!strings.Contains(out[0].Notes, "replaced by "+second.DocumentID) || !strings.Contains(out[1].Notes, "updated by "+out[2].DocumentID) {
+		t.Fatalf("A's outgoing register: %+v", out)
+	}
+	in := b.register(t, mailstore.DocIn)
+	if len(in) != 3 {
+		t.Fatalf("B's incoming register: %+v", in)
+	}
+	if in[1].Relation != mailstore.RelationReplaces || in[1].Related != first.DocumentID || !strings.Contains(in[1].Notes, why) ||
+		!strings.Contains(in[0].Notes, "Được thay thế bởi / replaced by "+second.DocumentID) || !strings.Contains(in[0].Notes, "số đến 2") {
+		t.Errorf("B's lines of the first document and its replacement: %+v\n%+v", in[0], in[1])
+	}
+	if in[2].Relation != mailstore.RelationUpdates || in[2].Related != second.DocumentID || !strings.Contains(in[1].Notes, "updated by "+out[2].DocumentID) {
+		t.Errorf("B's lines of the replacement and its update: %+v\n%+v", in[1], in[2])
+	}
+	pkg, err := b.docs.ExportEdXML(ctx, in[2], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(pkg); !strings.Contains(s, "<BussinessDocType>2</BussinessDocType>") || !strings.Contains(s, second.DocumentID) {
+		t.Errorf("the update's edXML package:\n%.3000s", pkg)
+	}
+}

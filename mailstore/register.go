@@ -83,8 +83,18 @@ type DocEntry struct {
 	Status     string
 	Notes      string
 	Files      []DocFile
-	Acks       []DocAck // filled by the read functions
+	// Relation is RelationUpdates or RelationReplaces for a document that
+	// corrects the one Related names (its DocumentID); "" for a new one.
+	Relation string
+	Related  string
+	Acks     []DocAck // filled by the read functions
 }
+
+// Relations of a document to one released before (Decree 30/2020 Art. 18.3).
+const (
+	RelationUpdates  = "updates"  // đính chính, cập nhật (edXML BussinessDocType 2)
+	RelationReplaces = "replaces" // thay thế (3)
+)
 
 // Register adds e to the register of its Domain, Direction and Series for
 // e.Year under the next number, which it sets. Numbering is atomic across goroutines
@@ -145,10 +155,10 @@ func (s *Store) Register(ctx context.Context, e DocEntry, fill func(e *DocEntry)
 func insertDoc(tx *sql.Tx, e *DocEntry) error {
 	return tx.QueryRow(`INSERT INTO doc_register (domain, direction, series, medium, year, number, notation, document_id,
 		message_id, doc_date, registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status,
-		notes, files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		notes, files, relation, related) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
 		e.Domain, e.Direction, e.Series, e.Medium, e.Year, e.Number, e.Notation, e.DocumentID,
 		e.MessageID, e.DocDate, e.Time.Unix(), e.DocType, e.Subject, e.Signer, e.Organ, e.Sender, marshalList(e.Recipients),
-		e.FiledWith, e.Copies, e.Status, e.Notes, marshalList(e.Files)).Scan(&e.ID)
+		e.FiledWith, e.Copies, e.Status, e.Notes, marshalList(e.Files), e.Relation, e.Related).Scan(&e.ID)
 }
 
 // UpdateDoc records what became known of a registered document after its
@@ -277,7 +287,7 @@ func (s *Store) DocYears(ctx context.Context, domain string, dir Direction) ([]i
 }
 
 const docCols = `id, domain, direction, series, medium, year, number, notation, document_id, message_id, doc_date,
-	registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status, notes, files`
+	registered, doc_type, subject, signer, organ, sender, recipients, filed_with, copies, status, notes, files, relation, related`
 
 func scanDoc(sc scanner) (DocEntry, error) {
 	var e DocEntry
@@ -285,7 +295,7 @@ func scanDoc(sc scanner) (DocEntry, error) {
 	var rcpts, files string
 	err := sc.Scan(&e.ID, &e.Domain, &e.Direction, &e.Series, &e.Medium, &e.Year, &e.Number, &e.Notation, &e.DocumentID,
 		&e.MessageID, &e.DocDate, &t, &e.DocType, &e.Subject, &e.Signer, &e.Organ, &e.Sender, &rcpts, &e.FiledWith, &e.Copies,
-		&e.Status, &e.Notes, &files)
+		&e.Status, &e.Notes, &files, &e.Relation, &e.Related)
 	if err != nil {
 		return DocEntry{}, err
 	}

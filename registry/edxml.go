@@ -69,7 +69,7 @@ func (r *Registry) ExportEdXML(ctx context.Context, e mailstore.DocEntry, sign b
 		MessageHeader: h,
 		Trace: &edxml.TraceHeaderList{
 			TraceHeaders: []edxml.TraceHeader{{OrganID: m.From.OrganID, Timestamp: e.Time.In(r.loc()).Format(edxml.TimeLayout)}},
-			Bussiness:    edxml.Bussiness{BussinessDocType: edxml.DocNew, DocumentID: m.DocumentID},
+			Bussiness:    bussiness(m),
 		},
 	}}}
 	for i, f := range files {
@@ -435,4 +435,13 @@ func (r *Registry) StatusMessages(ctx context.Context, e mailstore.DocEntry) ([]
 		}
 	}
 	return out, nil
+}
+
+// bussiness is what a sealed document does, for its edXML package: new,
+// or an update or replacement of the document its manifest names.
+func bussiness(m *signing.Manifest) edxml.Bussiness {
+	if m.Bussiness != nil {
+		return *m.Bussiness
+	}
+	return edxml.Bussiness{BussinessDocType: edxml.DocNew, DocumentID: m.DocumentID}
 }

@@ -190,6 +190,9 @@ func (r *Registry) accept(ctx context.Context, in *arrival, g *agency, p *step) 
 		Organ: m.From.OrganName, Sender: in.from, Recipients: g.rcpts, Copies: 1, Status: StatusReceived,
 		Files: docFiles(manifestFiles(m)), Notes: pdfNotes(in.res),
 	}
+	if err := r.linked(ctx, g, m, &e, p); err != nil {
+		return err
+	}
 	verdict := "pass" + param("organ", m.From.OrganID) + param("doc", e.Notation) + param("so-den", strconv.Itoa(e.Number))
 	if n := pdfNotes(in.res); n != "" {
 		// The names stay in the register: a header line must stay short.

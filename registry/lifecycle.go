@@ -1,12 +1,16 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-message/mail"
 
 	"sealmail/edxml"
 	"sealmail/mailstore"
@@ -414,4 +418,189 @@ func (r *Registry) Statuses(ctx context.Context, e mailstore.DocEntry) ([]Status
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// Header fields a clerk sets on a release that corrects a document released
+// before (Decree 30/2020 Art. 18.3): its DocumentId, and why.
+const (
+	fieldUpdates  = "Official-Document-Updates"  // đính chính, cập nhật: edXML BussinessDocType 2
+	fieldReplaces = "Official-Document-Replaces" // thay thế: 3
+	fieldReason   = "Official-Document-Reason"
+)
+
+// correction is what a release corrects: the register line of the
+// document it updates or replaces, and why.
+type correction struct {
+	relation string // mailstore.RelationUpdates or RelationReplaces
+	old      mailstore.DocEntry
+	reason   string
+}
+
+// correction reads the fields of a release that corrects a document domain
+// released before; nil for a new document. A document that is not in
+// domain's outgoing register, or was recalled, is refused.
+func (r *Registry) correction(ctx context.Context, h mail.Header, domain string) (*correction, error) {
+	upd, _ := h.Text(fieldUpdates)
+	rep, _ := h.Text(fieldReplaces)
+	upd, rep = strings.TrimSpace(upd), strings.TrimSpace(rep)
+	if upd == "" && rep == "" {
+		return nil, nil
+	}
+	if upd != "" && rep != "" {
+		return nil, fmt.Errorf("%w: a document updates (%s) or replaces (%s) another, not both", ErrRejected, fieldUpdates, fieldReplaces)
+	}
+	c := &correction{relation: mailstore.RelationUpdates}
+	id := upd
+	if rep != "" {
+		c.relation, id = mailstore.RelationReplaces, rep
+	}
+	reason, _ := h.Text(fieldReason)
+	if c.reason = strings.TrimSpace(reason); c.reason == "" {
+		return nil, fmt.Errorf("%w: an update or replacement needs its reason in %s (lý do đính chính, thay thế)", ErrRejected, fieldReason)
+	}
+	old, err := r.Entry(ctx, domain, mailstore.DocOut, id)
+	if errors.Is(err, mailstore.ErrNotFound) || errors.Is(err, ErrState) {
+		return nil, fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if old.Status == StatusVoid || old.Status == StatusRecalled || old.Status == StatusRecalling {
+		return nil, fmt.Errorf("%w: %s is %s: there is nothing to correct", ErrRejected, old.Notation, old.Status)
+	}
+	c.old = old
+	return c, nil
+}
+
+// bussiness is the manifest's account of the correction, naming the
+// organs the new document goes to.
+func (c *correction) bussiness(to []signing.Organ) *edxml.Bussiness {
+	typ := edxml.DocUpdate
+	if c.relation == mailstore.RelationReplaces {
+		typ = edxml.DocReplace
+	}
+	ri := edxml.ReplacementInfo{DocumentID: c.old.DocumentID}
+	for _, o := range to {
+		if o.OrganID != "" && !slices.Contains(ri.OrganIDs, o.OrganID) {
+			ri.OrganIDs = append(ri.OrganIDs, o.OrganID)
+		}
+	}
+	return &edxml.Bussiness{BussinessDocType: typ, BussinessDocReason: c.reason, ReplacementInfoList: []edxml.ReplacementInfo{ri}}
+}
+
+// note is the register note linking a correction and what it corrects:
+// on the new document's line (forward) or the old one's.
+func (c *correction) note(other string, forward bool) string {
+	return relationNote(c.relation, other, c.reason, forward)
+}
+
+func relationNote(relation, other, reason string, forward bool) string {
+	var words [2]string
+	switch {
+	case relation == mailstore.RelationUpdates && forward:
+		words = [2]string{"Đính chính văn bản", "updates"}
+	case relation == mailstore.RelationUpdates:
+		words = [2]string{"Được đính chính bởi", "updated by"}
+	case forward:
+		words = [2]string{"Thay thế văn bản", "replaces"}
+	default:
+		words = [2]string{"Được thay thế bởi", "replaced by"}
+	}
+	return words[0] + " / " + words[1] + " " + other + ": " + reason
+}
+
+// linked is what an arriving document that corrects another changes in
+// g's incoming register, in step p: the new line names the old one, and
+// the old one, when g received it from the same sender, the new one.
+func (r *Registry) linked(ctx context.Context, g *agency, m *signing.Manifest, e *mailstore.DocEntry, p *step) error {
+	b := m.Bussiness
+	if b == nil || (b.BussinessDocType != edxml.DocUpdate && b.BussinessDocType != edxml.DocReplace) || len(b.ReplacementInfoList) == 0 {
+		return nil
+	}
+	e.Relation, e.Related = mailstore.RelationUpdates, b.ReplacementInfoList[0].DocumentID
+	if b.BussinessDocType == edxml.DocReplace {
+		e.Relation = mailstore.RelationReplaces
+	}
+	e.Notes = joinNonEmpty("; ", e.Notes, relationNote(e.Relation, e.Related, b.BussinessDocReason, true))
+	olds, err := r.Store.Docs(ctx, mailstore.DocQuery{Domain: g.domain.Name, Direction: mailstore.DocIn, DocumentID: e.Related})
+	if err != nil {
+		return err
+	}
+	for _, old := range olds {
+		if domainOf(old.Sender) == domainOf(e.Sender) && old.MessageID != "" {
+			p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: refOf(old),
+				Note: relationNote(e.Relation, e.DocumentID, b.BussinessDocReason, false) + " (số đến " + fmt.Sprint(e.Number) + ")"})
+		}
+	}
+	return nil
+}
+
+// Correct releases a document that updates or replaces (relation) the one
+// domain released as oldID (Decree 30/2020 Art. 18.3), as its clerk would
+// by mail: From the official address, to the same recipients, with files
+// (the main PDF first, signed by the person with authority), subject (the
+// old one's when empty) and the reason. Outgoing numbers, seals and sends
+// it; both registers link the two documents. It returns the new line.
+func (r *Registry) Correct(ctx context.Context, domain, oldID, relation, reason, subject string, files []signing.File) (mailstore.DocEntry, error) {
+	old, err := r.Entry(ctx, domain, mailstore.DocOut, oldID)
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	if len(files) == 0 {
+		return mailstore.DocEntry{}, errors.New("registry: the new document needs its files, the main PDF first")
+	}
+	d, err := r.Store.Domain(ctx, old.Domain)
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	clerk, err := r.Store.Account(ctx, old.Sender)
+	if err != nil {
+		return mailstore.DocEntry{}, fmt.Errorf("registry: %s was released by %s: %w", old.Notation, old.Sender, err)
+	}
+	field := map[string]string{mailstore.RelationUpdates: fieldUpdates, mailstore.RelationReplaces: fieldReplaces}[relation]
+	if field == "" {
+		return mailstore.DocEntry{}, fmt.Errorf("registry: relation %q: want %s or %s", relation, mailstore.RelationUpdates, mailstore.RelationReplaces)
+	}
+	var h mail.Header
+	h.SetDate(r.now())
+	h.SetAddressList("From", []*mail.Address{{Name: d.OrganName, Address: d.OfficialAddress}})
+	var to []*mail.Address
+	for _, a := range old.Recipients {
+		to = append(to, &mail.Address{Address: a})
+	}
+	h.SetAddressList("To", to)
+	h.SetSubject(cmpOr(strings.TrimSpace(subject), old.Subject))
+	messageID := strings.ToLower(rand.Text()) + "@" + d.Name
+	h.SetMessageID(messageID)
+	h.SetText(field, old.DocumentID)
+	h.SetText(fieldReason, reason)
+	var b bytes.Buffer
+	w, tw, err := textWriter(&b, h)
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	fmt.Fprintf(tw, "%s\r\n", relationNote(relation, old.Notation+" ("+old.DocumentID+")", reason, true))
+	if err := tw.Close(); err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	for _, f := range files {
+		if err := attachFile(w, f.Name, cmpOr(f.ContentType, "application/pdf"), f.Data); err != nil {
+			return mailstore.DocEntry{}, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	local, _, remote, err := r.resolve(ctx, old.Recipients)
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	sealed, err := r.Outgoing(ctx, clerk, d.OfficialAddress, local, remote, b.Bytes())
+	if err != nil {
+		return mailstore.DocEntry{}, err
+	}
+	if sealed == nil {
+		return mailstore.DocEntry{}, fmt.Errorf("registry: %s cannot release documents (a clerk of %s with its official address)", clerk.Address, d.Name)
+	}
+	return r.Store.DocByMessage(ctx, mailstore.DocRef{Domain: d.Name, Direction: mailstore.DocOut, MessageID: normID(messageID)})
 }

@@ -89,12 +89,16 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 			return nil, fmt.Errorf("%w: %v", ErrRejected, err)
 		}
 	}
+	fix, err := r.correction(ctx, h, d.Name)
+	if err != nil {
+		return nil, err
+	}
 	img, err := sealImage(r.DataDir, d.Name)
 	if err != nil {
 		return nil, err
 	}
 	rel := &release{acct: acct, domain: d, seal: seal, sender: sender, envFrom: from, local: local, remote: remote,
-		h: h, msg: msg, messageID: messageID, img: img, now: now}
+		h: h, msg: msg, messageID: messageID, img: img, now: now, fix: fix}
 	err = r.run(ctx, func(p *step) error { return r.release(ctx, rel, p) })
 	if errors.Is(err, mailstore.ErrExists) {
 		// Released meanwhile by the same message on another connection.
@@ -123,7 +127,8 @@ type release struct {
 	messageID     string
 	img           image.Image
 	now           time.Time
-	sealed        []byte // the document as sealed by the last build
+	sealed        []byte      // the document as sealed by the last build
+	fix           *correction // what it updates or replaces, if anything
 }
 
 // release builds the step of a release under the next number: the number
@@ -146,6 +151,12 @@ func (r *Registry) release(ctx context.Context, rel *release, p *step) error {
 	}
 	doc := signing.Document{Number: number, Agency: Agency(d), To: r.organs(ctx, rel.h), Subject: subject, Signer: sig, Type: docType(""), Date: date,
 		PDF: &signing.PDFStamp{Profile: r.PDF.Profile, SealImage: rel.img}}
+	if f := rel.fix; f != nil {
+		e.Relation, e.Related = f.relation, f.old.DocumentID
+		e.Notes = joinNonEmpty("; ", e.Notes, f.note(f.old.DocumentID, true))
+		doc.Bussiness = f.bussiness(doc.To)
+		p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: refOf(f.old), Note: f.note(e.DocumentID, false)})
+	}
 	stamped, files, err := r.stamp(ctx, rel.msg, rel.seal, doc, d.Name, now)
 	if err != nil {
 		// No number is taken for a document that could not be sealed.

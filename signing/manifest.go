@@ -27,6 +27,7 @@ const ManifestVersion = 2
 //	<Manifest xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016" version="2">
 //	  <MessageHeader>From, To, Code, PromulgationInfo, DocumentType, Subject,
 //	    SignerInfo, ToPlaces, OtherInfo, SteeringType, DocumentId</MessageHeader>
+//	  <Bussiness>only for an update or a replacement</Bussiness>
 //	  <edXMLManifest version="1.0">
 //	    <Reference><AttachmentName/><ContentType/><Size/><SHA256/></Reference>...
 //	  </edXMLManifest>
@@ -38,7 +39,11 @@ const ManifestVersion = 2
 type Manifest struct {
 	Version int `json:"version"` // the form it was read in, 1 or 2
 	edxml.MessageHeader
-	Attachments []Attachment `json:"attachments"`
+	// Bussiness, for a document that updates (BussinessDocType 2) or
+	// replaces (3) one released before, names that one and says why
+	// (Decree 30/2020 Art. 18.3); nil for a new document.
+	Bussiness   *edxml.Bussiness `json:"bussiness,omitempty"`
+	Attachments []Attachment     `json:"attachments"`
 }
 
 // The manifest's header types are edXML's.
@@ -62,10 +67,11 @@ type Attachment struct {
 
 // manifestV2 is the wire form of version 2.
 type manifestV2 struct {
-	XMLName xml.Name            `xml:"http://www.mic.gov.vn/TBT/QCVN_102_2016 Manifest"`
-	Version string              `xml:"version,attr"`
-	Header  edxml.MessageHeader `xml:"MessageHeader"`
-	Files   struct {
+	XMLName   xml.Name            `xml:"http://www.mic.gov.vn/TBT/QCVN_102_2016 Manifest"`
+	Version   string              `xml:"version,attr"`
+	Header    edxml.MessageHeader `xml:"MessageHeader"`
+	Bussiness *edxml.Bussiness    `xml:"Bussiness,omitempty"`
+	Files     struct {
 		Version    string        `xml:"version,attr"`
 		References []referenceV2 `xml:"Reference"`
 	} `xml:"edXMLManifest"`
@@ -98,7 +104,7 @@ type manifestV1 struct {
 
 // MarshalXML writes m as version 2, whatever version it was read in.
 func (m Manifest) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
-	w := manifestV2{Version: strconv.Itoa(ManifestVersion), Header: m.MessageHeader}
+	w := manifestV2{Version: strconv.Itoa(ManifestVersion), Header: m.MessageHeader, Bussiness: m.Bussiness}
 	w.Files.Version = "1.0"
 	for _, a := range m.Attachments {
 		w.Files.References = append(w.Files.References, referenceV2(a))
@@ -136,7 +142,7 @@ func (m *Manifest) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 		if err := d.DecodeElement(&w, &start); err != nil {
 			return err
 		}
-		*m = Manifest{Version: 2, MessageHeader: w.Header}
+		*m = Manifest{Version: 2, MessageHeader: w.Header, Bussiness: w.Bussiness}
 		for _, r := range w.Files.References {
 			m.Attachments = append(m.Attachments, Attachment(r))
 		}

@@ -33,6 +33,9 @@ type Document struct {
 	// PDF, when set, signs every PDF attachment inside as well (see
 	// PDFStamp), before the message is sealed.
 	PDF *PDFStamp
+	// Bussiness, for an update or a replacement, names the document it
+	// corrects (Manifest.Bussiness); nil for a new document.
+	Bussiness *edxml.Bussiness
 }
 
 // Stamp seals msg, a complete RFC 5322 message with at least one
@@ -124,7 +127,10 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 		ToPlaces:         Places(doc.To),
 		OtherInfo:        OtherInfo{PromulgationAmount: max(len(doc.To), 1)},
 		DocumentID:       DocumentID(doc.Agency.OrganID, date, doc.Number, code),
-	}, Attachments: make([]Attachment, len(atts))}
+	}, Bussiness: doc.Bussiness, Attachments: make([]Attachment, len(atts))}
+	if m.Bussiness != nil {
+		m.Bussiness.DocumentID = m.DocumentID
+	}
 	// Every file after the main document is an appendix (phụ lục).
 	for _, p := range atts[1:] {
 		m.OtherInfo.Appendixes = append(m.OtherInfo.Appendixes, p.filename())

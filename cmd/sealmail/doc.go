@@ -31,6 +31,8 @@ var docCmd = &command{name: "doc", short: "official documents: verify, registers
 	{name: "status", short: "show a document's register entries, every status received or sent, and the evidence", run: docStatus},
 	{name: "recall", short: "recall a document released here: every recipient agency withdraws it (status 13, answered 15/16)", run: docRecall},
 	{name: "return", short: "return a document received today to its sender (status 02)", run: docReturn},
+	{name: "update", short: "release a document that corrects one released here (đính chính), linked to it", run: docUpdate},
+	{name: "replace", short: "release a document that replaces one released here (thay thế), linked to it", run: docReplace},
 	{name: "state", short: "report how far a received document is processed: assigned, processing, done (04/05/06)", run: docState},
 	{name: "export", short: "write a document as an edXML package (QCVN 102:2016), or its status messages", run: docExport},
 	{name: "import", short: "receive an edXML package: verify, register and deliver it", run: docImport},
@@ -162,17 +164,19 @@ type docJSON struct {
 	Medium     string              `json:"medium"` // electronic or paper
 	DocType    string              `json:"doc_type"`
 	FiledWith  string              `json:"filed_with"`
+	Relation   string              `json:"relation"` // "", updates or replaces
+	Related    string              `json:"related"`  // the DocumentId it updates or replaces
 }
 
 func toJSON(e mailstore.DocEntry) docJSON {
 	return docJSON{e.Domain, string(e.Direction), e.Year, e.Number, e.Notation, e.DocDate, e.Time.In(registry.ICT), e.Subject,
 		e.Signer, e.Organ, e.Sender, e.Recipients, e.Copies, e.Status, e.Acks, e.Notes, e.DocumentID, e.MessageID, e.Files,
-		e.Series, e.Medium, e.DocType, e.FiledWith}
+		e.Series, e.Medium, e.DocType, e.FiledWith, e.Relation, e.Related}
 }
 
 var docCSVHeader = []string{"domain", "register", "year", "number", "notation", "doc_date", "registered", "subject", "signer",
 	"organ", "sender", "recipients", "copies", "status", "acks", "notes", "document_id", "message_id", "files",
-	"series", "medium", "doc_type", "filed_with"}
+	"series", "medium", "doc_type", "filed_with", "relation", "related"}
 
 func (d docJSON) csv() []string {
 	var files []string
@@ -182,7 +186,7 @@ func (d docJSON) csv() []string {
 	return []string{d.Domain, d.Register, strconv.Itoa(d.Year), strconv.Itoa(d.Number), d.Notation, d.DocDate,
 		d.Registered.Format(time.RFC3339), d.Subject, d.Signer, d.Organ, d.Sender, strings.Join(d.Recipients, ", "),
 		strconv.Itoa(d.Copies), d.Status, acksText(d.Acks), d.Notes, d.DocumentID, d.MessageID, strings.Join(files, "; "),
-		d.Series, d.Medium, d.DocType, d.FiledWith}
+		d.Series, d.Medium, d.DocType, d.FiledWith, d.Relation, d.Related}
 }
 
 // acksText is the acknowledgement column: "01 vanthu@b (2026-11-28 09:31); ...".

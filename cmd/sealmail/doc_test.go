@@ -160,6 +160,19 @@ func writeSeal(t *testing.T, s *signing.Seal, certFile, keyFile string) {
 	}
 }
 
+// signedPDF is letter n signed by a person whose CA nobody configured: no
+// documents.trust-roots means the signer's issuer goes unchecked.
+func signedPDF(t *testing.T, n int) []byte {
+	t.Helper()
+	ca := signingtest.NewCA(t, time.Now())
+	cert, key := ca.Person(t, "Nguyễn Văn An", "Sở Thông tin và Truyền thông", time.Now())
+	signed, err := signing.SignPDF(t.Context(), signingtest.Letter(byte(n), 0, 1), &signing.Seal{Cert: cert, Key: key}, signing.PDFSignOptions{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
 // sendDocument has the clerk send a document to nam@ through the registry,
 // as the SMTP server does, and returns the stamped message.
 func sendDocument(t *testing.T, data string, n int) []byte {
@@ -178,15 +191,7 @@ func sendDocumentTo(t *testing.T, data string, n int, to string) []byte {
 		t.Fatal(err)
 	}
 	r := &registry.Registry{Store: s, DataDir: data, Hostname: "mail.agency.example"}
-	// Signed by a person whose CA nobody configured: no documents.trust-roots
-	// means the signer's issuer goes unchecked.
-	ca := signingtest.NewCA(t, time.Now())
-	cert, key := ca.Person(t, "Nguyễn Văn An", "Sở Thông tin và Truyền thông", time.Now())
-	signed, err := signing.SignPDF(ctx, signingtest.Letter(byte(n), 0, 1), &signing.Seal{Cert: cert, Key: key}, signing.PDFSignOptions{}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pdf := base64.StdEncoding.EncodeToString(signed)
+	pdf := base64.StdEncoding.EncodeToString(signedPDF(t, n))
 	var wrapped strings.Builder
 	for len(pdf) > 76 {
 		wrapped.WriteString(pdf[:76] + "\r\n")

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
+	"path/filepath"
 	"strings"
 
 	"sealmail/mailstore"
 	"sealmail/registry"
+	"sealmail/signing"
 )
 
 func docRecall(ctx context.Context, args []string) error {
@@ -48,6 +51,46 @@ func docState(ctx context.Context, args []string) error {
 	return lifecycle(ctx, f, args, 2, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
 		return r.SetState(ctx, *domain, pos[0], pos[1])
 	}, "tình trạng xử lý đã báo nơi gửi / state reported to the sender")
+}
+
+func docUpdate(ctx context.Context, args []string) error {
+	return docCorrect(ctx, args, mailstore.RelationUpdates, "doc update", "updates (đính chính, edXML BussinessDocType 2)")
+}
+
+func docReplace(ctx context.Context, args []string) error {
+	return docCorrect(ctx, args, mailstore.RelationReplaces, "doc replace", "replaces (thay thế, edXML BussinessDocType 3)")
+}
+
+// docCorrect releases a document that updates or replaces one released here.
+func docCorrect(ctx context.Context, args []string, relation, name, what string) error {
+	f := newFlags(name, "DOCUMENT-ID --file FILE.pdf [--file FILE]... --reason TEXT [--subject TEXT] [--domain D]\n\n"+
+		"Releases a new document that "+what+" the document\n"+
+		"DOCUMENT-ID released here (Decree 30/2020 Art. 18.3), to the same recipients, as its\n"+
+		"clerk would by mail: numbered, its PDFs sealed (the main one, first, must carry the\n"+
+		"signature of the person with authority), registered and sent. Both the sender's and\n"+
+		"each recipient's registers link the two documents.")
+	var files multiFlag
+	f.Var(&files, "file", "a `FILE` of the new document, the main PDF first; repeatable")
+	reason := f.String("reason", "", "why (lý do); required")
+	subject := f.String("subject", "", "the new document's subject (trích yếu; default the old one's)")
+	domain := f.String("domain", "", "the agency `DOMAIN` that released it (default: any)")
+	return lifecycle(ctx, f, args, 1, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
+		if len(files) == 0 {
+			return mailstore.DocEntry{}, f.errorf("missing --file FILE.pdf")
+		}
+		if strings.TrimSpace(*reason) == "" {
+			return mailstore.DocEntry{}, f.errorf("missing --reason TEXT")
+		}
+		var fs []signing.File
+		for _, name := range files {
+			data, err := readLimited(name, maxPackage)
+			if err != nil {
+				return mailstore.DocEntry{}, err
+			}
+			fs = append(fs, signing.File{Name: filepath.Base(name), ContentType: mime.TypeByExtension(filepath.Ext(name)), Data: data})
+		}
+		return r.Correct(ctx, *domain, pos[0], relation, *reason, *subject, fs)
+	}, what+" "+"the earlier document; released")
 }
 
 // lifecycle runs a lifecycle action on the document the first of n

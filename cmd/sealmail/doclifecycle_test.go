@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"sealmail/mailstore"
 	"sealmail/registry"
 )
 
@@ -56,5 +59,25 @@ func TestDocLifecycle(t *testing.T) {
 	ok(t, "", "doc", "state", ids[2], "done", "--data", data)
 	if st, codes := statuses(ids[2], 0); st != registry.StatusDone || !slices.Equal(codes, []string{"03", "05", "06"}) {
 		t.Errorf("received line after its states: %s %q", st, codes)
+	}
+
+	// doc replace, then doc update: both registers link them.
+	file := filepath.Join(t.TempDir(), "cv-moi.pdf")
+	if err := os.WriteFile(file, signedPDF(t, 9), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"doc", "replace", ids[2], "--file", file, "--data", data}, "missing --reason")
+	fails(t, "", []string{"doc", "replace", ids[0], "--file", file, "--reason", "x", "--data", data}, "recalled: there is nothing to correct")
+	ok(t, "", "doc", "replace", ids[2], "--file", file, "--reason", "Sai số liệu", "--subject", "Công văn 3 (thay thế)", "--data", data)
+	sent := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--outgoing", "--json", "--data", data))
+	if len(sent) != 4 || sent[3].Relation != mailstore.RelationReplaces || sent[3].Related != ids[2] || sent[3].Subject != "Công văn 3 (thay thế)" ||
+		!strings.Contains(sent[2].Notes, "replaced by "+sent[3].DocumentID) {
+		t.Fatalf("outgoing register after doc replace: %+v", sent)
+	}
+	ok(t, "", "doc", "update", sent[3].DocumentID, "--file", file, "--reason", "Sai ngày", "--data", data)
+	in := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--data", data))
+	if len(in) != 5 || in[3].Relation != mailstore.RelationReplaces || in[4].Relation != mailstore.RelationUpdates || in[4].Related != sent[3].DocumentID ||
+		!strings.Contains(in[3].Notes, "updated by") || !strings.Contains(in[2].Notes, "replaced by") {
+		t.Errorf("incoming register after doc replace and update: %+v", in)
 	}
 }
