@@ -26,6 +26,9 @@ type session struct {
 	slot *throttle.Conn     // counts this connection against the limits
 	acct *mailstore.Account // nil until login
 	sel  *selected          // nil unless a mailbox is selected
+	// endWatch stops watching for the account's password to change
+	// (nil until login).
+	endWatch func()
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
@@ -46,6 +49,7 @@ func (s *session) ctx() context.Context { return context.Background() }
 func (s *session) cmdCtx() context.Context { return s.conn.Context() }
 
 func (s *session) Close() error {
+	s.logout()
 	s.unselect()
 	s.slot.Close()
 	s.srv.sessions.Done()
@@ -77,12 +81,27 @@ func (s *session) Login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: err.Error()}
 	}
 	s.acct = &acct
+	s.endWatch = s.srv.Store.WatchLogout(acct, func() {
+		// Whoever knew the old password is out: in the middle of a
+		// command or IDLE too.
+		s.srv.log.Info("imap session ended: the password changed", "ip", s.ip, "user", acct.Address)
+		s.conn.Bye("The password of this account was changed: log in again with the new one")
+	})
 	return nil
+}
+
+// logout stops watching the account's password.
+func (s *session) logout() {
+	if s.endWatch != nil {
+		s.endWatch()
+		s.endWatch = nil
+	}
 }
 
 // Unauthenticate (RFC 8437) ends the login but not the connection: the
 // client may log in again, as someone else.
 func (s *session) Unauthenticate() error {
+	s.logout()
 	s.unselect()
 	s.acct = nil
 	s.slot.Logout() // counts against its address again, no longer its account

@@ -52,6 +52,10 @@ type Account struct {
 	Used     int64 // bytes in all the account's mailboxes
 	Disabled bool
 	Created  time.Time
+
+	// logoutMark is the newest logouts id when Authenticate returned the
+	// account: its sessions end at the next one (WatchLogout).
+	logoutMark int64
 }
 
 // DefaultMailboxes are created with every account, with their special-use attribute.
@@ -307,8 +311,10 @@ func (s *Store) Accounts(ctx context.Context) ([]Account, error) {
 }
 
 // SetPassword replaces an account's password and, in the same transaction,
-// ends every web portal session of the account: whoever logged in with the
-// old password is out (the portal logs its own user back in).
+// ends every session of the account: web portal sessions at once, IMAP and
+// SMTP sessions of any process when their notifier sees it (WatchLogout).
+// Whoever logged in with the old password is out (the portal logs its own
+// user back in).
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
 	if password == "" {
 		return fmt.Errorf("%w: empty password", ErrInvalid)
@@ -324,6 +330,9 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 			return err
 		}
 		if err := mustAffect(r, "account "+address); err != nil {
+			return err
+		}
+		if err := addLogout(tx, address); err != nil {
 			return err
 		}
 		return endWebSessions(tx, address)
@@ -404,10 +413,13 @@ func (s *Store) Authenticate(ctx context.Context, address, password string) (Acc
 	var a Account
 	var hash string
 	err := s.read(ctx, func(db *sql.DB) error {
-		row := db.QueryRowContext(ctx, `SELECT `+accountCols+`, password FROM accounts WHERE address=?`, address)
+		// The newest logout is read with the password: a change committed
+		// after this read has a larger id, and ends the session.
+		row := db.QueryRowContext(ctx, `SELECT `+accountCols+`, password, (SELECT COALESCE(MAX(id), 0) FROM logouts)
+			FROM accounts WHERE address=?`, address)
 		var role string
 		var created int64
-		err := row.Scan(&a.ID, &a.Address, &a.Name, &role, &a.Quota, &a.Used, &a.Disabled, &created, &hash)
+		err := row.Scan(&a.ID, &a.Address, &a.Name, &role, &a.Quota, &a.Used, &a.Disabled, &created, &hash, &a.logoutMark)
 		a.Role, a.Created = Role(role), time.Unix(created, 0)
 		return err
 	})

@@ -67,11 +67,17 @@ type watchers struct {
 	mu   sync.Mutex
 	m    map[int64][]*watcher
 	last int64 // highest change id dispatched
+
+	logouts    map[int64]map[*logoutWatch]struct{} // by account id (logout.go)
+	lastLogout int64                               // highest logouts id dispatched, under mu
 }
 
 type watcher struct{ changed func() }
 
-func (w *watchers) init() { w.m = make(map[int64][]*watcher) }
+func (w *watchers) init() {
+	w.m = make(map[int64][]*watcher)
+	w.logouts = make(map[int64]map[*logoutWatch]struct{})
+}
 
 func (w *watchers) add(mailboxID int64, changed func()) func() {
 	x := &watcher{changed}
@@ -123,6 +129,7 @@ func (s *Store) notifier() {
 		case <-t.C:
 		}
 		s.dispatch()
+		s.dispatchLogouts()
 	}
 }
 
@@ -171,6 +178,9 @@ func (s *Store) PruneChanges(ctx context.Context, age, expungeAge time.Duration)
 		}
 		_, err = tx.Exec(`DELETE FROM changes WHERE ((kind<>? AND time < ?) OR (kind=? AND time < ?)) AND `+keep,
 			changeExpunge, time.Now().Add(-age).Unix(), changeExpunge, expungeCutoff)
-		return err
+		if err != nil {
+			return err
+		}
+		return pruneLogouts(tx, age)
 	})
 }

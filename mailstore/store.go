@@ -204,6 +204,10 @@ func Open(dir string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
+	if err := s.rdb.QueryRow(`SELECT COALESCE(MAX(id), 0) FROM logouts`).Scan(&s.watch.lastLogout); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("mailstore: %w", err)
+	}
 	s.wg.Add(5)
 	go s.writer()
 	go s.notifier()

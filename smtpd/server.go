@@ -378,8 +378,8 @@ func (l *listener) refuse(nc net.Conn, why error) {
 	fmt.Fprintf(w, "421 4.7.0 %s %s\r\n", l.srv.host, why)
 }
 
-// conn lets Shutdown interrupt reads and releases the client's connection
-// count when closed. go-smtp sets the read deadlines.
+// conn lets Shutdown and end interrupt reads and releases the client's
+// connection count when closed. go-smtp sets the read deadlines.
 type conn struct {
 	net.Conn
 	srv  *Server
@@ -387,6 +387,7 @@ type conn struct {
 
 	mu     sync.Mutex
 	closed bool
+	ended  atomic.Pointer[smtp.SMTPError] // the reply that ends the connection (end)
 }
 
 func (c *conn) Read(b []byte) (int, error) {
@@ -397,7 +398,24 @@ func (c *conn) Read(b []byte) (int, error) {
 		c.Conn.SetReadDeadline(time.Now())
 		c.mu.Unlock()
 	}
-	return c.Conn.Read(b)
+	if e := c.ended.Load(); e != nil {
+		return 0, e
+	}
+	n, err := c.Conn.Read(b)
+	if e := c.ended.Load(); err != nil && e != nil {
+		return n, e // instead of the timeout end set
+	}
+	return n, err
+}
+
+// end makes the connection's next read, or the one it waits in, fail with
+// reply: go-smtp answers a read error that is an *smtp.SMTPError with it,
+// and hangs up. A message being received is cut off, unacknowledged.
+func (c *conn) end(reply *smtp.SMTPError) {
+	c.ended.Store(reply)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Conn.SetReadDeadline(time.Now())
 }
 
 // wake interrupts a read blocked waiting for the client (Shutdown).

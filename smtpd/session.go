@@ -33,11 +33,14 @@ type session struct {
 	role role
 	conn *smtp.Conn
 	ip   net.IP
-	slot *throttle.Conn // nil if the connection did not come through listener
+	own  *conn          // nil if the connection did not come through listener
+	slot *throttle.Conn // own's, nil with it
 
 	mu   sync.Mutex
 	acct *mailstore.Account // after AUTH (submission only)
 	tx   *transaction
+	// endWatch stops watching for the account's password to change.
+	endWatch func()
 }
 
 // transaction is one MAIL FROM ... DATA exchange.
@@ -59,18 +62,20 @@ type transaction struct {
 }
 
 func (s *Server) newSession(c *smtp.Conn, r role) *session {
-	return &session{srv: s, role: r, conn: c, ip: remoteIP(c.Conn()), slot: slotOf(c.Conn())}
+	ss := &session{srv: s, role: r, conn: c, ip: remoteIP(c.Conn()), own: connOf(c.Conn())}
+	if ss.own != nil {
+		ss.slot = ss.own.slot
+	}
+	return ss
 }
 
-// slotOf finds the connection count of nc, under implicit TLS too.
-func slotOf(nc net.Conn) *throttle.Conn {
+// connOf finds our connection under nc, under implicit TLS too.
+func connOf(nc net.Conn) *conn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	if c, ok := nc.(*conn); ok {
-		return c.slot
-	}
-	return nil
+	c, _ := nc.(*conn)
+	return c
 }
 
 // Errors the client sees. Their text is for a person reading a bounce.
@@ -103,6 +108,8 @@ var (
 		Message: "Insufficient system storage: the server's disk is full, try again later"}
 	errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Server shutting down, try again later"}
+	errPasswordChanged = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "The password of this account was changed: log in again with the new one"}
 )
 
 // needUTF8 refuses a non-ASCII address in a transaction that did not ask
@@ -180,6 +187,12 @@ func (ss *session) login(username, password string) error {
 	}
 	ss.mu.Lock()
 	ss.acct = &acct
+	if ss.own != nil {
+		ss.endWatch = ss.srv.Store.WatchLogout(acct, func() {
+			ss.srv.log.Info("smtp session ended: the password changed", "ip", ss.ip.String(), "user", acct.Address)
+			ss.own.end(errPasswordChanged)
+		})
+	}
 	ss.mu.Unlock()
 	return nil
 }
@@ -562,6 +575,12 @@ func (ss *session) Reset() {
 
 func (ss *session) Logout() error {
 	ss.Reset()
+	ss.mu.Lock()
+	if ss.endWatch != nil {
+		ss.endWatch()
+		ss.endWatch = nil
+	}
+	ss.mu.Unlock()
 	return nil
 }
 

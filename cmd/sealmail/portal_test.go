@@ -35,8 +35,8 @@ func imapLogin(t *testing.T, srv *server, data, user, password string) bool {
 }
 
 // TestPortalBrowser drives the portal in headless Chromium as a staff member
-// would: log in, see the quota, change the password (then IMAP takes the new
-// one only). With SEALMAIL_SCREENSHOTS=docs it writes the documentation's
+// would: log in, see the quota, change the password (the mail clients logged
+// in with the old one are disconnected, then IMAP takes the new one only). With SEALMAIL_SCREENSHOTS=docs it writes the documentation's
 // screenshots.
 func TestPortalBrowser(t *testing.T) {
 	const (
@@ -114,7 +114,13 @@ func TestPortalBrowser(t *testing.T) {
 	}
 	browsertest.Screenshot(t, b, "portal-home")
 
-	// Change the password.
+	// Change the password, while a mail client logged in with the old one
+	// waits for mail and another is sending.
+	im := imapSession(t, srv, data, addr, oldPW)
+	sm, reply := smtpSession(t, srv, data, addr, oldPW)
+	if !strings.HasPrefix(reply, "235 ") {
+		t.Fatalf("SMTP AUTH: %s", reply)
+	}
 	if code := browsertest.Load(t, b, chromedp.Click(chromedp.CSS(`nav a[href="/password"]`))); code != 200 {
 		t.Fatalf("password page: %d", code)
 	}
@@ -129,6 +135,7 @@ func TestPortalBrowser(t *testing.T) {
 	if msg := browsertest.Run(t, b, chromedp.Text(chromedp.CSS(".notice"))); !strings.Contains(msg, "Đã đổi mật khẩu") {
 		t.Fatalf("change password said %q", msg)
 	}
+	checkEndedByPasswordChange(t, im, sm)
 	if imapLogin(t, srv, data, addr, oldPW) {
 		t.Error("IMAP still takes the old password")
 	}

@@ -1033,9 +1033,14 @@ func (c *Conn) stopDataRate() {
 }
 
 // sealmail: readFailed answers a read error in the middle of a message and
-// closes the connection.
+// closes the connection. A read error that is an *SMTPError is the reply: the
+// server's net.Conn ends the connection so (an account whose password
+// changed, in sealmail), whatever the client was sending.
 func (c *Conn) readFailed(err error) {
-	if neterr, ok := err.(net.Error); ok && neterr.Timeout() {
+	var smtpErr *SMTPError
+	if errors.As(err, &smtpErr) {
+		c.writeError(421, EnhancedCode{4, 0, 0}, smtpErr)
+	} else if neterr, ok := err.(net.Error); ok && neterr.Timeout() {
 		c.writeResponse(421, EnhancedCode{4, 4, 2}, "Timeout: the message came too slowly, closing connection")
 	} else {
 		c.writeResponse(421, EnhancedCode{4, 4, 0}, "Connection error, sorry")

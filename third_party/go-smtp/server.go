@@ -216,6 +216,13 @@ func (s *Server) handleConn(c *Conn) error {
 				c.writeResponse(500, EnhancedCode{5, 4, 0}, "Too long line, closing connection")
 				return nil
 			}
+			// sealmail: a connection whose reads fail with an *SMTPError
+			// ends with that reply (the server ends it: see readFailed).
+			var smtpErr *SMTPError
+			if errors.As(err, &smtpErr) {
+				c.writeError(421, EnhancedCode{4, 0, 0}, smtpErr)
+				return nil
+			}
 
 			if neterr, ok := err.(net.Error); ok && neterr.Timeout() {
 				c.writeResponse(421, EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")

@@ -73,7 +73,7 @@ var passwordPage = NewPage(Text{"Đổi mật khẩu", "Change the password"}, `
 <button>{{.T "Đổi mật khẩu" "Change the password"}}</button>
 </form>
 </div>
-<p class="hint">{{.T "Sau khi đổi, mọi phiên đăng nhập web khác của tài khoản bị đăng xuất; Thunderbird, Outlook và điện thoại sẽ hỏi mật khẩu mới." "Once changed, every other web session of the account is logged out; Thunderbird, Outlook and phones will ask for the new password."}}</p>
+<p class="hint">{{.T "Sau khi đổi, mọi phiên đăng nhập khác của tài khoản (trang web, Thunderbird, Outlook, điện thoại) bị đăng xuất: các ứng dụng thư sẽ hỏi mật khẩu mới." "Once changed, every other session of the account (web, Thunderbird, Outlook, phones) is logged out: mail apps will ask for the new password."}}</p>
 `)
 
 func (s *Server) getPassword(w http.ResponseWriter, r *http.Request) {
@@ -104,8 +104,8 @@ func (s *Server) postPassword(w http.ResponseWriter, r *http.Request) {
 		refuse(status, t)
 		return
 	}
-	// SetPassword ends every web session of the account, this one too: the
-	// browser gets a new one, the others are logged out.
+	// SetPassword ends every session of the account, this one too: the
+	// browser gets a new one, the others (web, IMAP, SMTP) are logged out.
 	if err := s.Store.SetPassword(r.Context(), a.Address, pw); err != nil {
 		s.Logger.Error("web: set password", "account", a.Address, "err", err)
 		refuse(http.StatusServiceUnavailable, busy)
