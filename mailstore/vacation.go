@@ -67,8 +67,8 @@ func timeOrZero(u int64) time.Time {
 }
 
 // SetVacation sets the out-of-office reply of the account addr; nil turns it
-// off. A reply whose subject or text changed, or that was off, goes again to
-// senders already answered.
+// off, keeping it for SavedVacation. A reply whose subject or text changed,
+// or that was off, goes again to senders already answered.
 func (s *Store) SetVacation(ctx context.Context, addr string, v *Vacation) error {
 	if v != nil {
 		if err := v.check(); err != nil {
@@ -86,25 +86,26 @@ func (s *Store) SetVacation(ctx context.Context, addr string, v *Vacation) error
 			return err
 		}
 		if v == nil {
-			if _, err := tx.Exec(`DELETE FROM vacations WHERE account_id=?`, id); err != nil {
+			if _, err := tx.Exec(`UPDATE vacations SET off=1, updated=? WHERE account_id=?`, now(), id); err != nil {
 				return err
 			}
 			_, err = tx.Exec(`DELETE FROM vacation_replies WHERE account_id=?`, id)
 			return err
 		}
 		var subject, body string
-		err = tx.QueryRow(`SELECT subject, body FROM vacations WHERE account_id=?`, id).Scan(&subject, &body)
+		var off bool
+		err = tx.QueryRow(`SELECT subject, body, off FROM vacations WHERE account_id=?`, id).Scan(&subject, &body, &off)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err != nil || subject != v.Subject || body != v.Body {
+		if err != nil || off || subject != v.Subject || body != v.Body {
 			if _, err := tx.Exec(`DELETE FROM vacation_replies WHERE account_id=?`, id); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(`INSERT INTO vacations (account_id, subject, body, from_time, until_time, updated) VALUES (?,?,?,?,?,?)
+		_, err = tx.Exec(`INSERT INTO vacations (account_id, subject, body, from_time, until_time, updated, off) VALUES (?,?,?,?,?,?,0)
 			ON CONFLICT (account_id) DO UPDATE SET subject=excluded.subject, body=excluded.body,
-			from_time=excluded.from_time, until_time=excluded.until_time, updated=excluded.updated`,
+			from_time=excluded.from_time, until_time=excluded.until_time, updated=excluded.updated, off=0`,
 			id, v.Subject, v.Body, unixOrZero(v.From), unixOrZero(v.Until), now())
 		return err
 	})
@@ -113,9 +114,18 @@ func (s *Store) SetVacation(ctx context.Context, addr string, v *Vacation) error
 // Vacation returns the out-of-office reply of the account addr, nil when it is
 // off (whatever its dates say: see Vacation.Active).
 func (s *Store) Vacation(ctx context.Context, addr string) (*Vacation, error) {
+	v, on, err := s.SavedVacation(ctx, addr)
+	if !on {
+		v = nil
+	}
+	return v, err
+}
+
+// SavedVacation returns the out-of-office reply of the account addr, on or
+// off (nil if none was ever set), for the account's owner to edit.
+func (s *Store) SavedVacation(ctx context.Context, addr string) (v *Vacation, on bool, err error) {
 	addr = normAddr(addr)
-	var v *Vacation
-	err := s.read(ctx, func(db *sql.DB) error {
+	err = s.read(ctx, func(db *sql.DB) error {
 		var id int64
 		err := db.QueryRowContext(ctx, `SELECT id FROM accounts WHERE address=?`, addr).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -126,23 +136,24 @@ func (s *Store) Vacation(ctx context.Context, addr string) (*Vacation, error) {
 		}
 		var from, until int64
 		var got Vacation
-		err = db.QueryRowContext(ctx, `SELECT subject, body, from_time, until_time FROM vacations WHERE account_id=?`, id).
-			Scan(&got.Subject, &got.Body, &from, &until)
+		var off bool
+		err = db.QueryRowContext(ctx, `SELECT subject, body, from_time, until_time, off FROM vacations WHERE account_id=?`, id).
+			Scan(&got.Subject, &got.Body, &from, &until, &off)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			v = nil
+			v, on = nil, false
 			return nil
 		case err != nil:
 			return err
 		}
 		got.From, got.Until = timeOrZero(from), timeOrZero(until)
-		v = &got
+		v, on = &got, !off
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("mailstore: vacation of %s: %w", addr, err)
+		return nil, false, fmt.Errorf("mailstore: vacation of %s: %w", addr, err)
 	}
-	return v, err
+	return v, on, err
 }
 
 // ClaimVacationReply records that the account addr answers sender at t,

@@ -65,7 +65,7 @@ func userVacation(ctx context.Context, args []string) error {
 		fmt.Printf("the out-of-office reply of %s is off\n", addr)
 		return nil
 	case !set:
-		cur, err := s.Vacation(ctx, addr)
+		cur, on, err := s.SavedVacation(ctx, addr)
 		if err != nil {
 			return accountErr(addr, err)
 		}
@@ -73,7 +73,11 @@ func userVacation(ctx context.Context, args []string) error {
 			fmt.Printf("%s has no out-of-office reply\n", addr)
 			return nil
 		}
-		fmt.Printf("out-of-office reply of %s, %s\n", addr, period(cur))
+		if on {
+			fmt.Printf("out-of-office reply of %s, %s\n", addr, period(cur))
+		} else {
+			fmt.Printf("the out-of-office reply of %s is off; kept as last set (%s), for the portal to offer again\n", addr, period(cur))
+		}
 		fmt.Printf("subject: %s\n", orDefault(cur.Subject, `"Auto: " and the subject of the message answered`))
 		fmt.Printf("text:\n%s\n", orDefault(cur.Body, "(the default notice in Vietnamese and English)"))
 		return nil

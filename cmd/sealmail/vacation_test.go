@@ -82,7 +82,12 @@ func TestUserVacation(t *testing.T) {
 	if v, err := s.Vacation(ctx, "nam@agency.example"); v != nil || err != nil {
 		t.Fatalf("after --off: %+v, %v", v, err)
 	}
-	if out := ok(t, "", "user", "vacation", "nam@agency.example", "--data", data); !strings.Contains(out, "no out-of-office reply") {
+	if out := ok(t, "", "user", "vacation", "nam@agency.example", "--data", data); !strings.Contains(out, "is off; kept") ||
+		!strings.Contains(out, "until 2020-01-02 00:00") {
 		t.Errorf("show after --off: %q", out)
+	}
+	ok(t, "", "user", "add", "ai@agency.example", "--data", data)
+	if out := ok(t, "", "user", "vacation", "ai@agency.example", "--data", data); !strings.Contains(out, "no out-of-office reply") {
+		t.Errorf("show without a reply ever set: %q", out)
 	}
 }

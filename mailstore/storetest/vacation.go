@@ -130,6 +130,13 @@ func testVacation(t *testing.T, s *mailstore.Store) {
 	if v, err := s.Vacation(ctx, "an@example.test"); v != nil || err != nil {
 		t.Fatalf("Vacation after off = %+v, %v", v, err)
 	}
+	// Off, it is kept for next time, as it was last set.
+	if v, on, err := s.SavedVacation(ctx, "an@example.test"); err != nil || on || v == nil || v.Subject != "Mới" || v.Body != want.Body {
+		t.Fatalf("SavedVacation after off = %+v, %v, %v", v, on, err)
+	}
+	if v, on, err := s.SavedVacation(ctx, "binh@example.test"); err != nil || on || v != nil {
+		t.Fatalf("SavedVacation of an account that never set one = %+v, %v, %v", v, on, err)
+	}
 	if err := s.SetVacation(ctx, "an@example.test", &want); err != nil {
 		t.Fatal(err)
 	}

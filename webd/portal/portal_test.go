@@ -550,4 +550,9 @@ func TestVacation(t *testing.T) {
 	if v := stored(); v != nil {
 		t.Fatalf("off: stored %+v", v)
 	}
+	// Off, the form keeps the text for next time, unticked.
+	_, _, page = b.do("GET", "/vacation", nil)
+	if !strings.Contains(page, "Tôi nghỉ phép đến thứ Hai.") || strings.Contains(page, " checked") || !strings.Contains(page, "đang tắt") {
+		t.Errorf("the page of a reply turned off:\n%s", page)
+	}
 }

@@ -57,18 +57,23 @@ const dayLayout = time.DateOnly
 
 func (s *Server) getVacation(w http.ResponseWriter, r *http.Request) {
 	a, _ := Account(r)
-	v, err := s.Store.Vacation(r.Context(), a.Address)
-	if err != nil {
-		s.Logger.Error("web: read vacation", "account", a.Address, "err", err)
-		Error(w, r, http.StatusServiceUnavailable, busy)
+	f, ok := s.vacationView(w, r, a.Address)
+	if !ok {
 		return
 	}
-	vacationPage.Render(w, r, http.StatusOK, s.vacationView(r, v))
+	vacationPage.Render(w, r, http.StatusOK, f)
 }
 
-// vacationView fills the form from the stored reply (nil: off).
-func (s *Server) vacationView(r *http.Request, v *mailstore.Vacation) vacationForm {
-	f := vacationForm{On: v != nil, MaxSubject: mailstore.MaxVacationSubject, MaxBody: mailstore.MaxVacationBody}
+// vacationView fills the form from the stored reply, on or off (a reply
+// turned off is offered again as it was), or writes an error page.
+func (s *Server) vacationView(w http.ResponseWriter, r *http.Request, address string) (vacationForm, bool) {
+	v, on, err := s.Store.SavedVacation(r.Context(), address)
+	if err != nil {
+		s.Logger.Error("web: read vacation", "account", address, "err", err)
+		Error(w, r, http.StatusServiceUnavailable, busy)
+		return vacationForm{}, false
+	}
+	f := vacationForm{On: on, MaxSubject: mailstore.MaxVacationSubject, MaxBody: mailstore.MaxVacationBody}
 	if v == nil {
 		v = &defaultVacation
 	}
@@ -80,7 +85,7 @@ func (s *Server) vacationView(r *http.Request, v *mailstore.Vacation) vacationFo
 		f.Until = v.Until.In(time.Local).Add(-time.Second).Format(dayLayout)
 	}
 	f.Status = s.vacationStatus(r, f.On, v)
-	return f
+	return f, true
 }
 
 // vacationStatus says in words what the reply does now.
@@ -139,7 +144,9 @@ func (s *Server) postVacation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Logger.Info("web vacation set", "account", a.Address, "on", v != nil)
-	vacationPage.RenderMessage(w, r, http.StatusOK, Message{Text: Text{"Đã lưu.", "Saved."}}, s.vacationView(r, v))
+	if f, ok := s.vacationView(w, r, a.Address); ok {
+		vacationPage.RenderMessage(w, r, http.StatusOK, Message{Text: Text{"Đã lưu.", "Saved."}}, f)
+	}
 }
 
 // checkVacation reads the form's days into v and checks what the store
