@@ -74,7 +74,7 @@ func New(log *slog.Logger) *Metrics {
 		Help:    "Duration of IMAP commands, response included, by command.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"command"})
 	m.documents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sealmail_documents_total",
-		Help: "Official documents verified on arrival, by result (pass, fail)."}, []string{"action", "result"})
+		Help: "Official documents stamped here (action stamped: ok, refused) and verified on arrival (action verified: pass, fail)."}, []string{"action", "result"})
 	m.tlsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sealmail_tls_handshake_failures_total",
 		Help: "Failed TLS handshakes, by protocol and reason (untrusted-certificate, not-tls, hangup...)."}, []string{"protocol", "reason"})
 	m.vacation = prometheus.NewCounter(prometheus.CounterOpts{Name: "sealmail_vacation_replies_total",

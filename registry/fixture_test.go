@@ -55,6 +55,17 @@ type side struct {
 	dir          string
 	domain       mailstore.Domain
 	clerk, staff mailstore.Account
+
+	countMu sync.Mutex
+	counted map[string]int // "action result" as told to Registry.Counted
+}
+
+// counts returns how many documents the side's registry counted as
+// "action result".
+func (sd *side) counts(what string) int {
+	sd.countMu.Lock()
+	defer sd.countMu.Unlock()
+	return sd.counted[what]
 }
 
 // exchange is two agencies, a.test and b.test, that trust each other's
@@ -108,9 +119,14 @@ func (x *exchange) newSide(t testing.TB, d mailstore.Domain) *side {
 	if _, err := InitSeal(dir, d, t0.Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	sd := &side{store: s, dir: dir, domain: d, clerk: accts[0], staff: accts[1]}
+	sd := &side{store: s, dir: dir, domain: d, clerk: accts[0], staff: accts[1], counted: map[string]int{}}
 	sd.reg = &Registry{Store: s, DataDir: dir, Hostname: "mail." + d.Name, Queue: x, Now: x.clock.Now,
-		Logger: discard, PDF: PDFPolicy{TrustRoots: []*x509.Certificate{authority().ca.Cert}}}
+		Logger: discard, PDF: PDFPolicy{TrustRoots: []*x509.Certificate{authority().ca.Cert}},
+		Counted: func(action, result string) {
+			sd.countMu.Lock()
+			sd.counted[action+" "+result]++
+			sd.countMu.Unlock()
+		}}
 	return sd
 }
 

@@ -27,7 +27,12 @@ import (
 // from is the envelope sender. A message sent again after it was released
 // (the client missed the answer) is not released twice: Outgoing returns
 // the document as it was sealed.
-func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from string, local, remote []string, msg []byte) ([]byte, error) {
+func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from string, local, remote []string, msg []byte) (_ []byte, err error) {
+	defer func() {
+		if errors.Is(err, ErrRejected) {
+			r.count("stamped", "refused")
+		}
+	}()
 	if acct.Role != mailstore.RoleClerk {
 		return nil, nil
 	}
@@ -111,6 +116,7 @@ func (r *Registry) Outgoing(ctx context.Context, acct mailstore.Account, from st
 	if err != nil {
 		return nil, err
 	}
+	r.count("stamped", "ok")
 	return rel.sealed, nil
 }
 

@@ -138,8 +138,9 @@ type Registry struct {
 	// (documents.require-edxml-signature). Off by default: hubs commonly
 	// send packages unsigned, whose PDF files carry the legal signatures.
 	RequireEdXMLSignature bool
-	// Counted, if set, is told of every document that arrived ("verified":
-	// "pass" or "fail"): monitoring.
+	// Counted, if set, is told of every document released here ("stamped":
+	// "ok", or "refused" for a release refused, ErrRejected) and of every
+	// one that arrived ("verified": "pass" or "fail"): monitoring.
 	Counted func(action, result string)
 
 	retryMu sync.Mutex // steps built again for a number taken meanwhile (run)

@@ -211,6 +211,9 @@ func TestNoSeal(t *testing.T) {
 	if r := docs(t, a, mailstore.DocOut); len(r) != 0 {
 		t.Errorf("registered without a seal: %+v", r)
 	}
+	if n, ok := a.counts("stamped refused"), a.counts("stamped ok"); n != 1 || ok != 0 {
+		t.Errorf("counted %d refused and %d stamped, want 1 refused", n, ok)
+	}
 }
 
 // TestConcurrentClerks: 50 clerks sending at once get 50 distinct
@@ -286,6 +289,13 @@ func TestResubmission(t *testing.T) {
 	}
 	if r := docs(t, x.b, mailstore.DocIn); len(r) != 1 {
 		t.Errorf("%d incoming entries for one document", len(r))
+	}
+	// Stamped once, verified each time it came.
+	if n := a.counts("stamped ok"); n != 1 {
+		t.Errorf("counted %d documents stamped, want 1", n)
+	}
+	if n := x.b.counts("verified pass"); n != 2 {
+		t.Errorf("counted %d documents verified, want 2", n)
 	}
 }
 

@@ -191,6 +191,22 @@ func sendDocumentTo(t *testing.T, data string, n int, to string) []byte {
 		t.Fatal(err)
 	}
 	r := &registry.Registry{Store: s, DataDir: data, Hostname: "mail.agency.example"}
+	// Local recipients get it through their own register, in the same step.
+	local, remote := []string{to}, []string(nil)
+	if !strings.HasSuffix(to, "@agency.example") {
+		local, remote = nil, local
+	}
+	out, err := r.Outgoing(ctx, clerk, "vanthu@agency.example", local, remote, documentMessage(t, n, to))
+	if err != nil || out == nil {
+		t.Fatalf("outgoing: %q, %v", out, err)
+	}
+	return out
+}
+
+// documentMessage is document n from vanthu@agency.example to the address
+// to, as the clerk's mail client submits it: a signed PDF attached.
+func documentMessage(t *testing.T, n int, to string) []byte {
+	t.Helper()
 	pdf := base64.StdEncoding.EncodeToString(signedPDF(t, n))
 	var wrapped strings.Builder
 	for len(pdf) > 76 {
@@ -198,21 +214,11 @@ func sendDocumentTo(t *testing.T, data string, n int, to string) []byte {
 		pdf = pdf[76:]
 	}
 	wrapped.WriteString(pdf)
-	msg := fmt.Appendf(nil, "From: vanthu@agency.example\r\nTo: %s\r\nSubject: Công văn %d\r\n"+
+	return fmt.Appendf(nil, "From: vanthu@agency.example\r\nTo: %s\r\nSubject: Công văn %d\r\n"+
 		"Message-ID: <%d.%d@agency.example>\r\nDate: %s\r\nMIME-Version: 1.0\r\n"+
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nKính gửi anh Nam.\r\n"+
 		"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=cv.pdf\r\n"+
 		"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--b--\r\n", to, n, n, time.Now().UnixNano(), time.Now().Format(time.RFC1123Z), wrapped.String())
-	// Local recipients get it through their own register, in the same step.
-	local, remote := []string{to}, []string(nil)
-	if !strings.HasSuffix(to, "@agency.example") {
-		local, remote = nil, local
-	}
-	out, err := r.Outgoing(ctx, clerk, "vanthu@agency.example", local, remote, msg)
-	if err != nil || out == nil {
-		t.Fatalf("outgoing: %q, %v", out, err)
-	}
-	return out
 }
 
 func TestDocVerify(t *testing.T) {

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -21,11 +23,14 @@ import (
 // TestMetrics scrapes a running server after some traffic and checks the
 // names and the counts the traffic made.
 func TestMetrics(t *testing.T) {
-	data := setupData(t)
+	data := agencyData(t)
 	ok(t, "pw\n", "user", "add", "a@agency.example", "--password-stdin", "--data", data)
-	// a is away: the message checkMX sends is answered (and the reply waits
-	// in the queue: DNS is off).
+	ok(t, "clerk-pw\n", "user", "passwd", "clerk@agency.example", "--password-stdin", "--data", data)
+	// a is away: the message checkMX sends is answered, and the reply waits
+	// in the queue: its sender's domain is a peer whose relay is down (with
+	// DNS off, mail for any other domain would bounce at once).
 	ok(t, "", "user", "vacation", "a@agency.example", "--subject", "Nghỉ phép", "--data", data)
+	ok(t, "", "peer", "add", "other.example", "--relay", closedPort(t), "--data", data)
 	srv := startServe(t, data)
 	defer srv.stop(t)
 
@@ -48,6 +53,18 @@ func TestMetrics(t *testing.T) {
 	err = sc.SendMail("x@other.example", []string{"nobody@agency.example"}, bytes.NewReader(storetest.Msg("x@other.example", "nobody@agency.example", "s", "b")))
 	if err == nil {
 		t.Error("mail to an unknown recipient accepted")
+	}
+	sc.Close()
+	// The clerk releases an official document: numbered and sealed.
+	sc, err = smtp.DialTLS(srv.addrs["submissions-addr"], clientTLS(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Auth(sasl.NewPlainClient("", "clerk@agency.example", "clerk-pw")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.SendMail("vanthu@agency.example", []string{"nam@agency.example"}, bytes.NewReader(documentMessage(t, 1, "nam@agency.example"))); err != nil {
+		t.Fatalf("releasing a document: %v", err)
 	}
 	sc.Close()
 	// TLS: a client that does not trust the server.
@@ -111,7 +128,9 @@ func TestMetrics(t *testing.T) {
 		{"sealmail_imap_command_seconds", []string{"command", "LOGIN"}, 2},
 		{"sealmail_imap_command_seconds", []string{"command", "SELECT"}, 1},
 		{"sealmail_tls_handshake_failures_total", []string{"protocol", "imap", "reason", "untrusted-certificate"}, 1},
-		{"sealmail_queue_messages", nil, 0},
+		{"sealmail_documents_total", []string{"action", "stamped", "result", "ok"}, 1},
+		// The out-of-office reply waits in the queue (DNS is off).
+		{"sealmail_queue_messages", nil, 1},
 		{"sealmail_queue_oldest_age_seconds", nil, 0},
 		{"process_resident_memory_bytes", nil, 1},
 	} {
@@ -122,12 +141,27 @@ func TestMetrics(t *testing.T) {
 	if v := value("sealmail_smtp_messages_accepted_total", "listener", "mx"); v != 1 {
 		t.Errorf("messages accepted: %v, want 1", v)
 	}
+	if v := value("sealmail_documents_total", "action", "stamped", "result", "ok"); v != 1 {
+		t.Errorf("documents stamped: %v, want 1", v)
+	}
 	if v := value("sealmail_vacation_replies_total"); v != 1 {
 		t.Errorf("out-of-office replies: %v, want 1", v)
 	}
 	if !strings.Contains(string(body), "# HELP sealmail_smtp_rejections_total") {
 		t.Error("no HELP text")
 	}
+}
+
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func label(m *dto.Metric, name string) string {
