@@ -32,6 +32,12 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 		l.MaxConns != 10000 || l.MaxConnsPerPeerIP != 500 || len(got.Warnings) != 0 {
 		t.Errorf("connection limits: %+v, warnings %q", l, got.Warnings)
 	}
+	// The standard ports, the web's too (plain HTTP only redirects and
+	// serves autoconfig); metrics stay on loopback.
+	if got.SMTPAddr != ":25" || got.SubmissionAddr != ":587" || got.SubmissionsAddr != ":465" || got.IMAPSAddr != ":993" ||
+		got.HTTPSAddr != ":443" || got.HTTPAddr != ":80" || got.MetricsAddr != "127.0.0.1:9390" {
+		t.Errorf("listeners: %+v", got)
+	}
 	if got.Path("tls/cert.pem") != filepath.Join(dir, "tls/cert.pem") {
 		t.Errorf("path: %s", got.Path("tls/cert.pem"))
 	}
