@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,13 +127,14 @@ func checkEndedByPasswordChange(t *testing.T, im, sm *lineConn) {
 // TestPasswordChangeEndsSessions: 'sealmail user passwd', another process,
 // ends the IMAP and SMTP sessions that logged in with the old password,
 // not another account's; then only the new password logs in. The log,
-// at debug level, tells of logins that failed and succeeded and of the
-// sessions ended, never of a password.
+// at debug level, tells of IMAP, SMTP and portal logins that failed and
+// succeeded and of the sessions ended, never of a password.
 func TestPasswordChangeEndsSessions(t *testing.T) {
 	const (
-		addr, other              = "binh@agency.example", "chi@agency.example"
-		oldPW, newPW, otherPW    = "Bình-cũ-2025", "Bình-mới-2026", "Chị-2026!"
-		wrongIMAP, wrongSMTP, pw = "Sai-mật-khẩu-IMAP", "Sai-mật-khẩu-SMTP", "--password-stdin"
+		addr, other           = "binh@agency.example", "chi@agency.example"
+		oldPW, newPW, otherPW = "Bình-cũ-2025", "Bình-mới-2026", "Chị-2026!"
+		wrongIMAP, wrongSMTP  = "Sai-mật-khẩu-IMAP", "Sai-mật-khẩu-SMTP"
+		wrongWeb, pw          = "Sai-mật-khẩu-web", "--password-stdin"
 	)
 	data := setupData(t)
 	ok(t, oldPW+"\n", "user", "add", addr, pw, "--data", data)
@@ -181,15 +184,22 @@ func TestPasswordChangeEndsSessions(t *testing.T) {
 	if _, reply := smtpSession(t, srv, data, addr, newPW); !strings.HasPrefix(reply, "235 ") {
 		t.Errorf("SMTP AUTH with the new password: %s", reply)
 	}
-
-	srv.waitLog(t, "smtp session ended")
-	logs := srv.logs()
-	for _, want := range []string{"imap login failed", "smtp auth failed", "imap session ended", "smtp session ended"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("the log lacks %q", want)
-		}
+	// The portal, likewise.
+	web := webSession(t, srv, data)
+	if resp := webLogin(t, web, addr, wrongWeb); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("web login with a wrong password: %s", resp.Status)
 	}
-	for _, secret := range []string{oldPW, newPW, otherPW, wrongIMAP, wrongSMTP,
+	if resp := webLogin(t, web, addr, newPW); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("web login: %s", resp.Status)
+	}
+
+	// The log is read as the server writes it: wait for each line.
+	for _, want := range []string{"imap login failed", "smtp auth failed", "web login failed", `msg="web login"`,
+		"imap session ended", "smtp session ended"} {
+		srv.waitLog(t, want)
+	}
+	logs := srv.logs()
+	for _, secret := range []string{oldPW, newPW, otherPW, wrongIMAP, wrongSMTP, wrongWeb, url.QueryEscape(wrongWeb), url.QueryEscape(newPW),
 		plain(addr, oldPW), plain(addr, newPW), plain(addr, wrongSMTP), plain(other, otherPW)} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log has the password (or its SASL form) %q:\n%s", secret, logs)

@@ -207,6 +207,37 @@ func TestPortalBrowser(t *testing.T) {
 	}
 }
 
+// webSession is a client of the portal of srv with its own cookies.
+func webSession(t *testing.T, srv *server, data string) *http.Client {
+	t.Helper()
+	web := webClient(t, data, srv.addrs["https-addr"])
+	web.Jar, _ = cookiejar.New(nil)
+	return web
+}
+
+var tokenRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// webLogin posts the portal's login form as a browser does and returns the
+// answer (its body read and closed).
+func webLogin(t *testing.T, web *http.Client, addr, password string) *http.Response {
+	t.Helper()
+	site := "https://" + host
+	_, page := get(t, web, "GET", site+"/login", "")
+	m := tokenRE.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no token in the login page:\n%s", page)
+	}
+	form := url.Values{"csrf": {string(m[1])}, "address": {addr}, "password": {password}}
+	req, _ := http.NewRequest("POST", site+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := web.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // TestPortalThrottleShared: wrong passwords on the portal count in the same
 // login throttle as IMAP's, so guessing cannot move to the web for a fresh
 // allowance.
@@ -216,27 +247,12 @@ func TestPortalThrottleShared(t *testing.T) {
 	ok(t, pw+"\n", "user", "add", addr, "--password-stdin", "--data", data)
 	srv := startServe(t, data)
 	defer srv.stop(t)
-	web := webClient(t, data, srv.addrs["https-addr"])
-	web.Jar, _ = cookiejar.New(nil)
-	site := "https://" + host
-	tokenRE := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	web := webSession(t, srv, data)
 	// guess sends wrong passwords on the web until the throttle answers
 	// 429, and returns when and for how long it said to wait.
 	guess := func() (time.Time, time.Duration) {
 		for range 10 {
-			_, page := get(t, web, "GET", site+"/login", "")
-			m := tokenRE.FindSubmatch(page)
-			if m == nil {
-				t.Fatalf("no token in the login page:\n%s", page)
-			}
-			form := url.Values{"csrf": {string(m[1])}, "address": {addr}, "password": {"đoán-mò"}}
-			req, _ := http.NewRequest("POST", site+"/login", strings.NewReader(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := web.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := webLogin(t, web, addr, "đoán-mò")
 			if resp.StatusCode == http.StatusTooManyRequests {
 				secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 				return time.Now(), time.Duration(secs-1) * time.Second

@@ -341,6 +341,11 @@ func TestWebAutoconfig(t *testing.T) {
 			t.Errorf("home: %s: %q", k, resp.Header.Get(k))
 		}
 	}
+	// Strict: no script of any kind (default-src 'none' covers them), nothing inline.
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, "script-src") || strings.Contains(csp, "unsafe") ||
+		strings.Contains(csp, "*") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("home: Content-Security-Policy %q", csp)
+	}
 	resp, _ = get(t, plain, "GET", "http://"+host+"/x?y=1", "")
 	if want := "https://" + host + ":" + strconv.Itoa(ports["https-addr"]) + "/x?y=1"; resp.StatusCode != 301 || resp.Header.Get("Location") != want {
 		t.Errorf("plain HTTP: %s to %q, want 301 to %q", resp.Status, resp.Header.Get("Location"), want)
