@@ -120,6 +120,10 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"sealmail_connections_total", []string{"protocol", "imap"}, 2},
 		{"sealmail_connections_total", []string{"protocol", "smtp"}, 2},
+		// Gauges: present; the test's connections have closed.
+		{"sealmail_connections_open", []string{"protocol", "imap"}, 0},
+		{"sealmail_sessions_open", []string{"protocol", "imap"}, 0},
+		{"sealmail_sessions_open", []string{"protocol", "smtp"}, 0},
 		{"sealmail_logins_total", []string{"outcome", "success"}, 1},
 		{"sealmail_logins_total", []string{"outcome", "failure"}, 1},
 		{"sealmail_smtp_messages_accepted_total", []string{"listener", "mx"}, 1},
