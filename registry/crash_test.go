@@ -222,12 +222,10 @@ func TestKill9Exchange(t *testing.T) {
 	checkExchange(t, "end", dir, ids, true)
 }
 
-// checkExchange checks the two stores after a crash. acked are the
-// documents whose release was acknowledged; done says both queues are empty
-// and every document must have gone all the way.
-func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
+// reopenPair opens the two agencies' stores in dir ("a" and "b") after a
+// crash; the caller closes them.
+func reopenPair(t *testing.T, name, dir string) (a, b *mailstore.Store) {
 	t.Helper()
-	ctx := context.Background()
 	open := func(d string) *mailstore.Store {
 		s, err := mailstore.Open(filepath.Join(dir, d), mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
 		if err != nil {
@@ -235,7 +233,16 @@ func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
 		}
 		return s
 	}
-	a, b := open("a"), open("b")
+	return open("a"), open("b")
+}
+
+// checkExchange checks the two stores after a crash. acked are the
+// documents whose release was acknowledged; done says both queues are empty
+// and every document must have gone all the way.
+func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := reopenPair(t, name, dir)
 	defer a.Close()
 	defer b.Close()
 	for _, s := range []*mailstore.Store{a, b} {

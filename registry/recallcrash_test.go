@@ -100,14 +100,7 @@ func TestKill9Recall(t *testing.T) {
 func checkRecall(t *testing.T, name, dir string, done bool) string {
 	t.Helper()
 	ctx := context.Background()
-	open := func(d string) *mailstore.Store {
-		s, err := mailstore.Open(filepath.Join(dir, d), mailstore.Options{PasswordParams: &mailstore.CheapPasswordParams})
-		if err != nil {
-			t.Fatalf("%s: reopen %s: %v", name, d, err)
-		}
-		return s
-	}
-	a, b := open("a"), open("b")
+	a, b := reopenPair(t, name, dir)
 	defer a.Close()
 	defer b.Close()
 	count := func(s *mailstore.Store, origin string, event signing.Event) int {
