@@ -236,6 +236,26 @@ func reopenPair(t *testing.T, name, dir string) (a, b *mailstore.Store) {
 	return open("a"), open("b")
 }
 
+// messagesIn counts the messages in a mailbox of addr; a mailbox not yet
+// made holds none.
+func messagesIn(t *testing.T, s *mailstore.Store, addr, mailbox string) int {
+	t.Helper()
+	ctx := context.Background()
+	acct, err := s.Account(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := s.Mailbox(ctx, acct.ID, mailbox)
+	if err != nil {
+		return 0
+	}
+	st, err := s.MailboxStatus(ctx, mb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Messages)
+}
+
 // checkExchange checks the two stores after a crash. acked are the
 // documents whose release was acknowledged; done says both queues are empty
 // and every document must have gone all the way.
@@ -281,19 +301,7 @@ func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
 	}
 	aq, bq := queued(a), queued(b)
 	count := func(s *mailstore.Store, domain, user, mailbox string) int {
-		acct, err := s.Account(ctx, user+"@"+domain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mb, err := s.Mailbox(ctx, acct.ID, mailbox)
-		if err != nil {
-			return 0
-		}
-		st, err := s.MailboxStatus(ctx, mb.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return int(st.Messages)
+		return messagesIn(t, s, user+"@"+domain, mailbox)
 	}
 	evidence := func(s *mailstore.Store, origin string, event signing.Event) map[string]int {
 		es, err := s.Evidence(ctx, mailstore.EvidenceQuery{})

@@ -134,21 +134,6 @@ func checkRecall(t *testing.T, name, dir string, done bool) string {
 		}
 		return n
 	}
-	folder := func(s *mailstore.Store, user, mailbox string) int {
-		acct, err := s.Account(ctx, user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mb, err := s.Mailbox(ctx, acct.ID, mailbox)
-		if err != nil {
-			return 0
-		}
-		st, err := s.MailboxStatus(ctx, mb.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return int(st.Messages)
-	}
 	for _, s := range []*mailstore.Store{a, b} {
 		if err := s.Check(ctx); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -187,8 +172,8 @@ func checkRecall(t *testing.T, name, dir string, done bool) string {
 		t.Errorf("%s: b.test's line %s, recall received %d, agreed %d, answer queued %d, filed %d", name, in[0].Status, got, agreed,
 			queued(b, signing.RecallAgreed), answered)
 	}
-	moved := folder(b, "nam@b.test", RecalledFolder)
-	if inbox := folder(b, "nam@b.test", "INBOX"); moved != map[bool]int{true: 1, false: 0}[withdrawn] || inbox != 1 {
+	moved := messagesIn(t, b, "nam@b.test", RecalledFolder)
+	if inbox := messagesIn(t, b, "nam@b.test", "INBOX"); moved != map[bool]int{true: 1, false: 0}[withdrawn] || inbox != 1 {
 		// INBOX holds the document, or the recall notice once it moved.
 		t.Errorf("%s: nam's INBOX %d, %s %d, line %s", name, inbox, RecalledFolder, moved, in[0].Status)
 	}
