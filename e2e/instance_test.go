@@ -263,6 +263,40 @@ func (x *instance) inbox(t testing.TB, user string) [][]byte {
 	return x.folder(t, user, "INBOX")
 }
 
+// file does over IMAP what a civil servant does with a document in INBOX:
+// copies every message to each of copies, then moves them all to the
+// mailbox to, created first.
+func (x *instance) file(t testing.TB, user, to string, copies ...string) {
+	t.Helper()
+	c, err := imapclient.DialStartTLS(x.imapAddr, &imapclient.Options{TLSConfig: x.client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user+"@"+x.domain, "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(to, nil).Wait(); err != nil {
+		t.Fatalf("%s: create %q: %v", user, to, err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var all imap.SeqSet
+	all.AddRange(1, 0) // 1:*
+	for _, mb := range copies {
+		if _, err := c.Copy(all, mb).Wait(); err != nil {
+			t.Fatalf("%s: copy to %q: %v", user, mb, err)
+		}
+	}
+	if _, err := c.Move(all, to).Wait(); err != nil {
+		t.Fatalf("%s: move to %q: %v", user, to, err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // folder returns the messages in one of user's mailboxes, read over IMAP with
 // STARTTLS; it fails the test if there is no such mailbox.
 func (x *instance) folder(t testing.TB, user, mailbox string) [][]byte {

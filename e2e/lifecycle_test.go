@@ -56,9 +56,11 @@ func (x *instance) statuses(t testing.TB, dir mailstore.Direction) []string {
 }
 
 // TestRecall: A recalls a document B registered; B withdraws it (its line
-// kept, marked withdrawn), moves lan's copy from INBOX to "Văn bản thu
-// hồi", tells lan and its clerk, and answers 15; A's line becomes recalled,
-// with every status in order.
+// kept, marked withdrawn), moves every copy its staff hold to "Văn bản thu
+// hồi" — lan's, which she filed in a folder of her own, and the clerk's
+// from "Văn bản đến" — but not the one lan threw away, tells lan and its
+// clerk, and answers 15; A's line becomes recalled, with every status in
+// order.
 func TestRecall(t *testing.T) {
 	ctx := context.Background()
 	a, b := agencies(t)
@@ -66,6 +68,8 @@ func TestRecall(t *testing.T) {
 	if n := len(b.inbox(t, "lan")); n != 1 {
 		t.Fatalf("lan's INBOX holds %d messages before the recall", n)
 	}
+	const filed = "Hồ sơ/Công văn đến"
+	b.file(t, "lan", filed, "Trash")
 
 	const reason = "Văn bản ban hành sai thẩm quyền"
 	if _, err := a.docs.Recall(ctx, "", e.DocumentID, ""); err == nil {
@@ -95,8 +99,17 @@ func TestRecall(t *testing.T) {
 	if len(moved) != 1 || headerOf(t, moved[0]).Get("Official-Document-Id") != e.DocumentID {
 		t.Errorf("lan's %s holds %d messages, want the document", registry.RecalledFolder, len(moved))
 	}
-	if n := len(b.folder(t, "clerk", registry.InFolder)); n != 1 {
-		t.Errorf("B's clerk's %s holds %d, want the registered copy kept", registry.InFolder, n)
+	if n := len(b.folder(t, "lan", filed)); n != 0 {
+		t.Errorf("lan's %s holds %d messages after the recall", filed, n)
+	}
+	if n := len(b.folder(t, "lan", "Trash")); n != 1 {
+		t.Errorf("lan's Trash holds %d messages, want the copy she threw away left there", n)
+	}
+	if n := len(b.folder(t, "clerk", registry.InFolder)); n != 0 {
+		t.Errorf("B's clerk's %s holds %d after the recall", registry.InFolder, n)
+	}
+	if n := len(b.folder(t, "clerk", registry.RecalledFolder)); n != 1 {
+		t.Errorf("B's clerk's %s holds %d, want the registered copy", registry.RecalledFolder, n)
 	}
 	if n := len(b.inbox(t, "clerk")); n != 1 {
 		t.Errorf("B's clerk's INBOX holds %d, want the recall notice", n)

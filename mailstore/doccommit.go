@@ -91,12 +91,15 @@ type QueuedMessage struct {
 }
 
 // DocMove moves every copy of a register line's original (a recalled
-// document) out of the mailboxes named From (INBOX, say) of whoever holds
-// it, into the mailbox To of the same account, created when missing.
+// document) that an account of the line's domain holds, in whatever
+// mailbox it was delivered, filed or copied to, into the mailbox To of the
+// same account, created when missing. Copies already in To stay, and so do
+// those in a mailbox whose special-use attribute is in Keep (\Trash: what
+// the user threw away is not brought back into view).
 type DocMove struct {
 	Ref  DocRef
-	From []string
 	To   string
+	Keep []string
 }
 
 // DocCommitted is what CommitDoc did: the new lines with their IDs, where
@@ -404,12 +407,18 @@ func moveCopies(tx *sql.Tx, m DocMove) (int, error) {
 	if err := tx.QueryRow(`SELECT blob_id FROM doc_register WHERE id=?`, id).Scan(&blobID); err != nil || !blobID.Valid {
 		return 0, err // a line without its original has no copies to find
 	}
-	names := make([]any, len(m.From))
-	for i, n := range m.From {
-		names[i] = CanonicalName(n)
+	// Copies are found by content: a copy the user filed or copied
+	// (IMAP MOVE, COPY, even APPEND) shares the line's blob.
+	cond, args := "", []any{blobID.Int64, normAddr(m.Ref.Domain), CanonicalName(m.To)}
+	if len(m.Keep) > 0 {
+		cond = ` AND mb.special_use NOT IN (` + placeholders(len(m.Keep)) + `)`
+		for _, k := range m.Keep {
+			args = append(args, k)
+		}
 	}
 	rows, err := tx.Query(`SELECT mb.id, mb.account_id, m.uid FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
-		WHERE m.blob_id=? AND mb.name IN (`+placeholders(len(names))+`) ORDER BY mb.id, m.uid`, append([]any{blobID.Int64}, names...)...)
+		JOIN accounts a ON a.id = mb.account_id
+		WHERE m.blob_id=? AND a.domain=? AND mb.name<>?`+cond+` ORDER BY mb.id, m.uid`, args...)
 	if err != nil {
 		return 0, err
 	}

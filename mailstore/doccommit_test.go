@@ -73,20 +73,53 @@ func TestCommitDoc(t *testing.T) {
 			t.Errorf("receipt %d: %v", i, err)
 		}
 	}
-	// A recall: the line is withdrawn and the addressee's copy moves; the
-	// clerk's stays in "Văn bản đến".
+	// Before the recall nam files the document in a folder of his own and
+	// throws a copy away; an account of another domain holds the same
+	// content (delivered to it on its own).
+	inbox, err := s.Mailbox(ctx, nam.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	filed, err := s.CreateMailbox(ctx, nam.ID, "Hồ sơ/2026", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trash, err := s.SpecialMailbox(ctx, nam.ID, `\Trash`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Copy(ctx, inbox.ID, []uint32{1}, trash.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Move(ctx, inbox.ID, []uint32{1}, filed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDomain(ctx, mailstore.Domain{Name: "other.test"}); err != nil {
+		t.Fatal(err)
+	}
+	lan, err := s.AddAccount(ctx, mailstore.NewAccount{Address: "lan@other.test", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deliver(ctx, doc, t0, []mailstore.Target{{AccountID: lan.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	// A recall: the line is withdrawn and every copy held in the domain
+	// moves, wherever it was filed, the clerk's too; the one in Trash and
+	// the other domain's stay.
 	res, err = s.CommitDoc(ctx, mailstore.DocCommit{
 		Updates: []mailstore.DocUpdate{{Ref: ref, Status: "withdrawn", Note: "thu hồi"}},
-		Moves:   []mailstore.DocMove{{Ref: ref, From: []string{"INBOX"}, To: "Văn bản thu hồi"}},
+		Moves:   []mailstore.DocMove{{Ref: ref, To: "Văn bản thu hồi", Keep: []string{`\Trash`}}},
 	})
-	if err != nil || res.Moved != 1 {
+	if err != nil || res.Moved != 2 {
 		t.Fatalf("recall: moved %d, %v", res.Moved, err)
 	}
 	for _, c := range []struct {
 		acct mailstore.Account
 		mb   string
 		n    uint32
-	}{{nam, "INBOX", 0}, {nam, "Văn bản thu hồi", 1}, {clerk, "Văn bản đến", 1}} {
+	}{{nam, "INBOX", 0}, {nam, "Hồ sơ/2026", 0}, {nam, "Văn bản thu hồi", 1}, {nam, "Trash", 1},
+		{clerk, "Văn bản đến", 0}, {clerk, "Văn bản thu hồi", 1}, {lan, "INBOX", 1}} {
 		mb, err := s.Mailbox(ctx, c.acct.ID, c.mb)
 		if err != nil {
 			t.Fatalf("%s %s: %v", c.acct.Address, c.mb, err)
@@ -94,6 +127,10 @@ func TestCommitDoc(t *testing.T) {
 		if st, _ := s.MailboxStatus(ctx, mb.ID); st.Messages != c.n {
 			t.Errorf("%s %s holds %d, want %d", c.acct.Address, c.mb, st.Messages, c.n)
 		}
+	}
+	// Recalled again: what is in "Văn bản thu hồi" already stays.
+	if res, err := s.CommitDoc(ctx, mailstore.DocCommit{Moves: []mailstore.DocMove{{Ref: ref, To: "Văn bản thu hồi", Keep: []string{`\Trash`}}}}); err != nil || res.Moved != 0 {
+		t.Errorf("second recall: moved %d, %v", res.Moved, err)
 	}
 	es, _ = s.Docs(ctx, mailstore.DocQuery{Domain: "example.test"})
 	if es[0].Status != "withdrawn" || es[0].Notes != "thu hồi" {

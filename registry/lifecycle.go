@@ -28,6 +28,14 @@ import (
 // Folder the recipients' copies of a recalled document are moved to.
 const RecalledFolder = "Văn bản thu hồi"
 
+// keepOnRecall are the special-use mailboxes a recall leaves its copies in.
+// Every other copy the agency's accounts hold — in INBOX, in a folder a
+// civil servant filed it in, in the clerks' "Văn bản đến" — moves to
+// RecalledFolder, where no one takes it for a document in force; the
+// register keeps the original. A copy in Trash was thrown away: moving it
+// would bring it back into view.
+var keepOnRecall = []string{`\Trash`}
+
 // Register statuses of the lifecycle, besides StatusSent and
 // StatusReceived.
 const (
@@ -182,7 +190,7 @@ func (r *Registry) file(ctx context.Context, g *agency, ev *signing.Evidence, at
 
 // withdraw carries out a recall at agency g in step p (Art. 18.4.b): the
 // incoming register line is marked withdrawn, kept with its evidence, and
-// the copies in the recipients' INBOX move to "Văn bản thu hồi"; the
+// every copy g's accounts hold moves to "Văn bản thu hồi" (keepOnRecall); the
 // recall itself goes to the recipients and the clerks; and the sender is
 // answered 15 (agreed), or 16 with the reason when g has no such document
 // from it.
@@ -211,7 +219,7 @@ func (r *Registry) withdraw(ctx context.Context, g *agency, ev *signing.Evidence
 		ref = new(refOf(*e))
 		p.Updates = append(p.Updates, mailstore.DocUpdate{Ref: *ref, Status: StatusWithdrawn, When: []string{e.Status},
 			Note: "Thu hồi theo yêu cầu của / recalled by " + attester + " " + r.when(ev.Time) + ": " + ev.Reason})
-		p.Moves = append(p.Moves, mailstore.DocMove{Ref: *ref, From: []string{"INBOX"}, To: RecalledFolder})
+		p.Moves = append(p.Moves, mailstore.DocMove{Ref: *ref, To: RecalledFolder, Keep: keepOnRecall})
 	}
 	targets := slices.Clone(g.targets)
 	clerks, err := r.Store.Clerks(ctx, g.domain.Name)

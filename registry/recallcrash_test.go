@@ -177,6 +177,10 @@ func checkRecall(t *testing.T, name, dir string, done bool) string {
 		// INBOX holds the document, or the recall notice once it moved.
 		t.Errorf("%s: nam's INBOX %d, %s %d, line %s", name, inbox, RecalledFolder, moved, in[0].Status)
 	}
+	// The clerk's registered copy moves with nam's.
+	if filed, moved := messagesIn(t, b, "clerk@b.test", InFolder), messagesIn(t, b, "clerk@b.test", RecalledFolder); filed+moved != 1 || (moved == 1) != withdrawn {
+		t.Errorf("%s: the clerk's %s %d, %s %d, line %s", name, InFolder, filed, RecalledFolder, moved, in[0].Status)
+	}
 	if done && (out[0].Status != StatusRecalled || !withdrawn || answered != 1) {
 		t.Errorf("%s: at the end a.test's line is %s, b.test's %s, answers %d", name, out[0].Status, in[0].Status, answered)
 	}

@@ -18,9 +18,10 @@ func docRecall(ctx context.Context, args []string) error {
 		"Recalls a document released here (thu hồi, Decree 30/2020 Art. 18.4): a notice\n"+
 		"with status 13 and the reason, signed with the agency's seal, goes to every\n"+
 		"recipient agency. Each receiving server withdraws the document from its incoming\n"+
-		"register (kept, with its evidence), moves the copies from its staff's INBOX to\n"+
-		"'"+registry.RecalledFolder+"' and answers 15 (agreed), or 16 (refused) with its\n"+
-		"reason; 'sealmail doc status DOCUMENT-ID' shows the answers.")
+		"register (kept, with its evidence), moves every copy its staff and clerks hold,\n"+
+		"in INBOX or wherever they filed it (Trash excepted), to '"+registry.RecalledFolder+"'\n"+
+		"and answers 15 (agreed), or 16 (refused) with its reason; 'sealmail doc status\n"+
+		"DOCUMENT-ID' shows the answers.")
 	reason := f.String("reason", "", "why the document is recalled (lý do thu hồi); required")
 	domain := f.String("domain", "", "the agency `DOMAIN` that released it (default: any)")
 	return lifecycle(ctx, f, args, 1, func(r *registry.Registry, pos []string) (mailstore.DocEntry, error) {
