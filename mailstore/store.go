@@ -72,24 +72,27 @@ type Options struct {
 	// Logger receives what the store has to tell an administrator (a full
 	// disk, and its end); nil means slog.Default().
 	Logger *slog.Logger
-	// Committed, if set, is told how long each group commit took (content
-	// sync, SQL and fsync) and how many operations it carried: monitoring.
+	// Committed, if set, is told how long each group commit took (SQL and
+	// fsync; the content was synced before, beside the previous commit) and
+	// how many operations it carried: monitoring.
 	Committed func(d time.Duration, ops int)
 }
 
 // Store is an open mail store. It is safe for concurrent use.
 type Store struct {
-	path    string
-	blobs   BlobStore
-	log     *slog.Logger
-	wdb     *sql.DB // one connection: the writer goroutine's
-	rdb     *sql.DB // readers; WAL lets them run beside the writer
-	cdb     *sql.DB // the checkpointer's connection
-	ops     chan *op
-	done    chan struct{}
-	wg      sync.WaitGroup
-	closeMu sync.RWMutex
-	closed  bool
+	path     string
+	blobs    BlobStore
+	log      *slog.Logger
+	wdb      *sql.DB       // one connection: the writer goroutine's
+	rdb      *sql.DB       // readers; WAL lets them run beside the writer
+	cdb      *sql.DB       // the checkpointer's connection
+	ops      chan *op      // operations ready to commit, for the writer
+	unsynced chan *op      // operations whose content must be synced first, for the syncer
+	synced   chan struct{} // closed when the syncer has handed on its last operation
+	done     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.RWMutex
+	closed   bool
 
 	pw          PasswordParams
 	auth        authCache
@@ -186,6 +189,8 @@ func Open(dir string, opt Options) (*Store, error) {
 		rdb:         rdb,
 		cdb:         cdb,
 		ops:         make(chan *op, 1024),
+		unsynced:    make(chan *op, 1024),
+		synced:      make(chan struct{}),
 		done:        make(chan struct{}),
 		pw:          defaultPasswordParams,
 		poke:        make(chan struct{}, 1),
@@ -208,7 +213,8 @@ func Open(dir string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("mailstore: %w", err)
 	}
-	s.wg.Add(5)
+	s.wg.Add(6)
+	go s.syncer()
 	go s.writer()
 	go s.notifier()
 	go s.indexer()
@@ -242,8 +248,8 @@ func (s *Store) Close() error {
 type op struct {
 	fn   func(tx *sql.Tx) error
 	errc chan error
-	// sums is the content fn refers to that was Put for it: synced before
-	// the batch commits.
+	// sums is the content fn refers to that was Put for it: the syncer
+	// makes it durable before the writer gets the operation.
 	sums []Sum
 }
 
@@ -261,6 +267,10 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // sums are synced, together with the rest of the batch's, before the commit.
 func (s *Store) writeContent(ctx context.Context, sums []Sum, fn func(tx *sql.Tx) error) error {
 	o := &op{fn: fn, errc: make(chan error, 1), sums: sums}
+	q := s.ops
+	if len(sums) > 0 {
+		q = s.unsynced
+	}
 	// The read lock orders enqueueing before Close, so the writer, which drains
 	// the queue after Close, answers every operation that got in.
 	s.closeMu.RLock()
@@ -269,7 +279,7 @@ func (s *Store) writeContent(ctx context.Context, sums []Sum, fn func(tx *sql.Tx
 		return ErrClosed
 	}
 	select {
-	case s.ops <- o:
+	case q <- o:
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
 		return ctx.Err()
@@ -279,35 +289,71 @@ func (s *Store) writeContent(ctx context.Context, sums []Sum, fn func(tx *sql.Tx
 	return <-o.errc
 }
 
-func (s *Store) writer() {
+// syncer makes the content of queued operations durable, many operations'
+// at once, and hands them to the writer: the next group's content syncs
+// while the writer commits the last group, rather than each group paying
+// both in turn on the writer's time.
+func (s *Store) syncer() {
 	defer s.wg.Done()
+	defer close(s.synced)
 	for {
-		var first *op
 		select {
-		case first = <-s.ops:
+		case o := <-s.unsynced:
+			s.syncContent(gather(o, s.unsynced))
 		case <-s.done:
-			// Drain what was queued before Close.
+			// Hand on what was queued before Close.
 			for {
 				select {
-				case o := <-s.ops:
-					s.commit([]*op{o})
+				case o := <-s.unsynced:
+					s.syncContent([]*op{o})
 				default:
 					return
 				}
 			}
 		}
-		batch := []*op{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case o := <-s.ops:
-				batch = append(batch, o)
-			default:
-				break fill
+	}
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		select {
+		case o := <-s.ops:
+			s.commit(gather(o, s.ops))
+		case <-s.done:
+			// Commit what was queued before Close, and what the syncer
+			// still hands on.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				case <-s.synced:
+					for {
+						select {
+						case o := <-s.ops:
+							s.commit([]*op{o})
+						default:
+							return
+						}
+					}
+				}
 			}
 		}
-		s.commit(batch)
 	}
+}
+
+// gather returns first and whatever else is queued in q, up to maxBatch.
+func gather(first *op, q chan *op) []*op {
+	batch := []*op{first}
+	for len(batch) < maxBatch {
+		select {
+		case o := <-q:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit runs a batch in one transaction. Operations rarely fail, so they run
@@ -316,10 +362,6 @@ func (s *Store) writer() {
 // again in a transaction of its own, so the failure stays its own.
 func (s *Store) commit(batch []*op) {
 	start := time.Now()
-	batch = s.syncContent(batch)
-	if len(batch) == 0 {
-		return
-	}
 	if s.committed != nil {
 		defer func() { s.committed(time.Since(start), len(batch)) }()
 	}
@@ -350,31 +392,27 @@ func (s *Store) commit(batch []*op) {
 	s.pokeIndexer()
 }
 
-// syncContent makes the content of a batch durable before its commit, in one
-// Sync for all of its operations: concurrent deliveries share the fsyncs. If
-// that fails, the operations that wrote content fail and the rest go on.
-func (s *Store) syncContent(batch []*op) []*op {
+// syncContent makes the content of a batch durable in one Sync for all of
+// its operations, so concurrent deliveries share the fsyncs, and passes the
+// operations to the writer. If the Sync fails, the operations fail.
+func (s *Store) syncContent(batch []*op) {
 	var sums []Sum
 	for _, o := range batch {
 		sums = append(sums, o.sums...)
 	}
-	if len(sums) == 0 {
-		return batch
-	}
 	err := s.blobs.Sync(context.Background(), sums)
-	if err == nil {
+	if err != nil {
+		err = s.classify(fmt.Errorf("mailstore: sync content: %w", err))
+	} else {
 		fault("content:synced")
-		return batch
 	}
-	rest := batch[:0]
 	for _, o := range batch {
-		if len(o.sums) > 0 {
-			o.errc <- s.classify(fmt.Errorf("mailstore: sync content: %w", err))
+		if err != nil {
+			o.errc <- err
 		} else {
-			rest = append(rest, o)
+			s.ops <- o
 		}
 	}
-	return rest
 }
 
 // errOpFailed says an operation of the batch returned an error (kept in errs)

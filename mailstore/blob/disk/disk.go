@@ -5,8 +5,11 @@
 // of 256 directories named by its first two digits (created at Open, so a Put
 // never creates a directory whose own entry would need syncing). A file is
 // written under DIR/tmp/ and renamed into place, so a name never holds a
-// partial content; it is never modified afterwards, only deleted. Files left in
-// tmp/ by a crash are removed at the next Open once an hour old.
+// partial content; it is never modified afterwards, only deleted. On Linux the
+// content is written to an unnamed file (O_TMPFILE) in its directory, which a
+// crash leaves nowhere, then linked under its name; elsewhere, or where the
+// filesystem cannot, it is written in DIR/tmp/ and renamed into place, and
+// files left in tmp/ by a crash are removed at the next Open once an hour old.
 //
 // Put does not sync. Sync takes the sums of many Puts — a whole group commit's
 // — and syncs their files in parallel and each directory they landed in once,
@@ -36,7 +39,8 @@ import (
 // Store is a blob store in one local directory. It is safe for concurrent use,
 // also by several processes.
 type Store struct {
-	dir string
+	dir  string
+	anon bool // Put makes unnamed files (O_TMPFILE) rather than temporary names
 }
 
 const tmpDir = "tmp"
@@ -65,6 +69,7 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	s.removeStaleTmp()
+	s.anon = anonWorks(filepath.Join(dir, tmpDir)) == nil
 	return s, nil
 }
 
@@ -98,56 +103,104 @@ func (s *Store) Put(ctx context.Context, sum [32]byte, r io.Reader, size int64) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var err error
+	if s.anon {
+		err = s.putAnon(path, r, size)
+	} else {
+		err = s.putTmp(path, r, size)
+	}
+	if err != nil {
+		return fmt.Errorf("blob store: put %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// putAnon writes the content into an unnamed file in its directory and
+// links it there under its name.
+func (s *Store) putAnon(path string, r io.Reader, size int64) error {
+	f, err := createAnon(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := copyAll(f, r, size); err != nil {
+		return err
+	}
+	err = linkAnon(f, path)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// Another Put of the same content got there first, or a damaged file
+	// of the wrong size holds the name: replace the latter.
+	if info, err := os.Stat(path); err == nil && info.Size() == size {
+		return nil
+	}
+	tmp := filepath.Join(s.dir, tmpDir, fmt.Sprintf("put-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := linkAnon(f, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// putTmp writes the content under a temporary name in tmp/ and renames it
+// into place: for filesystems without unnamed files.
+func (s *Store) putTmp(path string, r io.Reader, size int64) error {
 	f, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), "put-")
 	if err != nil {
-		return fmt.Errorf("blob store: %w", err)
+		return err
 	}
-	n, err := io.Copy(f, r)
+	err = copyAll(f, r, size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && n != size {
-		err = fmt.Errorf("content is %d bytes, expected %d", n, size)
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("blob store: put %s: %w", filepath.Base(path), err)
 	}
-	return nil
+	return err
+}
+
+func copyAll(f *os.File, r io.Reader, size int64) error {
+	n, err := io.Copy(f, r)
+	if err == nil && n != size {
+		err = fmt.Errorf("content is %d bytes, expected %d", n, size)
+	}
+	return err
 }
 
 // syncWorkers bounds the fsyncs in flight at once: enough for the filesystem
 // to fold them into few journal commits, few enough not to swamp a small machine.
 const syncWorkers = 32
 
-// Sync fsyncs the files of sums, then each directory holding one of them once.
+// Sync fsyncs the files of sums and each directory holding one of them once,
+// all at the same time: each must be durable before the commit that refers
+// to the content, in no particular order, and fsyncs in flight together
+// share the filesystem's journal commits.
 func (s *Store) Sync(ctx context.Context, sums [][32]byte) error {
-	paths := make(map[string]bool, len(sums))
-	dirs := map[string]bool{}
+	items := make(map[string]func(string) error, 2*len(sums))
 	for _, sum := range sums {
 		p := s.Path(sum)
-		paths[p] = true
-		dirs[filepath.Dir(p)] = true
+		items[p] = syncFile
+		items[filepath.Dir(p)] = durable.SyncDir
 	}
-	if err := parallel(paths, syncFile); err != nil {
-		return fmt.Errorf("blob store: sync: %w", err)
-	}
-	if err := parallel(dirs, durable.SyncDir); err != nil {
+	if err := parallel(items); err != nil {
 		return fmt.Errorf("blob store: sync: %w", err)
 	}
 	return nil
 }
 
-func parallel(items map[string]bool, fn func(string) error) error {
-	if len(items) == 1 {
-		for it := range items {
-			return fn(it)
-		}
+func parallel(items map[string]func(string) error) error {
+	type item struct {
+		path string
+		fn   func(string) error
 	}
-	work := make(chan string)
+	work := make(chan item)
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
@@ -155,8 +208,8 @@ func parallel(items map[string]bool, fn func(string) error) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for p := range work {
-				if err := fn(p); err != nil {
+			for it := range work {
+				if err := it.fn(it.path); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -164,8 +217,8 @@ func parallel(items map[string]bool, fn func(string) error) error {
 			}
 		}()
 	}
-	for it := range items {
-		work <- it
+	for p, fn := range items {
+		work <- item{p, fn}
 	}
 	close(work)
 	wg.Wait()
