@@ -579,8 +579,12 @@ func (b *scaleBox) ingest(t *testing.T, name string, d time.Duration) (mean, slo
 		c, sm := count.Load(), b.sample(t)
 		rate := float64(c-prev) / 10
 		rates = append(rates, rate)
-		windows = append(windows, fmt.Sprintf("%.0f/s (cpu %.0f%%, writer %.0f%%, %.0f commits)", rate,
-			100*(sm.cpu-prevSample.cpu).Seconds()/10, 100*(sm.commitTime-prevSample.commitTime)/10, sm.commits-prevSample.commits))
+		var wal int64
+		if fi, err := os.Stat(filepath.Join(b.data, mailstore.DBFile+"-wal")); err == nil {
+			wal = fi.Size()
+		}
+		windows = append(windows, fmt.Sprintf("%.0f/s (cpu %.0f%%, writer %.0f%%, %.0f commits, WAL %d MiB)", rate,
+			100*(sm.cpu-prevSample.cpu).Seconds()/10, 100*(sm.commitTime-prevSample.commitTime)/10, sm.commits-prevSample.commits, wal>>20))
 		prev, prevSample = c, sm
 	}
 	stop.Store(true)
