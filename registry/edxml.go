@@ -133,10 +133,13 @@ type Imported struct {
 // receipt (01), in one transaction; or it is quarantined with a notice and
 // answered 02. The sender is the agency whose official address is
 // From/Email: a hosted domain or a peer with a seal CA. Importing the same
-// package again does nothing. An error wrapping ErrRejected means the
-// package cannot be taken at all (malformed, from an unknown agency, for
-// addresses not hosted here). A status message is recorded instead
-// (importStatus).
+// package again does nothing. An update or replacement (BussinessDocType
+// 2, 3) is received the same way and linked, as one that came by mail, to
+// the document its ReplacementInfo names; a recall (1) is carried out as
+// the status 13 it means (importRecall). An error wrapping ErrRejected
+// means the package cannot be taken at all (malformed, from an unknown
+// agency, for addresses not hosted here). A status message is recorded
+// instead (importStatus).
 func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*Imported, error) {
 	pkg, err := edxml.Parse(data)
 	if err != nil {
@@ -167,11 +170,24 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 			return nil, fmt.Errorf("%w: the signed content is not the package's", ErrRejected)
 		}
 	}
-	if b := pkg.Bussiness(); b.BussinessDocType != edxml.DocNew {
-		return nil, fmt.Errorf("%w: BussinessDocType %d (recall, update, replace) is not imported yet; only new documents (0)", ErrRejected, b.BussinessDocType)
-	}
 	if !strings.HasPrefix(h.DocumentID, h.From.OrganID+",") {
 		return nil, fmt.Errorf("%w: DocumentId %q is not one of %s's", ErrRejected, h.DocumentID, h.From.OrganID)
+	}
+	b := pkg.Bussiness()
+	switch b.BussinessDocType {
+	case edxml.DocRecall:
+		return r.importRecall(ctx, pkg, from, xsig, data, to)
+	case edxml.DocUpdate, edxml.DocReplace:
+		// Linked as a correction that came by mail is (linked): the
+		// document it corrects is one the same organ issued.
+		if len(b.ReplacementInfoList) == 0 || strings.TrimSpace(b.ReplacementInfoList[0].DocumentID) == "" {
+			return nil, fmt.Errorf("%w: BussinessDocType %d (update, replace) names no document it corrects "+
+				"(TraceHeaderList/Bussiness/ReplacementInfoList/ReplacementInfo/DocumentId); "+
+				"gói tin đính chính, thay thế không nêu văn bản được đính chính, thay thế", ErrRejected, b.BussinessDocType)
+		}
+		if old := b.ReplacementInfoList[0].DocumentID; !strings.HasPrefix(old, h.From.OrganID+",") || old == h.DocumentID {
+			return nil, fmt.Errorf("%w: ReplacementInfo/DocumentId %q is not another document of %s's", ErrRejected, old, h.From.OrganID)
+		}
 	}
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
@@ -208,6 +224,9 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	res, _ := signing.VerifyFiles(from, files, opts)
 	verr := res.Add(xsig)
 	res.Manifest = packageManifest(h, files)
+	if b.BussinessDocType != edxml.DocNew {
+		res.Manifest.Bussiness = &b
+	}
 	r.count("verified", map[bool]string{true: "pass", false: "fail"}[verr == nil])
 	messageID := edxmlMessageID(h.DocumentID, domain)
 	msg, err := packageMessage(pkg, from, local, messageID, now, data)
@@ -238,6 +257,41 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 		out.Entries = append(out.Entries, e)
 	}
 	return out, nil
+}
+
+// importRecall files a recall package (BussinessDocType 1) from agency
+// from as the status 13 it means, on the path a status message takes
+// (fileStatus): the incoming line of the document it names is withdrawn,
+// its copies moved, and the sender answered 15 or 16. A recall carries no
+// PDF signature to check; an XML-DSig signature, when present, must verify
+// (xsig), and one is required under RequireEdXMLSignature, as for a status.
+func (r *Registry) importRecall(ctx context.Context, pkg *edxml.Package, from string, xsig signing.Check, data []byte, to []string) (*Imported, error) {
+	h, b := pkg.Envelope.Header.MessageHeader, pkg.Bussiness()
+	res := &signing.Result{From: from, Domain: domainOf(from)}
+	if err := res.Add(xsig); err != nil {
+		return nil, fmt.Errorf("%w: recall from %s: %s: %s", ErrRejected, from, xsig.Reason, xsig.Detail)
+	}
+	id := h.DocumentID
+	if b.DocumentID != "" && b.DocumentID != id {
+		return nil, fmt.Errorf("%w: the recall names %s in MessageHeader/DocumentId and %s in Bussiness/DocumentId", ErrRejected, id, b.DocumentID)
+	}
+	// The time the sender recalled it is what makes the same recall,
+	// imported again or also come by mail, one.
+	var at string
+	for _, th := range pkg.Envelope.Header.Trace.TraceHeaders {
+		if th.OrganID == h.From.OrganID {
+			at = th.Timestamp
+		}
+	}
+	if at == "" {
+		return nil, fmt.Errorf("%w: the recall has no TraceHeader of %s saying when it was sent", ErrRejected, h.From.OrganID)
+	}
+	s := &edxml.Status{
+		ResponseFor: edxml.ResponseFor{OrganID: h.From.OrganID, Code: strings.Trim(h.Code.CodeNumber+"/"+h.Code.CodeNotation, "/"),
+			PromulgationDate: h.PromulgationInfo.PromulgationDate, DocumentID: id},
+		From: h.From, StatusCode: edxml.StatusRecallRequest, Description: b.BussinessDocReason, Timestamp: at, StaffInfo: b.StaffInfo,
+	}
+	return r.fileStatus(ctx, s, from, res, data, to)
 }
 
 // sender checks the agency an edXML package or status comes from and
@@ -440,8 +494,10 @@ func (r *Registry) StatusMessages(ctx context.Context, e mailstore.DocEntry) ([]
 // bussiness is what a sealed document does, for its edXML package: new,
 // or an update or replacement of the document its manifest names.
 func bussiness(m *signing.Manifest) edxml.Bussiness {
+	b := edxml.Bussiness{BussinessDocType: edxml.DocNew}
 	if m.Bussiness != nil {
-		return *m.Bussiness
+		b = *m.Bussiness
 	}
-	return edxml.Bussiness{BussinessDocType: edxml.DocNew, DocumentID: m.DocumentID}
+	b.DocumentID = cmpOr(b.DocumentID, m.DocumentID)
+	return b
 }

@@ -137,7 +137,14 @@ func TestEdXMLImportRefuses(t *testing.T) {
 		"unknown agency": {func(p *edxml.Package) { p.Envelope.Header.MessageHeader.From.Email = "vanthu@x.test" }, b.staff.Address, "not a known agency"},
 		"other organ":    {func(p *edxml.Package) { p.Envelope.Header.MessageHeader.From.OrganID = "000.00.99.H10" }, b.staff.Address, "is not a.test's organ"},
 		"not hosted":     {func(p *edxml.Package) {}, "someone@c.test", "not hosted here"},
-		"recall":         {func(p *edxml.Package) { p.Envelope.Header.Trace.Bussiness.BussinessDocType = edxml.DocRecall }, b.staff.Address, "not imported yet"},
+		"recall of a document not received": {func(p *edxml.Package) { p.Envelope.Header.Trace.Bussiness.BussinessDocType = edxml.DocRecall },
+			b.staff.Address, "which this server did not receive"},
+		"update of nothing": {func(p *edxml.Package) { p.Envelope.Header.Trace.Bussiness.BussinessDocType = edxml.DocUpdate },
+			b.staff.Address, "names no document it corrects"},
+		"replacement of another organ's document": {func(p *edxml.Package) {
+			p.Envelope.Header.Trace.Bussiness = edxml.Bussiness{BussinessDocType: edxml.DocReplace,
+				ReplacementInfoList: []edxml.ReplacementInfo{{DocumentID: "000.00.99.H10,2026/11/27,07/UBND-VP"}}}
+		}, b.staff.Address, "is not another document of 000.00.12.H10's"},
 	} {
 		p, err := edxml.Parse(good)
 		if err != nil {

@@ -74,6 +74,15 @@ func (r *Registry) importStatus(ctx context.Context, pkg *edxml.Package, data []
 			return nil, fmt.Errorf("%w: the signed content is not the package's", ErrRejected)
 		}
 	}
+	return r.fileStatus(ctx, s, from, res, data, to)
+}
+
+// fileStatus records status s, which agency from said (verified: res),
+// as importStatus describes; data is the package it came in, kept with
+// the evidence. A recall package (BussinessDocType 1) is filed here too,
+// as the status 13 it means.
+func (r *Registry) fileStatus(ctx context.Context, s *edxml.Status, from string, res *signing.Result, data []byte, to []string) (*Imported, error) {
+	now := r.now()
 	event := statusEvents[s.StatusCode] // edxml.Parse took only known codes
 	at, err := time.ParseInLocation(edxml.TimeLayout, s.Timestamp, r.loc())
 	if err != nil {
@@ -129,6 +138,12 @@ func (r *Registry) importStatus(ctx context.Context, pkg *edxml.Package, data []
 		ev.From, ev.To = from, e.Recipients
 	}
 	g := &agency{domain: d, rcpts: e.Recipients}
+	if dir == mailstore.DocIn {
+		// A recall's notice reaches those the document reached, as by mail.
+		if _, g.targets, _, err = r.resolve(ctx, e.Recipients); err != nil {
+			return nil, err
+		}
+	}
 	err = r.run(ctx, func(p *step) error {
 		start := len(p.Evidence)
 		if err := r.file(ctx, g, &ev, from, msg, now, p); err != nil {

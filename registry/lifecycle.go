@@ -514,6 +514,9 @@ func relationNote(relation, other, reason string, forward bool) string {
 	default:
 		words = [2]string{"Được thay thế bởi", "replaced by"}
 	}
+	if reason == "" { // a package from other software may give none
+		return words[0] + " / " + words[1] + " " + other
+	}
 	return words[0] + " / " + words[1] + " " + other + ": " + reason
 }
 

@@ -113,7 +113,11 @@ func docImport(ctx context.Context, args []string) error {
 		"has one (required with documents.require-edxml-signature); then it is registered\n"+
 		"under the next incoming number, delivered to the addresses and the clerks' 'Văn bản\n"+
 		"đến', and a signed receipt goes back to the sender; or it is quarantined with a\n"+
-		"notice and the sender is told why (status 02). Exits 1 when it was quarantined.\n\n"+
+		"notice and the sender is told why (status 02). Exits 1 when it was quarantined.\n"+
+		"A package that updates or replaces a document (BussinessDocType 2, 3) is received\n"+
+		"the same way and linked to the one its ReplacementInfo names, as by mail: the new\n"+
+		"line names it, and its line here, if any, names the new one. A recall package\n"+
+		"(BussinessDocType 1) is carried out as a status 13 is (below); --to is optional.\n\n"+
 		"An edXML status message (01-06, 15, 16 from an agency a document was sent to; 13,\n"+
 		"a recall, from the agency that sent one) is recorded against the register line of\n"+
 		"that document, as if it had come by mail; --to is then optional and names the\n"+
@@ -183,7 +187,11 @@ func docImport(ctx context.Context, args []string) error {
 			if imp.Before {
 				what = "already registered"
 			}
-			fmt.Printf("%s by %s as số đến %d/%d: %s\n", what, e.Domain, e.Number, e.Year, e.Notation)
+			link := ""
+			if e.Relation != "" {
+				link = ", " + e.Relation + " " + e.Related
+			}
+			fmt.Printf("%s by %s as số đến %d/%d: %s%s\n", what, e.Domain, e.Number, e.Year, e.Notation, link)
 		}
 	}
 	if !imp.Before && len(imp.Entries) == 0 {

@@ -11,6 +11,7 @@ import (
 	"sealmail/config"
 	"sealmail/edxml"
 	"sealmail/mailstore"
+	"sealmail/registry"
 )
 
 // TestDocEdXML: a document released by one instance goes to another as an
@@ -271,4 +272,157 @@ func documentID(t *testing.T, msg []byte) string {
 		t.Fatal("no Official-Document-Id")
 	}
 	return id
+}
+
+// TestDocEdXMLCorrections: a replacement and an update released by one
+// instance ('doc replace', 'doc update') go to another as edXML packages
+// ('doc export --edxml', 'doc import'): verified and registered as any
+// document, and linked in its register to the documents they correct, as
+// by mail. A correction that names no document is refused; a recall
+// package withdraws the document there, moves its copy and answers 15,
+// once.
+func TestDocEdXMLCorrections(t *testing.T) {
+	ctx := t.Context()
+	a := agencyData(t)
+	b := peerData(t, a)
+	dir := t.TempDir()
+	export := func(id, name string) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		ok(t, "", "doc", "export", id, "--edxml", "--out", f, "--data", a)
+		return f
+	}
+	sentIDs := func() []string {
+		var ids []string
+		for _, e := range decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--outgoing", "--json", "--data", a)) {
+			ids = append(ids, e.DocumentID)
+		}
+		return ids
+	}
+	first := documentID(t, sendDocument(t, a, 1))
+	ok(t, "", "doc", "import", export(first, "1.edxml"), "--to", "lan@so.example", "--data", b)
+
+	pdf := filepath.Join(dir, "cv-moi.pdf")
+	if err := os.WriteFile(pdf, signedPDF(t, 7), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, "", "doc", "replace", first, "--file", pdf, "--reason", "Sai số liệu", "--data", a)
+	second := sentIDs()[1]
+	replacement := export(second, "2.edxml")
+	pkg, err := edxml.Parse(readAll(t, replacement))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bz := pkg.Bussiness(); bz.BussinessDocType != edxml.DocReplace || bz.DocumentID != second || bz.BussinessDocReason != "Sai số liệu" ||
+		len(bz.ReplacementInfoList) != 1 || bz.ReplacementInfoList[0].DocumentID != first {
+		t.Fatalf("the replacement's Bussiness: %+v", bz)
+	}
+	out := ok(t, "", "doc", "import", replacement, "--to", "lan@so.example", "--data", b)
+	if !strings.Contains(out, "VERIFIED") || !strings.Contains(out, "as số đến 2/") || !strings.Contains(out, "replaces "+first) {
+		t.Errorf("doc import of the replacement printed:\n%s", out)
+	}
+	ok(t, "", "doc", "update", second, "--file", pdf, "--reason", "Sai ngày ban hành", "--data", a)
+	third := sentIDs()[2]
+	update := export(third, "3.edxml")
+
+	// An update that does not say what it updates is refused, and changes nothing.
+	pkg, err = edxml.Parse(readAll(t, update))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg.Envelope.Header.Trace.Bussiness.ReplacementInfoList = nil
+	data, err := edxml.Marshal(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.edxml")
+	if err := os.WriteFile(bad, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"doc", "import", bad, "--to", "lan@so.example", "--data", b}, "names no document it corrects")
+
+	if out := ok(t, "", "doc", "import", update, "--to", "lan@so.example", "--data", b); !strings.Contains(out, "updates "+second) {
+		t.Errorf("doc import of the update printed:\n%s", out)
+	}
+	in := decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--data", b))
+	if len(in) != 3 {
+		t.Fatalf("B's incoming register: %+v", in)
+	}
+	if in[1].DocumentID != second || in[1].Relation != mailstore.RelationReplaces || in[1].Related != first ||
+		!strings.Contains(in[1].Notes, "Thay thế văn bản / replaces "+first+": Sai số liệu") ||
+		!strings.Contains(in[0].Notes, "Được thay thế bởi / replaced by "+second+": Sai số liệu (số đến 2)") {
+		t.Errorf("B's lines of the first document and its replacement:\n%+v\n%+v", in[0], in[1])
+	}
+	if in[2].DocumentID != third || in[2].Relation != mailstore.RelationUpdates || in[2].Related != second ||
+		!strings.Contains(in[1].Notes, "Được đính chính bởi / updated by "+third+": Sai ngày ban hành (số đến 3)") {
+		t.Errorf("B's lines of the replacement and its update:\n%+v\n%+v", in[1], in[2])
+	}
+	for _, e := range in {
+		if e.Status != "received" || len(e.Acks) != 1 || e.Acks[0].StatusCode != "03" {
+			t.Errorf("B's line %d: %s, acks %+v", e.Number, e.Status, e.Acks)
+		}
+	}
+
+	// A recall package (BussinessDocType 1), as other document software
+	// sends one: the first document's header, the reason, when.
+	pkg, err = edxml.Parse(readAll(t, filepath.Join(dir, "1.edxml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg.Envelope.Header.Trace.Bussiness = edxml.Bussiness{BussinessDocType: edxml.DocRecall, BussinessDocReason: "Ban hành sai thẩm quyền", DocumentID: first}
+	pkg.Attachments = nil
+	if data, err = edxml.Marshal(pkg); err != nil {
+		t.Fatal(err)
+	}
+	recall := filepath.Join(dir, "thu-hoi.edxml")
+	if err := os.WriteFile(recall, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = ok(t, "", "doc", "import", recall, "--data", b)
+	if !strings.Contains(out, "recorded: status 13") || !strings.Contains(out, "the line is withdrawn") {
+		t.Errorf("doc import of the recall printed:\n%s", out)
+	}
+	if out := ok(t, "", "doc", "import", recall, "--data", b); !strings.Contains(out, "already recorded: status 13") {
+		t.Errorf("the same recall again:\n%s", out)
+	}
+	in = decode[[]docJSON](t, ok(t, "", "doc", "register", "list", "--incoming", "--json", "--data", b))
+	if in[0].Status != "withdrawn" || !strings.Contains(in[0].Notes, "Ban hành sai thẩm quyền") || in[1].Status != "received" {
+		t.Errorf("B's lines after the recall:\n%+v\n%+v", in[0], in[1])
+	}
+	s := openStore(t, b)
+	lan, err := s.Account(ctx, "lan@so.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint32{registry.RecalledFolder: 1, mailstore.Inbox: 3} { // the replacement, the update, the recall notice
+		mb, err := s.Mailbox(ctx, lan.ID, name)
+		if err != nil {
+			t.Fatalf("lan's %s: %v", name, err)
+		}
+		if st, err := s.MailboxStatus(ctx, mb.ID); err != nil || st.Messages != want {
+			t.Errorf("lan's %s holds %d, want %d (%v)", name, st.Messages, want, err)
+		}
+	}
+	// The answer, 15, waits for the relay to A, once.
+	q, err := s.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreed := 0
+	for _, e := range q {
+		msg, err := s.QueueContent(ctx, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mail.ReadMessage(bytes.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(m.Header.Get("Official-Document-Receipt"), "RecallAgreed;") {
+			agreed++
+		}
+	}
+	if agreed != 1 {
+		t.Errorf("%d answers 15 queued among %d messages, want 1", agreed, len(q))
+	}
 }
