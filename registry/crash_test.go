@@ -45,12 +45,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	from, _ := strconv.Atoi(os.Getenv("SEALMAIL_CRASH_FROM"))
 	to, _ := strconv.Atoi(os.Getenv("SEALMAIL_CRASH_TO"))
-	roots, err := signing.ParseCertsPEM(readFile(t, filepath.Join(dir, "authority.pem")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := reopenSide(t, filepath.Join(dir, "a"), "a.test", roots)
-	b := reopenSide(t, filepath.Join(dir, "b"), "b.test", roots)
+	a, b := reopenSides(t, dir)
 	out := bufio.NewWriter(os.Stdout)
 	relay(t, a, b)
 	for i := from; i < to; i++ {
@@ -102,6 +97,16 @@ func relay(t *testing.T, sides ...*side) {
 	}
 }
 
+// reopenSides opens the agencies crashDir moved to dir.
+func reopenSides(t *testing.T, dir string) (a, b *side) {
+	t.Helper()
+	roots, err := signing.ParseCertsPEM(readFile(t, filepath.Join(dir, "authority.pem")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reopenSide(t, filepath.Join(dir, "a"), "a.test", roots), reopenSide(t, filepath.Join(dir, "b"), "b.test", roots)
+}
+
 // reopenSide opens an agency set up by newExchange in an earlier process.
 func reopenSide(t *testing.T, dir, domain string, roots []*x509.Certificate) *side {
 	ctx := context.Background()
@@ -135,16 +140,7 @@ func TestKill9Exchange(t *testing.T) {
 		t.Skip("crash loop")
 	}
 	x := newExchange(t)
-	dir := t.TempDir()
-	for _, s := range []*side{x.a, x.b} {
-		s.store.Close()
-		if err := os.Rename(s.dir, filepath.Join(dir, strings.TrimSuffix(s.domain.Name, ".test"))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authority.pem"), signing.EncodeCertsPEM(authority().ca.Cert), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := crashDir(t, x)
 	ids := make([]string, crashDocs)
 	for i := range crashDocs {
 		msg := docMessage(t, x.a.domain.OfficialAddress, x.b.staff.Address, fmt.Sprintf("Văn bản số %d", i), file{"cv.pdf", signedPDF(t, byte(i), 300)})
@@ -152,11 +148,6 @@ func TestKill9Exchange(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.eml", i)), msg, 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	type kill struct {
-		point string
-		at    int
-		after time.Duration // a random moment instead
 	}
 	var kills []kill
 	for range 3 {
@@ -173,53 +164,105 @@ func TestKill9Exchange(t *testing.T) {
 		kills = append(kills, kill{after: time.Duration(300+rand.IntN(1500)) * time.Millisecond})
 	}
 	next := 0
+	batch := func(to int) []string {
+		return []string{"SEALMAIL_CRASH_DIR=" + dir, "SEALMAIL_CRASH_FROM=" + strconv.Itoa(next), "SEALMAIL_CRASH_TO=" + strconv.Itoa(to)}
+	}
 	for _, k := range kills {
 		if next == crashDocs {
 			break
 		}
-		name := fmt.Sprintf("%s #%d", k.point, k.at)
-		if k.point == "" {
-			name = "after " + k.after.String()
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SEALMAIL_CRASH_DIR="+dir, "SEALMAIL_CRASH_FROM="+strconv.Itoa(next),
-			"SEALMAIL_CRASH_TO="+strconv.Itoa(min(next+crashBatch, crashDocs)))
-		if k.point != "" {
-			cmd.Env = append(cmd.Env, "SEALMAIL_FAULT_POINT="+k.point, "SEALMAIL_FAULT_AT="+strconv.Itoa(k.at))
-		}
-		var outb strings.Builder
-		cmd.Stdout = &outb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if k.after > 0 {
-			timer := time.AfterFunc(k.after, func() { cmd.Process.Signal(syscall.SIGKILL) })
-			cmd.Wait()
-			timer.Stop()
-		} else {
-			cmd.Wait()
-		}
-		for _, line := range strings.Split(outb.String(), "\n") {
+		out := runChild(t, "TestCrashChild", batch(min(next+crashBatch, crashDocs)), k)
+		for _, line := range strings.Split(out, "\n") {
 			if n, ok := strings.CutPrefix(line, "RELEASED "); ok {
 				i, _ := strconv.Atoi(n)
 				next = i + 1
 			}
 		}
-		killed := !strings.Contains(outb.String(), "DONE")
-		t.Logf("%s: killed %v, %d of %d documents acknowledged", name, killed, next, crashDocs)
-		checkExchange(t, name, dir, ids[:next], false)
+		t.Logf("%s: killed %v, %d of %d documents acknowledged", k, !strings.Contains(out, "DONE"), next, crashDocs)
+		checkExchange(t, k.String(), dir, ids[:next], false)
 		if t.Failed() {
 			return
 		}
 	}
 	// The last run finishes: everything is sent and answered, once.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "SEALMAIL_CRASH_DIR="+dir, "SEALMAIL_CRASH_FROM="+strconv.Itoa(next), "SEALMAIL_CRASH_TO="+strconv.Itoa(crashDocs))
-	outb, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(outb), "DONE") {
-		t.Fatalf("last run: %v\n%s", err, outb)
+	if out := runChild(t, "TestCrashChild", batch(crashDocs), kill{}); !strings.Contains(out, "DONE") {
+		t.Fatalf("last run:\n%s", out)
 	}
 	checkExchange(t, "end", dir, ids, true)
+}
+
+// crashDir closes x's two agencies and moves them to a new directory, "a"
+// and "b", with the signer's CA in authority.pem: what child processes
+// open with reopenSide.
+func crashDir(t *testing.T, x *exchange) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, s := range []*side{x.a, x.b} {
+		s.store.Close()
+		if err := os.Rename(s.dir, filepath.Join(dir, strings.TrimSuffix(s.domain.Name, ".test"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authority.pem"), signing.EncodeCertsPEM(authority().ca.Cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// kill is where a crash test's child process dies: at the at-th hit of a
+// fault point (internal/faultpoint), or after a while; the zero kill lets
+// it finish.
+type kill struct {
+	point string
+	at    int
+	after time.Duration
+}
+
+func (k kill) String() string {
+	if k.point == "" {
+		return "after " + k.after.String()
+	}
+	return fmt.Sprintf("%s #%d", k.point, k.at)
+}
+
+// runChild runs this binary's test named test in a child process with env
+// added, kills it as k says, and returns what it printed.
+func runChild(t *testing.T, test string, env []string, k kill) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	if k.point != "" {
+		cmd.Env = append(cmd.Env, "SEALMAIL_FAULT_POINT="+k.point, "SEALMAIL_FAULT_AT="+strconv.Itoa(k.at))
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if k.after > 0 {
+		timer := time.AfterFunc(k.after, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		defer timer.Stop()
+	}
+	cmd.Wait()
+	return out.String()
+}
+
+// checkSound checks stores after a crash: the database and its counters,
+// every content there and intact, the evidence chain unbroken.
+func checkSound(t *testing.T, name string, stores ...*mailstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range stores {
+		if err := s.Check(ctx); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if rep, err := s.CheckContent(ctx, false); err != nil || len(rep.Missing)+len(rep.Corrupt) > 0 {
+			t.Errorf("%s: content %+v, %v", name, rep, err)
+		}
+		if _, _, err := s.VerifyEvidence(ctx); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
 
 // reopenPair opens the two agencies' stores in dir ("a" and "b") after a
@@ -265,17 +308,7 @@ func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
 	a, b := reopenPair(t, name, dir)
 	defer a.Close()
 	defer b.Close()
-	for _, s := range []*mailstore.Store{a, b} {
-		if err := s.Check(ctx); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		if rep, err := s.CheckContent(ctx, false); err != nil || len(rep.Missing)+len(rep.Corrupt) > 0 {
-			t.Errorf("%s: content %+v, %v", name, rep, err)
-		}
-		if _, _, err := s.VerifyEvidence(ctx); err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
+	checkSound(t, name, a, b)
 	queued := func(s *mailstore.Store) map[string]int {
 		es, err := s.Queue(ctx)
 		if err != nil {
