@@ -265,7 +265,7 @@ func (x *instance) inbox(t testing.TB, user string) [][]byte {
 
 // file does over IMAP what a civil servant does with a document in INBOX:
 // copies every message to each of copies, then moves them all to the
-// mailbox to, created first.
+// mailbox to; mailboxes not there yet are created first.
 func (x *instance) file(t testing.TB, user, to string, copies ...string) {
 	t.Helper()
 	c, err := imapclient.DialStartTLS(x.imapAddr, &imapclient.Options{TLSConfig: x.client})
@@ -276,8 +276,11 @@ func (x *instance) file(t testing.TB, user, to string, copies ...string) {
 	if err := c.Login(user+"@"+x.domain, "pw").Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Create(to, nil).Wait(); err != nil {
-		t.Fatalf("%s: create %q: %v", user, to, err)
+	for _, mb := range append(copies, to) {
+		var ierr *imap.Error
+		if err := c.Create(mb, nil).Wait(); err != nil && !(errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists) {
+			t.Fatalf("%s: create %q: %v", user, mb, err)
+		}
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)

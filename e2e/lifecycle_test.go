@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -57,7 +58,7 @@ func (x *instance) statuses(t testing.TB, dir mailstore.Direction) []string {
 
 // TestRecall: A recalls a document B registered; B withdraws it (its line
 // kept, marked withdrawn), moves every copy its staff hold to "Văn bản thu
-// hồi" — lan's, which she filed in a folder of her own, and the clerk's
+// hồi" — lan's two, which she filed in folders of her own, and the clerk's
 // from "Văn bản đến" — but not the one lan threw away, tells lan and its
 // clerk, and answers 15; A's line becomes recalled, with every status in
 // order.
@@ -68,8 +69,8 @@ func TestRecall(t *testing.T) {
 	if n := len(b.inbox(t, "lan")); n != 1 {
 		t.Fatalf("lan's INBOX holds %d messages before the recall", n)
 	}
-	const filed = "Hồ sơ/Công văn đến"
-	b.file(t, "lan", filed, "Trash")
+	const filed, kept = "Hồ sơ/Công văn đến", "Lưu trữ"
+	b.file(t, "lan", filed, "Trash", kept)
 
 	const reason = "Văn bản ban hành sai thẩm quyền"
 	if _, err := a.docs.Recall(ctx, "", e.DocumentID, ""); err == nil {
@@ -96,11 +97,13 @@ func TestRecall(t *testing.T) {
 		t.Errorf("lan's INBOX holds %d messages, want only the recall notice", len(inbox))
 	}
 	moved := b.folder(t, "lan", registry.RecalledFolder)
-	if len(moved) != 1 || headerOf(t, moved[0]).Get("Official-Document-Id") != e.DocumentID {
-		t.Errorf("lan's %s holds %d messages, want the document", registry.RecalledFolder, len(moved))
+	if len(moved) != 2 || headerOf(t, moved[0]).Get("Official-Document-Id") != e.DocumentID || !bytes.Equal(moved[0], moved[1]) {
+		t.Errorf("lan's %s holds %d messages, want her two copies of the document", registry.RecalledFolder, len(moved))
 	}
-	if n := len(b.folder(t, "lan", filed)); n != 0 {
-		t.Errorf("lan's %s holds %d messages after the recall", filed, n)
+	for _, mb := range []string{filed, kept} {
+		if n := len(b.folder(t, "lan", mb)); n != 0 {
+			t.Errorf("lan's %s holds %d messages after the recall", mb, n)
+		}
 	}
 	if n := len(b.folder(t, "lan", "Trash")); n != 1 {
 		t.Errorf("lan's Trash holds %d messages, want the copy she threw away left there", n)
