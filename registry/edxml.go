@@ -178,8 +178,8 @@ func (r *Registry) ImportEdXML(ctx context.Context, data []byte, to []string) (*
 	case edxml.DocRecall:
 		return r.importRecall(ctx, pkg, from, xsig, data, to)
 	case edxml.DocUpdate, edxml.DocReplace:
-		// Linked as a correction that came by mail is (linked): the
-		// document it corrects is one the same organ issued.
+		// It is linked as a correction that came by mail is (linked),
+		// to another document of the same organ.
 		if len(b.ReplacementInfoList) == 0 || strings.TrimSpace(b.ReplacementInfoList[0].DocumentID) == "" {
 			return nil, fmt.Errorf("%w: BussinessDocType %d (update, replace) names no document it corrects "+
 				"(TraceHeaderList/Bussiness/ReplacementInfoList/ReplacementInfo/DocumentId); "+
@@ -275,8 +275,8 @@ func (r *Registry) importRecall(ctx context.Context, pkg *edxml.Package, from st
 	if b.DocumentID != "" && b.DocumentID != id {
 		return nil, fmt.Errorf("%w: the recall names %s in MessageHeader/DocumentId and %s in Bussiness/DocumentId", ErrRejected, id, b.DocumentID)
 	}
-	// The time the sender recalled it is what makes the same recall,
-	// imported again or also come by mail, one.
+	// The time the sender recalled it makes the same recall imported again
+	// "already recorded" (statusRecorded).
 	var at string
 	for _, th := range pkg.Envelope.Header.Trace.TraceHeaders {
 		if th.OrganID == h.From.OrganID {
