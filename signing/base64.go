@@ -19,16 +19,20 @@ const decodeChunk = 48 << 10
 // character) the rest goes through encoding/base64, so both accept and
 // reject the same input.
 func decodeBase64(w io.Writer, src []byte) error {
-	_, err := decodeBase64Lines(w, src)
+	_, err := decodeBase64Lines(w, nil, src)
 	return err
 }
 
-// decodeBase64Lines is decodeBase64, also returning the length of the
-// longest start of src made of whole lines exactly as writeBase64 writes
-// them: lineLen base64 characters and CRLF. Such lines are the encoding of
-// what they decode to, character for character, so a writer of the same
-// bytes may copy them instead of encoding again.
-func decodeBase64Lines(w io.Writer, src []byte) (canon int, err error) {
+// decodeBase64Lines is decodeBase64, also finding the longest start of src
+// made of whole lines exactly as writeBase64 writes them: lineLen base64
+// characters and CRLF. Such lines are the encoding of what they decode to,
+// character for character, so a writer of the same bytes may copy them
+// instead of encoding again. It returns how many there are. If lines is
+// not nil, it copies them there as it goes, each chunk once its decoded
+// bytes are written to w, while the chunk is still in cache; the last
+// line's CRLF is left for writeBase64After, since writeBase64 ends without
+// one.
+func decodeBase64Lines(w, lines io.Writer, src []byte) (canon int, err error) {
 	t, _ := w.(taker)
 	var out []byte
 	if t != nil {
@@ -36,17 +40,27 @@ func decodeBase64Lines(w io.Writer, src []byte) (canon int, err error) {
 	} else {
 		out = make([]byte, 0, decodeChunk)
 	}
+	whole := src
+	copied := 0 // bytes of whole copied to lines
 	flush := func() error {
 		if t != nil {
 			out = t.take(out)
+		} else {
+			_, err := w.Write(out)
+			out = out[:0]
+			if err != nil {
+				return err
+			}
+		}
+		n := canon*(lineLen+2) - 2
+		if lines == nil || n <= copied {
 			return nil
 		}
-		_, err := w.Write(out)
-		out = out[:0]
+		_, err := lines.Write(whole[copied:n])
+		copied = n
 		return err
 	}
-	width := -1 // length of the last line, which the next one usually shares
-	whole := len(src)
+	width := -1       // length of the last line, which the next one usually shares
 	canonical := true // every line so far
 	for len(src) > 0 {
 		var line []byte
@@ -78,7 +92,7 @@ func decodeBase64Lines(w io.Writer, src []byte) (canon int, err error) {
 		}
 		// Decoded whole above, the line held only base64 characters.
 		if canonical = canonical && len(line) == lineLen && next == lineLen+2 && src[lineLen] == '\r'; canonical {
-			canon = whole - len(src) + next
+			canon++
 		}
 		src = src[next:]
 	}
@@ -194,16 +208,15 @@ func writeBase64(w io.Writer, src []byte) error {
 	return nil
 }
 
-// writeBase64After writes src as writeBase64 does, given lines, the
-// whole lines (with their CRLF) that writeBase64 would write first: they
-// are copied, and only the rest is encoded.
-func writeBase64After(w io.Writer, lines, src []byte) error {
-	rest := src[len(lines)/(lineLen+2)*(lineLen/4*3):]
-	if len(rest) == 0 {
-		lines = bytes.TrimSuffix(lines, []byte("\r\n")) // the last line has none
-	}
-	if _, err := w.Write(lines); err != nil {
-		return err
+// writeBase64After writes the rest of src as writeBase64 writes it, after
+// its first lines lines, which are written already without their last
+// CRLF (see decodeBase64Lines).
+func writeBase64After(w io.Writer, lines int, src []byte) error {
+	rest := src[lines*(lineLen/4*3):]
+	if lines > 0 && len(rest) > 0 {
+		if _, err := io.WriteString(w, "\r\n"); err != nil {
+			return err
+		}
 	}
 	return writeBase64(w, rest)
 }

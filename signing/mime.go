@@ -35,18 +35,9 @@ type part struct {
 	params    map[string]string
 	body      []byte  // still transfer-encoded; nil for multiparts
 	kids      []*part // set for multipart/*
-	// decoded, when set, replaces body: the content to write base64 (a
-	// PDF signed inside, encoded only as the message is written). lines
-	// is the start of its base64 text, as writeBase64 writes it, at hand.
-	decoded, lines []byte
-}
-
-// size is the length of p's body as written: base64 for decoded.
-func (p *part) size() int {
-	if p.decoded != nil {
-		return base64Size(len(p.decoded))
-	}
-	return len(p.body)
+	// write, when set, is how writePart writes the part: a PDF that Stamp
+	// signs inside while it copies it into the message.
+	write func(io.Writer) error
 }
 
 // parsePart parses raw, a CRLF-canonical entity, and its subparts.
@@ -210,8 +201,11 @@ func describe(p *part, h *hasher) Attachment {
 }
 
 // decodeFile decodes an attachment into buf, or a new buffer of its size
-// if buf has not the room, and hashes it on another core on the way.
-func decodeFile(p *part, buf []byte) (*decoded, error) {
+// if buf has not the room, and hashes it on another core on the way. If
+// lines is not nil, the start of the body that is already as writeBase64
+// would write the file gets copied there as it is decoded (see
+// decodeBase64Lines).
+func decodeFile(p *part, buf []byte, lines io.Writer) (*decoded, error) {
 	if cap(buf) < decodedSize(p) {
 		buf = make([]byte, 0, decodedSize(p))
 	}
@@ -219,7 +213,7 @@ func decodeFile(p *part, buf []byte) (*decoded, error) {
 	var canon int
 	var err error
 	if p.cte() == "base64" {
-		canon, err = decodeBase64Lines(s, p.body)
+		canon, err = decodeBase64Lines(s, lines, p.body)
 	} else {
 		err = decodeBody(p.cte(), p.body, s)
 	}
@@ -228,7 +222,7 @@ func decodeFile(p *part, buf []byte) (*decoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &decoded{data: s.data, hashed: s.h, lines: p.body[:canon]}, nil
+	return &decoded{data: s.data, hashed: s.h, lines: canon}, nil
 }
 
 // decoded is an attachment as decodeFile decoded it.
@@ -237,9 +231,9 @@ type decoded struct {
 	// hashed is stopped: it has the file's digest, and states to finish
 	// the digest of any prefix of it from.
 	hashed *hasher
-	// lines is the start of the body that is data's start encoded as
-	// writeBase64 encodes it (see decodeBase64Lines).
-	lines []byte
+	// lines is how many lines at the start of the body are data's start
+	// as writeBase64 writes it, copied to decodeFile's lines if not nil.
+	lines int
 }
 
 // A fileSink is where decodeFile decodes to: the decoder fills the file's

@@ -108,8 +108,8 @@ func TestDecodeBase64LikeStd(t *testing.T) {
 }
 
 // TestBase64LinesCopied checks that the lines decodeBase64Lines finds
-// canonical, copied by writeBase64After before the rest is encoded, give
-// writeBase64's text exactly, whatever the input looked like.
+// canonical and copies as it decodes, followed by what writeBase64After
+// encodes, give writeBase64's text exactly, whatever the input looked like.
 func TestBase64LinesCopied(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := range 2000 {
@@ -137,21 +137,23 @@ func TestBase64LinesCopied(t *testing.T) {
 			}
 		}
 		s := &fileSink{h: newHasher(0)}
-		canon, err := decodeBase64Lines(s, in)
+		var copied bytes.Buffer
+		canon, err := decodeBase64Lines(s, &copied, in)
 		s.h.state()
 		if err != nil {
 			continue
 		}
 		var again bytes.Buffer
 		writeBase64(&again, s.data)
-		if canon%(lineLen+2) != 0 || !bytes.HasPrefix(again.Bytes(), in[:canon]) {
-			t.Fatalf("case %d: %d bytes taken for canonical lines: %q", i, canon, in[:canon])
+		if n := canon * (lineLen + 2); !bytes.HasPrefix(again.Bytes(), in[:n]) || copied.Len() != max(n-2, 0) || !bytes.HasPrefix(in, copied.Bytes()) {
+			t.Fatalf("case %d: %d lines taken for canonical, %q copied: %q", i, canon, copied.Bytes(), in[:n])
 		}
 		for _, extra := range []int{0, 1, 57, 200} {
 			file := append(slices.Clone(s.data), testPDF(extra)...)
-			var want, got bytes.Buffer
+			var want bytes.Buffer
 			writeBase64(&want, file)
-			writeBase64After(&got, in[:canon], file)
+			got := bytes.NewBuffer(slices.Clone(copied.Bytes()))
+			writeBase64After(got, canon, file)
 			if !bytes.Equal(got.Bytes(), want.Bytes()) {
 				t.Fatalf("case %d, %d more bytes: written %q, want %q", i, extra, got.Bytes(), want.Bytes())
 			}

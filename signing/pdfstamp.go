@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/emersion/go-message/textproto"
 
 	"sealmail/signing/pdf"
 )
@@ -55,50 +58,74 @@ func fileBuffer(p *part) []byte {
 	return make([]byte, 0, n)
 }
 
-// stampPDFs signs the PDF attachments in place: each part's decoded body
-// becomes the signed file. It returns the signed files' manifest entries.
-func stampPDFs(ctx context.Context, atts []*part, seal *Seal, doc Document, notation string, now time.Time) (map[*part]Attachment, error) {
-	out := map[*part]Attachment{}
-	main := true
-	for _, p := range atts {
-		if !p.isPDF() {
-			continue
-		}
-		// Decoded with room for the update after it, and hashed on the
-		// way: that digest is most of the signature's.
-		raw, err := decodeFile(p, fileBuffer(p))
-		if err != nil {
-			return nil, fmt.Errorf("attachment %q: %w", p.filename(), err)
-		}
-		f, err := pdf.Parse(raw.data)
-		if err != nil {
-			return nil, fmt.Errorf("attachment %q is not a readable PDF: %w", p.filename(), err)
-		}
-		var ap *Appearance
-		if main {
-			ap, err = mainAppearance(f, doc.PDF.SealImage, doc.Agency.OrganName, now)
-		} else {
-			ap, err = annexAppearance(f, notation, now)
-		}
-		if err != nil {
-			return nil, err
-		}
-		reason := "Văn bản số " + notation
-		if !main {
-			reason = "Phụ lục kèm văn bản số " + notation
-		}
-		signed, sum, err := signPDF(ctx, pdfInput{data: raw.data, hashed: raw.hashed.state(), owned: true}, seal, PDFSignOptions{Profile: doc.PDF.Profile,
-			Field: "Agency seal", Name: doc.Agency.OrganName, Reason: reason, Location: doc.Place, Appearance: ap}, now)
-		if err != nil {
-			return nil, fmt.Errorf("attachment %q: sign PDF: %w", p.filename(), err)
-		}
-		// Encoded as the message is written, straight into it; the lines
-		// of the old file that were written as they will be are copied.
-		p.body, p.decoded, p.lines = nil, signed, raw.lines
-		out[p] = Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum)}
-		main = false
+// A pdfStamper signs the PDF attachments of a document inside while Stamp
+// writes them into the message, the first being the main document.
+type pdfStamper struct {
+	ctx      context.Context
+	seal     *Seal
+	doc      Document
+	notation string
+	now      time.Time
+	signed   int // PDFs signed so far
+}
+
+// write writes p, a PDF attachment, signed inside, base64 as writePart
+// writes a re-encoded part, and returns its manifest entry. The clerk's
+// body is read once: while it is decoded (into a buffer with room for the
+// update after it, and hashed on another core for the signature), its
+// lines that are already as writeBase64 writes them are copied into w
+// from the cache, so w's own digest starts at the same time; the rest of
+// the signed file is encoded after signing.
+func (s *pdfStamper) write(w io.Writer, p *part) (Attachment, error) {
+	h := p.header.Copy()
+	h.Set("Content-Transfer-Encoding", "base64")
+	if err := textproto.WriteHeader(w, h); err != nil {
+		return Attachment{}, err
 	}
-	return out, nil
+	raw, err := decodeFile(p, fileBuffer(p), w)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("attachment %q: %w", p.filename(), err)
+	}
+	signed, sum, err := s.sign(p, raw)
+	if err == nil {
+		err = writeBase64After(w, raw.lines, signed)
+	}
+	fileBuffers.Put(&signed)
+	if err != nil {
+		return Attachment{}, err
+	}
+	return Attachment{FileName: p.filename(), ContentType: p.mediaType, Size: int64(len(signed)), SHA256: hex.EncodeToString(sum)}, nil
+}
+
+// sign signs raw, the decoded p, in place: its digest, taken while it was
+// decoded, is most of the signature's. It returns the signed file (raw's
+// buffer when the update fits after it) and its SHA-256.
+func (s *pdfStamper) sign(p *part, raw *decoded) ([]byte, []byte, error) {
+	f, err := pdf.Parse(raw.data)
+	if err != nil {
+		return raw.data, nil, fmt.Errorf("attachment %q is not a readable PDF: %w", p.filename(), err)
+	}
+	main := s.signed == 0
+	var ap *Appearance
+	if main {
+		ap, err = mainAppearance(f, s.doc.PDF.SealImage, s.doc.Agency.OrganName, s.now)
+	} else {
+		ap, err = annexAppearance(f, s.notation, s.now)
+	}
+	if err != nil {
+		return raw.data, nil, err
+	}
+	reason := "Văn bản số " + s.notation
+	if !main {
+		reason = "Phụ lục kèm văn bản số " + s.notation
+	}
+	signed, sum, err := signPDF(s.ctx, pdfInput{data: raw.data, hashed: raw.hashed.state(), owned: true}, s.seal, PDFSignOptions{Profile: s.doc.PDF.Profile,
+		Field: "Agency seal", Name: s.doc.Agency.OrganName, Reason: reason, Location: s.doc.Place, Appearance: ap}, s.now)
+	if err != nil {
+		return raw.data, nil, fmt.Errorf("attachment %q: sign PDF: %w", p.filename(), err)
+	}
+	s.signed++
+	return signed, sum, nil
 }
 
 // SignerPolicy is what the main PDF must carry before the agency signs it.
@@ -128,7 +155,7 @@ func CheckSigner(msg []byte, policy SignerPolicy) (*PDFReport, error) {
 		if !p.isPDF() {
 			continue
 		}
-		f, err := decodeFile(p, fileBuffer(p))
+		f, err := decodeFile(p, fileBuffer(p), nil)
 		if err != nil {
 			return nil, fmt.Errorf("tệp %q không đọc được / attachment %q cannot be decoded: %w", p.filename(), p.filename(), err)
 		}

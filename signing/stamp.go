@@ -103,19 +103,7 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	if len(atts) == 0 {
 		return nil, errors.New("message has no attachment")
 	}
-	var signed map[*part]Attachment
-	grown := 0 // what signing the PDFs added to the message
-	if doc.PDF != nil {
-		for _, p := range atts {
-			grown -= p.size()
-		}
-		if signed, err = stampPDFs(ctx, atts, seal, doc, Notation(doc.Number, code), now); err != nil {
-			return nil, err
-		}
-		for _, p := range atts {
-			grown += p.size()
-		}
-	}
+	notation := Notation(doc.Number, code)
 	m := &Manifest{Version: ManifestVersion, MessageHeader: edxml.MessageHeader{
 		From:             Organ{OrganID: doc.Agency.OrganID, OrganName: doc.Agency.OrganName, Email: addr},
 		To:               doc.To,
@@ -135,16 +123,27 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 	for _, p := range atts[1:] {
 		m.OtherInfo.Appendixes = append(m.OtherInfo.Appendixes, p.filename())
 	}
-	// Hash the attachments on another core while the entity is written and
-	// hashed for the signature; the manifest goes last, so it can wait.
+	// PDFs are signed inside as they are written; the other attachments
+	// are hashed on another core meanwhile. The manifest goes last, so it
+	// can wait for both.
+	st := &pdfStamper{ctx: ctx, seal: seal, doc: doc, notation: notation, now: now}
+	room := 16 << 10 // for the new parts
+	var others []int
+	for i, p := range atts {
+		if doc.PDF == nil || !p.isPDF() {
+			others = append(others, i)
+			continue
+		}
+		room += base64Size(updateRoom)
+		p.write = func(w io.Writer) (err error) {
+			m.Attachments[i], err = st.write(w, p)
+			return err
+		}
+	}
 	hashed := make(chan error, 1)
 	go func() {
-		for i, p := range atts {
-			if a, ok := signed[p]; ok {
-				m.Attachments[i] = a
-				continue
-			}
-			a, err := digest(p)
+		for _, i := range others {
+			a, err := digest(atts[i])
 			if err != nil {
 				hashed <- err
 				return
@@ -156,8 +155,8 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 
 	// Allocated, not grown: Grow clears the buffer, which fresh memory
 	// needs not.
-	out := bytes.NewBuffer(make([]byte, 0, len(msg)+grown+growth(kids)+16<<10))
-	if err := writeTopFields(out, h, "["+Notation(doc.Number, code)+"] ", doc.Subject); err != nil {
+	out := bytes.NewBuffer(make([]byte, 0, len(msg)+growth(kids)+room))
+	if err := writeTopFields(out, h, "["+notation+"] ", doc.Subject); err != nil {
 		return nil, err
 	}
 	if err := writeField(out, "Official-Document-Id", encodeWord(m.DocumentID)); err != nil {
@@ -171,13 +170,7 @@ func stamp(ctx context.Context, msg []byte, seal *Seal, doc Document, now time.T
 			}
 			return writeXMLPart(w, manifestName, m)
 		})
-	err = writeSigned(ctx, out, seal, now, parts...)
-	for _, p := range atts {
-		if p.decoded != nil {
-			fileBuffers.Put(&p.decoded)
-		}
-	}
-	if err != nil {
+	if err := writeSigned(ctx, out, seal, now, parts...); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -268,16 +261,12 @@ func growth(parts []*part) int {
 // needs. Multiparts get fresh boundaries. Leaves already safe for 7-bit
 // transport are copied; the rest are re-encoded.
 func writePart(w io.Writer, p *part) error {
+	if p.write != nil {
+		return p.write(w)
+	}
 	h := p.header.Copy()
 	if p.kids != nil {
 		return writeMultipart(w, h, p.mediaType, p.params, partWriters(p.kids))
-	}
-	if p.decoded != nil {
-		h.Set("Content-Transfer-Encoding", "base64")
-		if err := textproto.WriteHeader(w, h); err != nil {
-			return err
-		}
-		return writeBase64After(w, p.lines, p.decoded)
 	}
 	switch cte := p.cte(); {
 	case cte == "base64" && p.isAttachment() && shortLines(p.body, lineLen):

@@ -272,7 +272,7 @@ func checkManifest(env *envelope, cert *x509.Certificate, keepPDFs bool) (*Manif
 		var d Attachment
 		if keepPDFs && a.isPDF() {
 			var f *decoded
-			if f, err = decodeFile(a, fileBuffer(a)); err != nil {
+			if f, err = decodeFile(a, fileBuffer(a), nil); err != nil {
 				err = fmt.Errorf("attachment %q: %w", a.filename(), err)
 			} else {
 				pdfs = append(pdfs, pdfFile{a.filename(), f})
