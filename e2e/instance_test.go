@@ -263,19 +263,27 @@ func (x *instance) inbox(t testing.TB, user string) [][]byte {
 	return x.folder(t, user, "INBOX")
 }
 
-// file does over IMAP what a civil servant does with a document in INBOX:
-// copies every message to each of copies, then moves them all to the
-// mailbox to; mailboxes not there yet are created first.
-func (x *instance) file(t testing.TB, user, to string, copies ...string) {
+// login opens an IMAP session of user's over STARTTLS.
+func (x *instance) login(t testing.TB, user string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialStartTLS(x.imapAddr, &imapclient.Options{TLSConfig: x.client})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Login(user+"@"+x.domain, "pw").Wait(); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+// file does over IMAP what a civil servant does with a document in INBOX:
+// copies every message to each of copies, then moves them all to the
+// mailbox to; mailboxes not there yet are created first.
+func (x *instance) file(t testing.TB, user, to string, copies ...string) {
+	t.Helper()
+	c := x.login(t, user)
+	defer c.Close()
 	for _, mb := range append(copies, to) {
 		var ierr *imap.Error
 		if err := c.Create(mb, nil).Wait(); err != nil && !(errors.As(err, &ierr) && ierr.Code == imap.ResponseCodeAlreadyExists) {
@@ -304,14 +312,8 @@ func (x *instance) file(t testing.TB, user, to string, copies ...string) {
 // STARTTLS; it fails the test if there is no such mailbox.
 func (x *instance) folder(t testing.TB, user, mailbox string) [][]byte {
 	t.Helper()
-	c, err := imapclient.DialStartTLS(x.imapAddr, &imapclient.Options{TLSConfig: x.client})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := x.login(t, user)
 	defer c.Close()
-	if err := c.Login(user+"@"+x.domain, "pw").Wait(); err != nil {
-		t.Fatal(err)
-	}
 	sel, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		t.Fatalf("%s: select %q: %v", user, mailbox, err)
