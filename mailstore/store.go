@@ -302,42 +302,35 @@ func (s *Store) syncer() {
 			s.syncContent(gather(o, s.unsynced))
 		case <-s.done:
 			// Hand on what was queued before Close.
-			for {
-				select {
-				case o := <-s.unsynced:
-					s.syncContent([]*op{o})
-				default:
-					return
-				}
-			}
+			drain(s.unsynced, s.syncContent)
+			return
 		}
 	}
 }
 
+// writer commits operations in groups. It stops once the syncer, which
+// stops after Close, has handed on everything and the queue is empty.
 func (s *Store) writer() {
 	defer s.wg.Done()
 	for {
 		select {
 		case o := <-s.ops:
 			s.commit(gather(o, s.ops))
-		case <-s.done:
-			// Commit what was queued before Close, and what the syncer
-			// still hands on.
-			for {
-				select {
-				case o := <-s.ops:
-					s.commit([]*op{o})
-				case <-s.synced:
-					for {
-						select {
-						case o := <-s.ops:
-							s.commit([]*op{o})
-						default:
-							return
-						}
-					}
-				}
-			}
+		case <-s.synced:
+			drain(s.ops, s.commit)
+			return
+		}
+	}
+}
+
+// drain passes what is queued in q to fn, in batches, until q is empty.
+func drain(q chan *op, fn func([]*op)) {
+	for {
+		select {
+		case o := <-q:
+			fn(gather(o, q))
+		default:
+			return
 		}
 	}
 }
