@@ -266,7 +266,7 @@ func checkSound(t *testing.T, name string, stores ...*mailstore.Store) {
 }
 
 // reopenPair opens the two agencies' stores in dir ("a" and "b") after a
-// crash; the caller closes them.
+// crash and checks them (checkSound); the caller closes them.
 func reopenPair(t *testing.T, name, dir string) (a, b *mailstore.Store) {
 	t.Helper()
 	open := func(d string) *mailstore.Store {
@@ -276,7 +276,9 @@ func reopenPair(t *testing.T, name, dir string) (a, b *mailstore.Store) {
 		}
 		return s
 	}
-	return open("a"), open("b")
+	a, b = open("a"), open("b")
+	checkSound(t, name, a, b)
+	return a, b
 }
 
 // messagesIn counts the messages in a mailbox of addr; a mailbox not yet
@@ -308,7 +310,6 @@ func checkExchange(t *testing.T, name, dir string, acked []string, done bool) {
 	a, b := reopenPair(t, name, dir)
 	defer a.Close()
 	defer b.Close()
-	checkSound(t, name, a, b)
 	queued := func(s *mailstore.Store) map[string]int {
 		es, err := s.Queue(ctx)
 		if err != nil {
