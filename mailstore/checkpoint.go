@@ -54,8 +54,9 @@ func (s *Store) checkpointer() {
 // then while it waits for readers. So it runs right after a PASSIVE
 // checkpoint that left at most restartTail frames; one that left more was
 // held back by a reader, which RESTART would wait for too, with the deliveries
-// stalled behind it (a 10 s window of the million-message benchmark at a
-// third of the rate). Only past hardWALFrames (256 MiB) does it run anyway.
+// stalled behind it (the likely cause, never proven, of a 10 s window of the
+// million-message benchmark at a third of the rate). Only past hardWALFrames
+// (256 MiB) does it run anyway.
 const (
 	maxWALFrames  = 16384
 	restartTail   = 1024

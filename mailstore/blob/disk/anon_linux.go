@@ -1,7 +1,6 @@
 package disk
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,8 +10,9 @@ import (
 
 // createAnon opens an unnamed file in dir (O_TMPFILE): a crash before it is
 // linked leaves nothing behind, and creating it takes no lock on a shared
-// temporary directory, which 16 concurrent deliveries measured at four
-// times the CPU of the whole Put (docs/benchmarks.md, "Content files").
+// temporary directory: with 16 concurrent creators, creating, writing and
+// naming a 4 KiB file cost 194 µs of CPU through one tmp/ directory and
+// 32 µs this way (docs/benchmarks.md, session 7).
 func createAnon(dir string) (*os.File, error) {
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -46,5 +46,5 @@ func anonWorks(dir string) error {
 	if err := linkAnon(f, probe); err != nil {
 		return err
 	}
-	return errors.Join(os.Remove(probe))
+	return os.Remove(probe)
 }

@@ -3,19 +3,20 @@
 //
 // Layout: DIR/ab/abcdef… — the 64 hex digits of the content's SHA-256, in one
 // of 256 directories named by its first two digits (created at Open, so a Put
-// never creates a directory whose own entry would need syncing). A file is
-// written under DIR/tmp/ and renamed into place, so a name never holds a
-// partial content; it is never modified afterwards, only deleted. On Linux the
-// content is written to an unnamed file (O_TMPFILE) in its directory, which a
-// crash leaves nowhere, then linked under its name; elsewhere, or where the
-// filesystem cannot, it is written in DIR/tmp/ and renamed into place, and
-// files left in tmp/ by a crash are removed at the next Open once an hour old.
+// never creates a directory whose own entry would need syncing). A name never
+// holds a partial content, and a file is never modified, only deleted. On
+// Linux the content is written to an unnamed file (O_TMPFILE) in its
+// directory, which a crash leaves nowhere, then linked under its name;
+// elsewhere, or where the filesystem cannot, it is written in DIR/tmp/ and
+// renamed into place, and files left in tmp/ by a crash are removed at the
+// next Open once an hour old.
 //
 // Put does not sync. Sync takes the sums of many Puts — a whole group commit's
-// — and syncs their files in parallel and each directory they landed in once,
-// so concurrent deliveries share the journal commits instead of paying one
-// file-and-directory fsync pair each. docs/benchmarks.md has the measurement
-// that chose this layout over append-only pack files.
+// — and syncs their files and each directory they landed in once, all in
+// parallel, so concurrent deliveries share the filesystem's commits instead of
+// paying one file-and-directory fsync pair each in turn. Append-only pack
+// files (one fsync per group) were not built or measured; docs/benchmarks.md
+// gives the case for them.
 //
 // The package satisfies mailstore.BlobStore without importing mailstore, so
 // that mailstore can open it as its default.
