@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -49,8 +51,9 @@ import (
 // machine. Searches must find what the layout put there. Then, size after
 // size: STORE, the expunge of 1% (every 100th message; first run only), 200
 // selected sessions, and SMTP ingest for SEALMAIL_SCALE_INGEST (default 20s);
-// SEALMAIL_SCALE_SUSTAIN (e.g. 5m) adds sustained ingest into the largest,
-// reported per 10 s window against the smallest's rate. Each run adds the
+// SEALMAIL_SCALE_SUSTAIN (e.g. 5m) adds sustained ingest into the smallest
+// and then the largest, reported per 10 s window; the largest's mean is set
+// against both the smallest's 20 s rate and its sustained mean. Each run adds the
 // messages it ingests to the mailboxes.
 func TestScale(t *testing.T) {
 	var sizes []int
@@ -142,12 +145,24 @@ func TestScale(t *testing.T) {
 		b.settle(t)
 	}
 	small, large := boxes[0], boxes[len(boxes)-1]
-	sustained := ""
+	var sustained []string
 	if d, err := time.ParseDuration(os.Getenv("SEALMAIL_SCALE_SUSTAIN")); err == nil && d >= 10*time.Second {
+		// The smallest size is sustained too, so that the largest's mean
+		// is also set against a rate measured the same way: five minutes
+		// include checkpoints and index merges that a 20 s run does not.
+		var smallMean float64
+		if small != large {
+			smallMean, _ = small.ingest(t, "sustained ingest", d)
+			small.settle(t)
+		}
 		mean, slowest := large.ingest(t, "sustained ingest", d)
-		sustained = fmt.Sprintf("sustained ingest at %d for %v: mean %.0f msgs/s = %.0f%% of %d's %.0f (target ≥ 80%%: %s); slowest 10 s window %.0f = %.0f%% (target ≥ 50%%: %s)",
-			large.n, d, mean, 100*mean/rates[small], small.n, rates[small], met(mean >= 0.8*rates[small]),
-			slowest, 100*slowest/rates[small], met(slowest >= 0.5*rates[small]))
+		sustained = append(sustained, fmt.Sprintf("sustained ingest at %d for %v: mean %.0f msgs/s = %.0f%% of %d's %.0f in %v (target ≥ 80%%: %s); slowest 10 s window %.0f = %.0f%% (target ≥ 50%%: %s)",
+			large.n, d, mean, 100*mean/rates[small], small.n, rates[small], ingest, met(mean >= 0.8*rates[small]),
+			slowest, 100*slowest/rates[small], met(slowest >= 0.5*rates[small])))
+		if smallMean > 0 {
+			sustained = append(sustained, fmt.Sprintf("sustained ingest at %d for %v: mean %.0f msgs/s = %.0f%% of %d's %.0f sustained for %v (target ≥ 80%%: %s)",
+				large.n, d, mean, 100*mean/smallMean, small.n, smallMean, d, met(mean >= 0.8*smallMean)))
+		}
 	}
 	for _, b := range boxes {
 		b.stop(t)
@@ -182,8 +197,8 @@ func TestScale(t *testing.T) {
 	t.Logf("  SELECT INBOX at %d: %.2f ms (target ≤ 20 ms: %s)", large.n, ms(sel), met(sel <= 20*time.Millisecond))
 	t.Logf("  ingest at %d: %.0f msgs/s = %.0f%% of %d's %.0f (target ≥ 80%%: %s)",
 		large.n, rates[large], 100*rates[large]/rates[small], small.n, rates[small], met(rates[large] >= 0.8*rates[small]))
-	if sustained != "" {
-		t.Log("  " + sustained)
+	for _, line := range sustained {
+		t.Log("  " + line)
 	}
 	for _, b := range boxes {
 		// The server's RSS can fall while the sessions open (the runtime
@@ -264,6 +279,7 @@ func scaleOpen(t *testing.T, dir string, n int) *scaleBox {
 
 // start serves the directory and selects INBOX on one connection.
 func (b *scaleBox) start(t *testing.T) {
+	warmCache(t, filepath.Join(b.data, mailstore.DBFile))
 	b.srv = startServe(t, b.data)
 	b.pid = b.srv.cmd.Process.Pid
 	b.r = dialIMAP(t, b.srv, b.data)
@@ -598,6 +614,27 @@ func (b *scaleBox) ingest(t *testing.T, name string, d time.Duration) (mean, slo
 	t.Logf("%d: %s, 8 SMTP connections, %v: mean %.0f msgs/s, slowest 10 s window %.0f msgs/s; windows:\n\t%s",
 		b.n, name, d, mean, lo, strings.Join(windows, "\n\t"))
 	return mean, lo
+}
+
+// warmCache reads a database file through the page cache, as a server that
+// has run for a while finds it: a directory built hours before and followed
+// by other work may be mostly evicted, and then the first minutes of a run
+// measure the disk's random reads instead of the store.
+func warmCache(t *testing.T, path string) {
+	for _, p := range []string{path, path + "-wal"} {
+		f, err := os.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // serverSample is what the server has done so far: CPU time, and its
