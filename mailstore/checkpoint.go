@@ -79,8 +79,12 @@ func (s *Store) checkpoint() {
 	if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
 		return
 	}
-	if frames > maxWALFrames && (frames-done <= restartTail || frames > hardWALFrames) {
+	restart := frames > maxWALFrames && (frames-done <= restartTail || frames > hardWALFrames)
+	if restart {
 		s.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+	}
+	if s.checkpointed != nil {
+		s.checkpointed(frames, frames-done, restart)
 	}
 }
 

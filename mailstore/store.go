@@ -76,6 +76,11 @@ type Options struct {
 	// fsync; the content was synced before, beside the previous commit) and
 	// how many operations it carried: monitoring.
 	Committed func(d time.Duration, ops int)
+	// Checkpointed, if set, is told after each periodic checkpoint how many
+	// frames (pages) the WAL holds, how many of them a reader still kept
+	// from being copied into the database, and whether a RESTART checkpoint
+	// (which holds the writer back) followed: monitoring.
+	Checkpointed func(frames, uncopied int, restart bool)
 }
 
 // Store is an open mail store. It is safe for concurrent use.
@@ -94,20 +99,21 @@ type Store struct {
 	closeMu  sync.RWMutex
 	closed   bool
 
-	pw          PasswordParams
-	auth        authCache
-	dummyOnce   sync.Once
-	dummy       string // a hash to check unknown users against, for equal timing
-	watch       watchers
-	views       viewCache
-	poke        chan struct{} // wakes the notifier after a commit
-	indexPoke   chan struct{} // wakes the indexer after a commit
-	commits     atomic.Int64  // commits so far, so the indexer can see the writer idle
-	poll        time.Duration
-	full        atomic.Bool   // in an episode of full disk (see classify)
-	lastFull    atomic.Int64  // when a write last failed for want of space, in Unix ns
-	reclaimPoke chan struct{} // wakes the reclaimer after content lost its last reference
-	committed   func(time.Duration, int)
+	pw           PasswordParams
+	auth         authCache
+	dummyOnce    sync.Once
+	dummy        string // a hash to check unknown users against, for equal timing
+	watch        watchers
+	views        viewCache
+	poke         chan struct{} // wakes the notifier after a commit
+	indexPoke    chan struct{} // wakes the indexer after a commit
+	commits      atomic.Int64  // commits so far, so the indexer can see the writer idle
+	poll         time.Duration
+	full         atomic.Bool   // in an episode of full disk (see classify)
+	lastFull     atomic.Int64  // when a write last failed for want of space, in Unix ns
+	reclaimPoke  chan struct{} // wakes the reclaimer after content lost its last reference
+	committed    func(time.Duration, int)
+	checkpointed func(frames, uncopied int, restart bool)
 
 	// envelopesCurrent is set once no envelope of an older codec version is left.
 	envelopesCurrent atomic.Bool
@@ -201,6 +207,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		s.pw = *opt.PasswordParams
 	}
 	s.committed = opt.Committed
+	s.checkpointed = opt.Checkpointed
 	if opt.PollInterval > 0 {
 		s.poll = opt.PollInterval
 	}

@@ -34,6 +34,9 @@ type Metrics struct {
 	rejections  *prometheus.CounterVec
 	commit      prometheus.Histogram
 	commitOps   prometheus.Histogram
+	walFrames   prometheus.Gauge
+	walUncopied prometheus.Gauge
+	checkpoints *prometheus.CounterVec
 	imapCommand *prometheus.HistogramVec
 	documents   *prometheus.CounterVec
 	tlsFailures *prometheus.CounterVec
@@ -70,6 +73,12 @@ func New(log *slog.Logger) *Metrics {
 	m.commitOps = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sealmail_store_commit_operations",
 		Help:    "Operations carried by each group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10)})
+	m.walFrames = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sealmail_store_wal_frames",
+		Help: "Pages (4 KiB) in the store's write-ahead log at the last checkpoint."})
+	m.walUncopied = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sealmail_store_wal_uncopied_frames",
+		Help: "Pages of the write-ahead log that the last checkpoint could not copy into the database (a reader still needed them)."})
+	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sealmail_store_checkpoints_total",
+		Help: "Checkpoints of the store's write-ahead log, by mode: passive (beside the writer), restart (holds the writer back)."}, []string{"mode"})
 	m.imapCommand = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sealmail_imap_command_seconds",
 		Help:    "Duration of IMAP commands, response included, by command.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"command"})
@@ -80,7 +89,7 @@ func New(log *slog.Logger) *Metrics {
 	m.vacation = prometheus.NewCounter(prometheus.CounterOpts{Name: "sealmail_vacation_replies_total",
 		Help: "Out-of-office replies sent (queued or delivered locally)."})
 	m.reg.MustRegister(m.connections, m.open, m.refused, m.sessions, m.logins, m.deliveries, m.rejections,
-		m.commit, m.commitOps, m.imapCommand, m.documents, m.tlsFailures, m.vacation,
+		m.commit, m.commitOps, m.walFrames, m.walUncopied, m.checkpoints, m.imapCommand, m.documents, m.tlsFailures, m.vacation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +152,16 @@ func (m *Metrics) SMTPReply(listener, command string, code int, enhanced string)
 func (m *Metrics) StoreCommit(d time.Duration, ops int) {
 	m.commit.Observe(d.Seconds())
 	m.commitOps.Observe(float64(ops))
+}
+
+// StoreCheckpoint observes a periodic checkpoint (mailstore.Options.Checkpointed).
+func (m *Metrics) StoreCheckpoint(frames, uncopied int, restart bool) {
+	m.walFrames.Set(float64(frames))
+	m.walUncopied.Set(float64(uncopied))
+	m.checkpoints.WithLabelValues("passive").Inc()
+	if restart {
+		m.checkpoints.WithLabelValues("restart").Inc()
+	}
 }
 
 // IMAPCommand observes an IMAP command (imapd.Server.CommandDone). Names a

@@ -30,6 +30,7 @@ func TestNamesDocumented(t *testing.T) {
 	m.SMTPReply("mx", "DATA", 250, "2.0.0")
 	m.SMTPReply("mx", "RCPT", 550, "5.1.1")
 	m.StoreCommit(time.Millisecond, 3)
+	m.StoreCheckpoint(20000, 10, true)
 	m.IMAPCommand("FETCH", time.Millisecond)
 	m.Document("verified", "pass")
 	m.TLSFailure("imap", "untrusted-certificate")

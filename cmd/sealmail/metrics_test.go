@@ -129,6 +129,8 @@ func TestMetrics(t *testing.T) {
 		{"sealmail_smtp_messages_accepted_total", []string{"listener", "mx"}, 1},
 		{"sealmail_smtp_rejections_total", []string{"listener", "mx", "command", "RCPT"}, 1},
 		{"sealmail_store_commit_seconds", nil, 1},
+		{"sealmail_store_checkpoints_total", []string{"mode", "passive"}, 1},
+		{"sealmail_store_wal_frames", nil, 0},
 		{"sealmail_imap_command_seconds", []string{"command", "LOGIN"}, 2},
 		{"sealmail_imap_command_seconds", []string{"command", "SELECT"}, 1},
 		{"sealmail_tls_handshake_failures_total", []string{"protocol", "imap", "reason", "untrusted-certificate"}, 1},

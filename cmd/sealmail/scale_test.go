@@ -599,8 +599,9 @@ func (b *scaleBox) ingest(t *testing.T, name string, d time.Duration) (mean, slo
 		if fi, err := os.Stat(filepath.Join(b.data, mailstore.DBFile+"-wal")); err == nil {
 			wal = fi.Size()
 		}
-		windows = append(windows, fmt.Sprintf("%.0f/s (cpu %.0f%%, writer %.0f%%, %.0f commits, WAL %d MiB)", rate,
-			100*(sm.cpu-prevSample.cpu).Seconds()/10, 100*(sm.commitTime-prevSample.commitTime)/10, sm.commits-prevSample.commits, wal>>20))
+		windows = append(windows, fmt.Sprintf("%.0f/s (cpu %.0f%%, writer %.0f%%, %.0f commits, WAL %d MiB, %.0f RESTART checkpoints)", rate,
+			100*(sm.cpu-prevSample.cpu).Seconds()/10, 100*(sm.commitTime-prevSample.commitTime)/10, sm.commits-prevSample.commits, wal>>20,
+			sm.restarts-prevSample.restarts))
 		prev, prevSample = c, sm
 	}
 	stop.Store(true)
@@ -640,8 +641,8 @@ func warmCache(t *testing.T, path string) {
 // serverSample is what the server has done so far: CPU time, and its
 // group commits (count, and seconds spent in them) from its metrics.
 type serverSample struct {
-	cpu                 time.Duration
-	commits, commitTime float64
+	cpu                           time.Duration
+	commits, commitTime, restarts float64
 }
 
 func (b *scaleBox) sample(t *testing.T) serverSample {
@@ -669,6 +670,8 @@ func (b *scaleBox) sample(t *testing.T) serverSample {
 			sm.commitTime, _ = strconv.ParseFloat(value, 64)
 		case "sealmail_store_commit_seconds_count":
 			sm.commits, _ = strconv.ParseFloat(value, 64)
+		case `sealmail_store_checkpoints_total{mode="restart"}`:
+			sm.restarts, _ = strconv.ParseFloat(value, 64)
 		}
 	}
 	return sm

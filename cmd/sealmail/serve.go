@@ -97,7 +97,7 @@ func serve(ctx context.Context, c *config.Config) error {
 	// The metrics exist before the store, which reports its commits; the
 	// queue is read from the store at each scrape.
 	m := metrics.New(log.With("component", "metrics"))
-	s, err := mailstore.Open(c.Dir, mailstore.Options{Committed: m.StoreCommit})
+	s, err := mailstore.Open(c.Dir, mailstore.Options{Committed: m.StoreCommit, Checkpointed: m.StoreCheckpoint})
 	if err != nil {
 		return err
 	}
