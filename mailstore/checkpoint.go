@@ -79,12 +79,14 @@ func (s *Store) checkpoint() {
 	if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
 		return
 	}
-	restart := frames > maxWALFrames && (frames-done <= restartTail || frames > hardWALFrames)
-	if restart {
-		s.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+	restarted := false
+	if frames > maxWALFrames && (frames-done <= restartTail || frames > hardWALFrames) {
+		// Busy: a reader outlasted the 100 ms wait; the next tick tries again.
+		var rbusy, rframes, rdone int
+		restarted = s.cdb.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&rbusy, &rframes, &rdone) == nil && rbusy == 0
 	}
 	if s.checkpointed != nil {
-		s.checkpointed(frames, frames-done, restart)
+		s.checkpointed(frames, frames-done, restarted)
 	}
 }
 

@@ -76,10 +76,11 @@ type Options struct {
 	// fsync; the content was synced before, beside the previous commit) and
 	// how many operations it carried: monitoring.
 	Committed func(d time.Duration, ops int)
-	// Checkpointed, if set, is told after each periodic checkpoint how many
-	// frames (pages) the WAL holds, how many of them a reader still kept
-	// from being copied into the database, and whether a RESTART checkpoint
-	// (which holds the writer back) followed: monitoring.
+	// Checkpointed, if set, is told after each periodic checkpoint (not
+	// during a disk-full episode) how many frames (pages) the WAL holds, how
+	// many of them a reader still kept from being copied into the database,
+	// and whether a RESTART checkpoint (which holds the writer back)
+	// followed and completed: monitoring.
 	Checkpointed func(frames, uncopied int, restart bool)
 }
 

@@ -68,7 +68,7 @@ func New(log *slog.Logger) *Metrics {
 		Help: "SMTP commands refused (4xx and 5xx replies), by listener, command and reason (the reply and enhanced code, e.g. \"550 5.1.1\")."},
 		[]string{"listener", "command", "reason"})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sealmail_store_commit_seconds",
-		Help:    "Duration of the store's group commits (content sync, SQL, fsync).",
+		Help:    "Duration of the store's group commits (SQL and fsync; content is synced before, beside the previous commit).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	m.commitOps = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sealmail_store_commit_operations",
 		Help:    "Operations carried by each group commit.",
@@ -78,7 +78,7 @@ func New(log *slog.Logger) *Metrics {
 	m.walUncopied = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sealmail_store_wal_uncopied_frames",
 		Help: "Pages of the write-ahead log that the last checkpoint could not copy into the database (a reader still needed them)."})
 	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sealmail_store_checkpoints_total",
-		Help: "Checkpoints of the store's write-ahead log, by mode: passive (beside the writer), restart (holds the writer back)."}, []string{"mode"})
+		Help: "Checkpoints of the store's write-ahead log, by mode: passive (beside the writer), restart (completed; holds the writer back)."}, []string{"mode"})
 	m.imapCommand = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sealmail_imap_command_seconds",
 		Help:    "Duration of IMAP commands, response included, by command.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"command"})
