@@ -45,12 +45,16 @@ func (s *Store) Backup(ctx context.Context, dbPath string, blobs BlobStore) (err
 	if err != nil {
 		return fmt.Errorf("mailstore: backup: %w", err)
 	}
-	var batch []Sum
+	var batch, moved []Ref
 	for _, c := range refs {
-		if err := s.copyContent(ctx, c, blobs); err != nil {
+		loc, err := s.copyContent(ctx, c, blobs)
+		if err != nil {
 			return fmt.Errorf("mailstore: backup: %w", err)
 		}
-		if batch = append(batch, c.Sum); len(batch) == 1024 {
+		if loc != c.Loc {
+			moved = append(moved, Ref{Sum: c.Sum, Loc: loc})
+		}
+		if batch = append(batch, Ref{Sum: c.Sum, Loc: loc}); len(batch) == 1024 {
 			if err := blobs.Sync(ctx, batch); err != nil {
 				return fmt.Errorf("mailstore: backup: %w", err)
 			}
@@ -60,7 +64,50 @@ func (s *Store) Backup(ctx context.Context, dbPath string, blobs BlobStore) (err
 	if err := blobs.Sync(ctx, batch); err != nil {
 		return fmt.Errorf("mailstore: backup: %w", err)
 	}
+	if err := relocate(ctx, dbPath, moved); err != nil {
+		return fmt.Errorf("mailstore: backup to %s: %w", dbPath, err)
+	}
 	return nil
+}
+
+// relocate gives the copy's metadata the locators its blob store gave the
+// content, and forgets the copies waiting for reclaim, which were not copied.
+// (Index rows waiting to go stay queued: their content was not copied either,
+// and they are removed without it.)
+func relocate(ctx context.Context, dbPath string, moved []Ref) error {
+	db, err := sql.Open(writerDriver, "file:"+dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`DELETE FROM blob_reclaim`); err != nil {
+		return err
+	}
+	st, err := tx.Prepare(`UPDATE blobs SET loc=? WHERE hash=?`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, r := range moved {
+		if _, err := st.Exec(r.Loc, r.Sum[:]); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	return syncFileAndDir(dbPath)
 }
 
 // backupHold is how long a backup holds reclaim back at most: long enough for
@@ -75,7 +122,12 @@ func referencedContent(ctx context.Context, dbPath string) ([]ContentRef, error)
 		return nil, err
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT hash, size FROM blobs`)
+	return scanRefs(ctx, db)
+}
+
+// scanRefs lists the content the metadata refers to.
+func scanRefs(ctx context.Context, db *sql.DB) ([]ContentRef, error) {
+	rows, err := db.QueryContext(ctx, `SELECT hash, size, loc FROM blobs`)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +136,7 @@ func referencedContent(ctx context.Context, dbPath string) ([]ContentRef, error)
 	for rows.Next() {
 		var c ContentRef
 		var h []byte
-		if err := rows.Scan(&h, &c.Size); err != nil {
+		if err := rows.Scan(&h, &c.Size, &c.Loc); err != nil {
 			return nil, err
 		}
 		copy(c.Sum[:], h)
@@ -95,10 +147,10 @@ func referencedContent(ctx context.Context, dbPath string) ([]ContentRef, error)
 
 // copyContent copies one content to another blob store, checked against its
 // sum on the way: a backup must not carry damage silently.
-func (s *Store) copyContent(ctx context.Context, c ContentRef, to BlobStore) error {
-	data, err := s.loadContent(ctx, c.Sum, c.Size)
+func (s *Store) copyContent(ctx context.Context, c ContentRef, to BlobStore) (string, error) {
+	data, err := s.loadContent(ctx, c)
 	if err != nil {
-		return fmt.Errorf("%w; see 'sealmail check'", err)
+		return "", fmt.Errorf("%w; see 'sealmail check'", err)
 	}
 	return to.Put(ctx, c.Sum, bytes.NewReader(data), c.Size)
 }
@@ -167,9 +219,9 @@ type ContentReport struct {
 // moment, so mail delivered or expunged meanwhile is not reported.
 func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, error) {
 	var rep ContentReport
-	stored := map[Sum]int64{}
-	err := s.blobs.List(ctx, func(sum Sum, size int64) error {
-		stored[sum] = size
+	stored := map[Ref]bool{}
+	err := s.blobs.List(ctx, func(ref Ref, size int64) error {
+		stored[ref] = true
 		return nil
 	})
 	if err != nil {
@@ -177,37 +229,24 @@ func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, e
 	}
 	var refs []ContentRef
 	err = s.read(ctx, func(db *sql.DB) error {
-		refs = refs[:0]
-		rows, err := db.QueryContext(ctx, `SELECT hash, size FROM blobs`)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c ContentRef
-			var h []byte
-			if err := rows.Scan(&h, &c.Size); err != nil {
-				return err
-			}
-			copy(c.Sum[:], h)
-			refs = append(refs, c)
-		}
-		return rows.Err()
+		var err error
+		refs, err = scanRefs(ctx, db)
+		return err
 	})
 	if err != nil {
 		return rep, fmt.Errorf("mailstore: check: %w", err)
 	}
 	for _, c := range refs {
-		delete(stored, c.Sum)
-		_, err := s.loadContent(ctx, c.Sum, c.Size)
+		delete(stored, c.ref())
+		_, err := s.loadContent(ctx, c)
 		if err != nil {
 			// Expunged and reclaimed meanwhile, or delivered again?
-			if still, rerr := s.referenced(ctx, c.Sum); rerr != nil {
+			if still, rerr := s.referenced(ctx, c.ref()); rerr != nil {
 				return rep, fmt.Errorf("mailstore: check: %w", rerr)
 			} else if !still {
 				continue
 			}
-			_, err = s.loadContent(ctx, c.Sum, c.Size)
+			_, err = s.loadContent(ctx, c)
 		}
 		rep.Referenced++
 		rep.Bytes += c.Size
@@ -221,8 +260,8 @@ func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, e
 			return rep, fmt.Errorf("mailstore: check: %w", err)
 		}
 	}
-	for sum := range stored {
-		if still, err := s.referenced(ctx, sum); err != nil {
+	for ref := range stored {
+		if still, err := s.referenced(ctx, ref); err != nil {
 			return rep, fmt.Errorf("mailstore: check: %w", err)
 		} else if still {
 			continue // delivered since the listing
@@ -234,18 +273,18 @@ func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, e
 		var gone bool
 		err := s.write(ctx, func(tx *sql.Tx) error {
 			var err error
-			if gone, err = s.deleteUnreferenced(tx, sum); err != nil {
+			if gone, err = s.deleteUnreferenced(tx, ref); err != nil {
 				return err
 			}
-			_, err = tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:])
+			_, err = tx.Exec(`DELETE FROM blob_reclaim WHERE hash=? AND loc=?`, ref.Sum[:], ref.Loc)
 			return err
 		})
 		if err != nil {
-			return rep, fmt.Errorf("mailstore: check: remove orphan %s: %w", SumHex(sum), err)
+			return rep, fmt.Errorf("mailstore: check: remove orphan %s: %w", SumHex(ref.Sum), err)
 		}
 		if gone {
 			rep.Removed++
-			s.log.Info("removed orphaned content", "sum", SumHex(sum))
+			s.log.Info("removed orphaned content", "sum", SumHex(ref.Sum), "loc", ref.Loc)
 		}
 	}
 	return rep, nil
@@ -253,10 +292,10 @@ func (s *Store) CheckContent(ctx context.Context, repair bool) (ContentReport, e
 
 // referenced reports whether the metadata refers to content now (or the
 // index still needs its text).
-func (s *Store) referenced(ctx context.Context, sum Sum) (bool, error) {
+func (s *Store) referenced(ctx context.Context, ref Ref) (bool, error) {
 	var needed bool
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, neededQuery, sum[:]).Scan(&needed)
+		return db.QueryRowContext(ctx, neededQuery, ref.Sum[:], ref.Loc).Scan(&needed)
 	})
 	return needed, err
 }

@@ -10,41 +10,51 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+
+	"sealmail/mailstore/blob"
 )
 
 // Sum names a message's content: the SHA-256 of its bytes.
 type Sum = [sha256.Size]byte
 
-// BlobStore keeps message content, addressed by its SHA-256. Content is
-// immutable: it is written once, read any number of times (in ranges) and
-// deleted when no message refers to it any more. The metadata (which message
-// holds which content, how many references it has) is the Store's: a BlobStore
-// knows nothing but sums and bytes, so it can be a local directory
-// (mailstore/blob/disk) or an object store.
+// Ref names one stored copy of a content: its sum and the locator its blob
+// store gave it (kept in blobs.loc).
+type Ref = blob.Ref
+
+// BlobStore keeps message content, addressed by its SHA-256 and, for stores
+// that need one, a locator that Put returns. Content is immutable: it is
+// written once, read any number of times (in ranges) and deleted when no
+// message refers to it any more. The metadata (which message holds which
+// content, how many references it has, where it was put) is the Store's: a
+// BlobStore knows nothing but sums, locators and bytes, so it can be a local
+// directory (mailstore/blob/disk) or an object store.
 //
 // The Store's order of work makes content safe without the BlobStore having
 // to know about messages: Put, then Sync, then the metadata commit that
 // refers to the content; and Delete only inside the write transaction that
 // has just seen that nothing refers to it (see reclaim.go).
 type BlobStore interface {
-	// Put stores size bytes from r under sum, replacing nothing if sum is
-	// already stored. The caller computed sum; Put need not check it. The
-	// content need not be durable before Sync.
-	Put(ctx context.Context, sum Sum, r io.Reader, size int64) error
-	// Sync makes the content of earlier Puts of sums durable. One call covers
-	// many sums so that a group commit shares the cost (a backend whose Put is
-	// durable does nothing). Content deleted since its Put is skipped.
-	Sync(ctx context.Context, sums []Sum) error
+	// Put stores size bytes from r under sum and returns the locator to
+	// name it by. A store whose locator is empty replaces nothing if sum is
+	// already stored; one that returns locators may store a second copy
+	// under a second locator. The caller computed sum; Put need not check
+	// it. The content need not be durable before Sync.
+	Put(ctx context.Context, sum Sum, r io.Reader, size int64) (loc string, err error)
+	// Sync makes the content of earlier Puts durable. One call covers many
+	// so that a group commit shares the cost (a backend whose Put is durable
+	// does nothing). Content deleted since its Put is skipped.
+	Sync(ctx context.Context, refs []Ref) error
 	// Open reads the content from offset off: n bytes, or to the end if n < 0.
 	// It also returns the content's total size. Missing content is an error
-	// satisfying errors.Is(err, fs.ErrNotExist).
-	Open(ctx context.Context, sum Sum, off, n int64) (io.ReadCloser, int64, error)
-	// Stat returns the stored size of sum, or an fs.ErrNotExist error.
-	Stat(ctx context.Context, sum Sum) (int64, error)
-	// Delete removes sum. Deleting missing content is not an error.
-	Delete(ctx context.Context, sum Sum) error
+	// satisfying errors.Is(err, fs.ErrNotExist); content found damaged
+	// before reading it, one satisfying errors.Is(err, ErrContentCorrupt).
+	Open(ctx context.Context, ref Ref, off, n int64) (io.ReadCloser, int64, error)
+	// Stat returns the stored size of the content, or an fs.ErrNotExist error.
+	Stat(ctx context.Context, ref Ref) (int64, error)
+	// Delete removes the content. Deleting missing content is not an error.
+	Delete(ctx context.Context, ref Ref) error
 	// List calls fn for every stored content, in no particular order.
-	List(ctx context.Context, fn func(sum Sum, size int64) error) error
+	List(ctx context.Context, fn func(ref Ref, size int64) error) error
 }
 
 // Errors of content that the metadata refers to but the blob store cannot
@@ -52,7 +62,7 @@ type BlobStore interface {
 // errors.Is.
 var (
 	ErrContentMissing = errors.New("message content missing from the blob store")
-	ErrContentCorrupt = errors.New("message content damaged in the blob store")
+	ErrContentCorrupt = blob.ErrCorrupt
 )
 
 // SumHex spells a sum as the blob stores and the admin see it.
@@ -69,21 +79,24 @@ func ParseSum(s string) (Sum, bool) {
 }
 
 func contentErr(sum Sum, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %s", ErrContentMissing, SumHex(sum))
+	case errors.Is(err, ErrContentCorrupt):
+		return fmt.Errorf("%w (%s)", err, SumHex(sum))
 	}
 	return fmt.Errorf("mailstore: content %s: %w", SumHex(sum), err)
 }
 
-// loadContent reads a whole content of the given size and checks it against
-// its sum: a damaged file is reported, never served.
-func (s *Store) loadContent(ctx context.Context, sum Sum, size int64) ([]byte, error) {
-	r, err := s.openContent(ctx, sum, size)
+// loadContent reads a whole content and checks it against its sum: a
+// damaged file is reported, never served.
+func (s *Store) loadContent(ctx context.Context, c ContentRef) ([]byte, error) {
+	r, err := s.openContent(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	buf := bytes.NewBuffer(make([]byte, 0, c.Size+bytes.MinRead))
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, err
 	}
@@ -94,33 +107,33 @@ func (s *Store) loadContent(ctx context.Context, sum Sum, size int64) ([]byte, e
 // the read that reaches its end fails if the content is damaged, so what was
 // read before must not be passed on as complete until then.
 func (s *Store) OpenContent(ctx context.Context, c ContentRef) (io.ReadCloser, error) {
-	return s.openContent(ctx, c.Sum, c.Size)
+	return s.openContent(ctx, c)
 }
 
-// openContent opens a whole content of the given size for reading, checked
-// against its sum as it is read: the read that reaches its end fails if the
-// content is damaged, so what was read before is to be trusted only then.
-func (s *Store) openContent(ctx context.Context, sum Sum, size int64) (io.ReadCloser, error) {
-	r, total, err := s.blobs.Open(ctx, sum, 0, -1)
+// openContent opens a whole content for reading, checked against its sum as
+// it is read: the read that reaches its end fails if the content is damaged,
+// so what was read before is to be trusted only then.
+func (s *Store) openContent(ctx context.Context, c ContentRef) (io.ReadCloser, error) {
+	r, total, err := s.blobs.Open(ctx, c.ref(), 0, -1)
 	if err != nil {
-		return nil, contentErr(sum, err)
+		return nil, contentErr(c.Sum, err)
 	}
-	if total != size {
+	if total != c.Size {
 		r.Close()
-		return nil, fmt.Errorf("%w: %s is %d bytes, should be %d", ErrContentCorrupt, SumHex(sum), total, size)
+		return nil, fmt.Errorf("%w: %s is %d bytes, should be %d", ErrContentCorrupt, SumHex(c.Sum), total, c.Size)
 	}
-	return &checked{r: r, h: sha256.New(), sum: sum, left: size}, nil
+	return &checked{r: r, h: sha256.New(), sum: c.Sum, left: c.Size}, nil
 }
 
 // contentAt opens a content for reading at offsets: the blob store's reader
 // if it can (a file), else a range read per call.
-func (s *Store) contentAt(ctx context.Context, sum Sum) (interface {
+func (s *Store) contentAt(ctx context.Context, c ContentRef) (interface {
 	io.ReaderAt
 	io.Closer
 }, error) {
-	r, _, err := s.blobs.Open(ctx, sum, 0, -1)
+	r, _, err := s.blobs.Open(ctx, c.ref(), 0, -1)
 	if err != nil {
-		return nil, contentErr(sum, err)
+		return nil, contentErr(c.Sum, err)
 	}
 	if ra, ok := r.(interface {
 		io.ReaderAt
@@ -129,18 +142,18 @@ func (s *Store) contentAt(ctx context.Context, sum Sum) (interface {
 		return ra, nil
 	}
 	r.Close()
-	return &rangeReader{ctx: ctx, blobs: s.blobs, sum: sum}, nil
+	return &rangeReader{ctx: ctx, blobs: s.blobs, ref: c.ref()}, nil
 }
 
 // rangeReader reads a content at offsets through BlobStore.Open.
 type rangeReader struct {
 	ctx   context.Context
 	blobs BlobStore
-	sum   Sum
+	ref   Ref
 }
 
 func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
-	rc, _, err := r.blobs.Open(r.ctx, r.sum, off, int64(len(p)))
+	rc, _, err := r.blobs.Open(r.ctx, r.ref, off, int64(len(p)))
 	if err != nil {
 		return 0, err
 	}
@@ -194,7 +207,7 @@ func (s *Store) ReadContent(ctx context.Context, c ContentRef, off, n int64) ([]
 	if n < 0 || off+n > c.Size {
 		n = c.Size - off
 	}
-	r, total, err := s.blobs.Open(ctx, c.Sum, off, n)
+	r, total, err := s.blobs.Open(ctx, c.ref(), off, n)
 	if err != nil {
 		return nil, contentErr(c.Sum, err)
 	}
@@ -215,5 +228,8 @@ func (s *Store) ReadContent(ctx context.Context, c ContentRef, off, n int64) ([]
 // ContentRef names a message's content: enough to read it with ReadContent.
 type ContentRef struct {
 	Sum  Sum
+	Loc  string // where the blob store put it (blobs.loc)
 	Size int64
 }
+
+func (c ContentRef) ref() Ref { return Ref{Sum: c.Sum, Loc: c.Loc} }

@@ -25,8 +25,7 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	blobs := make([]*blob, len(msgs))
-	sums := make([]Sum, len(msgs))
+	blobs := make([]*incoming, len(msgs))
 	flags := make([]string, len(msgs))
 	for i, m := range msgs {
 		b, err := newBlob(Bytes(m.Content))
@@ -34,7 +33,6 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 			return nil, fmt.Errorf("mailstore: append: %w", err)
 		}
 		blobs[i] = b
-		sums[i] = blobs[i].hash
 		flags[i] = joinFlags(m.Flags)
 	}
 	uids := make([]uint32, len(msgs))
@@ -62,9 +60,6 @@ func (s *Store) AppendMany(ctx context.Context, accountID int64, mailbox string,
 		return nil
 	}
 	if err := s.storeContent(ctx, blobs, fn); err != nil {
-		for _, sum := range sums {
-			s.forget(sum)
-		}
 		return nil, fmt.Errorf("mailstore: append: %w", err)
 	}
 	return uids, nil

@@ -160,9 +160,9 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	}
 	// Content is hashed and parsed here, so that the writer spends its
 	// time on SQL only.
-	var blobs []*blob
-	byHash := map[Sum]*blob{}
-	add := func(content []byte) *blob {
+	var blobs []*incoming
+	byHash := map[Sum]*incoming{}
+	add := func(content []byte) *incoming {
 		b, _ := newBlob(Bytes(content)) // read from memory: cannot fail
 		if old := byHash[b.hash]; old != nil {
 			return old
@@ -173,14 +173,14 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	}
 	var p docBlobs
 	for _, e := range c.Entries {
-		var b *blob
+		var b *incoming
 		if e.Original != nil {
 			b = add(e.Original)
 		}
 		p.entries = append(p.entries, b)
 	}
 	for _, d := range c.Deliveries {
-		var b *blob
+		var b *incoming
 		if len(d.Targets) > 0 {
 			b = add(d.Content)
 		}
@@ -189,35 +189,13 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 	for _, q := range c.Queue {
 		p.queue = append(p.queue, add(q.Content))
 	}
-	sums := make([]Sum, len(blobs))
-	for i, b := range blobs {
-		sums[i] = b.hash
-	}
 	var out DocCommitted
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		for _, b := range blobs {
-			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
-				return DocCommitted{}, fmt.Errorf("mailstore: commit document: %w", err)
-			}
-		}
-		fault("doc:put")
-		err = s.writeContent(ctx, sums, func(tx *sql.Tx) error {
-			var err error
-			out, err = s.commitDoc(tx, &c, &p)
-			return err
-		})
-		if !errors.Is(err, errContentGone) {
-			break
-		}
-	}
-	fault("doc:committed")
+	err := s.storeContent(ctx, blobs, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.commitDoc(tx, &c, &p)
+		return err
+	})
 	if err != nil {
-		// The content Put for nothing goes the way of reclaimed content,
-		// unless something else refers to it by then.
-		for _, sum := range sums {
-			s.forget(sum)
-		}
 		if errors.Is(err, ErrExists) || errors.Is(err, ErrNumberTaken) {
 			return DocCommitted{}, err
 		}
@@ -228,7 +206,7 @@ func (s *Store) CommitDoc(ctx context.Context, c DocCommit) (DocCommitted, error
 
 // docBlobs is the content of a DocCommit's entries, deliveries and queued
 // messages, in their order (nil where there is none).
-type docBlobs struct{ entries, deliveries, queue []*blob }
+type docBlobs struct{ entries, deliveries, queue []*incoming }
 
 func (s *Store) commitDoc(tx *sql.Tx, c *DocCommit, p *docBlobs) (DocCommitted, error) {
 	var out DocCommitted
@@ -359,7 +337,7 @@ func docID(tx *sql.Tx, ref DocRef) (int64, error) {
 
 // deliverTx stores one content for its targets in tx, as Deliver does; a
 // target whose account has gone or is over quota gets its own error.
-func (s *Store) deliverTx(tx *sql.Tx, d DocDelivery, b *blob) ([]Delivered, error) {
+func (s *Store) deliverTx(tx *sql.Tx, d DocDelivery, b *incoming) ([]Delivered, error) {
 	if len(d.Targets) == 0 {
 		return nil, nil
 	}
@@ -469,9 +447,9 @@ func placeholders(n int) string {
 // ErrNotFound for a line that has none (a paper document, an older line).
 func (s *Store) DocOriginal(ctx context.Context, id int64) ([]byte, error) {
 	var hash []byte
-	var size int64
+	var c ContentRef
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT b.hash, b.size FROM doc_register d JOIN blobs b ON b.id = d.blob_id WHERE d.id=?`, id).Scan(&hash, &size)
+		return db.QueryRowContext(ctx, `SELECT b.hash, b.size, b.loc FROM doc_register d JOIN blobs b ON b.id = d.blob_id WHERE d.id=?`, id).Scan(&hash, &c.Size, &c.Loc)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("mailstore: original of register entry %d: %w", id, ErrNotFound)
@@ -479,7 +457,6 @@ func (s *Store) DocOriginal(ctx context.Context, id int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: original of register entry %d: %w", id, err)
 	}
-	var sum Sum
-	copy(sum[:], hash)
-	return s.loadContent(ctx, sum, size)
+	copy(c.Sum[:], hash)
+	return s.loadContent(ctx, c)
 }

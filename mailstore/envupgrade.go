@@ -24,7 +24,7 @@ func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 	var refs []ContentRef
 	err := s.read(ctx, func(db *sql.DB) error {
 		rows, refs = rows[:0], refs[:0]
-		rs, err := db.QueryContext(ctx, `SELECT id, hash, size FROM blobs WHERE substr(envelope, 1, 1) < ? LIMIT ?`, []byte{envelopeVersion}, upgradeBatch)
+		rs, err := db.QueryContext(ctx, `SELECT id, hash, size, loc FROM blobs WHERE substr(envelope, 1, 1) < ? LIMIT ?`, []byte{envelopeVersion}, upgradeBatch)
 		if err != nil {
 			return err
 		}
@@ -33,7 +33,7 @@ func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 			var r row
 			var c ContentRef
 			var hash []byte
-			if err := rs.Scan(&r.id, &hash, &c.Size); err != nil {
+			if err := rs.Scan(&r.id, &hash, &c.Size, &c.Loc); err != nil {
 				return err
 			}
 			copy(c.Sum[:], hash)
@@ -45,7 +45,7 @@ func (s *Store) upgradeEnvelopes(ctx context.Context) (bool, error) {
 		if err != nil {
 			break
 		}
-		data, lerr := s.loadContent(ctx, refs[i].Sum, refs[i].Size)
+		data, lerr := s.loadContent(ctx, refs[i])
 		if lerr != nil {
 			// Damaged content: an empty envelope, rather than retrying for ever;
 			// 'sealmail check' reports it.

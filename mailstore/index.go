@@ -114,6 +114,7 @@ func (s *Store) pokeIndexer() {
 type pending struct {
 	id   int64
 	sum  Sum
+	loc  string
 	size int
 	row  indexRow
 }
@@ -148,7 +149,7 @@ func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
 			}
 		}
 		limit, limitBytes := indexLimits(idle, backlog)
-		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, limit)
+		rows, err := db.QueryContext(ctx, `SELECT b.id, b.hash, b.size, b.loc FROM unindexed u JOIN blobs b ON b.id = u.blob_id ORDER BY u.blob_id LIMIT ?`, limit)
 		if err != nil {
 			return err
 		}
@@ -161,7 +162,7 @@ func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
 			}
 			var p pending
 			var hash []byte
-			if err := rows.Scan(&p.id, &hash, &p.size); err != nil {
+			if err := rows.Scan(&p.id, &hash, &p.size, &p.loc); err != nil {
 				return err
 			}
 			copy(p.sum[:], hash)
@@ -186,7 +187,7 @@ func (s *Store) indexSome(ctx context.Context, idle bool) (bool, error) {
 				p := &batch[i]
 				// Content reclaimed meanwhile is skipped below (its
 				// unindexed row went with it).
-				t, err := s.contentText(ctx, ContentRef{Sum: p.sum, Size: int64(p.size)})
+				t, err := s.contentText(ctx, ContentRef{Sum: p.sum, Loc: p.loc, Size: int64(p.size)})
 				if err != nil {
 					// Indexed as empty rather than retried for ever;
 					// 'sealmail check' reports the damage.
@@ -368,7 +369,7 @@ func (s *Store) collectGarbage(ctx context.Context, idle bool) (bool, error) {
 	var batch []garbage
 	err := s.read(ctx, func(db *sql.DB) error {
 		batch = batch[:0]
-		rows, err := db.QueryContext(ctx, `SELECT docid, hash, size FROM fts_garbage ORDER BY docid LIMIT ?`, limit)
+		rows, err := db.QueryContext(ctx, `SELECT docid, hash, size, loc FROM fts_garbage ORDER BY docid LIMIT ?`, limit)
 		if err != nil {
 			return err
 		}
@@ -377,7 +378,7 @@ func (s *Store) collectGarbage(ctx context.Context, idle bool) (bool, error) {
 			var g garbage
 			var c ContentRef
 			var hash []byte
-			if err := rows.Scan(&g.docid, &hash, &c.Size); err != nil {
+			if err := rows.Scan(&g.docid, &hash, &c.Size, &c.Loc); err != nil {
 				return err
 			}
 			copy(c.Sum[:], hash)
@@ -452,14 +453,14 @@ func (s *Store) WaitIndexed(ctx context.Context) error {
 func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
 	t := new(text)
 	if c.Size <= textInMemory {
-		b, err := s.loadContent(ctx, c.Sum, c.Size)
+		b, err := s.loadContent(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		parse(b, t)
 		return t, nil
 	}
-	r, err := s.openContent(ctx, c.Sum, c.Size)
+	r, err := s.openContent(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +469,7 @@ func (s *Store) contentText(ctx context.Context, c ContentRef) (*text, error) {
 	if err != nil {
 		return nil, err
 	}
-	ra, err := s.contentAt(ctx, c.Sum)
+	ra, err := s.contentAt(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func TestIndexKeepsNoText(t *testing.T) {
 		t.Errorf("content still waiting for reclaim: %d", n)
 	}
 	var left int
-	if err := s.blobs.List(ctx, func(Sum, int64) error { left++; return nil }); err != nil {
+	if err := s.blobs.List(ctx, func(Ref, int64) error { left++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if left != 0 {
@@ -129,10 +129,7 @@ func TestPhraseReadsOnlyTheMailbox(t *testing.T) {
 	if err := s.WaitIndexed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	path := s.blobs.(interface{ Path([32]byte) string }).Path(sums[1])
-	if err := os.WriteFile(path, []byte("damaged"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	damageContent(t, s, sums[1])
 	got, err := s.SearchText(ctx, boxes[0], FieldBody, "tổng kết tại đà nẵng")
 	if err != nil || len(got) != 1 {
 		t.Errorf("search of a's INBOX: %v %v", got, err)
@@ -232,5 +229,35 @@ func TestIndexDistinctWords(t *testing.T) {
 	}
 	if left := terms(); len(left) != 0 {
 		t.Errorf("terms left in the index after reclaim: %v", left)
+	}
+}
+
+// damageContent overwrites the first bytes of a stored content where the
+// blob store keeps it.
+func damageContent(t *testing.T, s *Store, sum Sum) {
+	t.Helper()
+	var ref Ref
+	err := s.blobs.List(context.Background(), func(r Ref, _ int64) error {
+		if r.Sum == sum {
+			ref = r
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, off, err := s.blobs.(interface {
+		Locate(Ref) (string, int64, error)
+	}).Locate(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("damaged"), off); err != nil {
+		t.Fatal(err)
 	}
 }

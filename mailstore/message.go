@@ -112,7 +112,7 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	}
 	var out Accepted
 	out.Delivered = make([]Delivered, len(d.Targets))
-	err = s.storeContent(ctx, []*blob{b}, func(tx *sql.Tx) error {
+	err = s.storeContent(ctx, []*incoming{b}, func(tx *sql.Tx) error {
 		out.QueueID = 0
 		for i := range out.Delivered {
 			out.Delivered[i] = Delivered{}
@@ -191,7 +191,7 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 		// Nothing stored: the per-target errors say why. The content just
 		// written goes the way of reclaimed content, unless something else
 		// refers to it by then.
-		s.forget(b.hash)
+		s.forget(b.ref())
 		return out, nil
 	}
 	if err != nil {
@@ -305,8 +305,9 @@ func addKeywords(tx *sql.Tx, mailboxID int64, flags string) error {
 
 // blob is message content ready to store: hashed and parsed outside the
 // transaction, so the writer goroutine spends its time only on SQL.
-type blob struct {
+type incoming struct {
 	hash      Sum
+	loc       string // where the blob store put it (putContent)
 	content   Content
 	size      int64
 	envelope  []byte
@@ -315,7 +316,7 @@ type blob struct {
 
 // newBlob hashes and parses content, reading it where it lies: a spooled
 // 50 MiB message costs a few buffers, not its size.
-func newBlob(content Content) (*blob, error) {
+func newBlob(content Content) (*incoming, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(content.R, 0, content.Size)); err != nil {
 		return nil, fmt.Errorf("reading the message: %w", err)
@@ -324,39 +325,57 @@ func newBlob(content Content) (*blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &blob{content: content, size: content.Size, envelope: encodeEnvelope(&env)}
+	b := &incoming{content: content, size: content.Size, envelope: encodeEnvelope(&env)}
 	b.structure, _ = json.Marshal(st)
 	h.Sum(b.hash[:0])
 	return b, nil
 }
 
 // reader reads the content from its start.
-func (b *blob) reader() io.Reader { return io.NewSectionReader(b.content.R, 0, b.size) }
+func (b *incoming) reader() io.Reader { return io.NewSectionReader(b.content.R, 0, b.size) }
+
+func (b *incoming) ref() Ref { return Ref{Sum: b.hash, Loc: b.loc} }
 
 // storeContent puts the blobs' content in the blob store and runs fn, which
 // refers to it (through insertBlob), in a write transaction. The content is
 // synced with the rest of fn's group commit before that commits. Should
 // reclaim delete a content between the Put and fn (it was the last copy of
 // an expunged message), fn finds out and the whole is done again.
-func (s *Store) storeContent(ctx context.Context, blobs []*blob, fn func(tx *sql.Tx) error) error {
-	sums := make([]Sum, len(blobs))
-	for i, b := range blobs {
-		sums[i] = b.hash
-	}
+func (s *Store) storeContent(ctx context.Context, blobs []*incoming, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		for _, b := range blobs {
-			if err = s.blobs.Put(ctx, b.hash, b.reader(), b.size); err != nil {
-				return s.classify(err)
-			}
+		var refs []Ref
+		if refs, err = s.putContent(ctx, blobs); err != nil {
+			return s.classify(err)
 		}
 		fault("content:put")
-		err = s.writeContent(ctx, sums, fn)
+		err = s.writeContent(ctx, refs, fn)
+		if err != nil {
+			// What was put for nothing goes the way of reclaimed content,
+			// unless something else refers to it by then.
+			s.forget(refs...)
+		}
 		if !errors.Is(err, errContentGone) {
 			return err
 		}
 	}
 	return err
+}
+
+// putContent puts the blobs' content in the blob store, noting where each
+// went. If one fails, those put before it are left for reclaim.
+func (s *Store) putContent(ctx context.Context, blobs []*incoming) ([]Ref, error) {
+	refs := make([]Ref, 0, len(blobs))
+	for _, b := range blobs {
+		loc, err := s.blobs.Put(ctx, b.hash, b.reader(), b.size)
+		if err != nil {
+			s.forget(refs...)
+			return nil, err
+		}
+		b.loc = loc
+		refs = append(refs, b.ref())
+	}
+	return refs, nil
 }
 
 // errContentGone says content put for an operation was reclaimed before the
@@ -365,21 +384,29 @@ var errContentGone = errors.New("content reclaimed meanwhile")
 
 // insertBlob records b's content unless it is already there, adding refs
 // references, and queues it for indexing when new. It returns the blob's id.
-func (s *Store) insertBlob(tx *sql.Tx, b *blob, refs int) (int64, error) {
+func (s *Store) insertBlob(tx *sql.Tx, b *incoming, refs int) (int64, error) {
 	var id int64
 	var total int
-	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure) VALUES (?,?,?,?,?)
-		ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs RETURNING id, refs`,
-		b.hash[:], b.size, refs, b.envelope, b.structure).Scan(&id, &total)
-	if err != nil || total != refs {
-		// total > refs: the content was already referenced, so reclaim
-		// cannot have touched it (and it is indexed or queued).
+	var loc string
+	err := tx.QueryRow(`INSERT INTO blobs (hash, size, refs, envelope, structure, loc) VALUES (?,?,?,?,?,?)
+		ON CONFLICT (hash) DO UPDATE SET refs = refs + excluded.refs RETURNING id, refs, loc`,
+		b.hash[:], b.size, refs, b.envelope, b.structure, b.loc).Scan(&id, &total, &loc)
+	if err != nil {
+		return id, err
+	}
+	if total != refs {
+		// Already referenced, so reclaim cannot have touched the copy the
+		// metadata names (and it is indexed or queued). A second copy, from
+		// a blob store that keeps one per Put, is not needed.
+		if loc != b.loc {
+			_, err = tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, loc, since) VALUES (?,?,?)`, b.hash[:], b.loc, now())
+		}
 		return id, err
 	}
 	// New to the metadata: reclaim may have deleted this content after our
 	// Put. It deletes only inside a write transaction that saw no reference,
 	// so checking here, under the same write lock, settles it.
-	if err := s.claimContent(tx, b.hash, b.size); err != nil {
+	if err := s.claimContent(tx, b.ref(), b.size); err != nil {
 		return 0, err
 	}
 	_, err = tx.Exec(`INSERT INTO unindexed (blob_id) VALUES (?)`, id)
@@ -393,14 +420,15 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 		var refs int
 		var hash []byte
 		var size int64
-		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs, hash, size`, n, id).Scan(&refs, &hash, &size); err != nil {
+		var loc string
+		if err := tx.QueryRow(`UPDATE blobs SET refs = refs - ? WHERE id=? RETURNING refs, hash, size, loc`, n, id).Scan(&refs, &hash, &size, &loc); err != nil {
 			return err
 		}
 		if refs <= 0 {
 			if _, err := tx.Exec(`DELETE FROM blobs WHERE id=?`, id); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, since) VALUES (?,?)`, hash, now()); err != nil {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, loc, since) VALUES (?,?,?)`, hash, loc, now()); err != nil {
 				return err
 			}
 			r, err := tx.Exec(`DELETE FROM unindexed WHERE blob_id=?`, id)
@@ -410,7 +438,7 @@ func releaseBlobs(tx *sql.Tx, counts map[int64]int) error {
 			if n, _ := r.RowsAffected(); n == 0 {
 				// The index row goes before the content (its text is read
 				// again to remove it), so the reclaimer waits for it.
-				if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_garbage (docid, hash, size) VALUES (?,?,?)`, id, hash, size); err != nil {
+				if _, err := tx.Exec(`INSERT OR IGNORE INTO fts_garbage (docid, hash, size, loc) VALUES (?,?,?,?)`, id, hash, size, loc); err != nil {
 					return err
 				}
 			}
@@ -481,7 +509,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, what 
 // (CONDSTORE's CHANGEDSINCE, a QRESYNC resync): an index finds them, so a
 // few changes in a large mailbox cost a few rows.
 func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32, since int64, what int, fn func(Item) error) error {
-	cols := `m.uid, m.flags, m.internal_date, m.internal_tz, m.size, m.modseq, b.hash, b.size`
+	cols := `m.uid, m.flags, m.internal_date, m.internal_tz, m.size, m.modseq, b.hash, b.size, b.loc`
 	if what&FetchEnvelope != 0 {
 		cols += `, b.envelope`
 	}
@@ -514,7 +542,7 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 		// need no copy of their own.
 		var env, st, hash sql.RawBytes
 		var tz sql.NullInt64
-		dst := []any{&it.UID, &flags, &date, &tz, &it.Size, &it.ModSeq, &hash, &it.Ref.Size}
+		dst := []any{&it.UID, &flags, &date, &tz, &it.Size, &it.ModSeq, &hash, &it.Ref.Size, &it.Ref.Loc}
 		if what&FetchEnvelope != 0 {
 			dst = append(dst, &env)
 		}
@@ -534,7 +562,7 @@ func (s *Store) FetchChanged(ctx context.Context, mailboxID int64, uids []uint32
 			it.InternalDate = internalDate(date, tz)
 			copy(it.Ref.Sum[:], hash)
 			if what&FetchContent != 0 {
-				it.Content, it.Err = s.loadContent(ctx, it.Ref.Sum, it.Ref.Size)
+				it.Content, it.Err = s.loadContent(ctx, it.Ref)
 			}
 			// Stored metadata that does not decode (it never should) reads as
 			// empty rather than failing the whole listing.

@@ -67,6 +67,17 @@ func SchemaVersion() int {
 // run again at the next Open.
 var preSteps = map[string]func(db *sql.DB, blobs BlobStore, log *slog.Logger) error{
 	"blob_store.sql": moveContent,
+	"blob_loc.sql":   func(db *sql.DB, _ BlobStore, _ *slog.Logger) error { return addLoc(db) },
+}
+
+// addLoc adds blobs.loc (schema/0022) unless it is there.
+func addLoc(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('blobs') WHERE name = 'loc'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := db.Exec(`ALTER TABLE blobs ADD COLUMN loc TEXT NOT NULL DEFAULT ''`)
+	return err
 }
 
 func migrate(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
@@ -144,6 +155,9 @@ func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 	if left == 0 {
 		return nil
 	}
+	if err := addLoc(db); err != nil {
+		return err
+	}
 	log.Info("moving message content out of the database into the blob store",
 		"contents", left, "of", total, "bytes", bytesLeft)
 	start, lastLog := time.Now(), time.Now()
@@ -152,17 +166,18 @@ func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 		type row struct {
 			id   int64
 			sum  Sum
+			loc  string
 			data []byte
 		}
 		var rs []row
-		rows, err := db.Query(`SELECT id, hash, data FROM blobs WHERE id > ? AND length(data) > 0 ORDER BY id LIMIT ?`, last, moveBatch)
+		rows, err := db.Query(`SELECT id, hash, loc, data FROM blobs WHERE id > ? AND length(data) > 0 ORDER BY id LIMIT ?`, last, moveBatch)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var r row
 			var h []byte
-			if err := rows.Scan(&r.id, &h, &r.data); err != nil {
+			if err := rows.Scan(&r.id, &h, &r.loc, &r.data); err != nil {
 				rows.Close()
 				return err
 			}
@@ -176,26 +191,39 @@ func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 		if len(rs) == 0 {
 			break
 		}
-		sums := make([]Sum, len(rs))
-		ids := make([]any, len(rs))
+		refs := make([]Ref, len(rs))
 		for i, r := range rs {
 			if sha256.Sum256(r.data) != r.sum {
 				// Damaged inside the database already: keep it under the name
 				// the metadata uses, for 'sealmail check' to report.
 				log.Warn("content does not hash to its name; moved as it is", "sum", SumHex(r.sum))
 			}
-			if err := blobs.Put(ctx, r.sum, bytes.NewReader(r.data), int64(len(r.data))); err != nil {
+			refs[i] = Ref{Sum: r.sum, Loc: r.loc}
+			if r.loc != "" {
+				// Put by a run killed before the data was emptied: if the
+				// copy outlived it, it need not be put again.
+				if n, err := blobs.Stat(ctx, refs[i]); err == nil && n == int64(len(r.data)) {
+					continue
+				}
+			}
+			loc, err := blobs.Put(ctx, r.sum, bytes.NewReader(r.data), int64(len(r.data)))
+			if err != nil {
 				return err
 			}
-			sums[i], ids[i] = r.sum, r.id
+			refs[i].Loc = loc
 			movedBytes += int64(len(r.data))
 		}
-		if err := blobs.Sync(ctx, sums); err != nil {
+		// Where each copy went is written before it is synced, so that a
+		// run killed after the sync finds the copies rather than leaving
+		// them orphaned; the data stays until it is durable.
+		if err := markMoved(db, refs, false); err != nil {
+			return err
+		}
+		if err := blobs.Sync(ctx, refs); err != nil {
 			return err
 		}
 		fault("migrate:synced")
-		q := `UPDATE blobs SET data = x'' WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
-		if _, err := db.Exec(q, ids...); err != nil {
+		if err := markMoved(db, refs, true); err != nil {
 			return err
 		}
 		fault("migrate:committed")
@@ -208,6 +236,31 @@ func moveContent(db *sql.DB, blobs BlobStore, log *slog.Logger) error {
 	}
 	log.Info("message content moved to the blob store", "contents", moved, "bytes", movedBytes, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// markMoved records where the content of rows went, in one transaction, and
+// with empty, empties their data.
+func markMoved(db *sql.DB, refs []Ref, empty bool) error {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	q := `UPDATE blobs SET loc = ? WHERE hash = ?`
+	if empty {
+		q = `UPDATE blobs SET data = x'', loc = ? WHERE hash = ?`
+	}
+	st, err := tx.Prepare(q)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, r := range refs {
+		if _, err := st.Exec(r.Loc, r.Sum[:]); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // vacuumIfPending rebuilds the database once after the content migration,

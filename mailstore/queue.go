@@ -210,7 +210,7 @@ func (s *Store) QueueContent(ctx context.Context, id int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.loadContent(ctx, c.Sum, c.Size)
+	return s.loadContent(ctx, c)
 }
 
 // QueueContentRef returns where a queued message's content lies, for the
@@ -220,7 +220,7 @@ func (s *Store) QueueContentRef(ctx context.Context, id int64) (ContentRef, erro
 	var c ContentRef
 	var hash []byte
 	err := s.read(ctx, func(db *sql.DB) error {
-		return db.QueryRowContext(ctx, `SELECT b.hash, b.size FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id=?`, id).Scan(&hash, &c.Size)
+		return db.QueryRowContext(ctx, `SELECT b.hash, b.size, b.loc FROM queue q JOIN blobs b ON b.id = q.blob_id WHERE q.id=?`, id).Scan(&hash, &c.Size, &c.Loc)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("mailstore: queue entry %d: %w", id, ErrNotFound)

@@ -71,30 +71,30 @@ func (s *Store) Reclaim(ctx context.Context) error {
 }
 
 func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
-	var sums []Sum
+	var refs []Ref
 	err := s.read(ctx, func(db *sql.DB) error {
-		sums = sums[:0]
+		refs = refs[:0]
 		// Content whose index row is still to be removed waits: removing
 		// it reads the text again (collectGarbage).
-		rows, err := db.QueryContext(ctx, `SELECT hash FROM blob_reclaim r WHERE NOT EXISTS
+		rows, err := db.QueryContext(ctx, `SELECT hash, loc FROM blob_reclaim r WHERE NOT EXISTS
 			(SELECT 1 FROM counters WHERE name = 'reclaim_hold' AND value > ?)
-			AND NOT EXISTS (SELECT 1 FROM fts_garbage g WHERE g.hash = r.hash) ORDER BY since LIMIT ?`, now(), reclaimBatch)
+			AND NOT EXISTS (SELECT 1 FROM fts_garbage g WHERE g.hash = r.hash AND g.loc = r.loc) ORDER BY since LIMIT ?`, now(), reclaimBatch)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var h []byte
-			if err := rows.Scan(&h); err != nil {
+			var ref Ref
+			if err := rows.Scan(&h, &ref.Loc); err != nil {
 				return err
 			}
-			var sum Sum
-			copy(sum[:], h)
-			sums = append(sums, sum)
+			copy(ref.Sum[:], h)
+			refs = append(refs, ref)
 		}
 		return rows.Err()
 	})
-	if err != nil || len(sums) == 0 {
+	if err != nil || len(refs) == 0 {
 		return false, err
 	}
 	var deleted int
@@ -108,15 +108,15 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 		if held > 0 {
 			return nil
 		}
-		for _, sum := range sums {
+		for _, ref := range refs {
 			var waiting int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM fts_garbage WHERE hash=?`, sum[:]).Scan(&waiting); err != nil {
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM fts_garbage WHERE hash=? AND loc=?`, ref.Sum[:], ref.Loc).Scan(&waiting); err != nil {
 				return err
 			}
 			if waiting > 0 {
 				continue // released again since the read above, indexed meanwhile
 			}
-			gone, err := s.deleteUnreferenced(tx, sum)
+			gone, err := s.deleteUnreferenced(tx, ref)
 			if err != nil {
 				return err
 			}
@@ -124,7 +124,7 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 				deleted++
 			}
 			fault("reclaim:deleted")
-			if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:]); err != nil {
+			if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=? AND loc=?`, ref.Sum[:], ref.Loc); err != nil {
 				return err
 			}
 		}
@@ -137,26 +137,26 @@ func (s *Store) reclaimSome(ctx context.Context) (bool, error) {
 	if deleted > 0 {
 		s.log.Debug("reclaimed content", "contents", deleted)
 	}
-	return len(sums) == reclaimBatch, nil
+	return len(refs) == reclaimBatch, nil
 }
 
-// neededQuery tells whether content is still needed: a message or queue
-// entry refers to it, or the index row of its text is still to be removed
-// (which reads the text again).
-const neededQuery = `SELECT EXISTS (SELECT 1 FROM blobs WHERE hash=?1) OR EXISTS (SELECT 1 FROM fts_garbage WHERE hash=?1)`
+// neededQuery tells whether a stored copy of content is still needed: a
+// message or queue entry refers to it, or the index row of its text is still
+// to be removed (which reads the text again).
+const neededQuery = `SELECT EXISTS (SELECT 1 FROM blobs WHERE hash=?1 AND loc=?2) OR EXISTS (SELECT 1 FROM fts_garbage WHERE hash=?1 AND loc=?2)`
 
 // deleteUnreferenced deletes content from the blob store if the metadata, as
 // tx sees it, does not refer to it. Only ever call it in a write transaction:
 // see the rules above.
-func (s *Store) deleteUnreferenced(tx *sql.Tx, sum Sum) (bool, error) {
+func (s *Store) deleteUnreferenced(tx *sql.Tx, ref Ref) (bool, error) {
 	var needed bool
-	if err := tx.QueryRow(neededQuery, sum[:]).Scan(&needed); err != nil {
+	if err := tx.QueryRow(neededQuery, ref.Sum[:], ref.Loc).Scan(&needed); err != nil {
 		return false, err
 	}
 	if needed {
 		return false, nil // referenced again since it was queued
 	}
-	if err := s.blobs.Delete(context.Background(), sum); err != nil {
+	if err := s.blobs.Delete(context.Background(), ref); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -165,11 +165,11 @@ func (s *Store) deleteUnreferenced(tx *sql.Tx, sum Sum) (bool, error) {
 // claimContent is called by the transaction adding the first reference to
 // content it Put: a pending reclaim is cancelled, and content deleted since
 // the Put makes the operation start again (errContentGone).
-func (s *Store) claimContent(tx *sql.Tx, sum Sum, size int64) error {
-	if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=?`, sum[:]); err != nil {
+func (s *Store) claimContent(tx *sql.Tx, ref Ref, size int64) error {
+	if _, err := tx.Exec(`DELETE FROM blob_reclaim WHERE hash=? AND loc=?`, ref.Sum[:], ref.Loc); err != nil {
 		return err
 	}
-	n, err := s.blobs.Stat(context.Background(), sum)
+	n, err := s.blobs.Stat(context.Background(), ref)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && n != size {
 		return errContentGone
 	}
@@ -178,13 +178,20 @@ func (s *Store) claimContent(tx *sql.Tx, sum Sum, size int64) error {
 
 // forget queues content that was Put but whose operation was rolled back: if
 // nothing refers to it by the reclaimer's turn, it is deleted.
-func (s *Store) forget(sum Sum) {
+func (s *Store) forget(refs ...Ref) {
+	if len(refs) == 0 {
+		return
+	}
 	err := s.write(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, since) VALUES (?,?)`, sum[:], now())
-		return err
+		for _, r := range refs {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO blob_reclaim (hash, loc, since) VALUES (?,?,?)`, r.Sum[:], r.Loc, now()); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil && !errors.Is(err, ErrClosed) {
-		s.log.Warn("content left unreferenced; 'sealmail check --repair' removes it", "sum", SumHex(sum), "err", err)
+		s.log.Warn("content left unreferenced; 'sealmail check --repair' removes it", "contents", len(refs), "err", err)
 	}
 }
 

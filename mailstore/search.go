@@ -566,7 +566,7 @@ func (q *query) readContents(ids string, args []any, fn func(id int64, data []by
 		c  ContentRef
 	}
 	var cands []cand
-	rows, err := q.tx.QueryContext(q.ctx, `SELECT b.id, b.hash, b.size FROM blobs b WHERE b.id IN (`+ids+`)`, args...)
+	rows, err := q.tx.QueryContext(q.ctx, `SELECT b.id, b.hash, b.size, b.loc FROM blobs b WHERE b.id IN (`+ids+`)`, args...)
 	if err != nil {
 		return err
 	}
@@ -574,7 +574,7 @@ func (q *query) readContents(ids string, args []any, fn func(id int64, data []by
 	for rows.Next() {
 		var x cand
 		var hash []byte
-		if err := rows.Scan(&x.id, &hash, &x.c.Size); err != nil {
+		if err := rows.Scan(&x.id, &hash, &x.c.Size, &x.c.Loc); err != nil {
 			return err
 		}
 		copy(x.c.Sum[:], hash)
@@ -584,7 +584,7 @@ func (q *query) readContents(ids string, args []any, fn func(id int64, data []by
 		return err
 	}
 	for _, x := range cands {
-		data, err := q.s.loadContent(q.ctx, x.c.Sum, x.c.Size)
+		data, err := q.s.loadContent(q.ctx, x.c)
 		if err != nil {
 			return err
 		}

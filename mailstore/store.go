@@ -32,6 +32,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -88,6 +89,7 @@ type Options struct {
 type Store struct {
 	path     string
 	blobs    BlobStore
+	ownBlobs io.Closer // nil if the caller gave the blob store
 	log      *slog.Logger
 	wdb      *sql.DB       // one connection: the writer goroutine's
 	rdb      *sql.DB       // readers; WAL lets them run beside the writer
@@ -139,12 +141,13 @@ func Open(dir string, opt Options) (*Store, error) {
 		log = slog.Default()
 	}
 	blobs := opt.Blobs
+	var own io.Closer // the blob store opened here, closed with the store
 	if blobs == nil {
 		d, err := disk.Open(filepath.Join(dir, BlobDir))
 		if err != nil {
 			return nil, fmt.Errorf("mailstore: %w", err)
 		}
-		blobs = d
+		blobs, own = d, d
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
@@ -190,6 +193,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	s := &Store{
 		path:        path,
 		blobs:       blobs,
+		ownBlobs:    own,
 		log:         log,
 		reclaimPoke: make(chan struct{}, 1),
 		wdb:         wdb,
@@ -249,16 +253,20 @@ func (s *Store) Close() error {
 	}
 	s.closeMu.Unlock()
 	s.wg.Wait()
-	return errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close())
+	err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close())
+	if s.ownBlobs != nil {
+		err = errors.Join(err, s.ownBlobs.Close())
+	}
+	return err
 }
 
 // op is one write operation waiting for the writer goroutine.
 type op struct {
 	fn   func(tx *sql.Tx) error
 	errc chan error
-	// sums is the content fn refers to that was Put for it: the syncer
+	// refs is the content fn refers to that was Put for it: the syncer
 	// makes it durable before the writer gets the operation.
-	sums []Sum
+	refs []Ref
 }
 
 // maxBatch bounds a group commit so one transaction stays short.
@@ -272,11 +280,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // writeContent is write for an operation that refers to content it has Put:
-// sums are synced, together with the rest of the batch's, before the commit.
-func (s *Store) writeContent(ctx context.Context, sums []Sum, fn func(tx *sql.Tx) error) error {
-	o := &op{fn: fn, errc: make(chan error, 1), sums: sums}
+// refs are synced, together with the rest of the batch's, before the commit.
+func (s *Store) writeContent(ctx context.Context, refs []Ref, fn func(tx *sql.Tx) error) error {
+	o := &op{fn: fn, errc: make(chan error, 1), refs: refs}
 	q := s.ops
-	if len(sums) > 0 {
+	if len(refs) > 0 {
 		q = s.unsynced
 	}
 	// The read lock orders enqueueing before Close, so the writer, which drains
@@ -397,11 +405,11 @@ func (s *Store) commit(batch []*op) {
 // its operations, so concurrent deliveries share the fsyncs, and passes the
 // operations to the writer. If the Sync fails, the operations fail.
 func (s *Store) syncContent(batch []*op) {
-	var sums []Sum
+	var refs []Ref
 	for _, o := range batch {
-		sums = append(sums, o.sums...)
+		refs = append(refs, o.refs...)
 	}
-	err := s.blobs.Sync(context.Background(), sums)
+	err := s.blobs.Sync(context.Background(), refs)
 	if err != nil {
 		err = s.classify(fmt.Errorf("mailstore: sync content: %w", err))
 	} else {

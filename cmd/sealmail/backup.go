@@ -56,6 +56,7 @@ func backup(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	defer blobs.Close()
 	if err := s.Backup(ctx, filepath.Join(dest, mailstore.DBFile), blobs); err != nil {
 		return err
 	}

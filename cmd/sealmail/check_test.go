@@ -1,16 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"os"
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"sealmail/mailstore"
+	"sealmail/mailstore/blob/disk"
 	"sealmail/mailstore/storetest"
 )
 
@@ -43,24 +46,22 @@ func TestCheck(t *testing.T) {
 		}
 	}
 
-	path := func(sum mailstore.Sum) string {
-		hex := mailstore.SumHex(sum)
-		return filepath.Join(data, "blobs", hex[:2], hex)
-	}
 	// One content damaged (a byte changed), one gone, one orphan left by a crash.
-	b := readAll(t, path(sums[0]))
-	b[len(b)/2] ^= 0x20
-	if err := os.WriteFile(path(sums[0]), b, 0o600); err != nil {
+	blobs, err := disk.Open(filepath.Join(data, mailstore.BlobDir))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(path(sums[1])); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Damage(t, blobs, sums[0], storetest.Garble)
+	storetest.Damage(t, blobs, sums[1], storetest.Remove)
 	orphan := []byte("From: x@other.example\r\nSubject: nobody's\r\n\r\nmồ côi\r\n")
-	orphanSum := sha256.Sum256(orphan)
-	if err := os.WriteFile(path(orphanSum), orphan, 0o600); err != nil {
+	orphanRef := mailstore.Ref{Sum: sha256.Sum256(orphan)}
+	if orphanRef.Loc, err = blobs.Put(ctx, orphanRef.Sum, bytes.NewReader(orphan), int64(len(orphan))); err != nil {
 		t.Fatal(err)
 	}
+	if err := blobs.Sync(ctx, []mailstore.Ref{orphanRef}); err != nil {
+		t.Fatal(err)
+	}
+	blobs.Close()
 	r := sealmail(t, "", "check", "--data", data)
 	if r.code != 1 {
 		t.Fatalf("check of a damaged directory: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -79,11 +80,13 @@ func TestCheck(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "orphans: 1 (removed 1)") {
 		t.Fatalf("check --repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if _, err := os.Stat(path(orphanSum)); !os.IsNotExist(err) {
+	if _, err := blobs.Stat(ctx, orphanRef); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the orphan is still there: %v", err)
 	}
-	if _, err := os.Stat(path(sums[0])); err != nil {
-		t.Errorf("--repair removed damaged content, which is evidence for the admin: %v", err)
+	stored := map[mailstore.Sum]bool{}
+	blobs.List(ctx, func(r mailstore.Ref, _ int64) error { stored[r.Sum] = true; return nil })
+	if !stored[sums[0]] {
+		t.Error("--repair removed damaged content, which is evidence for the admin")
 	}
 
 	// Counters that disagree with the messages are reported too.

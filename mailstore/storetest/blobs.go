@@ -22,79 +22,107 @@ func RunBlobs(t *testing.T, open BlobOpener) {
 	content := bytes.Repeat([]byte("Nội dung thư. "), 1000)
 	sum := sha256.Sum256(content)
 	size := int64(len(content))
-	if _, err := b.Stat(ctx, sum); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := b.Stat(ctx, mailstore.Ref{Sum: sum}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stat before put: %v", err)
 	}
-	if _, _, err := b.Open(ctx, sum, 0, -1); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := b.Open(ctx, mailstore.Ref{Sum: sum}, 0, -1); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("open before put: %v", err)
 	}
-	for i := 0; i < 2; i++ { // a second Put of the same content is no error
-		if err := b.Put(ctx, sum, bytes.NewReader(content), size); err != nil {
-			t.Fatalf("put %d: %v", i, err)
-		}
-	}
-	if err := b.Sync(ctx, []mailstore.Sum{sum, sum}); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := b.Stat(ctx, sum); err != nil || n != size {
-		t.Errorf("stat: %d, %v", n, err)
-	}
-	read := func(off, n int64) []byte {
+	put := func(sum mailstore.Sum, data []byte) mailstore.Ref {
 		t.Helper()
-		r, total, err := b.Open(ctx, sum, off, n)
+		loc, err := b.Put(ctx, sum, bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Close()
+		return mailstore.Ref{Sum: sum, Loc: loc}
+	}
+	// A second Put of the same content is no error; it may be a second copy.
+	ref, again := put(sum, content), put(sum, content)
+	if err := b.Sync(ctx, []mailstore.Ref{ref, again, ref}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []mailstore.Ref{ref, again} {
+		if n, err := b.Stat(ctx, r); err != nil || n != size {
+			t.Errorf("stat %q: %d, %v", r.Loc, n, err)
+		}
+	}
+	read := func(r mailstore.Ref, off, n int64) []byte {
+		t.Helper()
+		rc, total, err := b.Open(ctx, r, off, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
 		if total != size {
 			t.Errorf("open reports size %d, want %d", total, size)
 		}
-		got, err := io.ReadAll(r)
+		got, err := io.ReadAll(rc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return got
 	}
-	if !bytes.Equal(read(0, -1), content) {
+	if !bytes.Equal(read(ref, 0, -1), content) || !bytes.Equal(read(again, 0, -1), content) {
 		t.Error("whole content differs")
 	}
-	if got := read(7, 100); !bytes.Equal(got, content[7:107]) {
+	if got := read(ref, 7, 100); !bytes.Equal(got, content[7:107]) {
 		t.Errorf("range: %q", got)
 	}
-	if got := read(size-3, -1); !bytes.Equal(got, content[size-3:]) {
+	if got := read(ref, size-3, -1); !bytes.Equal(got, content[size-3:]) {
 		t.Errorf("tail: %q", got)
+	}
+	if got := read(ref, size-3, 100); !bytes.Equal(got, content[size-3:]) {
+		t.Errorf("range past the end: %q", got)
 	}
 	other := []byte("another")
 	osum := sha256.Sum256(other)
-	if err := b.Put(ctx, osum, bytes.NewReader(other), int64(len(other))); err != nil {
+	oref := put(osum, other)
+	if err := b.Sync(ctx, []mailstore.Ref{oref}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Sync(ctx, []mailstore.Sum{osum}); err != nil {
-		t.Fatal(err)
+	if ref.Loc != "" {
+		// A locator read with another sum never serves the other content.
+		if _, _, err := b.Open(ctx, mailstore.Ref{Sum: osum, Loc: ref.Loc}, 0, -1); err == nil {
+			t.Error("a locator opened under another content's sum")
+		}
 	}
-	if err := b.Put(ctx, sha256.Sum256([]byte("short")), bytes.NewReader([]byte("sho")), 5); err == nil {
+	if _, err := b.Put(ctx, sha256.Sum256([]byte("short")), bytes.NewReader([]byte("sho")), 5); err == nil {
 		t.Error("put of fewer bytes than announced succeeded")
 	}
-	listed := map[mailstore.Sum]int64{}
-	if err := b.List(ctx, func(s mailstore.Sum, n int64) error { listed[s] = n; return nil }); err != nil {
+	if _, err := b.Put(ctx, sha256.Sum256([]byte("long")), bytes.NewReader([]byte("longer")), 4); err == nil {
+		t.Error("put of more bytes than announced succeeded")
+	}
+	listed := map[mailstore.Ref]int64{}
+	if err := b.List(ctx, func(r mailstore.Ref, n int64) error { listed[r] = n; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if len(listed) != 2 || listed[sum] != size || listed[osum] != int64(len(other)) {
+	copies := map[bool]int{true: 2, false: 3}[ref == again]
+	if len(listed) != copies || listed[ref] != size || listed[again] != size || listed[oref] != int64(len(other)) {
 		t.Errorf("list: %v", listed)
 	}
 	for i := 0; i < 2; i++ { // deleting what is gone is no error
-		if err := b.Delete(ctx, sum); err != nil {
+		if err := b.Delete(ctx, ref); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := b.Stat(ctx, sum); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := b.Stat(ctx, ref); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stat after delete: %v", err)
 	}
-	// Put again after delete: content comes back (reclaim then redelivery).
-	if err := b.Put(ctx, sum, bytes.NewReader(content), size); err != nil {
-		t.Fatal(err)
+	if _, _, err := b.Open(ctx, ref, 0, -1); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("open after delete: %v", err)
 	}
-	if !bytes.Equal(read(0, -1), content) {
+	if again != ref {
+		// Deleting one copy leaves the other.
+		if !bytes.Equal(read(again, 0, -1), content) {
+			t.Error("the second copy differs after the first was deleted")
+		}
+	}
+	if n, err := b.Stat(ctx, oref); err != nil || n != int64(len(other)) {
+		t.Errorf("other content after a delete: %d, %v", n, err)
+	}
+	// Put again after delete: content comes back (reclaim then redelivery).
+	back := put(sum, content)
+	if !bytes.Equal(read(back, 0, -1), content) {
 		t.Error("content put again after delete differs")
 	}
 }

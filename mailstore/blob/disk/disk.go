@@ -1,7 +1,8 @@
 // Package disk is the default blob store: message content in a local
-// directory, one file per content.
+// directory, contents under 1 MiB appended to pack files (pack.go), larger
+// ones in a file each.
 //
-// Layout: DIR/ab/abcdef… — the 64 hex digits of the content's SHA-256, in one
+// Layout of the files: DIR/ab/abcdef… — the 64 hex digits of the content's SHA-256, in one
 // of 256 directories named by its first two digits (created at Open, so a Put
 // never creates a directory whose own entry would need syncing). A name never
 // holds a partial content, and a file is never modified, only deleted. On
@@ -11,12 +12,10 @@
 // renamed into place, and files left in tmp/ by a crash are removed at the
 // next Open once an hour old.
 //
-// Put does not sync. Sync takes the sums of many Puts — a whole group commit's
-// — and syncs their files and each directory they landed in once, all in
-// parallel, so concurrent deliveries share the filesystem's commits instead of
-// paying one file-and-directory fsync pair each in turn. Append-only pack
-// files (one fsync per group) were not built or measured; docs/benchmarks.md
-// gives the case for them.
+// Put does not sync. Sync takes the contents of many Puts — a whole group
+// commit's — and syncs each pack, file and directory they landed in once, all
+// in parallel, so concurrent deliveries share the filesystem's commits
+// instead of paying one file-and-directory fsync pair each in turn.
 //
 // The package satisfies mailstore.BlobStore without importing mailstore, so
 // that mailstore can open it as its default.
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"sealmail/internal/durable"
+	"sealmail/mailstore/blob"
 )
 
 // Store is a blob store in one local directory. It is safe for concurrent use,
@@ -42,17 +42,26 @@ import (
 type Store struct {
 	dir  string
 	anon bool // Put makes unnamed files (O_TMPFILE) rather than temporary names
+
+	mu     sync.Mutex
+	active *pack // where this process appends; nil until the first Put
+	rollAt int64 // a pack takes no new record past this size
 }
 
 const tmpDir = "tmp"
 
 // Open opens (creating if needed) the blob store in dir.
 func Open(dir string) (*Store, error) {
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, rollAt: packRoll}
 	if err := os.MkdirAll(filepath.Join(dir, tmpDir), 0o700); err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
 	created := false
+	if err := os.Mkdir(filepath.Join(dir, packDir), 0o700); err == nil {
+		created = true
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("blob store: %w", err)
+	}
 	for i := 0; i < 256; i++ {
 		err := os.Mkdir(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o700)
 		if err == nil {
@@ -95,14 +104,33 @@ func (s *Store) Path(sum [32]byte) string {
 	return filepath.Join(s.dir, name[:2], name)
 }
 
-// Put writes the content unless a file of the same size already holds it.
-func (s *Store) Put(ctx context.Context, sum [32]byte, r io.Reader, size int64) error {
+// Locate returns the file holding a content and where in it the content
+// starts: for tests that damage content on purpose, and for the admin.
+func (s *Store) Locate(ref blob.Ref) (string, int64, error) {
+	if ref.Loc == "" {
+		return s.Path(ref.Sum), 0, nil
+	}
+	name, off, err := parseLoc(ref.Loc)
+	return s.packPath(name), off + hdrSize, err
+}
+
+// Put appends a content under packMax to this process's pack and returns its
+// locator; a larger one is written to its own file, unless a file of the same
+// size already holds it, and its locator is empty.
+func (s *Store) Put(ctx context.Context, sum [32]byte, r io.Reader, size int64) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if size < packMax {
+		loc, err := s.putPacked(sum, r, size)
+		if err != nil {
+			return "", fmt.Errorf("blob store: put %x: %w", sum, err)
+		}
+		return loc, nil
+	}
 	path := s.Path(sum)
 	if info, err := os.Stat(path); err == nil && info.Size() == size {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+		return "", nil
 	}
 	var err error
 	if s.anon {
@@ -111,9 +139,9 @@ func (s *Store) Put(ctx context.Context, sum [32]byte, r io.Reader, size int64) 
 		err = s.putTmp(path, r, size)
 	}
 	if err != nil {
-		return fmt.Errorf("blob store: put %s: %w", filepath.Base(path), err)
+		return "", fmt.Errorf("blob store: put %s: %w", filepath.Base(path), err)
 	}
-	return nil
+	return "", nil
 }
 
 // putAnon writes the content into an unnamed file in its directory and
@@ -179,14 +207,23 @@ func copyAll(f *os.File, r io.Reader, size int64) error {
 // to fold them into few journal commits, few enough not to swamp a small machine.
 const syncWorkers = 32
 
-// Sync fsyncs the files of sums and each directory holding one of them once,
-// all at the same time: each must be durable before the commit that refers
-// to the content, in no particular order, and fsyncs in flight together
-// share the filesystem's journal commits.
-func (s *Store) Sync(ctx context.Context, sums [][32]byte) error {
-	items := make(map[string]func(string) error, 2*len(sums))
-	for _, sum := range sums {
-		p := s.Path(sum)
+// Sync makes the contents durable: each pack holding one of them is synced
+// once, and so is each file and each directory holding a file, all at the
+// same time: each must be durable before the commit that refers to the
+// content, in no particular order, and syncs in flight together share the
+// filesystem's journal commits.
+func (s *Store) Sync(ctx context.Context, refs []blob.Ref) error {
+	items := make(map[string]func(string) error, 2*len(refs))
+	for _, ref := range refs {
+		if ref.Loc != "" {
+			name, _, err := parseLoc(ref.Loc)
+			if err != nil {
+				return fmt.Errorf("blob store: sync: %w", err)
+			}
+			items[name] = s.syncPack
+			continue
+		}
+		p := s.Path(ref.Sum)
 		items[p] = syncFile
 		items[filepath.Dir(p)] = durable.SyncDir
 	}
@@ -236,9 +273,12 @@ func syncFile(path string) error {
 	return nil
 }
 
-// Open reads n bytes from off (n < 0: to the end) and returns the file's size.
-func (s *Store) Open(ctx context.Context, sum [32]byte, off, n int64) (io.ReadCloser, int64, error) {
-	f, err := os.Open(s.Path(sum))
+// Open reads n bytes from off (n < 0: to the end) and returns the content's size.
+func (s *Store) Open(ctx context.Context, ref blob.Ref, off, n int64) (io.ReadCloser, int64, error) {
+	if ref.Loc != "" {
+		return s.openPacked(ref, off, n)
+	}
+	f, err := os.Open(s.Path(ref.Sum))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -261,29 +301,40 @@ type section struct {
 
 func (s *section) Close() error { return s.f.Close() }
 
-// Stat returns the size of the file holding sum.
-func (s *Store) Stat(ctx context.Context, sum [32]byte) (int64, error) {
-	info, err := os.Stat(s.Path(sum))
+// Stat returns the size of the content.
+func (s *Store) Stat(ctx context.Context, ref blob.Ref) (int64, error) {
+	if ref.Loc != "" {
+		return s.statPacked(ref)
+	}
+	info, err := os.Stat(s.Path(ref.Sum))
 	if err != nil {
 		return 0, err
 	}
 	return info.Size(), nil
 }
 
-// Delete removes the file holding sum. The directory is not synced: should
-// the removal be lost in a crash, the file is an orphan that 'sealmail check
-// --repair' removes, never a reference to missing content.
-func (s *Store) Delete(ctx context.Context, sum [32]byte) error {
-	err := os.Remove(s.Path(sum))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+// Delete removes the content. Nothing is synced: should the removal be lost
+// in a crash, the content is an orphan that 'sealmail check --repair'
+// removes, never a reference to missing content.
+func (s *Store) Delete(ctx context.Context, ref blob.Ref) error {
+	var err error
+	if ref.Loc != "" {
+		err = s.deletePacked(ref)
+	} else if err = os.Remove(s.Path(ref.Sum)); errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("blob store: %w", err)
 	}
 	return nil
 }
 
-// List calls fn for every stored content. Names that are not a sum in its
-// right directory are skipped.
-func (s *Store) List(ctx context.Context, fn func(sum [32]byte, size int64) error) error {
+// List calls fn for every stored content: the records of the packs, then
+// the files. Names that are not a sum in its right directory are skipped.
+func (s *Store) List(ctx context.Context, fn func(ref blob.Ref, size int64) error) error {
+	if err := s.listPacks(ctx, fn); err != nil {
+		return fmt.Errorf("blob store: list: %w", err)
+	}
 	for i := 0; i < 256; i++ {
 		shard := fmt.Sprintf("%02x", i)
 		entries, err := os.ReadDir(filepath.Join(s.dir, shard))
@@ -306,7 +357,7 @@ func (s *Store) List(ctx context.Context, fn func(sum [32]byte, size int64) erro
 				}
 				return fmt.Errorf("blob store: list: %w", err)
 			}
-			if err := fn(sum, info.Size()); err != nil {
+			if err := fn(blob.Ref{Sum: sum}, info.Size()); err != nil {
 				return err
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"sealmail/mailstore/blob"
 )
 
 // TestPutModes checks both ways Put writes — unnamed files where the
@@ -25,17 +27,18 @@ func TestPutModes(t *testing.T) {
 			}
 			s.anon = anon
 			ctx := context.Background()
-			content := []byte("From: a@example.test\r\n\r\nnội dung\r\n")
+			// Large enough for a file of its own rather than a pack record.
+			content := append([]byte("From: a@example.test\r\n\r\n"), bytes.Repeat([]byte("nội dung\r\n"), packMax/8)...)
 			sum := sha256.Sum256(content)
 			if err := os.WriteFile(s.Path(sum), content[:7], 0o600); err != nil {
 				t.Fatal(err)
 			}
 			for i := 0; i < 2; i++ { // the second Put finds the content there
-				if err := s.Put(ctx, sum, bytes.NewReader(content), int64(len(content))); err != nil {
-					t.Fatal(err)
+				if loc, err := s.Put(ctx, sum, bytes.NewReader(content), int64(len(content))); err != nil || loc != "" {
+					t.Fatalf("put: %q, %v", loc, err)
 				}
 			}
-			if err := s.Sync(ctx, [][32]byte{sum}); err != nil {
+			if err := s.Sync(ctx, []blob.Ref{{Sum: sum}}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := os.ReadFile(s.Path(sum))
@@ -48,11 +51,11 @@ func TestPutModes(t *testing.T) {
 			if shard, _ := os.ReadDir(filepath.Dir(s.Path(sum))); len(shard) != 1 {
 				t.Errorf("the shard directory holds %d files, want the content only", len(shard))
 			}
-			if err := s.Put(ctx, sum, bytes.NewReader(content[:3]), int64(len(content))); err != nil {
+			if _, err := s.Put(ctx, sum, bytes.NewReader(content[:3]), int64(len(content))); err != nil {
 				t.Fatal(err) // present with the right size: nothing to write
 			}
-			other := []byte("short")
-			if err := s.Put(ctx, sha256.Sum256(other), bytes.NewReader(other[:3]), 5); err == nil {
+			other := content[:len(content)-1]
+			if _, err := s.Put(ctx, sha256.Sum256(other), bytes.NewReader(other[:3]), int64(len(other))); err == nil {
 				t.Error("Put of a content shorter than its size succeeded")
 			}
 		})
