@@ -30,13 +30,14 @@ func init() {
 			if err := registerFuncs(c); err != nil {
 				return err
 			}
-			// Readers map the database instead of reading it page by page:
-			// listing a large mailbox touches tens of thousands of pages, one
-			// read system call each through SQLite's 2 MB cache, and mapped
-			// it took about 30% less time. The price: a disk error on a mapped
-			// page stops the process (SIGBUS) instead of failing one read;
-			// the store is crash-safe, so that loses nothing acknowledged.
-			_, err := c.Exec(`PRAGMA mmap_size = 1073741824`, nil)
+			// Readers read the database page by page, not mapped. Mapped
+			// reads of a static mailbox were 8–10% faster, but SQLite unmaps
+			// the whole map at the first read transaction after any commit
+			// (the file may have changed under it), so under mail arriving
+			// without pause every read paid an munmap, a flush of every
+			// core's TLB, and page faults to map again: 4 KiB SMTP ingest
+			// took 14% more time with the map (docs/benchmarks.md, session 9).
+			_, err := c.Exec(`PRAGMA mmap_size = 0`, nil)
 			return err
 		},
 	})
