@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"sealmail/internal/testwait"
 	"sealmail/mailstore/storetest"
 )
 
@@ -73,15 +74,20 @@ func TestMetrics(t *testing.T) {
 	}
 	srv.waitLog(t, "reason=untrusted-certificate")
 
-	resp, err := http.Get("http://" + srv.addrs["metrics-addr"] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("scrape: %s\n%s", resp.Status, body)
-	}
+	var body []byte
+	// The checkpointer's first tick comes 500 ms after the start.
+	testwait.For(t, "a scrape with a checkpoint counted", func() bool {
+		resp, err := http.Get("http://" + srv.addrs["metrics-addr"] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("scrape: %s\n%s", resp.Status, body)
+		}
+		return bytes.Contains(body, []byte(`sealmail_store_checkpoints_total{mode="passive"}`))
+	})
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
