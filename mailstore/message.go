@@ -188,10 +188,8 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 		return err
 	})
 	if errors.Is(err, errAllFailed) {
-		// Nothing stored: the per-target errors say why. The content just
-		// written goes the way of reclaimed content, unless something else
-		// refers to it by then.
-		s.forget(b.ref())
+		// Nothing stored: the per-target errors say why (storeContent
+		// queued the content just written for reclaim).
 		return out, nil
 	}
 	if err != nil {
